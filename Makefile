@@ -1,0 +1,45 @@
+# Two commands for a new user: `make run` and `make test`. Everything else serves them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app wsgi
+STAMP := $(VENV)/.installed-stamp
+CATALOGS := crm/translations
+
+.PHONY: run test install translations extract-messages lint bench-audit clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) translations
+
+translations: $(STAMP)
+	$(BIN)/pybabel compile --use-fuzzy -q -d $(CATALOGS)
+
+# After changing user-facing strings: refresh the catalogs, then translate the new entries.
+extract-messages: $(STAMP)
+	$(BIN)/pybabel extract -q -F babel.cfg -k _l -o $(CATALOGS)/messages.pot .
+	$(BIN)/pybabel update -q -i $(CATALOGS)/messages.pot -d $(CATALOGS) --no-fuzzy-matching
+
+run: install
+	$(FLASK) db upgrade
+	$(FLASK) demo seed
+	$(FLASK) run --host 127.0.0.1 --port 5000
+
+# The suite runs on SQLite; when DATABASE_URL is set (as in CI) it runs again on it.
+test: install
+	env -u DATABASE_URL $(BIN)/pytest -q
+	@if [ -n "$$DATABASE_URL" ]; then echo "== again on $$DATABASE_URL"; $(BIN)/pytest -q; fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench-audit: install
+	$(BIN)/python bench/audit.py
+
+clean:
+	rm -rf $(VENV) instance

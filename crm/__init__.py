@@ -1,0 +1,52 @@
+"""Ledgerdesk: a compliance-grade complaint and refund desk for service providers."""
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from crm import cli, errors, jobs, site
+from crm.audit import service as audit_service
+from crm.audit import views as audit_views
+from crm.auth import views as auth_views
+from crm.auth.service import load_session_user
+from crm.config import DEFAULTS, from_environment
+from crm.extensions import babel, bootstrap, csrf, db, login_manager, migrate, tenants
+from crm.health import bp as health_bp
+from crm.i18n import select_locale, select_timezone
+from crm.templating import init_templating
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the app from the environment, then ``config`` on top (tests use it)."""
+    app = Flask(
+        __name__,
+        instance_path=str(ROOT / "instance"),
+        template_folder=str(ROOT / "templates"),
+    )
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_mapping(from_environment(Path(app.instance_path)))
+    app.config.from_mapping(config or {})
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    tenants.init_app(app, db)
+    audit_service.install(db.session.session_factory.class_)
+    jobs.init_app(app)
+    csrf.init_app(app)
+    bootstrap.init_app(app)
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    login_manager.init_app(app)
+    login_manager.user_loader(load_session_user)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = None
+    login_manager.session_protection = "basic"
+
+    errors.init_app(app)
+    init_templating(app)
+    cli.init_app(app)
+    for blueprint in (health_bp, site.bp, auth_views.bp, audit_views.bp):
+        app.register_blueprint(blueprint)
+    return app

@@ -1,0 +1,1 @@
+"""The tamper-evident audit trail: one hash-chained sequence of events per tenant."""

@@ -1,0 +1,72 @@
+"""The canonical form of an event and its hash, exactly as ``docs/audit-format.md``
+writes them down for independent verifiers."""
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+
+
+def format_instant(moment: datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.ffffffZ``: UTC, always six fractional digits."""
+    return f"{moment.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%fZ}"
+
+
+def check_json_value(value: Any, path: str = "data") -> None:
+    """Refuse what canonical JSON must not hold: floats, non-string keys, odd types."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return
+    if isinstance(value, float):
+        raise TypeError(f"{path}: floats are not allowed in audit data (use integers)")
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            check_json_value(item, f"{path}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{path}: keys must be strings")
+            check_json_value(item, f"{path}.{key}")
+        return
+    raise TypeError(f"{path}: {type(value).__name__} is not allowed in audit data")
+
+
+def event_body(
+    *,
+    tenant_id: int,
+    seq: int,
+    occurred_at: datetime,
+    actor_kind: str,
+    actor_id: str | None,
+    actor_label: str,
+    ip: str | None,
+    action: str,
+    subject_type: str,
+    subject_id: str | None,
+    data: dict[str, Any],
+    prev_hash: str,
+) -> dict[str, Any]:
+    """The event as hashed: every stored column but ``hash``."""
+    return {
+        "tenant_id": tenant_id,
+        "seq": seq,
+        "occurred_at": format_instant(occurred_at),
+        "actor": {"kind": actor_kind, "id": actor_id, "label": actor_label},
+        "ip": ip,
+        "action": action,
+        "subject": {"type": subject_type, "id": subject_id},
+        "data": data,
+        "prev_hash": prev_hash,
+    }
+
+
+def canonical_json(body: dict[str, Any]) -> bytes:
+    """Sorted keys, no insignificant whitespace, UTF-8 (RFC 8785 for this data)."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def event_hash(prev_hash: str, body: dict[str, Any]) -> str:
+    """``SHA-256(prev_hash as 64 ASCII hex digits ‖ canonical JSON)``, lowercase hex."""
+    return hashlib.sha256(prev_hash.encode("ascii") + canonical_json(body)).hexdigest()

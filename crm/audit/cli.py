@@ -1,0 +1,27 @@
+"""``flask audit …``: checking a tenant's chain."""
+
+import click
+from flask.cli import AppGroup
+
+from crm.audit import service
+from crm.cli_support import operator_command, tenant_option
+from tenants import Tenant, tenant_context
+
+audit_cli = AppGroup("audit", help="Inspect and verify audit trails.")
+
+
+@audit_cli.command("verify")
+@tenant_option
+@operator_command
+def verify(tenant: Tenant) -> None:
+    """Recompute the tenant's hash chain; exit 1 at the first bad event."""
+    with tenant_context(tenant):
+        report = service.verify_chain()
+    if report.ok:
+        click.echo(f"ok: {report.count} events, head {report.head_hash}")
+        return
+    click.echo(
+        f"FAILED at seq {report.first_bad_seq}: {report.problem} ({report.count} events verified before it)",
+        err=True,
+    )
+    raise SystemExit(1)

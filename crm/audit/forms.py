@@ -1,0 +1,19 @@
+"""The audit page's filter form (a GET form, so a filtered view can be bookmarked)."""
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import DateField, IntegerField, StringField
+from wtforms.validators import Length, NumberRange, Optional
+
+
+class AuditFilterForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    actor = StringField(_l("Actor"), validators=[Optional(), Length(max=200)])
+    action = StringField(_l("Action"), validators=[Optional(), Length(max=64)])
+    subject_type = StringField(_l("Subject type"), validators=[Optional(), Length(max=32)])
+    subject_id = StringField(_l("Subject id"), validators=[Optional(), Length(max=64)])
+    since = DateField(_l("From"), validators=[Optional()])
+    until = DateField(_l("To"), validators=[Optional()])
+    before = IntegerField(validators=[Optional(), NumberRange(min=1)])

@@ -1,0 +1,49 @@
+"""The events table and the per-tenant chain head that serialises appends."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Index, PrimaryKeyConstraint, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm.columns import UTCDateTime
+from crm.extensions import db
+from tenants import TenantScoped
+
+
+class AuditEvent(TenantScoped, db.Model):
+    """One link of a tenant's chain. Never updated or deleted (PostgreSQL triggers refuse
+    it); personal data stays out of ``data``, which holds ids and digests."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        PrimaryKeyConstraint("tenant_id", "seq"),
+        Index(None, "tenant_id", "action", "seq"),
+        Index(None, "tenant_id", "actor_id", "seq"),
+        Index(None, "tenant_id", "subject_type", "subject_id", "seq"),
+        Index(None, "tenant_id", "occurred_at"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigInteger)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str | None] = mapped_column(String(64))
+    actor_label: Mapped[str] = mapped_column(String(200))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    action: Mapped[str] = mapped_column(String(64))
+    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(TenantScoped, db.Model):
+    """The last ``seq`` and ``hash`` of a tenant's chain. Its row is the lock that
+    serialises appends; the events table's primary key is the backstop."""
+
+    __tablename__ = "audit_heads"
+    __table_args__ = (PrimaryKeyConstraint("tenant_id"),)
+
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    hash: Mapped[str] = mapped_column(String(64))

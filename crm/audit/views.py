@@ -1,0 +1,69 @@
+"""The audit page: the tenant's chain, newest first, with filters."""
+
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, render_template, request
+from flask_login import current_user
+
+from crm.access import Role, current_actor, requires
+from crm.audit import service
+from crm.audit.forms import AuditFilterForm
+from crm.extensions import db
+from tenants import current_tenant
+from tenants.ext import URL_PREFIX
+
+bp = Blueprint("audit", __name__, url_prefix=URL_PREFIX)
+
+PAGE_SIZE = 50
+
+
+def _local_midnight(day, timezone: str) -> datetime:
+    return datetime.combine(day, time(), tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+
+
+@bp.route("/audit")
+@requires("audit.view")
+def events():
+    form = AuditFilterForm(request.args)
+    status = 200
+    filters = service.EventFilter()
+    if request.args and not form.validate():
+        status = 400
+    elif request.args:
+        tz = current_tenant().timezone
+        filters = service.EventFilter(
+            actor=form.actor.data,
+            action=form.action.data,
+            subject_type=form.subject_type.data,
+            subject_id=form.subject_id.data,
+            since=_local_midnight(form.since.data, tz) if form.since.data else None,
+            until=_local_midnight(form.until.data + timedelta(days=1), tz) if form.until.data else None,
+        )
+    before = form.before.data if status == 200 else None
+    page = service.list_events(filters, before, PAGE_SIZE + 1)
+    more = len(page) > PAGE_SIZE
+    page = page[:PAGE_SIZE]
+    if current_user.role == Role.AUDITOR:
+        # A regulator's reading is itself on the record.
+        service.record(
+            "audit.viewed",
+            "audit_trail",
+            None,
+            actor=current_actor(),
+            data={key: value for key, value in request.args.items() if value},
+        )
+        db.session.commit()
+    next_args = {key: value for key, value in request.args.items() if key != "before" and value}
+    if more:
+        next_args["before"] = page[-1].seq
+    return (
+        render_template(
+            "audit/events.html",
+            form=form,
+            events=page,
+            head=service.chain_head(),
+            next_args=next_args if more else None,
+        ),
+        status,
+    )

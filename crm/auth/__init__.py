@@ -1,0 +1,1 @@
+"""Staff accounts: sign-in, lockout, sessions, roles, the admin's user pages."""

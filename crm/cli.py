@@ -1,0 +1,14 @@
+"""Registers every command group on the app's ``flask`` CLI."""
+
+from flask import Flask
+
+from crm.audit.cli import audit_cli
+from crm.auth.cli import users_cli
+from crm.demo.cli import demo_cli
+from crm.jobs import jobs_cli
+from crm.provisioning.cli import tenants_cli
+
+
+def init_app(app: Flask) -> None:
+    for group in (tenants_cli, users_cli, audit_cli, jobs_cli, demo_cli):
+        app.cli.add_command(group)

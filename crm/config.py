@@ -1,0 +1,84 @@
+"""Configuration from environment variables, checked once at start-up so a mistake is a
+clear message rather than a traceback."""
+
+import os
+import secrets
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+SUPPORTED_DATABASES = ("sqlite", "postgresql")
+
+
+class ConfigError(Exception):
+    """The environment describes an app that cannot start."""
+
+
+def database_url(raw: str | None, instance_path: Path) -> str:
+    """The SQLAlchemy URL for ``DATABASE_URL``; an SQLite file under ``instance/`` if unset."""
+    if not raw:
+        return f"sqlite:///{instance_path / 'ledgerdesk.sqlite3'}"
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ConfigError(
+            f"DATABASE_URL is not a database URL: {raw!r}. "
+            "Expected e.g. postgresql://user@host:5432/dbname or sqlite:///path/to/file.db"
+        ) from None
+    backend = url.get_backend_name()
+    if backend not in SUPPORTED_DATABASES:
+        raise ConfigError(f"DATABASE_URL uses {backend!r}; Ledgerdesk runs on PostgreSQL or SQLite.")
+    if backend == "postgresql" and url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    elif backend == "postgresql" and url.drivername != "postgresql+psycopg":
+        raise ConfigError("DATABASE_URL: use the psycopg driver (postgresql+psycopg://…).")
+    if backend == "postgresql" and not url.database:
+        raise ConfigError("DATABASE_URL names no database.")
+    return url.render_as_string(hide_password=False)
+
+
+def secret_key(env: dict[str, str], instance_path: Path, production: bool) -> str:
+    """``SECRET_KEY``; outside production, generated once and kept under ``instance/``."""
+    if env.get("SECRET_KEY"):
+        return env["SECRET_KEY"]
+    if production:
+        raise ConfigError("SECRET_KEY must be set when CRM_ENV=production.")
+    path = instance_path / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> dict:
+    """Flask config values read from the environment."""
+    env = dict(os.environ if env is None else env)
+    production = env.get("CRM_ENV", "development") == "production"
+    instance_path.mkdir(parents=True, exist_ok=True)
+    return {
+        "CRM_ENV": "production" if production else "development",
+        "SECRET_KEY": secret_key(env, instance_path, production),
+        "SQLALCHEMY_DATABASE_URI": database_url(env.get("DATABASE_URL"), instance_path),
+        "REDIS_URL": env.get("REDIS_URL") or None,
+        "SMTP_URL": env.get("SMTP_URL") or None,
+        "SESSION_COOKIE_SECURE": production,
+    }
+
+
+DEFAULTS = {
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "REMEMBER_COOKIE_HTTPONLY": True,
+    "REMEMBER_COOKIE_SAMESITE": "Lax",
+    "MAX_CONTENT_LENGTH": 60 * 1024 * 1024,
+    "BOOTSTRAP_SERVE_LOCAL": True,
+    "BABEL_DEFAULT_LOCALE": "en",
+    "BABEL_DEFAULT_TIMEZONE": "UTC",
+    "JOBS_QUEUE": "crm",
+    "PASSWORD_HASH_METHOD": "scrypt",
+    "LOGIN_MAX_FAILURES": 5,
+    "LOGIN_WINDOW_MINUTES": 15,
+    "LOGIN_LOCK_MINUTES": 15,
+    "WTF_CSRF_TIME_LIMIT": None,
+}

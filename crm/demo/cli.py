@@ -1,0 +1,28 @@
+"""``flask demo seed``."""
+
+import os
+
+import click
+from flask.cli import AppGroup
+
+from crm.cli_support import operator_command
+from crm.demo.seed import SLUG, USERS, seed_demo
+from crm.extensions import db
+
+demo_cli = AppGroup("demo", help="The demo tenant.")
+
+DEFAULT_PASSWORD = "ledgerdesk-demo"
+
+
+@demo_cli.command("seed")
+@operator_command
+def seed() -> None:
+    """Create the demo tenant and users (idempotent)."""
+    password = os.environ.get("DEMO_PASSWORD", DEFAULT_PASSWORD)
+    result = seed_demo(password)
+    db.session.commit()
+    click.echo("created: " + ", ".join(result.created) if result.created else "demo data already present")
+    click.echo(f"Sign in at http://127.0.0.1:5000/t/{SLUG}/login as any of:")
+    for email, role, _name in USERS:
+        click.echo(f"  {email:<22} ({role})")
+    click.echo(f"password: {password}")

@@ -1,0 +1,57 @@
+"""Domain errors raised by services, and the HTTP error pages."""
+
+from flask import Flask, render_template
+from flask_babel import lazy_gettext as _l
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+
+class DomainError(Exception):
+    """A request the domain refuses, with a message fit to show the person who made it.
+
+    ``field`` names the form field at fault, if one is."""
+
+    status = 422
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class NotFound(DomainError):
+    status = 404
+
+
+class Conflict(DomainError):
+    status = 409
+
+
+ERROR_MESSAGES = {
+    400: _l("The request could not be understood."),
+    403: _l("You do not have access to this page."),
+    404: _l("This page does not exist."),
+    405: _l("This address does not accept that kind of request."),
+    413: _l("What you sent is too large."),
+    429: _l("Too many requests. Please wait a moment and try again."),
+    500: _l("Something went wrong on our side. Nothing you submitted was lost; please try again."),
+}
+
+
+def _render(status: int, message: str | None = None):
+    body = message or ERROR_MESSAGES.get(status, ERROR_MESSAGES[500])
+    return render_template("errors/error.html", status=status, message=body), status
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_failed(error: CSRFError):
+        return _render(400, _l("The form expired or was sent from elsewhere. Reload the page and try again."))
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        return _render(error.code or 500)
+
+    @app.errorhandler(DomainError)
+    def domain_error(error: DomainError):
+        return _render(error.status, error.message)

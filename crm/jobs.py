@@ -1,0 +1,131 @@
+"""The one way to run work in the background.
+
+``enqueue`` is called inside a transaction; the job is handed over only after that
+transaction commits, and dropped if it rolls back. With ``REDIS_URL`` it goes to the rq
+queue ``crm`` and a worker runs it; without, it runs in-process right after the commit.
+Either way it runs in a fresh app context, for the tenant that enqueued it, in its own
+transaction. Jobs take ids, not ORM objects, and must be idempotent: rq retries them.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from redis import Redis, RedisError
+from rq import Queue, Retry, SimpleWorker
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+from werkzeug.utils import import_string
+
+from crm.extensions import db
+from tenants import Tenant, current_tenant_id, tenant_context
+
+log = logging.getLogger(__name__)
+
+PENDING_KEY = "jobs_pending"
+RETRY = Retry(max=3, interval=[10, 60, 300])
+
+
+@dataclass(frozen=True)
+class JobCall:
+    path: str
+    tenant_id: int | None
+    args: tuple = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def enqueue(func: Callable, *args: Any, **kwargs: Any) -> None:
+    """Run ``func(*args, **kwargs)`` after the current transaction commits, for the
+    tenant in context."""
+    path = f"{func.__module__}.{func.__qualname__}"
+    if import_string(path) is not func:
+        raise ValueError(f"{path} is not importable by name; jobs must be module-level functions")
+    call = JobCall(path, current_tenant_id(), args, kwargs)
+    db.session.info.setdefault(PENDING_KEY, []).append(call)
+
+
+def run_job(path: str, tenant_id: int | None, args: tuple, kwargs: dict) -> Any:
+    """Run one job in a fresh app context and session, for its tenant, and commit."""
+    with current_app.app_context():
+        tenant = db.session.get(Tenant, tenant_id) if tenant_id is not None else None
+        if tenant_id is not None and tenant is None:
+            log.warning("job %s dropped: tenant %s no longer exists", path, tenant_id)
+            return None
+        with tenant_context(tenant):
+            try:
+                result = import_string(path)(*args, **kwargs)
+                db.session.commit()
+            except Exception:
+                db.session.rollback()
+                raise
+    return result
+
+
+def queue(app: Flask | None = None) -> Queue:
+    app = app or current_app
+    return Queue(app.config["JOBS_QUEUE"], connection=redis_connection(app))
+
+
+def redis_connection(app: Flask | None = None) -> Redis:
+    app = app or current_app
+    return app.extensions["redis"]
+
+
+def _hand_over(session: Session) -> None:
+    calls: list[JobCall] = session.info.pop(PENDING_KEY, [])
+    if not calls:
+        return
+    if current_app.config.get("REDIS_URL"):
+        jobs_queue = queue()
+        for call in calls:
+            try:
+                jobs_queue.enqueue_call(
+                    run_job,
+                    args=(call.path, call.tenant_id, call.args, call.kwargs),
+                    retry=RETRY,
+                    description=call.path,
+                )
+            except RedisError:
+                # The transaction is committed and stays so; /readyz reports Redis down.
+                log.exception("could not enqueue job %s", call.path)
+        return
+    for call in calls:
+        try:
+            run_job(call.path, call.tenant_id, call.args, call.kwargs)
+        except Exception:
+            # The user's action is committed; a failed side job must not undo its reply.
+            log.exception("in-process job %s failed", call.path)
+
+
+def _drop(session: Session, *args) -> None:
+    session.info.pop(PENDING_KEY, None)
+
+
+def init_app(app: Flask) -> None:
+    if app.config.get("REDIS_URL"):
+        app.extensions["redis"] = Redis.from_url(app.config["REDIS_URL"])
+    session_class = db.session.session_factory.class_
+    for name, listener in (
+        ("after_commit", _hand_over),
+        ("after_rollback", _drop),
+        ("after_soft_rollback", _drop),
+    ):
+        if not event.contains(session_class, name, listener):
+            event.listen(session_class, name, listener)
+
+
+jobs_cli = AppGroup("jobs", help="Background jobs.")
+
+
+@jobs_cli.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+def worker(burst: bool) -> None:
+    """Run an rq worker for the queue, inside this app (needs REDIS_URL)."""
+    if not current_app.config.get("REDIS_URL"):
+        raise click.ClickException("REDIS_URL is not set: without Redis, jobs run in-process.")
+    # SimpleWorker runs jobs in this process, where the app context already lives.
+    SimpleWorker([queue()], connection=redis_connection()).work(burst=burst, with_scheduler=not burst)

@@ -1,0 +1,1 @@
+"""The SaaS operator's work: creating and suspending tenants."""

@@ -1,0 +1,52 @@
+"""The Flask side: ``/t/<tenant>/…`` URLs resolve their tenant, and ``url_for`` fills the
+prefix in from the tenant in context."""
+
+from flask import Flask, abort, current_app, g
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import select
+
+from tenants import context, guard
+from tenants.models import Tenant, TenantStatus
+
+URL_PREFIX = "/t/<tenant>"
+
+
+class Tenants:
+    """``Tenants(app, db)`` or ``Tenants().init_app(app, db)``."""
+
+    def __init__(self, app: Flask | None = None, db: SQLAlchemy | None = None) -> None:
+        if app is not None and db is not None:
+            self.init_app(app, db)
+
+    def init_app(self, app: Flask, db: SQLAlchemy) -> None:
+        self.db = db
+        guard.install(db.session.session_factory.class_)
+        app.url_value_preprocessor(self._enter_tenant_of_url)
+        app.url_defaults(self._fill_tenant_prefix)
+        app.teardown_request(self._leave_tenant)
+        app.extensions["tenants"] = self
+
+    def active_tenant(self, slug: str) -> Tenant | None:
+        return self.db.session.execute(
+            select(Tenant).where(Tenant.slug == slug, Tenant.status == TenantStatus.ACTIVE)
+        ).scalar_one_or_none()
+
+    def _enter_tenant_of_url(self, endpoint: str | None, values: dict | None) -> None:
+        if not values or "tenant" not in values:
+            return
+        tenant = self.active_tenant(values.pop("tenant"))
+        if tenant is None:
+            abort(404)
+        g.tenant_token = context.enter(context.CurrentTenant.of(tenant))
+
+    def _fill_tenant_prefix(self, endpoint: str, values: dict) -> None:
+        tenant = context.current_tenant()
+        if tenant is None or "tenant" in values:
+            return
+        if current_app.url_map.is_endpoint_expecting(endpoint, "tenant"):
+            values["tenant"] = tenant.slug
+
+    def _leave_tenant(self, exc: BaseException | None) -> None:
+        token = g.pop("tenant_token", None)
+        if token is not None:
+            context.leave(token)
