@@ -49,13 +49,14 @@ def operator_command(command: Callable) -> Callable:
 
 
 def tenant_option(command: Callable) -> Callable:
-    """``--tenant SLUG``, resolved to the Tenant (any status) as the ``tenant`` argument."""
+    """``--tenant SLUG``, handed to the command as the Tenant (any status) ``tenant``."""
 
-    def resolve(ctx, param, slug: str) -> Tenant:
+    @wraps(command)
+    def resolved(*args, tenant: str, **kwargs):
         with friendly_errors():
-            tenant = tenant_by_slug(slug)
-        if tenant is None:
-            raise click.BadParameter(f"no tenant has the slug {slug!r}")
-        return tenant
+            found = tenant_by_slug(tenant)
+        if found is None:
+            raise click.BadParameter(f"no tenant has the slug {tenant!r}", param_hint="--tenant")
+        return command(*args, tenant=found, **kwargs)
 
-    return click.option("--tenant", "tenant", required=True, metavar="SLUG", callback=resolve)(command)
+    return click.option("--tenant", required=True, metavar="SLUG", help="The tenant's slug.")(resolved)

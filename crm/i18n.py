@@ -1,6 +1,6 @@
 """Which language and time zone a page is shown in."""
 
-from flask import request, session
+from flask import has_request_context, request, session
 from flask_login import current_user
 
 from tenants import current_tenant
@@ -11,7 +11,11 @@ SESSION_KEY = "locale"
 
 
 def select_locale() -> str:
-    """The user's choice, else the tenant's default, else the browser's Accept-Language."""
+    """The user's choice, else the tenant's default, else the browser's Accept-Language.
+
+    Outside a request (CLI, jobs) there is no browser: English, the operator's language."""
+    if not has_request_context():
+        return "en"
     if getattr(current_user, "is_authenticated", False) and current_user.locale:
         return current_user.locale
     chosen = session.get(SESSION_KEY)

@@ -2,15 +2,18 @@
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, EmailField, PasswordField, SelectField, StringField
-from wtforms.validators import DataRequired, Email, Length, Optional
+from wtforms import BooleanField, DateField, EmailField, PasswordField, SelectChoice, SelectField, StringField
+from wtforms.validators import DataRequired, Length, Optional
 
 from crm.access import ROLE_LABELS
 from crm.i18n import LOCALE_NAMES
 
 
+PASSWORD_LENGTH = Length(min=10, max=128, message=_l("Use 10 to 128 characters."))
+
+
 def role_choices():
-    return [(role.value, label) for role, label in ROLE_LABELS.items()]
+    return [SelectChoice(role.value, label) for role, label in ROLE_LABELS.items()]
 
 
 class LoginForm(FlaskForm):
@@ -26,24 +29,25 @@ class LogoutForm(FlaskForm):
 
 class PasswordForm(FlaskForm):
     current_password = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=128)])
-    new_password = PasswordField(_l("New password"), validators=[DataRequired(), Length(min=10, max=128)])
+    new_password = PasswordField(_l("New password"), validators=[DataRequired(), PASSWORD_LENGTH])
 
 
 class LanguageForm(FlaskForm):
     locale = SelectField(
         _l("Language"),
-        choices=[("", _l("Tenant default")), *LOCALE_NAMES.items()],
+        choices=[SelectChoice("", _l("Tenant default"))]
+        + [SelectChoice(code, name) for code, name in LOCALE_NAMES.items()],
         validators=[Optional()],
     )
 
 
 class NewUserForm(FlaskForm):
-    email = EmailField(_l("Email"), validators=[DataRequired(), Email(), Length(max=254)])
+    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=254)])
     display_name = StringField(_l("Name"), validators=[Optional(), Length(max=200)])
     role = SelectField(_l("Role"), choices=role_choices)
     password = PasswordField(
         _l("Initial password"),
-        validators=[DataRequired(), Length(min=10, max=128)],
+        validators=[DataRequired(), PASSWORD_LENGTH],
         description=_l("At least 10 characters. Share it with the person privately."),
     )
     access_expires_on = DateField(

@@ -125,7 +125,7 @@ def account():
                 status = error.status
             else:
                 db.session.commit()
-                login_user(current_user)  # this session carries on with the new token
+                login_user(current_user._get_current_object())  # this session keeps going
                 flash(_("Your password is changed. Your other sessions are signed out."), "success")
                 return redirect(url_for("auth.account"))
         elif "lang-locale" in request.form and language_form.validate():

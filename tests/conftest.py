@@ -1,0 +1,160 @@
+"""Fixtures shared by the suite.
+
+One app and one database per run: on SQLite by default, on PostgreSQL when
+DATABASE_URL is set (as in CI). Tests stay independent by creating their own tenants
+with unique slugs, which is also how the product keeps its customers apart.
+"""
+
+import itertools
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+from sqlalchemy import create_engine, text
+
+from crm import create_app
+from crm.audit.service import Actor
+from crm.auth import service as auth
+from crm.config import database_url
+from crm.extensions import db
+from crm.provisioning import service as provisioning
+from tenants import CurrentTenant, tenant_context
+
+PASSWORD = "correct horse battery"
+CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+POSTGRES_URL = os.environ.get("DATABASE_URL")
+REDIS_URL = os.environ.get("REDIS_URL")
+
+requires_postgres = pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL (DATABASE_URL)")
+requires_redis = pytest.mark.skipif(not REDIS_URL, reason="needs Redis (REDIS_URL)")
+
+
+def _fresh_database(tmp_path_factory) -> str:
+    if not POSTGRES_URL:
+        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+    url = database_url(POSTGRES_URL, instance_path=None)
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory) -> Iterator[Flask]:
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": _fresh_database(tmp_path_factory),
+            "REDIS_URL": None,
+            # Cheap hashing keeps the suite fast; production keeps scrypt's defaults.
+            "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
+        }
+    )
+    with app.app_context():
+        upgrade()
+        db.session.remove()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask):
+    return app.test_cli_runner()
+
+
+_counter = itertools.count(1)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{next(_counter)}-{uuid.uuid4().hex[:6]}"
+
+
+@contextmanager
+def acting_for(app: Flask, tenant: CurrentTenant | None) -> Iterator:
+    """An app context acting for ``tenant``; yields the session. Keep requests outside
+    it, so each request gets its own context and session, as in production."""
+    with app.app_context(), tenant_context(tenant):
+        yield db.session
+
+
+@dataclass(frozen=True)
+class StaffUser:
+    id: int
+    email: str
+    role: str
+    password: str = PASSWORD
+
+
+@pytest.fixture
+def make_tenant(app: Flask) -> Callable[..., CurrentTenant]:
+    def make(**overrides) -> CurrentTenant:
+        fields = {"slug": unique("t"), "name": "Provider " + uuid.uuid4().hex[:4], **overrides}
+        with app.app_context():
+            tenant = provisioning.create_tenant(actor=Actor.operator("test"), **fields)
+            db.session.commit()
+            return CurrentTenant.of(tenant)
+
+    return make
+
+
+@pytest.fixture
+def make_user(app: Flask) -> Callable[..., StaffUser]:
+    def make(tenant: CurrentTenant, role: str = "agent", email: str | None = None) -> StaffUser:
+        with acting_for(app, tenant) as session:
+            user = auth.create_user(
+                email=email or f"{unique(role)}@example.test",
+                role=role,
+                password=PASSWORD,
+                actor=Actor.operator("test"),
+            )
+            session.commit()
+            return StaffUser(user.id, user.email, user.role)
+
+    return make
+
+
+def csrf_token(client: FlaskClient, url: str) -> str:
+    page = client.get(url)
+    match = CSRF_RE.search(page.text)
+    assert match, f"no CSRF token on {url} ({page.status_code})"
+    return match.group(1)
+
+
+def submit(client: FlaskClient, url: str, data: dict, *, form_page: str | None = None, **kwargs):
+    """POST a form the way a browser does: with the CSRF token of the page it is on."""
+    return client.post(url, data={"csrf_token": csrf_token(client, form_page or url), **data}, **kwargs)
+
+
+def login(client: FlaskClient, tenant: CurrentTenant, user: StaffUser, password: str | None = None):
+    return submit(
+        client, f"/t/{tenant.slug}/login", {"email": user.email, "password": password or user.password}
+    )
+
+
+@pytest.fixture
+def signed_in(client, make_tenant, make_user) -> Callable[..., tuple[CurrentTenant, StaffUser]]:
+    """Sign ``client`` in as a new user of ``role`` in a new (or given) tenant."""
+
+    def sign_in(role: str = "admin", tenant: CurrentTenant | None = None):
+        tenant = tenant or make_tenant()
+        user = make_user(tenant, role)
+        response = login(client, tenant, user)
+        assert response.status_code == 302, response.text
+        return tenant, user
+
+    return sign_in

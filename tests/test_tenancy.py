@@ -1,0 +1,156 @@
+"""Tenant isolation: URLs, the ORM guard, and the database's own composite keys."""
+
+import pytest
+from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from crm.auth.models import User
+from tenants import TenantContextError
+from tests.conftest import acting_for, login
+
+
+def staff_urls(app, user_id: int) -> list[str]:
+    """Every GET page under /t/<tenant>/ except the public sign-in ones."""
+    urls = []
+    for rule in app.url_map.iter_rules():
+        if "tenant" not in rule.arguments or "GET" not in rule.methods:
+            continue
+        if rule.endpoint in ("auth.login", "static"):
+            continue
+        values = {"user_id": user_id} if "user_id" in rule.arguments else {}
+        urls.append(
+            rule.rule.replace("<tenant>", "{slug}").replace("<int:user_id>", str(values.get("user_id", "")))
+        )
+    assert len(urls) >= 5, urls
+    return urls
+
+
+def test_user_of_one_tenant_never_sees_another_tenants_staff_pages(app, client, make_tenant, make_user):
+    tenant_a, tenant_b = make_tenant(), make_tenant()
+    admin_a = make_user(tenant_a, "admin")
+    admin_b = make_user(tenant_b, "admin")
+    assert login(client, tenant_a, admin_a).status_code == 302
+
+    for url in staff_urls(app, admin_b.id):
+        response = client.get(url.format(slug=tenant_b.slug))
+        assert response.status_code in (302, 404), url
+        if response.status_code == 302:
+            assert response.headers["Location"].startswith(f"/t/{tenant_b.slug}/login"), url
+        assert admin_b.email not in response.text, url
+        assert tenant_b.name not in response.text or response.status_code == 302, url
+
+
+def test_anonymous_visitor_gets_login_or_404_on_every_staff_page(app, client, make_tenant, make_user):
+    tenant = make_tenant()
+    admin = make_user(tenant, "admin")
+    for url in staff_urls(app, admin.id):
+        response = client.get(url.format(slug=tenant.slug))
+        assert response.status_code in (302, 404), url
+        assert admin.email not in response.text
+
+
+def test_another_tenants_user_id_is_404_not_403(client, signed_in, make_tenant, make_user):
+    tenant_a, _admin = signed_in("admin")
+    other = make_user(make_tenant(), "agent")
+    response = client.get(f"/t/{tenant_a.slug}/admin/users/{other.id}")
+    assert response.status_code == 404
+    assert other.email not in response.text
+
+
+@pytest.mark.parametrize("path", ["login", "", "audit", "admin/users"])
+def test_unknown_tenant_is_404(client, path):
+    assert client.get(f"/t/no-such-tenant/{path}").status_code == 404
+
+
+def test_suspended_tenant_answers_404_and_its_users_are_locked_out(client, runner, make_tenant, make_user):
+    tenant = make_tenant()
+    admin = make_user(tenant, "admin")
+    assert login(client, tenant, admin).status_code == 302
+    result = runner.invoke(args=["tenants", "suspend", tenant.slug])
+    assert result.exit_code == 0, result.output
+    assert client.get(f"/t/{tenant.slug}/").status_code == 404
+    assert client.get(f"/t/{tenant.slug}/login").status_code == 404
+
+
+def test_queries_without_a_tenant_see_nothing(app, make_tenant, make_user):
+    tenant = make_tenant()
+    make_user(tenant, "agent")
+    with acting_for(app, None) as session:
+        assert session.scalars(select(User)).all() == []
+        assert session.scalar(select(func.count()).select_from(User)) == 0
+        assert session.execute(update(User).values(display_name="x")).rowcount == 0
+        assert session.execute(delete(User)).rowcount == 0
+        session.rollback()
+    with acting_for(app, tenant) as session:
+        assert len(session.scalars(select(User)).all()) == 1
+
+
+def test_queries_in_one_tenant_see_only_its_rows(app, make_tenant, make_user):
+    tenant_a, tenant_b = make_tenant(), make_tenant()
+    user_a = make_user(tenant_a)
+    make_user(tenant_b)
+    with acting_for(app, tenant_a) as session:
+        assert [u.id for u in session.scalars(select(User))] == [user_a.id]
+        session.execute(update(User).values(display_name="renamed"))
+        session.commit()
+    with acting_for(app, tenant_b) as session:
+        assert all(u.display_name != "renamed" for u in session.scalars(select(User)))
+
+
+def _user_row(tenant_id: int, email: str) -> dict:
+    return {
+        "tenant_id": tenant_id,
+        "email": email,
+        "display_name": "x",
+        "role": "agent",
+        "password_hash": "x",
+        "active": True,
+        "session_token": "t" * 32,
+    }
+
+
+def test_insert_stamped_with_another_tenants_id_is_refused(app, make_tenant):
+    tenant_a, tenant_b = make_tenant(), make_tenant()
+    with acting_for(app, tenant_a) as session:
+        session.add(User(**_user_row(tenant_b.id, "intruder@example.test")))
+        with pytest.raises(TenantContextError):
+            session.flush()
+        session.rollback()
+        with pytest.raises(TenantContextError):
+            session.execute(insert(User), [_user_row(tenant_b.id, "bulk@example.test")])
+        session.rollback()
+    with acting_for(app, None) as session:
+        session.add(User(**_user_row(tenant_a.id, "nobody@example.test")))
+        with pytest.raises(TenantContextError):
+            session.flush()
+        session.rollback()
+
+
+def test_moving_a_row_to_another_tenant_is_refused(app, make_tenant, make_user):
+    tenant_a, tenant_b = make_tenant(), make_tenant()
+    user = make_user(tenant_a)
+    with acting_for(app, tenant_a) as session:
+        row = session.get(User, user.id)
+        row.tenant_id = tenant_b.id
+        with pytest.raises(TenantContextError):
+            session.flush()
+        session.rollback()
+
+
+def test_database_refuses_a_reference_to_another_tenants_row_even_in_raw_sql(app, make_tenant, make_user):
+    tenant_a, tenant_b = make_tenant(), make_tenant()
+    creator_b = make_user(tenant_b, "admin")
+    creator_a = make_user(tenant_a, "admin")
+    statement = text(
+        "INSERT INTO users (tenant_id, email, display_name, role, password_hash, active,"
+        " session_token, created_by_id, created_at)"
+        " VALUES (:tenant, :email, 'x', 'agent', 'x', :active, :token, :creator, :now)"
+    )
+    params = {"tenant": tenant_a.id, "active": True, "token": "t" * 32, "now": "2026-01-01 00:00:00"}
+    with acting_for(app, tenant_a) as session:
+        with pytest.raises(IntegrityError):
+            session.execute(statement, {**params, "email": "cross@example.test", "creator": creator_b.id})
+        session.rollback()
+        # The same statement pointing inside the tenant is accepted: the key is what refused it.
+        session.execute(statement, {**params, "email": "same@example.test", "creator": creator_a.id})
+        session.rollback()
