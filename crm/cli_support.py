@@ -14,7 +14,6 @@ from crm.audit.service import Actor
 from crm.errors import DomainError
 from crm.extensions import db
 from crm.provisioning.service import tenant_by_slug
-from tenants import Tenant
 
 
 def operator_actor() -> Actor:

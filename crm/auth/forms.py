@@ -8,7 +8,6 @@ from wtforms.validators import DataRequired, Length, Optional
 from crm.access import ROLE_LABELS
 from crm.i18n import LOCALE_NAMES
 
-
 PASSWORD_LENGTH = Length(min=10, max=128, message=_l("Use 10 to 128 characters."))
 
 
