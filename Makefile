@@ -17,12 +17,12 @@ $(STAMP): pyproject.toml
 install: $(STAMP) translations
 
 translations: $(STAMP)
-	$(BIN)/pybabel compile --use-fuzzy -q -d $(CATALOGS)
+	$(BIN)/pybabel -q compile -d $(CATALOGS)
 
 # After changing user-facing strings: refresh the catalogs, then translate the new entries.
 extract-messages: $(STAMP)
-	$(BIN)/pybabel extract -q -F babel.cfg -k _l -o $(CATALOGS)/messages.pot .
-	$(BIN)/pybabel update -q -i $(CATALOGS)/messages.pot -d $(CATALOGS) --no-fuzzy-matching
+	$(BIN)/pybabel -q extract -F babel.cfg -k _l -o $(CATALOGS)/messages.pot .
+	$(BIN)/pybabel -q update -i $(CATALOGS)/messages.pot -d $(CATALOGS) --no-fuzzy-matching --ignore-obsolete
 
 run: install
 	$(FLASK) db upgrade

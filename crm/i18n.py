@@ -1,6 +1,8 @@
 """Which language and time zone a page is shown in."""
 
+from babel import Locale
 from flask import has_request_context, request, session
+from flask_babel import get_locale
 from flask_login import current_user
 
 from tenants import current_tenant
@@ -25,6 +27,13 @@ def select_locale() -> str:
     if tenant is not None and tenant.locale in SUPPORTED_LOCALES:
         return tenant.locale
     return request.accept_languages.best_match(SUPPORTED_LOCALES, default="en")
+
+
+def page_locale() -> str:
+    """The supported code (``en`` or ``zh_CN``) of the page being rendered; Babel itself
+    reports zh_CN in its full form, zh_Hans_CN."""
+    shown = get_locale()
+    return next((code for code in SUPPORTED_LOCALES if Locale.parse(code) == shown), "en")
 
 
 def select_timezone() -> str:

@@ -3,11 +3,12 @@
 from datetime import datetime
 
 from flask import Flask, request
-from flask_babel import format_datetime, get_locale
+from flask_babel import format_datetime
 
 from crm.access import ROLE_LABELS, can
+from crm.audit.service import ACTOR_KIND_LABELS
 from crm.auth.forms import LogoutForm
-from crm.i18n import LOCALE_NAMES
+from crm.i18n import LOCALE_NAMES, page_locale
 from tenants import current_tenant
 
 
@@ -21,13 +22,14 @@ def init_templating(app: Flask) -> None:
 
     @app.context_processor
     def shared_context() -> dict:
-        locale = str(get_locale())
+        locale = page_locale()
         return {
             "page_locale": locale,
             "html_lang": locale.replace("_", "-"),
             "tenant": current_tenant(),
             "can": can,
             "role_label": lambda role: ROLE_LABELS.get(role, role),
+            "actor_kind_label": lambda kind: ACTOR_KIND_LABELS.get(kind, kind),
             "locale_names": LOCALE_NAMES,
             "csrf_only_form": LogoutForm,
             "current_path": request.full_path.rstrip("?"),

@@ -13,7 +13,7 @@ class AuditFilterForm(FlaskForm):
     actor = StringField(_l("Actor"), validators=[Optional(), Length(max=200)])
     action = StringField(_l("Action"), validators=[Optional(), Length(max=64)])
     subject_type = StringField(_l("Subject type"), validators=[Optional(), Length(max=32)])
-    subject_id = StringField(_l("Subject id"), validators=[Optional(), Length(max=64)])
+    subject_id = StringField(_l("Subject ID"), validators=[Optional(), Length(max=64)])
     since = DateField(_l("From"), validators=[Optional()])
     until = DateField(_l("To"), validators=[Optional()])
     before = IntegerField(validators=[Optional(), NumberRange(min=1)])

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import event, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -38,6 +39,15 @@ class Actor:
     @classmethod
     def operator(cls, label: str = "cli") -> "Actor":
         return cls("operator", None, label)
+
+
+ACTOR_KIND_LABELS = {
+    "user": _l("Staff"),
+    "customer": _l("Customer"),
+    "anonymous": _l("Anonymous"),
+    "system": _l("System"),
+    "operator": _l("Operator"),
+}
 
 
 @dataclass
@@ -184,22 +194,32 @@ _VERIFY_COLUMNS = (
 _BODY_FIELDS = tuple(column.key for column in _VERIFY_COLUMNS[:-1])
 
 
-def _stream_rows(batch: int) -> Iterator:
-    result = db.session.execute(
-        select(*_VERIFY_COLUMNS).order_by(AuditEvent.seq).execution_options(yield_per=batch)
-    )
-    for partition in result.partitions():
-        yield from partition
-
-
 def verify_chain(batch: int = 5000) -> ChainReport:
     """Recompute the chain of the tenant in context, streaming it in constant memory.
 
     Detects a changed event (its hash no longer matches), a missing one (a gap in
     ``seq``), reordered ones (``prev_hash`` no longer links), and a truncated tail (the
     chain head says more events were written)."""
+    result = db.session.execute(
+        select(*_VERIFY_COLUMNS).order_by(AuditEvent.seq).execution_options(yield_per=batch)
+    )
+    try:
+        report = _walk(row for partition in result.partitions() for row in partition)
+    finally:
+        result.close()
+    if not report.ok:
+        return report
+    head = db.session.execute(select(AuditHead.seq, AuditHead.hash)).one_or_none()
+    if head is not None and (head.seq != report.count or head.hash != report.head_hash):
+        return ChainReport(
+            report.count, report.head_hash, report.count + 1, f"chain head records {head.seq} events"
+        )
+    return report
+
+
+def _walk(rows: Iterator) -> ChainReport:
     expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
-    for row in _stream_rows(batch):
+    for row in rows:
         seq = row.seq
         if seq != expected_seq:
             return ChainReport(count, prev_hash, expected_seq, f"event {expected_seq} is missing")
@@ -209,9 +229,6 @@ def verify_chain(batch: int = 5000) -> ChainReport:
         if event_hash(prev_hash, body) != row.hash:
             return ChainReport(count, prev_hash, seq, "content does not match its hash")
         prev_hash, expected_seq, count = row.hash, seq + 1, count + 1
-    head = db.session.execute(select(AuditHead.seq, AuditHead.hash)).one_or_none()
-    if head is not None and (head.seq != count or head.hash != prev_hash):
-        return ChainReport(count, prev_hash, count + 1, f"chain head records {head.seq} events")
     return ChainReport(count, prev_hash)
 
 

@@ -6,9 +6,14 @@ from wtforms import BooleanField, DateField, EmailField, PasswordField, SelectCh
 from wtforms.validators import DataRequired, Length, Optional
 
 from crm.access import ROLE_LABELS
+from crm.auth.passwords import PASSWORD_MAX, PASSWORD_MIN
 from crm.i18n import LOCALE_NAMES
 
-PASSWORD_LENGTH = Length(min=10, max=128, message=_l("Use 10 to 128 characters."))
+PASSWORD_LENGTH = Length(
+    min=PASSWORD_MIN,
+    max=PASSWORD_MAX,
+    message=_l("Use %(min)d to %(max)d characters.", min=PASSWORD_MIN, max=PASSWORD_MAX),
+)
 
 
 def role_choices():
@@ -34,7 +39,7 @@ class PasswordForm(FlaskForm):
 class LanguageForm(FlaskForm):
     locale = SelectField(
         _l("Language"),
-        choices=[SelectChoice("", _l("Tenant default"))]
+        choices=[SelectChoice("", _l("Organisation default"))]
         + [SelectChoice(code, name) for code, name in LOCALE_NAMES.items()],
         validators=[Optional()],
     )
@@ -47,12 +52,12 @@ class NewUserForm(FlaskForm):
     password = PasswordField(
         _l("Initial password"),
         validators=[DataRequired(), PASSWORD_LENGTH],
-        description=_l("At least 10 characters. Share it with the person privately."),
+        description=_l("At least %(min)d characters. Share it with the person privately.", min=PASSWORD_MIN),
     )
     access_expires_on = DateField(
         _l("Access ends on"),
         validators=[Optional()],
-        description=_l("Optional. Time-boxes access, for example for an auditor."),
+        description=_l("Optional. Access ends automatically on this date, for example for an auditor."),
     )
 
 

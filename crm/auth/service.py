@@ -15,12 +15,11 @@ from crm.access import Role
 from crm.audit.chain import format_instant
 from crm.audit.service import Actor, record
 from crm.auth.models import LoginThrottle, User, new_session_token
+from crm.auth.passwords import PASSWORD_MAX, PASSWORD_MIN
 from crm.columns import utcnow
 from crm.errors import Conflict, DomainError
 from crm.extensions import db
 from crm.i18n import SUPPORTED_LOCALES
-
-PASSWORD_MIN, PASSWORD_MAX = 10, 128
 
 # Checked against when the email is unknown, so a miss costs as much as a wrong password.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
@@ -152,7 +151,7 @@ def _ensure_an_admin_remains() -> None:
         select(func.count()).select_from(User).where(User.role == Role.ADMIN, User.active.is_(True))
     )
     if not admins:
-        raise DomainError(_l("The tenant must keep at least one active admin."), "role")
+        raise DomainError(_l("Your organisation must keep at least one active admin."), "role")
 
 
 def change_password(user: User, *, current: str, new: str, actor: Actor) -> None:

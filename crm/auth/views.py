@@ -4,7 +4,7 @@ from datetime import UTC, datetime, time
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
@@ -54,7 +54,11 @@ def login():
             except service.LoginRefused as refused:
                 db.session.commit()
                 if refused.locked:
-                    flash(_("Too many failed sign-ins for this email. Try again in 15 minutes."), "danger")
+                    minutes = current_app.config["LOGIN_LOCK_MINUTES"]
+                    flash(
+                        _("Too many failed sign-ins for this email. Try again in %(n)d minutes.", n=minutes),
+                        "danger",
+                    )
                     status = 429
                 else:
                     flash(_("The email or password is not correct."), "danger")

@@ -1,0 +1,254 @@
+"""The audit chain: appended with its change, verifiable, tamper-evident, unforked."""
+
+import hashlib
+import json
+import sqlite3
+import threading
+
+import pytest
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.exc import DBAPIError
+
+from crm.audit.models import AuditEvent
+from crm.audit.service import Actor, record, verify_chain
+from crm.auth import service as auth
+from crm.extensions import db
+from tenants import TenantContextError, tenant_context
+from tests.conftest import POSTGRES_URL, acting_for, login, requires_postgres, submit
+
+
+@pytest.fixture
+def busy_tenant(app, client, make_tenant, make_user):
+    """A tenant with a realistic history: users added, sign-ins, a failure, a role change."""
+    tenant = make_tenant()
+    admin = make_user(tenant, "admin")
+    agent = make_user(tenant, "agent")
+    login(client, tenant, admin)
+    submit(client, f"/t/{tenant.slug}/admin/users/{agent.id}", {"role": "manager", "active": "y"})
+    submit(client, f"/t/{tenant.slug}/account", {"lang-locale": "zh_CN"})
+    other = app.test_client()
+    login(other, tenant, agent, password="wrong password")
+    login(other, tenant, agent)
+    return tenant
+
+
+def chain_report(app, tenant):
+    with acting_for(app, tenant):
+        return verify_chain(batch=3)  # a tiny batch exercises the streaming across batches
+
+
+def test_chain_verifies_after_a_realistic_sequence_of_actions(app, runner, busy_tenant):
+    report = chain_report(app, busy_tenant)
+    assert report.ok and report.count == 8
+    result = runner.invoke(args=["audit", "verify", "--tenant", busy_tenant.slug])
+    assert result.exit_code == 0
+    assert f"ok: 8 events, head {report.head_hash}" in result.output
+
+
+def test_event_is_written_with_its_change_and_vanishes_with_its_rollback(app, make_tenant):
+    tenant = make_tenant()
+    with acting_for(app, tenant) as session:
+        auth.create_user(
+            email="gone@example.test", role="agent", password="long enough pw", actor=Actor.system()
+        )
+        session.rollback()
+        assert session.scalars(select(AuditEvent.action)).all() == ["tenant.created"]
+        auth.create_user(
+            email="kept@example.test", role="agent", password="long enough pw", actor=Actor.system()
+        )
+        session.commit()
+        assert session.scalars(select(AuditEvent.action).order_by(AuditEvent.seq)).all() == [
+            "tenant.created",
+            "user.created",
+        ]
+
+
+def test_audit_data_refuses_floats_and_events_need_a_tenant(app, make_tenant):
+    with acting_for(app, make_tenant()), pytest.raises(TypeError, match="floats"):
+        record("x.y", "thing", 1, actor=Actor.system(), data={"amount": 1.5})
+    with acting_for(app, None), pytest.raises(TenantContextError):
+        record("x.y", "thing", 1, actor=Actor.system())
+
+
+def _tamper(app, statements: list[tuple[str, dict]]) -> None:
+    """Rewrite the events table behind the app's back, as someone with file or superuser
+    access could: SQLite by opening the file itself, PostgreSQL with triggers disabled."""
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    if url.startswith("sqlite"):
+        connection = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        triggers = [
+            row[0] for row in connection.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger'")
+        ]
+        connection.execute("BEGIN")
+        connection.execute("DROP TRIGGER audit_events_no_update")
+        connection.execute("DROP TRIGGER audit_events_no_delete")
+        for sql, params in statements:
+            connection.execute(sql, params)
+        for sql in triggers:
+            connection.execute(sql)
+        connection.execute("COMMIT")
+        connection.close()
+        return
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("SET LOCAL session_replication_role = replica"))
+        for sql, params in statements:
+            connection.execute(text(sql.replace("?", ":p")), {"p": params[0]} if params else {})
+    engine.dispose()
+
+
+CHANGES = {
+    "occurred_at": "occurred_at = '2020-01-01 00:00:00'",
+    "actor_kind": "actor_kind = 'system'",
+    "actor_id": "actor_id = '999'",
+    "actor_label": "actor_label = 'someone else'",
+    "ip": "ip = '10.9.9.9'",
+    "action": "action = 'user.deleted'",
+    "subject_type": "subject_type = 'ticket'",
+    "subject_id": "subject_id = '424242'",
+    "data": 'data = \'{{"role": "admin"}}\'',
+    "prev_hash": f"prev_hash = '{'a' * 64}'",
+    "hash": f"hash = '{'b' * 64}'",
+    "seq": "seq = seq + 100",
+    "tenant_id": "tenant_id = {other_tenant}",  # moved to a tenant whose chain is shorter
+}
+
+
+@pytest.mark.parametrize("column", sorted(CHANGES))
+def test_changing_any_column_of_an_event_is_detected(app, runner, make_tenant, busy_tenant, column):
+    change = CHANGES[column].format(other_tenant=make_tenant().id)
+    _tamper(app, [(f"UPDATE audit_events SET {change} WHERE tenant_id = ? AND seq = 4", (busy_tenant.id,))])
+    report = chain_report(app, busy_tenant)
+    assert report.first_bad_seq == 4, report
+    result = runner.invoke(args=["audit", "verify", "--tenant", busy_tenant.slug])
+    assert result.exit_code == 1
+    assert "FAILED at seq 4" in result.output
+
+
+def test_a_deleted_event_is_detected(app, busy_tenant):
+    _tamper(app, [("DELETE FROM audit_events WHERE tenant_id = ? AND seq = 5", (busy_tenant.id,))])
+    assert chain_report(app, busy_tenant).first_bad_seq == 5
+
+
+def test_a_deleted_last_event_is_detected_against_the_chain_head(app, busy_tenant):
+    _tamper(app, [("DELETE FROM audit_events WHERE tenant_id = ? AND seq = 8", (busy_tenant.id,))])
+    report = chain_report(app, busy_tenant)
+    assert report.first_bad_seq == 8 and report.count == 7
+
+
+def test_two_swapped_events_are_detected(app, busy_tenant):
+    swap = "UPDATE audit_events SET seq = {to} WHERE tenant_id = ? AND seq = {frm}"
+    _tamper(
+        app,
+        [
+            (swap.format(frm=3, to=-1), (busy_tenant.id,)),
+            (swap.format(frm=4, to=3), (busy_tenant.id,)),
+            (swap.format(frm=-1, to=4), (busy_tenant.id,)),
+        ],
+    )
+    assert chain_report(app, busy_tenant).first_bad_seq == 3
+
+
+def test_the_database_refuses_to_rewrite_events(app, busy_tenant):
+    statements = ["UPDATE audit_events SET action = 'x'", "DELETE FROM audit_events"]
+    if POSTGRES_URL:
+        statements.append("TRUNCATE audit_events")
+    for statement in statements:
+        with acting_for(app, busy_tenant) as session:
+            with pytest.raises(DBAPIError, match="append-only"):
+                session.execute(text(f"{statement}"))
+            session.rollback()
+    assert chain_report(app, busy_tenant).ok
+
+
+def independent_verify(app, tenant_id: int) -> tuple[int, str]:
+    """A verifier written from docs/audit-format.md alone: raw rows, hashlib and json."""
+    with app.app_context(), db.engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT tenant_id, seq, occurred_at, actor_kind, actor_id, actor_label, ip, action,"
+                " subject_type, subject_id, data, prev_hash, hash FROM audit_events"
+                " WHERE tenant_id = :t ORDER BY seq"
+            ),
+            {"t": tenant_id},
+        ).all()
+    prev = "0" * 64
+    for row in rows:
+        occurred = row.occurred_at
+        if isinstance(occurred, str):  # SQLite hands back the stored text
+            occurred = occurred.replace(" ", "T")
+            instant = occurred + ("" if "." in occurred else ".000000") + "Z"
+        else:
+            instant = occurred.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        body = {
+            "tenant_id": row.tenant_id,
+            "seq": row.seq,
+            "occurred_at": instant,
+            "actor": {"kind": row.actor_kind, "id": row.actor_id, "label": row.actor_label},
+            "ip": row.ip,
+            "action": row.action,
+            "subject": {"type": row.subject_type, "id": row.subject_id},
+            "data": json.loads(row.data) if isinstance(row.data, str) else row.data,
+            "prev_hash": row.prev_hash,
+        }
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+            "utf-8"
+        )
+        digest = hashlib.sha256(prev.encode("ascii") + canonical).hexdigest()
+        assert row.prev_hash == prev and row.hash == digest, f"seq {row.seq}"
+        prev = digest
+    return len(rows), prev
+
+
+def test_the_documented_format_verifies_with_independent_code(app, busy_tenant):
+    report = chain_report(app, busy_tenant)
+    assert independent_verify(app, busy_tenant.id) == (report.count, report.head_hash)
+
+
+def test_audit_page_filters_and_pages_through_events(app, client, signed_in):
+    tenant, admin = signed_in("admin")
+    with acting_for(app, tenant) as session:
+        for n in range(60):
+            record("test.bulk", "widget", n, actor=Actor.system(), data={"n": n})
+        session.commit()
+    page = client.get(f"/t/{tenant.slug}/audit?action=test.")
+    assert page.status_code == 200
+    assert page.text.count("test.bulk") == 50 and "auth.login" not in page.text
+    assert "Older events" in page.text
+    older = client.get(f"/t/{tenant.slug}/audit?action=test.&before=11")
+    assert older.text.count("test.bulk") == 7  # seq 4..10
+    by_subject = client.get(f"/t/{tenant.slug}/audit?subject_type=widget&subject_id=7")
+    assert by_subject.text.count("test.bulk") == 1
+    by_actor = client.get(f"/t/{tenant.slug}/audit?actor={admin.email}")
+    assert "auth.login" in by_actor.text and "test.bulk" not in by_actor.text
+    assert client.get(f"/t/{tenant.slug}/audit?since=not-a-date").status_code == 400
+    assert client.get(f"/t/{tenant.slug}/audit?before=-3").status_code == 400
+
+
+@requires_postgres
+def test_eight_concurrent_writers_produce_one_gapless_unforked_chain(app, make_tenant):
+    tenant = make_tenant()
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def writer(number: int) -> None:
+        try:
+            with app.app_context(), tenant_context(tenant):
+                start.wait()
+                for i in range(200):
+                    record("load.append", "writer", number, actor=Actor.system(), data={"i": i})
+                    db.session.commit()
+        except BaseException as error:  # reported below, not lost in the thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with acting_for(app, tenant) as session:
+        seqs = session.scalars(select(AuditEvent.seq).order_by(AuditEvent.seq)).all()
+    assert seqs == list(range(1, 1602))  # tenant.created + 8 x 200
+    report = chain_report(app, tenant)
+    assert report.ok and report.count == 1601
