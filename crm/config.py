@@ -26,12 +26,12 @@ def database_url(raw: str | None, instance_path: Path) -> str:
             f"DATABASE_URL is not a database URL: {raw!r}. "
             "Expected e.g. postgresql://user@host:5432/dbname or sqlite:///path/to/file.db"
         ) from None
+    if url.drivername in ("postgres", "postgresql"):
+        url = url.set(drivername="postgresql+psycopg")
     backend = url.get_backend_name()
     if backend not in SUPPORTED_DATABASES:
         raise ConfigError(f"DATABASE_URL uses {backend!r}; Ledgerdesk runs on PostgreSQL or SQLite.")
-    if backend == "postgresql" and url.drivername in ("postgresql", "postgres"):
-        url = url.set(drivername="postgresql+psycopg")
-    elif backend == "postgresql" and url.drivername != "postgresql+psycopg":
+    if backend == "postgresql" and url.drivername != "postgresql+psycopg":
         raise ConfigError("DATABASE_URL: use the psycopg driver (postgresql+psycopg://…).")
     if backend == "postgresql" and not url.database:
         raise ConfigError("DATABASE_URL names no database.")

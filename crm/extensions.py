@@ -31,3 +31,14 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def pending_in_transaction(key: str) -> list:
+    """A list kept on the session for work due when the current transaction commits.
+
+    Begins the transaction if none is open, so a rollback always has one to end and the
+    rollback listeners always clear the list with it."""
+    session = db.session()  # the scoped session's current Session
+    if not session.in_transaction():
+        session.begin()
+    return session.info.setdefault(key, [])

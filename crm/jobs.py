@@ -21,7 +21,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 from werkzeug.utils import import_string
 
-from crm.extensions import db
+from crm.extensions import db, pending_in_transaction
 from tenants import Tenant, current_tenant_id, tenant_context
 
 log = logging.getLogger(__name__)
@@ -42,10 +42,14 @@ def enqueue(func: Callable, *args: Any, **kwargs: Any) -> None:
     """Run ``func(*args, **kwargs)`` after the current transaction commits, for the
     tenant in context."""
     path = f"{func.__module__}.{func.__qualname__}"
-    if import_string(path) is not func:
+    try:
+        importable = import_string(path) is func
+    except ImportError:
+        importable = False
+    if not importable:
         raise ValueError(f"{path} is not importable by name; jobs must be module-level functions")
     call = JobCall(path, current_tenant_id(), args, kwargs)
-    db.session.info.setdefault(PENDING_KEY, []).append(call)
+    pending_in_transaction(PENDING_KEY).append(call)
 
 
 def run_job(path: str, tenant_id: int | None, args: tuple, kwargs: dict) -> Any:

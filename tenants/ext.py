@@ -1,7 +1,9 @@
 """The Flask side: ``/t/<tenant>/…`` URLs resolve their tenant, and ``url_for`` fills the
 prefix in from the tenant in context."""
 
-from flask import Flask, abort, current_app, g
+import re
+
+from flask import Flask, abort, current_app, g, request
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import select
 
@@ -9,6 +11,7 @@ from tenants import context, guard
 from tenants.models import Tenant, TenantStatus
 
 URL_PREFIX = "/t/<tenant>"
+UNROUTED_PREFIX = re.compile(r"^/t/([a-z0-9-]{1,40})/")
 
 
 class Tenants:
@@ -22,6 +25,7 @@ class Tenants:
         self.db = db
         guard.install(db.session.session_factory.class_)
         app.url_value_preprocessor(self._enter_tenant_of_url)
+        app.before_request(self._enter_tenant_of_unrouted_path)
         app.url_defaults(self._fill_tenant_prefix)
         app.teardown_request(self._leave_tenant)
         app.extensions["tenants"] = self
@@ -38,6 +42,15 @@ class Tenants:
         if tenant is None:
             abort(404)
         g.tenant_token = context.enter(context.CurrentTenant.of(tenant))
+
+    def _enter_tenant_of_unrouted_path(self) -> None:
+        """A mistyped address under a tenant's prefix still gets that tenant's 404 page."""
+        if request.routing_exception is None or "tenant_token" in g:
+            return
+        match = UNROUTED_PREFIX.match(request.path)
+        tenant = self.active_tenant(match.group(1)) if match else None
+        if tenant is not None:
+            g.tenant_token = context.enter(context.CurrentTenant.of(tenant))
 
     def _fill_tenant_prefix(self, endpoint: str, values: dict) -> None:
         tenant = context.current_tenant()

@@ -252,3 +252,16 @@ def test_eight_concurrent_writers_produce_one_gapless_unforked_chain(app, make_t
     assert seqs == list(range(1, 1602))  # tenant.created + 8 x 200
     report = chain_report(app, tenant)
     assert report.ok and report.count == 1601
+
+
+def test_a_recorded_event_alone_is_dropped_by_a_rollback(app, make_tenant):
+    tenant = make_tenant()
+    with acting_for(app, tenant) as session:
+        record("test.dropped", "thing", 1, actor=Actor.system())
+        session.rollback()
+        record("test.kept", "thing", 2, actor=Actor.system())
+        session.commit()
+        assert session.scalars(select(AuditEvent.action).order_by(AuditEvent.seq)).all() == [
+            "tenant.created",
+            "test.kept",
+        ]

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from crm.audit.chain import GENESIS_HASH, check_json_value, event_body, event_hash
 from crm.audit.models import AuditEvent, AuditHead
 from crm.columns import utcnow
-from crm.extensions import db
+from crm.extensions import db, pending_in_transaction
 from tenants import TenantContextError, current_tenant_id
 
 PENDING_KEY = "audit_pending"
@@ -74,8 +74,7 @@ def record(
         raise TenantContextError(f"audit event {action!r} with no tenant in context")
     data = data or {}
     check_json_value(data)
-    pending = db.session.info.setdefault(PENDING_KEY, [])
-    pending.append(
+    pending_in_transaction(PENDING_KEY).append(
         _Pending(
             tenant_id=tenant_id,
             actor=actor,

@@ -1,0 +1,197 @@
+"""The app as an operator meets it: configuration, health, schema, the demo, errors."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import func, select
+
+from crm import create_app
+from crm.auth.models import User
+from crm.config import ConfigError, database_url, from_environment
+from crm.demo.seed import USERS, seed_demo
+from crm.extensions import db
+from crm.provisioning.service import tenant_by_slug
+from tenants import Tenant, tenant_context
+from tests.conftest import acting_for
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_healthz_answers_while_the_process_is_up(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json == {"status": "ok"}
+
+
+def test_readyz_checks_the_database(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json["checks"]["database"] == "ok"
+
+
+def test_readyz_answers_503_naming_what_is_down(tmp_path):
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://nobody@127.0.0.1:1/nothing?connect_timeout=1",
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+        }
+    )
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.json["checks"]["database"].startswith("down")
+    assert response.json["checks"]["redis"].startswith("down")
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ("not a url", "not a database URL"),
+        ("mysql://root@localhost/x", "PostgreSQL or SQLite"),
+        ("postgresql://postgres@127.0.0.1:5432", "names no database"),
+    ],
+)
+def test_malformed_database_url_is_a_clear_error(tmp_path, raw, message):
+    with pytest.raises(ConfigError, match=message):
+        database_url(raw, tmp_path)
+
+
+def test_postgres_urls_get_the_psycopg_driver(tmp_path):
+    assert database_url("postgres://u@h/db", tmp_path).startswith("postgresql+psycopg://")
+
+
+def test_production_requires_a_secret_key(tmp_path):
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        from_environment(tmp_path, {"CRM_ENV": "production"})
+    config = from_environment(tmp_path, {"CRM_ENV": "production", "SECRET_KEY": "s" * 40})
+    assert config["SESSION_COOKIE_SECURE"] is True
+
+
+def test_development_secret_key_is_generated_once_and_kept(tmp_path):
+    first = from_environment(tmp_path, {})["SECRET_KEY"]
+    assert len(first) == 64 and from_environment(tmp_path, {})["SECRET_KEY"] == first
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def run_flask(*args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_cli_with_a_malformed_database_url_exits_with_a_message_not_a_traceback():
+    result = run_flask("tenants", "list", env={"DATABASE_URL": "::nonsense::"})
+    assert result.returncode != 0
+    assert "DATABASE_URL is not a database URL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_against_an_empty_database_says_to_migrate(tmp_path):
+    result = run_flask("tenants", "list", env={"DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"})
+    assert result.returncode == 1
+    assert "flask --app wsgi db upgrade" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_migrations_match_the_models(app):
+    with app.app_context(), db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, db.metadata)
+    assert differences == []
+
+
+def test_tenant_cli_creates_lists_and_refuses_bad_input(runner):
+    ok = runner.invoke(args=["tenants", "create", "acme-cli", "--name", "Acme 电信", "--locale", "zh_CN"])
+    assert ok.exit_code == 0, ok.output
+    listing = runner.invoke(args=["tenants", "list"])
+    assert "acme-cli\tactive\tAsia/Shanghai\tzh_CN\tCNY\tAcme 电信" in listing.output
+    for args, message in [
+        (["acme-cli", "--name", "Again"], "already exists"),
+        (["Bad Slug!", "--name", "X"], "slug"),
+        (["ok-slug", "--name", ""], "name"),
+        (["ok-slug", "--name", "X" * 201], "name"),
+        (["ok-slug", "--name", "X", "--timezone", "Mars/Olympus"], "Unknown time zone"),
+        (["ok-slug", "--name", "X", "--locale", "fr"], "Unsupported locale"),
+        (["ok-slug", "--name", "X", "--currency", "XYZW"], "Unknown currency"),
+    ]:
+        result = runner.invoke(args=["tenants", "create", *args])
+        assert result.exit_code == 1, (args, result.output)
+        assert message in result.output
+    missing = runner.invoke(args=["tenants", "suspend", "no-such-tenant"])
+    assert missing.exit_code == 1 and "No tenant has the slug" in missing.output
+
+
+def test_demo_seed_is_idempotent_and_its_chain_verifies(app, runner):
+    first = runner.invoke(args=["demo", "seed"])
+    second = runner.invoke(args=["demo", "seed"])
+    assert first.exit_code == second.exit_code == 0, first.output + second.output
+    assert "demo data already present" in second.output
+    assert "password: " in second.output
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Tenant).where(Tenant.slug == "demo")) == 1
+        demo = tenant_by_slug("demo")
+        with tenant_context(demo):
+            assert db.session.scalar(select(func.count()).select_from(User)) == len(USERS)
+            seed_demo("another-password")  # a third run changes nothing
+            assert db.session.scalar(select(func.count()).select_from(User)) == len(USERS)
+            db.session.rollback()
+    verify = runner.invoke(args=["audit", "verify", "--tenant", "demo"])
+    assert verify.exit_code == 0 and f"ok: {1 + len(USERS)} events" in verify.output
+
+
+def test_unknown_pages_get_a_friendly_404(client, make_tenant):
+    tenant = make_tenant()
+    response = client.get(f"/t/{tenant.slug}/no-such-page")
+    assert response.status_code == 404
+    assert "This page does not exist." in response.text and tenant.name in response.text
+
+
+def test_wrong_method_is_a_405_page(client, make_tenant):
+    tenant = make_tenant()
+    response = client.post(f"/t/{tenant.slug}/audit")
+    assert response.status_code in (400, 405)  # CSRF is checked first on any POST
+
+
+@pytest.mark.parametrize(
+    "tenant_locale, accept, expected",
+    [(None, "zh-CN,zh;q=0.9", "员工登录"), (None, "en-US", "Staff sign-in"), ("zh_CN", "en-US", "员工登录")],
+)
+def test_login_page_language_follows_tenant_then_browser(
+    client, make_tenant, tenant_locale, accept, expected
+):
+    tenant = make_tenant(locale=tenant_locale)
+    page = client.get(f"/t/{tenant.slug}/login", headers={"Accept-Language": accept})
+    assert expected in page.text
+
+
+def test_chosen_language_beats_tenant_default_and_browser(app, client, make_tenant):
+    from tests.conftest import submit
+
+    tenant = make_tenant(locale="zh_CN")
+    response = submit(
+        client,
+        f"/t/{tenant.slug}/language",
+        {"locale": "en", "next": f"/t/{tenant.slug}/login"},
+        form_page=f"/t/{tenant.slug}/login",
+    )
+    assert response.status_code == 302
+    assert "Staff sign-in" in client.get(f"/t/{tenant.slug}/login", headers={"Accept-Language": "zh-CN"}).text
+
+
+def test_a_signed_in_users_language_is_theirs(app, client, signed_in):
+    from tests.conftest import submit
+
+    tenant, _user = signed_in("agent")
+    submit(client, f"/t/{tenant.slug}/account", {"lang-locale": "zh_CN"})
+    page = client.get(f"/t/{tenant.slug}/", headers={"Accept-Language": "en"})
+    assert "退出登录" in page.text and 'lang="zh-CN"' in page.text
+    with acting_for(app, tenant) as session:
+        assert session.scalars(select(User.locale)).one() == "zh_CN"
