@@ -1,13 +1,15 @@
 """Staff sign-in, lockout, sessions, roles and the admin's user pages."""
 
+import threading
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
 
+from crm.auth import service as auth
 from crm.auth.models import LoginThrottle, User
 from crm.columns import utcnow
-from tests.conftest import PASSWORD, acting_for, login, submit
+from tests.conftest import PASSWORD, acting_for, login, requires_postgres, submit
 
 
 def audit_actions(app, tenant) -> list[str]:
@@ -318,3 +320,31 @@ def test_users_cli_prompts_for_the_password(runner, make_tenant):
         input="long enough pw\nlong enough pw\n",
     )
     assert result.exit_code == 0, result.output
+
+
+@requires_postgres
+def test_parallel_guesses_at_one_email_are_all_counted(app, make_tenant, make_user):
+    tenant = make_tenant()
+    user = make_user(tenant)
+    start = threading.Barrier(7)
+    outcomes: list[str] = []
+
+    def guess() -> None:
+        with acting_for(app, tenant) as session:
+            start.wait()
+            try:
+                auth.authenticate(user.email, "a wrong guess", ip="203.0.113.9")
+            except auth.LoginRefused as refused:
+                outcomes.append("locked" if refused.locked else "refused")
+            session.commit()
+
+    threads = [threading.Thread(target=guess) for _ in range(7)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["locked"] * 3 + ["refused"] * 4
+    actions = audit_actions(app, tenant)
+    assert actions.count("auth.login_failed") == 5
+    assert actions.count("auth.locked") == 1
+    assert actions.count("auth.login_refused") == 2

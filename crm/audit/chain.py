@@ -14,6 +14,11 @@ def format_instant(moment: datetime) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%fZ}"
 
 
+def digest(text: str) -> str:
+    """SHA-256 of personal data (an email, a phone number), which stays out of events."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def check_json_value(value: Any, path: str = "data") -> None:
     """Refuse what canonical JSON must not hold: floats, non-string keys, odd types."""
     if value is None or isinstance(value, (bool, int, str)):

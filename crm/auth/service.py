@@ -1,18 +1,20 @@
 """Staff account operations. Each changes rows and queues its audit event; the caller
 commits once."""
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from crm.access import Role
-from crm.audit.chain import format_instant
+from crm.audit.chain import digest, format_instant
 from crm.audit.service import Actor, record
 from crm.auth.models import LoginThrottle, User, new_session_token
 from crm.auth.passwords import PASSWORD_MAX, PASSWORD_MIN
@@ -20,17 +22,18 @@ from crm.columns import utcnow
 from crm.errors import Conflict, DomainError
 from crm.extensions import db
 from crm.i18n import SUPPORTED_LOCALES
+from tenants import current_tenant_id
 
-# Checked against when the email is unknown, so a miss costs as much as a wrong password.
-_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+@cache
+def _decoy_hash(method: str) -> str:
+    """Checked against when the email is unknown, so a miss costs as much as a wrong
+    password."""
+    return generate_password_hash("not-a-real-password", method=method)
 
 
 def normalise_email(email: str) -> str:
     return (email or "").strip().lower()
-
-
-def digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def check_email(email: str) -> str:
@@ -181,15 +184,28 @@ class LoginRefused(Exception):
     locked: bool
 
 
+_INSERT_BY_DIALECT = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
+
+
 def _throttle(email: str) -> LoginThrottle:
+    """The email's throttle row, created if missing and locked for this transaction, so
+    parallel guesses at one email are counted one after another, none lost."""
     key = digest(email)
-    throttle = db.session.scalars(
-        select(LoginThrottle).where(LoginThrottle.email_digest == key)
-    ).one_or_none()
-    if throttle is None:
-        throttle = LoginThrottle(email_digest=key, failures=0, window_started_at=utcnow())
-        db.session.add(throttle)
-    return throttle
+    insert = _INSERT_BY_DIALECT[db.session.get_bind().dialect.name]
+    db.session.execute(
+        insert(LoginThrottle).on_conflict_do_nothing(),
+        [
+            {
+                "tenant_id": current_tenant_id(),
+                "email_digest": key,
+                "failures": 0,
+                "window_started_at": utcnow(),
+            }
+        ],
+    )
+    return db.session.scalars(
+        select(LoginThrottle).where(LoginThrottle.email_digest == key).with_for_update()
+    ).one()
 
 
 def authenticate(email: str, password: str, *, ip: str | None) -> User:
@@ -213,7 +229,8 @@ def authenticate(email: str, password: str, *, ip: str | None) -> User:
             data={"email_sha256": digest(email), "reason": "locked"},
         )
         raise LoginRefused(locked=True)
-    password_ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password or "")
+    stored_hash = user.password_hash if user else _decoy_hash(config["PASSWORD_HASH_METHOD"])
+    password_ok = check_password_hash(stored_hash, password or "")
     if user is not None and password_ok and user.is_active:
         throttle.failures, throttle.locked_until = 0, None
         record("auth.login", "user", user.id, actor=Actor("user", str(user.id), user.email, ip))

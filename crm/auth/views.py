@@ -74,9 +74,7 @@ def login():
 @bp.route("/logout", methods=["GET", "POST"])
 def logout():
     form = LogoutForm()
-    if request.method == "POST":
-        if not form.validate():
-            abort(400)
+    if request.method == "POST":  # CSRFProtect has checked the token already
         if current_user.is_authenticated:
             service.record_logout(current_user, ip=client_ip())
             db.session.commit()
@@ -92,7 +90,7 @@ def logout():
 def choose_language():
     """The language switcher: remembered for this browser, and for the user if signed in."""
     locale = request.form.get("locale", "")
-    if locale not in SUPPORTED_LOCALES or not LogoutForm().validate():
+    if locale not in SUPPORTED_LOCALES:
         abort(400)
     session[SESSION_KEY] = locale
     if current_user.is_authenticated:
