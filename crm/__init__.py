@@ -11,10 +11,13 @@ from crm.audit import views as audit_views
 from crm.auth import views as auth_views
 from crm.auth.service import load_session_user
 from crm.config import DEFAULTS, from_environment
-from crm.extensions import babel, bootstrap, csrf, db, login_manager, migrate, tenants
+from crm.extensions import babel, bootstrap, csrf, db, limiter, login_manager, migrate, tenants
 from crm.health import bp as health_bp
 from crm.i18n import select_locale, select_timezone
+from crm.notify import views as notify_views
+from crm.portal import views as portal_views
 from crm.templating import init_templating
+from crm.tickets import views as ticket_views
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,6 +39,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     audit_service.install(db.session.session_factory.class_)
     jobs.init_app(app)
     csrf.init_app(app)
+    limiter.init_app(app)
     bootstrap.init_app(app)
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     login_manager.init_app(app)
@@ -47,6 +51,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     init_templating(app)
     cli.init_app(app)
-    for blueprint in (health_bp, site.bp, auth_views.bp, audit_views.bp):
+    blueprints = (
+        health_bp,
+        site.bp,
+        auth_views.bp,
+        audit_views.bp,
+        portal_views.bp,
+        ticket_views.bp,
+        notify_views.bp,
+    )
+    for blueprint in blueprints:
         app.register_blueprint(blueprint)
     return app

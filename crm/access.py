@@ -36,6 +36,12 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "account.edit": STAFF,
     "audit.view": frozenset({Role.ADMIN, Role.MANAGER, Role.AUDITOR}),
     "users.manage": frozenset({Role.ADMIN}),
+    # Reading tickets and their files: every staff role, auditors included (read-only).
+    "tickets.view": STAFF,
+    # Replying, noting, logging calls, changing status, assigning, merging, opening tickets.
+    "tickets.work": frozenset({Role.AGENT, Role.MANAGER, Role.ADMIN}),
+    "canned.manage": frozenset({Role.MANAGER, Role.ADMIN}),
+    "outbox.view": frozenset({Role.ADMIN, Role.MANAGER}),
 }
 
 

@@ -62,6 +62,10 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         "SQLALCHEMY_DATABASE_URI": database_url(env.get("DATABASE_URL"), instance_path),
         "REDIS_URL": env.get("REDIS_URL") or None,
         "SMTP_URL": env.get("SMTP_URL") or None,
+        "MAIL_FROM": env.get("MAIL_FROM") or "ledgerdesk@localhost",
+        # Where customers reach the public pages; links in emails sent outside a request.
+        "PUBLIC_BASE_URL": (env.get("PUBLIC_BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
+        "RATELIMIT_STORAGE_URI": env.get("REDIS_URL") or "memory://",
         "SESSION_COOKIE_SECURE": production,
     }
 

@@ -2,14 +2,18 @@
 
 from flask_babel import Babel
 from flask_bootstrap import Bootstrap5
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
-from tenants import Base, Tenants
+from tenants import Base, Tenants, current_tenant_id
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
@@ -18,6 +22,8 @@ csrf = CSRFProtect()
 babel = Babel()
 bootstrap = Bootstrap5()
 tenants = Tenants()
+# Limits are declared per view (the hosted forms); nothing is limited by default.
+limiter = Limiter(get_remote_address)
 
 
 @event.listens_for(Engine, "connect")
@@ -42,3 +48,17 @@ def pending_in_transaction(key: str) -> list:
     if not session.in_transaction():
         session.begin()
     return session.info.setdefault(key, [])
+
+
+_INSERT_BY_DIALECT = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
+
+
+def insert_or_ignore(model: type, row: dict) -> bool:
+    """Insert ``row`` for the tenant in context unless its key exists; True if inserted.
+
+    On PostgreSQL a concurrent insert of the same key waits for the other transaction,
+    so exactly one caller gets True."""
+    insert = _INSERT_BY_DIALECT[db.session.get_bind().dialect.name]
+    statement = insert(model).on_conflict_do_nothing().returning(*model.__table__.primary_key.columns)
+    inserted = db.session.execute(statement, [{**row, "tenant_id": current_tenant_id()}]).all()
+    return bool(inserted)

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from flask import Flask, request
+from flask import Flask, has_request_context, request
 from flask_babel import format_datetime
 
 from crm.access import ROLE_LABELS, can
@@ -32,5 +32,5 @@ def init_templating(app: Flask) -> None:
             "actor_kind_label": lambda kind: ACTOR_KIND_LABELS.get(kind, kind),
             "locale_names": LOCALE_NAMES,
             "csrf_only_form": LogoutForm,
-            "current_path": request.full_path.rstrip("?"),
+            "current_path": request.full_path.rstrip("?") if has_request_context() else "",
         }

@@ -1,5 +1,7 @@
 """Tenant isolation: URLs, the ORM guard, and the database's own composite keys."""
 
+import re
+
 import pytest
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -8,19 +10,25 @@ from crm.auth.models import User
 from tenants import TenantContextError
 from tests.conftest import acting_for, login
 
+PUBLIC_ENDPOINTS = {"auth.login"}
 
-def staff_urls(app, user_id: int) -> list[str]:
-    """Every GET page under /t/<tenant>/ except the public sign-in ones."""
+
+def staff_urls(app, **values) -> list[str]:
+    """Every GET page under /t/<tenant>/ but the public ones (sign-in, the customer's
+    portal), with the URL's other parts filled from ``values`` (ids of the other
+    tenant's objects)."""
     urls = []
     for rule in app.url_map.iter_rules():
         if "tenant" not in rule.arguments or "GET" not in rule.methods:
             continue
-        if rule.endpoint in ("auth.login", "static"):
+        if rule.endpoint in PUBLIC_ENDPOINTS or rule.endpoint.startswith("portal."):
             continue
-        values = {"user_id": user_id} if "user_id" in rule.arguments else {}
-        urls.append(
-            rule.rule.replace("<tenant>", "{slug}").replace("<int:user_id>", str(values.get("user_id", "")))
-        )
+        missing = rule.arguments - {"tenant"} - values.keys()
+        assert not missing, f"give test values for {missing} of {rule.rule}"
+        path = rule.rule
+        for name in rule.arguments - {"tenant"}:
+            path = re.sub(rf"<(?:\w+:)?{name}>", str(values[name]), path)
+        urls.append(path.replace("<tenant>", "{slug}"))
     assert len(urls) >= 5, urls
     return urls
 
@@ -31,7 +39,7 @@ def test_user_of_one_tenant_never_sees_another_tenants_staff_pages(app, client, 
     admin_b = make_user(tenant_b, "admin")
     assert login(client, tenant_a, admin_a).status_code == 302
 
-    for url in staff_urls(app, admin_b.id):
+    for url in staff_urls(app, user_id=admin_b.id):
         response = client.get(url.format(slug=tenant_b.slug))
         assert response.status_code in (302, 404), url
         if response.status_code == 302:
@@ -43,7 +51,7 @@ def test_user_of_one_tenant_never_sees_another_tenants_staff_pages(app, client, 
 def test_anonymous_visitor_gets_login_or_404_on_every_staff_page(app, client, make_tenant, make_user):
     tenant = make_tenant()
     admin = make_user(tenant, "admin")
-    for url in staff_urls(app, admin.id):
+    for url in staff_urls(app, user_id=admin.id):
         response = client.get(url.format(slug=tenant.slug))
         assert response.status_code in (302, 404), url
         assert admin.email not in response.text

@@ -9,8 +9,6 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from crm.access import Role
@@ -20,9 +18,8 @@ from crm.auth.models import LoginThrottle, User, new_session_token
 from crm.auth.passwords import PASSWORD_MAX, PASSWORD_MIN
 from crm.columns import utcnow
 from crm.errors import Conflict, DomainError
-from crm.extensions import db
+from crm.extensions import db, insert_or_ignore
 from crm.i18n import SUPPORTED_LOCALES
-from tenants import current_tenant_id
 
 
 @cache
@@ -184,25 +181,11 @@ class LoginRefused(Exception):
     locked: bool
 
 
-_INSERT_BY_DIALECT = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
-
-
 def _throttle(email: str) -> LoginThrottle:
     """The email's throttle row, created if missing and locked for this transaction, so
     parallel guesses at one email are counted one after another, none lost."""
     key = digest(email)
-    insert = _INSERT_BY_DIALECT[db.session.get_bind().dialect.name]
-    db.session.execute(
-        insert(LoginThrottle).on_conflict_do_nothing(),
-        [
-            {
-                "tenant_id": current_tenant_id(),
-                "email_digest": key,
-                "failures": 0,
-                "window_started_at": utcnow(),
-            }
-        ],
-    )
+    insert_or_ignore(LoginThrottle, {"email_digest": key, "failures": 0, "window_started_at": utcnow()})
     return db.session.scalars(
         select(LoginThrottle).where(LoginThrottle.email_digest == key).with_for_update()
     ).one()

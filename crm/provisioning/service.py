@@ -11,6 +11,7 @@ from crm.audit.service import Actor, record, start_chain
 from crm.errors import Conflict, DomainError, NotFound
 from crm.extensions import db
 from crm.i18n import SUPPORTED_LOCALES
+from crm.provisioning.models import TenantSettings
 from tenants import Tenant, TenantStatus, tenant_context
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
@@ -59,6 +60,7 @@ def create_tenant(
     db.session.flush()
     with tenant_context(tenant):
         start_chain()
+        db.session.add(TenantSettings())
         db.session.flush()
         record(
             "tenant.created",

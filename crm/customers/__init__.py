@@ -1,0 +1,1 @@
+"""The provider's customers: one record per person per tenant."""

@@ -1,0 +1,31 @@
+"""Customers, matched by normalised phone number or email."""
+
+from datetime import datetime
+
+from sqlalchemy import Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm.columns import UTCDateTime, utcnow
+from crm.extensions import db
+from tenants import BigIntId, TenantScoped
+
+
+class Customer(TenantScoped, db.Model):
+    __tablename__ = "customers"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "id"),
+        Index(None, "tenant_id", "phone"),
+        Index(None, "tenant_id", "email"),
+        Index(None, "tenant_id", "account_ref"),
+        Index(None, "tenant_id", "name"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # E.164, e.g. +8613800138000
+    phone: Mapped[str | None] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(254))
+    account_ref: Mapped[str | None] = mapped_column(String(100))
+    # The language the customer wrote in; their emails use it.
+    locale: Mapped[str] = mapped_column(String(16), default="zh_CN")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

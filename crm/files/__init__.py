@@ -1,0 +1,1 @@
+"""Evidence files: checked by their bytes, stored by their SHA-256."""

@@ -1,0 +1,52 @@
+"""What a file really is, judged by its bytes: the evidence types we accept."""
+
+import email.parser
+import re
+
+import filetype
+
+# Detected type -> the extension we store and serve it under.
+ALLOWED = {
+    "application/pdf": "pdf",
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "audio/mpeg": "mp3",
+    "audio/x-wav": "wav",
+    "audio/mp4": "m4a",
+    "message/rfc822": "eml",
+    "text/plain": "txt",
+}
+_FILETYPE_ALIASES = {"audio/wav": "audio/x-wav", "audio/x-m4a": "audio/mp4", "video/mp4": None}
+_HEADER_LINE = re.compile(rb"^[A-Za-z][A-Za-z0-9-]*:[ \t]", re.MULTILINE)
+_MAIL_HEADERS = {"from", "to", "subject", "date", "message-id", "received", "mime-version"}
+
+
+def detect(content: bytes) -> str | None:
+    """The MIME type of ``content`` if it is one we accept, else None."""
+    kind = filetype.guess(content[:8192])
+    if kind is not None:
+        mime = _FILETYPE_ALIASES.get(kind.mime, kind.mime)
+        return mime if mime in ALLOWED else None
+    if not _is_text(content):
+        return None
+    return "message/rfc822" if _looks_like_email(content) else "text/plain"
+
+
+def _is_text(content: bytes) -> bool:
+    if b"\x00" in content:
+        return False
+    for encoding in ("utf-8", "gb18030"):
+        try:
+            content.decode(encoding)
+            return True
+        except UnicodeDecodeError:
+            continue
+    return False
+
+
+def _looks_like_email(content: bytes) -> bool:
+    head = content[:16384].split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    if not _HEADER_LINE.match(head):
+        return False
+    message = email.parser.BytesHeaderParser().parsebytes(head)
+    return len({key.lower() for key in message} & _MAIL_HEADERS) >= 2

@@ -1,0 +1,1 @@
+"""Outbound email: every message is an outbox row first, sent by a job after commit."""

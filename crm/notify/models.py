@@ -1,0 +1,40 @@
+"""The outbox."""
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm.columns import UTCDateTime, utcnow
+from crm.extensions import db
+from tenants import BigIntId, TenantScoped, tenant_fk
+
+
+class OutboxStatus(enum.StrEnum):
+    QUEUED = "queued"  # waiting for the sending job
+    HELD = "held"  # no SMTP_URL: kept here, shown on the admin outbox page
+    SENT = "sent"
+    FAILED = "failed"  # retries exhausted
+
+
+class OutboxMessage(TenantScoped, db.Model):
+    __tablename__ = "outbox_messages"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "id"),
+        tenant_fk(["ticket_id"], "tickets"),
+        Index(None, "tenant_id", "created_at"),
+        Index(None, "tenant_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(BigIntId)
+    to_address: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    locale: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

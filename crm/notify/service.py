@@ -1,0 +1,115 @@
+"""Queueing and sending email through the outbox.
+
+A message is an outbox row written in the transaction of the action that caused it; a
+job sends it after the commit over ``SMTP_URL``, with rq's retries. Without
+``SMTP_URL`` the message is held in the outbox, where admins can read it.
+"""
+
+import re
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import formataddr, make_msgid
+from urllib.parse import unquote, urlsplit
+
+from flask import current_app
+from sqlalchemy import select
+
+from crm import jobs
+from crm.audit.chain import digest
+from crm.audit.service import Actor, record
+from crm.columns import utcnow
+from crm.extensions import db
+from crm.notify.models import OutboxMessage, OutboxStatus
+from tenants import current_tenant
+
+MAX_ATTEMPTS = 4  # the first try and rq's three retries
+TRACKING_LINK = re.compile(r"(/track/)[A-Za-z0-9_-]+")
+
+
+def queue_email(
+    *, to: str, subject: str, body: str, locale: str, ticket_id: int | None, actor: Actor
+) -> OutboxMessage:
+    """Write the message to the outbox; it is sent after the transaction commits."""
+    held = not current_app.config.get("SMTP_URL")
+    message = OutboxMessage(
+        ticket_id=ticket_id,
+        to_address=to,
+        subject=subject[:300],
+        body=body,
+        locale=locale,
+        status=OutboxStatus.HELD if held else OutboxStatus.QUEUED,
+    )
+    db.session.add(message)
+    db.session.flush()
+    record(
+        "email.queued",
+        "email",
+        message.id,
+        actor=actor,
+        data={
+            "ticket_id": ticket_id,
+            "to_sha256": digest(to),
+            "subject_sha256": digest(subject),
+            "body_sha256": digest(body),
+            "held": held,
+        },
+    )
+    if not held:
+        jobs.enqueue(send_outbox_message, message.id)
+    return message
+
+
+def outbox(limit: int = 200) -> list[OutboxMessage]:
+    query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
+    return list(db.session.scalars(query))
+
+
+def send_outbox_message(message_id: int) -> None:
+    """Job: send one outbox message (idempotent: a sent message is not sent again)."""
+    message = db.session.scalars(
+        select(OutboxMessage).where(OutboxMessage.id == message_id).with_for_update()
+    ).one_or_none()
+    if message is None or message.status != OutboxStatus.QUEUED:
+        return
+    message.attempts += 1
+    try:
+        deliver(message)
+    except (OSError, smtplib.SMTPException) as error:
+        message.last_error = f"{type(error).__name__}: {error}"[:500]
+        if message.attempts >= MAX_ATTEMPTS:
+            message.status = OutboxStatus.FAILED
+            record(
+                "email.failed", "email", message.id, actor=Actor.system(), data={"attempts": message.attempts}
+            )
+            return
+        # Keep the attempt count, then let rq retry the job later.
+        db.session.commit()
+        raise
+    message.status = OutboxStatus.SENT
+    message.sent_at = utcnow()
+    # Delivered: the customer's mailbox has the secret link; our copy need not.
+    message.body = TRACKING_LINK.sub(r"\1[…]", message.body)
+    record("email.sent", "email", message.id, actor=Actor.system(), data={"attempts": message.attempts})
+
+
+def deliver(message: OutboxMessage) -> None:
+    """Hand the message to the SMTP server of ``SMTP_URL``
+    (``smtp://[user:pass@]host[:port]`` or ``smtps://…``; ``?starttls=1`` upgrades)."""
+    url = urlsplit(current_app.config["SMTP_URL"])
+    sender = current_app.config.get("MAIL_FROM", "ledgerdesk@localhost")
+    email = EmailMessage()
+    email["From"] = formataddr((current_tenant().name, sender))
+    email["To"] = message.to_address
+    email["Subject"] = message.subject
+    email["Message-ID"] = make_msgid(domain=sender.partition("@")[2] or "localhost")
+    email.set_content(message.body)
+    smtp_class = smtplib.SMTP_SSL if url.scheme == "smtps" else smtplib.SMTP
+    with smtp_class(
+        url.hostname or "localhost", url.port or (465 if url.scheme == "smtps" else 25), timeout=20
+    ) as smtp:
+        if "starttls=1" in (url.query or ""):
+            smtp.starttls(context=ssl.create_default_context())
+        if url.username:
+            smtp.login(unquote(url.username), unquote(url.password or ""))
+        smtp.send_message(email)

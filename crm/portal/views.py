@@ -1,0 +1,229 @@
+"""Public pages, no account: the tenant's hosted refund form and receipt, and the
+customer's tracking page reached by their secret link."""
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from crm.access import client_ip
+from crm.errors import DomainError
+from crm.extensions import db, limiter
+from crm.files.storage import blob_path
+from crm.i18n import page_locale
+from crm.portal.forms import ConfirmForm, CustomerReplyForm, NotSatisfiedForm, RefundForm
+from crm.tickets import service as tickets
+from crm.tickets.models import Status
+from tenants import current_tenant
+from tenants.ext import URL_PREFIX
+
+bp = Blueprint("portal", __name__, url_prefix=URL_PREFIX)
+
+RECEIPT_KEY = "refund_receipt"
+TOKEN_MAX_AGE = 24 * 3600
+
+
+def _token_signer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt="refund-form-submission")
+
+
+def new_submission_token() -> str:
+    """A signed one-time nonce for one filling-in of the form."""
+    return _token_signer().dumps(tickets.new_nonce())
+
+
+def nonce_of(token: str) -> str | None:
+    try:
+        return _token_signer().loads(token, max_age=TOKEN_MAX_AGE)
+    except BadSignature:
+        return None
+
+
+def uploads_of(field_name: str) -> list[tickets.Upload]:
+    """The files of a multi-file field, read up to one byte past the size limit."""
+    return [
+        tickets.Upload(storage.filename, storage.stream.read(tickets.MAX_FILE_BYTES + 1))
+        for storage in request.files.getlist(field_name)
+        if storage and storage.filename
+    ]
+
+
+def show_error(form, error: DomainError) -> None:
+    field = getattr(form, error.field, None) if error.field else None
+    if field is not None:
+        field.errors = [*field.errors, error.message]
+    else:
+        flash(error.message, "danger")
+
+
+def form_rate() -> str:
+    return f"{tickets.settings().form_submissions_per_hour}/hour"
+
+
+def tenant_client_key() -> str:
+    return f"{current_tenant().slug}:{client_ip()}"
+
+
+@bp.route("/refund", methods=["GET", "POST"])
+@limiter.limit(form_rate, key_func=tenant_client_key, methods=["POST"])
+def refund():
+    form = RefundForm(currency=current_tenant().currency)
+    if request.method == "GET":
+        form.submission_token.data = new_submission_token()
+        return render_template("portal/refund.html", form=form, settings=tickets.settings())
+    if form.website.data:
+        abort(400)  # the honeypot: people never see this field
+    nonce = nonce_of(form.submission_token.data or "")
+    if nonce is None:
+        form.submission_token.data = new_submission_token()
+        flash(_("This form has expired. Please check your details and send it again."), "warning")
+        return render_template("portal/refund.html", form=form, settings=tickets.settings()), 400
+    status = 400
+    if form.validate():
+        refund_request = tickets.RefundRequest(
+            customer=tickets.CustomerDetails(
+                name=form.name.data,
+                phone=form.phone.data,
+                email=form.email.data or None,
+                account_ref=form.account_ref.data or None,
+                locale=page_locale(),
+            ),
+            reason=form.reason.data,
+            description=form.description.data,
+            purchase_date=form.purchase_date.data,
+            amount=form.amount.data or None,
+            currency=form.currency.data or None,
+            uploads=uploads_of("attachments"),
+        )
+        try:
+            submission = tickets.submit_refund_request(refund_request, nonce=nonce, ip=client_ip())
+        except DomainError as error:
+            db.session.rollback()
+            show_error(form, error)
+            status = error.status
+        else:
+            db.session.commit()
+            if submission.tracking_token:
+                session[RECEIPT_KEY] = {
+                    "ticket": submission.ticket.number,
+                    "token": submission.tracking_token,
+                }
+            return redirect(url_for("portal.receipt", number=submission.ticket.number))
+    return render_template("portal/refund.html", form=form, settings=tickets.settings()), status
+
+
+@bp.route("/refund/receipt/<int:number>")
+def receipt(number: int):
+    """The receipt. Only the browser that submitted the form holds the tracking link."""
+    kept = session.get(RECEIPT_KEY) or {}
+    if kept.get("ticket") != number:
+        abort(404)
+    ticket = tickets.ticket_by_number(number)
+    if ticket is None:
+        abort(404)
+    link = url_for("portal.track", token=kept["token"], _external=True)
+    return render_template("portal/receipt.html", ticket=ticket, link=link)
+
+
+def _ticket_of_link(token: str):
+    ticket = tickets.ticket_by_tracking_token(token)
+    if ticket is None:
+        abort(404)
+    return ticket
+
+
+def _render_tracking(ticket, token: str, status: int = 200, **forms):
+    entries = tickets.thread(ticket, public_only=True)
+    return (
+        render_template(
+            "portal/track.html",
+            ticket=ticket,
+            token=token,
+            entries=entries,
+            attachments=tickets.attachments_by_entry(ticket),
+            authors=tickets.public_author_names(entries),
+            reply_form=forms.get("reply_form") or CustomerReplyForm(),
+            not_satisfied_form=forms.get("not_satisfied_form") or NotSatisfiedForm(),
+            confirm_form=ConfirmForm(),
+            Status=Status,
+        ),
+        status,
+    )
+
+
+@bp.route("/track/<token>")
+def track(token: str):
+    return _render_tracking(_ticket_of_link(token), token)
+
+
+@bp.route("/track/<token>/reply", methods=["POST"])
+def track_reply(token: str):
+    ticket = _ticket_of_link(token)
+    form = CustomerReplyForm()
+    if not form.validate():
+        return _render_tracking(ticket, token, 400, reply_form=form)
+    try:
+        tickets.customer_reply(ticket, form.body.data, ip=client_ip(), uploads=uploads_of("attachments"))
+    except DomainError as error:
+        db.session.rollback()
+        show_error(form, error)
+        return _render_tracking(_ticket_of_link(token), token, error.status, reply_form=form)
+    db.session.commit()
+    flash(_("Thank you. Your message has been added to your request."), "success")
+    return redirect(url_for("portal.track", token=token))
+
+
+@bp.route("/track/<token>/withdraw", methods=["POST"])
+def track_withdraw(token: str):
+    ticket = _ticket_of_link(token)
+    try:
+        tickets.withdraw_by_customer(ticket, ip=client_ip())
+    except DomainError as error:
+        db.session.rollback()
+        flash(error.message, "danger")
+        return _render_tracking(_ticket_of_link(token), token, error.status)
+    db.session.commit()
+    flash(_("Your request is withdrawn."), "success")
+    return redirect(url_for("portal.track", token=token))
+
+
+@bp.route("/track/<token>/not-satisfied", methods=["POST"])
+def track_not_satisfied(token: str):
+    ticket = _ticket_of_link(token)
+    form = NotSatisfiedForm()
+    if not form.validate():
+        return _render_tracking(ticket, token, 400, not_satisfied_form=form)
+    try:
+        tickets.not_satisfied(ticket, form.body.data, ip=client_ip())
+    except DomainError as error:
+        db.session.rollback()
+        flash(error.message, "danger")
+        return _render_tracking(_ticket_of_link(token), token, error.status)
+    db.session.commit()
+    flash(_("Your request is open again, and a manager will review it."), "success")
+    return redirect(url_for("portal.track", token=token))
+
+
+@bp.route("/track/<token>/files/<int:attachment_id>")
+def track_file(token: str, attachment_id: int):
+    """An attachment of a public entry, served as a download of its detected type."""
+    ticket = _ticket_of_link(token)
+    attachment = tickets.attachment_of_ticket(ticket, attachment_id, public_only=True)
+    if attachment is None:
+        abort(404)
+    return send_file(
+        blob_path(ticket.tenant_id, attachment.sha256),
+        mimetype=attachment.content_type,
+        as_attachment=True,
+        download_name=attachment.filename,
+    )

@@ -1,0 +1,31 @@
+"""A tenant's own settings: what its public pages promise and how its desk is run."""
+
+from sqlalchemy import BigInteger, Integer, PrimaryKeyConstraint, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm.extensions import db
+from tenants import TenantScoped
+
+
+class AgentDisplay:
+    """How the customer sees who answers: the agent's first name, or the team's name."""
+
+    FIRST_NAME = "first_name"
+    TEAM = "team"
+
+
+class TenantSettings(TenantScoped, db.Model):
+    __tablename__ = "tenant_settings"
+    __table_args__ = (PrimaryKeyConstraint("tenant_id"),)
+
+    # Ticket numbers are per tenant: RF-1001, RF-1002, … The row is locked to take one.
+    ticket_prefix: Mapped[str] = mapped_column(String(8), default="RF")
+    next_ticket_number: Mapped[int] = mapped_column(BigInteger, default=1001)
+    # The promise on the receipt until SLA clocks take over: an answer within N hours.
+    response_hours: Mapped[int] = mapped_column(Integer, default=24)
+    form_submissions_per_hour: Mapped[int] = mapped_column(Integer, default=10)
+    agent_display: Mapped[str] = mapped_column(String(16), default=AgentDisplay.FIRST_NAME)
+    team_name: Mapped[str] = mapped_column(String(100), default="Customer Care")
+    # ISO 3166 region used to read phone numbers typed without a country code.
+    country: Mapped[str] = mapped_column(String(2), default="CN")
+    privacy_notice: Mapped[str | None] = mapped_column(Text)

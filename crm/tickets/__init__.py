@@ -1,0 +1,1 @@
+"""Refund requests, complaints and inquiries, and the thread each one carries."""

@@ -1,0 +1,36 @@
+"""The emails a customer gets about their ticket, written in the customer's language."""
+
+from flask import render_template
+from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
+
+from crm.tickets.models import Ticket
+from tenants import current_tenant
+
+SUBJECTS = {
+    "receipt": _l("We received your request %(reference)s"),
+    "reply": _l("New reply to your request %(reference)s"),
+    "request_info": _l("We need more information for your request %(reference)s"),
+    "resolved": _l("Your request %(reference)s is resolved"),
+}
+LINK_PLACEHOLDER = "[…]"
+
+
+def compose(template: str, *, ticket: Ticket, message: str, link: str) -> tuple[str, str]:
+    """Subject and plain-text body of ``template`` in the customer's language."""
+    with force_locale(ticket.customer.locale):
+        subject = str(SUBJECTS[template] % {"reference": ticket.reference})
+        body = render_template(
+            f"emails/{template}.txt",
+            ticket=ticket,
+            customer=ticket.customer,
+            message=message,
+            link=link,
+            tenant=current_tenant(),
+        )
+    return subject, body
+
+
+def without_link(body: str, token: str) -> str:
+    """The body with its secret link blanked, for copies kept beside the ticket."""
+    return "\n".join(LINK_PLACEHOLDER if token in line else line for line in body.splitlines())

@@ -1,0 +1,43 @@
+"""The customer's secret tracking links: random tokens, of which only digests are kept."""
+
+import hashlib
+import secrets
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from flask import current_app, has_request_context, url_for
+
+from crm.columns import utcnow
+from crm.extensions import db
+from crm.tickets.models import Ticket, TrackingLink
+from tenants import current_tenant
+
+LINK_DAYS = 365
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def mint_tracking_link(ticket: Ticket) -> str:
+    """A new token (192 random bits) that opens ``ticket``; only its digest is stored."""
+    token = secrets.token_urlsafe(24)
+    db.session.add(
+        TrackingLink(
+            token_hash=token_digest(token),
+            ticket_id=ticket.id,
+            expires_at=utcnow() + timedelta(days=LINK_DAYS),
+        )
+    )
+    return token
+
+
+def tracking_url(token: str) -> str:
+    """The absolute link; outside a request (jobs, CLI) it is built on PUBLIC_BASE_URL."""
+    if has_request_context():
+        return url_for("portal.track", token=token, _external=True)
+    base = urlsplit(current_app.config["PUBLIC_BASE_URL"])
+    adapter = current_app.url_map.bind(base.netloc, script_name=base.path or "/", url_scheme=base.scheme)
+    return adapter.build(
+        "portal.track", {"tenant": current_tenant().slug, "token": token}, force_external=True
+    )

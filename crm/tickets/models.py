@@ -1,0 +1,211 @@
+"""Tickets, their threads, canned replies, and used form-submission tokens."""
+
+import enum
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from crm.columns import UTCDateTime, utcnow
+from crm.customers.models import Customer
+from crm.extensions import db
+from tenants import BigIntId, TenantScoped, tenant_fk
+
+
+class Kind(enum.StrEnum):
+    REFUND = "refund"
+    COMPLAINT = "complaint"
+    INQUIRY = "inquiry"
+
+
+class Channel(enum.StrEnum):
+    WEB_FORM = "web_form"
+    PHONE = "phone"
+    EMAIL = "email"
+    API = "api"
+    REGULATOR_REFERRAL = "regulator_referral"
+
+
+class Priority(enum.StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class Status(enum.StrEnum):
+    NEW = "new"
+    OPEN = "open"
+    AWAITING_CUSTOMER = "awaiting_customer"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    WITHDRAWN = "withdrawn"
+
+
+OPEN_STATES = frozenset({Status.NEW, Status.OPEN, Status.AWAITING_CUSTOMER})
+
+# new → open → awaiting_customer ⇄ open → resolved → closed; resolved → open (reopen);
+# withdrawn from any open state.
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.NEW: frozenset({Status.OPEN, Status.AWAITING_CUSTOMER, Status.RESOLVED, Status.WITHDRAWN}),
+    Status.OPEN: frozenset({Status.AWAITING_CUSTOMER, Status.RESOLVED, Status.WITHDRAWN}),
+    Status.AWAITING_CUSTOMER: frozenset({Status.OPEN, Status.RESOLVED, Status.WITHDRAWN}),
+    Status.RESOLVED: frozenset({Status.OPEN, Status.CLOSED}),
+    Status.CLOSED: frozenset(),
+    Status.WITHDRAWN: frozenset(),
+}
+
+
+class Reason(enum.StrEnum):
+    SERVICE_NOT_AS_DESCRIBED = "service_not_as_described"
+    UNUSED_BALANCE = "unused_balance"
+    CANCELLED_CONTRACT = "cancelled_contract"
+    UNAUTHORIZED_CHARGE = "unauthorized_charge"
+    DUPLICATE_CHARGE = "duplicate_charge"
+    OTHER = "other"
+
+
+class Ticket(TenantScoped, db.Model):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "id"),
+        UniqueConstraint("tenant_id", "number"),
+        tenant_fk(["customer_id"], "customers"),
+        tenant_fk(["assignee_id"], "users"),
+        tenant_fk(["merged_into_id"], "tickets"),
+        # The queue: a view filters by status (and assignee), then pages by age.
+        Index(None, "tenant_id", "status", "created_at", "id"),
+        Index(None, "tenant_id", "assignee_id", "status", "created_at", "id"),
+        Index(None, "tenant_id", "created_at", "id"),
+        Index(None, "tenant_id", "customer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    number: Mapped[int] = mapped_column(BigInteger)
+    reference: Mapped[str] = mapped_column(String(24))  # e.g. RF-1042, as shown to humans
+    kind: Mapped[str] = mapped_column(String(16), default=Kind.REFUND)
+    channel: Mapped[str] = mapped_column(String(24), default=Channel.WEB_FORM)
+    priority: Mapped[str] = mapped_column(String(8), default=Priority.NORMAL)
+    status: Mapped[str] = mapped_column(String(24), default=Status.NEW)
+    reason: Mapped[str | None] = mapped_column(String(32))
+    customer_id: Mapped[int] = mapped_column(BigIntId)
+    assignee_id: Mapped[int | None] = mapped_column(BigIntId)
+    account_ref: Mapped[str | None] = mapped_column(String(100))
+    purchase_date: Mapped[date | None] = mapped_column(Date)
+    amount_minor: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    respond_by: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    needs_manager: Mapped[bool] = mapped_column(Boolean, default=False)
+    merged_into_id: Mapped[int | None] = mapped_column(BigIntId)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # Ids are unique across tenants, so the id alone joins; the composite key above is
+    # what keeps the reference inside the tenant.
+    customer: Mapped[Customer] = relationship(
+        primaryjoin="Ticket.customer_id == Customer.id",
+        foreign_keys=[customer_id],
+        viewonly=True,
+        lazy="joined",
+    )
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATES
+
+
+class EntryKind(enum.StrEnum):
+    PUBLIC_REPLY = "public_reply"
+    INTERNAL_NOTE = "internal_note"
+    CALL_LOG = "call_log"
+    INBOUND_MESSAGE = "inbound_message"
+    OUTBOUND_EMAIL = "outbound_email"
+    STATUS_CHANGE = "status_change"
+    SYSTEM_EVENT = "system_event"
+
+
+# What the customer's tracking page may show; everything else is staff-only.
+PUBLIC_KINDS = frozenset({EntryKind.PUBLIC_REPLY, EntryKind.INBOUND_MESSAGE, EntryKind.STATUS_CHANGE})
+
+
+class ThreadEntry(TenantScoped, db.Model):
+    __tablename__ = "thread_entries"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "id"),
+        tenant_fk(["ticket_id"], "tickets"),
+        tenant_fk(["author_user_id"], "users"),
+        Index(None, "tenant_id", "ticket_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(BigIntId)
+    kind: Mapped[str] = mapped_column(String(24))
+    # "staff", "customer" or "system"
+    author_kind: Mapped[str] = mapped_column(String(16))
+    author_user_id: Mapped[int | None] = mapped_column(BigIntId)
+    body: Mapped[str] = mapped_column(Text, default="")
+    # Structured detail: a call's direction/number/duration/outcome, a status change's
+    # from/to, an email's recipient and subject.
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def is_public(self) -> bool:
+        return self.kind in PUBLIC_KINDS
+
+
+class CannedReply(TenantScoped, db.Model):
+    """A manager's macro; placeholders {customer_name}, {ticket_number}, {deadline}."""
+
+    __tablename__ = "canned_replies"
+    __table_args__ = (UniqueConstraint("tenant_id", "id"), UniqueConstraint("tenant_id", "title"))
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    title: Mapped[str] = mapped_column(String(100))
+    body: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class SubmissionUse(TenantScoped, db.Model):
+    """A hosted-form submission token, once used: a second submit finds the ticket."""
+
+    __tablename__ = "submission_uses"
+    __table_args__ = (
+        PrimaryKeyConstraint("tenant_id", "nonce"),
+        tenant_fk(["ticket_id"], "tickets"),
+    )
+
+    nonce: Mapped[str] = mapped_column(String(64))
+    ticket_id: Mapped[int | None] = mapped_column(BigIntId)  # set once the ticket exists
+    used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class TrackingLink(TenantScoped, db.Model):
+    """A customer's secret link to a ticket. Only the token's SHA-256 is kept; every email
+    to the customer carries a fresh one, so any of them opens the ticket."""
+
+    __tablename__ = "tracking_links"
+    __table_args__ = (
+        PrimaryKeyConstraint("token_hash"),
+        tenant_fk(["ticket_id"], "tickets"),
+        Index(None, "tenant_id", "ticket_id"),
+    )
+
+    token_hash: Mapped[str] = mapped_column(String(64))
+    ticket_id: Mapped[int] = mapped_column(BigIntId)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,775 @@
+"""Ticket operations: the only code that changes a ticket. Each one changes rows, adds
+the thread entry a person will read, and queues its audit event; the caller commits."""
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
+
+from babel.numbers import get_currency_precision
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select, update
+
+from crm.audit.chain import digest
+from crm.audit.service import Actor, record
+from crm.auth.models import User
+from crm.auth.service import check_email
+from crm.columns import utcnow
+from crm.customers import service as customers
+from crm.customers.models import Customer
+from crm.errors import Conflict, DomainError, NotFound
+from crm.extensions import db, insert_or_ignore
+from crm.files.models import Attachment
+from crm.files.storage import RefusedFile, store
+from crm.notify import service as notify
+from crm.provisioning.models import AgentDisplay, TenantSettings
+from crm.tickets import emails
+from crm.tickets.links import mint_tracking_link, token_digest, tracking_url
+from crm.tickets.models import (
+    TRANSITIONS,
+    Channel,
+    EntryKind,
+    Kind,
+    Priority,
+    Reason,
+    Status,
+    SubmissionUse,
+    ThreadEntry,
+    Ticket,
+    TrackingLink,
+)
+from tenants import current_tenant
+
+MAX_FILES = 5
+MAX_FILE_BYTES = 10 * 1024 * 1024
+MAX_DESCRIPTION = 20_000
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file as received: its claimed name and its bytes (the name decides nothing)."""
+
+    filename: str | None
+    content: bytes
+
+
+@dataclass(frozen=True)
+class CustomerDetails:
+    name: str
+    phone: str | None = None
+    email: str | None = None
+    account_ref: str | None = None
+    locale: str = "zh_CN"
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    """What the hosted form collects, already parsed by its form."""
+
+    customer: CustomerDetails
+    reason: str
+    description: str
+    purchase_date: date | None = None
+    amount: Decimal | None = None
+    currency: str | None = None
+    uploads: list[Upload] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Submission:
+    ticket: Ticket
+    tracking_token: str | None  # None for a repeated submit: the first one holds the link
+    repeated: bool = False
+
+
+def settings() -> TenantSettings:
+    return db.session.scalars(select(TenantSettings)).one()
+
+
+def customer_actor(customer: Customer, ip: str | None) -> Actor:
+    return Actor("customer", str(customer.id), f"customer:{customer.id}", ip)
+
+
+def staff_actor(user: User, ip: str | None) -> Actor:
+    return Actor("user", str(user.id), user.email, ip)
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+def ticket_by_number(number: int) -> Ticket | None:
+    return db.session.scalars(select(Ticket).where(Ticket.number == number)).one_or_none()
+
+
+def ticket_by_tracking_token(token: str) -> Ticket | None:
+    """The ticket a customer's secret link opens, if the link is real and not expired."""
+    if not token or len(token) > 100:
+        return None
+    link = db.session.scalars(
+        select(TrackingLink).where(TrackingLink.token_hash == token_digest(token))
+    ).one_or_none()
+    if link is None or link.expires_at <= utcnow():
+        return None
+    return db.session.scalars(select(Ticket).where(Ticket.id == link.ticket_id)).one_or_none()
+
+
+def thread(ticket: Ticket, *, public_only: bool) -> list[ThreadEntry]:
+    query = select(ThreadEntry).where(ThreadEntry.ticket_id == ticket.id).order_by(ThreadEntry.id)
+    entries = list(db.session.scalars(query))
+    return [entry for entry in entries if entry.is_public] if public_only else entries
+
+
+def attachments_by_entry(ticket: Ticket) -> dict[int, list[Attachment]]:
+    by_entry: dict[int, list[Attachment]] = {}
+    query = select(Attachment).where(Attachment.ticket_id == ticket.id).order_by(Attachment.id)
+    for attachment in db.session.scalars(query):
+        by_entry.setdefault(attachment.entry_id, []).append(attachment)
+    return by_entry
+
+
+def attachment_of_ticket(
+    ticket: Ticket, attachment_id: int, *, public_only: bool = False
+) -> Attachment | None:
+    """An attachment of this ticket; with ``public_only``, only one the customer can see."""
+    query = select(Attachment).where(Attachment.id == attachment_id, Attachment.ticket_id == ticket.id)
+    attachment = db.session.scalars(query).one_or_none()
+    if attachment is None or not public_only:
+        return attachment
+    entry = db.session.scalars(select(ThreadEntry).where(ThreadEntry.id == attachment.entry_id)).one()
+    return attachment if entry.is_public else None
+
+
+def public_author_names(entries: list[ThreadEntry]) -> dict[int, str]:
+    """What the customer sees of who answered: a first name or the team's name."""
+    tenant_settings = settings()
+    ids = {entry.author_user_id for entry in entries if entry.author_user_id}
+    if not ids:
+        return {}
+    if tenant_settings.agent_display == AgentDisplay.TEAM:
+        return dict.fromkeys(ids, tenant_settings.team_name)
+    users = db.session.scalars(select(User).where(User.id.in_(ids)))
+    return {user.id: (user.display_name.split() or [tenant_settings.team_name])[0] for user in users}
+
+
+def new_nonce() -> str:
+    return secrets.token_hex(16)
+
+
+def customer_tickets(customer_id: int, *, excluding: int | None = None) -> list[Ticket]:
+    query = (
+        select(Ticket).where(Ticket.customer_id == customer_id).order_by(Ticket.created_at.desc()).limit(50)
+    )
+    return [ticket for ticket in db.session.scalars(query) if ticket.id != excluding]
+
+
+# --- parsing what people typed -----------------------------------------------------------
+
+
+def to_minor_units(amount: Decimal | str | None, currency: str) -> int | None:
+    """``199.00`` CNY -> 19900; refuses negatives and more decimals than the currency has."""
+    if amount is None or amount == "":
+        return None
+    try:
+        value = Decimal(str(amount).strip())
+    except InvalidOperation:
+        raise DomainError(_l("Enter an amount such as 199.00."), "amount") from None
+    if not value.is_finite() or value < 0:
+        raise DomainError(_l("The amount cannot be negative."), "amount")
+    digits = get_currency_precision(currency)
+    minor = value.scaleb(digits)
+    if minor != minor.to_integral_value():
+        raise DomainError(_l("Use at most %(n)d decimal places.", n=digits), "amount")
+    if minor > 10**15:
+        raise DomainError(_l("The amount is too large."), "amount")
+    return int(minor)
+
+
+def _check_text(value: str | None, field_name: str, limit: int, *, required: bool) -> str:
+    value = (value or "").strip()
+    if required and not value:
+        raise DomainError(_l("This field is required."), field_name)
+    if len(value) > limit:
+        raise DomainError(_l("Use at most %(n)d characters.", n=limit), field_name)
+    return value
+
+
+def _check_uploads(uploads: list[Upload]) -> None:
+    if len(uploads) > MAX_FILES:
+        raise DomainError(_l("Attach at most %(n)d files.", n=MAX_FILES), "attachments")
+    for upload in uploads:
+        if len(upload.content) > MAX_FILE_BYTES:
+            raise DomainError(
+                _l(
+                    "%(name)s is larger than %(mb)d MB.",
+                    name=upload.filename or "?",
+                    mb=MAX_FILE_BYTES // 2**20,
+                ),
+                "attachments",
+            )
+
+
+# --- the thread --------------------------------------------------------------------------
+
+
+def _add_entry(
+    ticket: Ticket,
+    kind: EntryKind,
+    *,
+    author_kind: str,
+    author: User | None = None,
+    body: str = "",
+    details: dict | None = None,
+) -> ThreadEntry:
+    entry = ThreadEntry(
+        ticket_id=ticket.id,
+        kind=kind,
+        author_kind=author_kind,
+        author_user_id=author.id if author else None,
+        body=body,
+        details=details or {},
+    )
+    db.session.add(entry)
+    db.session.flush()
+    ticket.updated_at = utcnow()
+    return entry
+
+
+def _attach(ticket: Ticket, entry: ThreadEntry, uploads: list[Upload], actor: Actor) -> list[Attachment]:
+    _check_uploads(uploads)
+    attached = []
+    for upload in uploads:
+        try:
+            stored = store(ticket.tenant_id, upload.content, upload.filename)
+        except RefusedFile:
+            raise DomainError(
+                _l(
+                    "%(name)s is not an accepted file type (PDF, PNG, JPEG, text, email, MP3, WAV or M4A).",
+                    name=upload.filename or "?",
+                ),
+                "attachments",
+            ) from None
+        attachment = Attachment(
+            ticket_id=ticket.id,
+            entry_id=entry.id,
+            sha256=stored.sha256,
+            size=stored.size,
+            content_type=stored.content_type,
+            filename=stored.filename,
+        )
+        db.session.add(attachment)
+        db.session.flush()
+        record(
+            "attachment.added",
+            "ticket",
+            ticket.id,
+            actor=actor,
+            data={
+                "attachment_id": attachment.id,
+                "entry_id": entry.id,
+                "sha256": stored.sha256,
+                "size": stored.size,
+                "content_type": stored.content_type,
+            },
+        )
+        attached.append(attachment)
+    return attached
+
+
+def _set_status(
+    ticket: Ticket, new: Status, actor: Actor, *, author_kind: str, author: User | None = None
+) -> None:
+    old = Status(ticket.status)
+    if new == old:
+        return
+    if new not in TRANSITIONS[old]:
+        raise Conflict(
+            _l("A ticket that is %(old)s cannot become %(new)s.", old=old.value, new=new.value), "status"
+        )
+    ticket.status = new
+    if new == Status.RESOLVED:
+        ticket.resolved_at = utcnow()
+    _add_entry(
+        ticket,
+        EntryKind.STATUS_CHANGE,
+        author_kind=author_kind,
+        author=author,
+        details={"from": old, "to": new},
+    )
+    record("ticket.status_changed", "ticket", ticket.id, actor=actor, data={"before": old, "after": new})
+
+
+# --- creating tickets --------------------------------------------------------------------
+
+
+def _allocate_number() -> tuple[int, str]:
+    """The tenant's next ticket number; the settings row's lock serialises it."""
+    number, prefix = db.session.execute(
+        update(TenantSettings)
+        .values(next_ticket_number=TenantSettings.next_ticket_number + 1)
+        .returning(TenantSettings.next_ticket_number, TenantSettings.ticket_prefix)
+    ).one()
+    return number - 1, f"{prefix}-{number - 1}"
+
+
+def _create_ticket(
+    *,
+    customer: Customer,
+    kind: Kind,
+    channel: Channel,
+    priority: Priority,
+    reason: str | None,
+    account_ref: str | None,
+    purchase_date: date | None,
+    amount_minor: int | None,
+    currency: str,
+    actor: Actor,
+) -> Ticket:
+    number, reference = _allocate_number()
+    ticket = Ticket(
+        number=number,
+        reference=reference,
+        kind=kind,
+        channel=channel,
+        priority=priority,
+        status=Status.NEW,
+        reason=reason,
+        customer_id=customer.id,
+        account_ref=account_ref,
+        purchase_date=purchase_date,
+        amount_minor=amount_minor,
+        currency=currency,
+        respond_by=utcnow() + timedelta(hours=settings().response_hours),
+    )
+    db.session.add(ticket)
+    db.session.flush()
+    record(
+        "ticket.created",
+        "ticket",
+        ticket.id,
+        actor=actor,
+        data={
+            "reference": reference,
+            "kind": kind,
+            "channel": channel,
+            "priority": priority,
+            "reason": reason,
+            "customer_id": customer.id,
+            "amount_minor": amount_minor,
+            "currency": currency,
+            "purchase_date": purchase_date.isoformat() if purchase_date else None,
+        },
+    )
+    return ticket
+
+
+def _repeated_submission(nonce: str) -> Submission | None:
+    used = db.session.scalars(select(SubmissionUse).where(SubmissionUse.nonce == nonce)).one_or_none()
+    if used is None or used.ticket_id is None:
+        return None
+    used.attempts += 1
+    ticket = db.session.scalars(select(Ticket).where(Ticket.id == used.ticket_id)).one()
+    return Submission(ticket, None, repeated=True)
+
+
+def submit_refund_request(request: RefundRequest, *, nonce: str, ip: str | None) -> Submission:
+    """The hosted form's submit. A repeated ``nonce`` (a double click, a resent form)
+    returns the ticket the first submit made instead of making another."""
+    repeated = _repeated_submission(nonce)
+    if repeated is not None:
+        return repeated
+    tenant_settings = settings()
+    details = request.customer
+    name = _check_text(details.name, "name", 200, required=True)
+    phone = customers.normalise_phone(details.phone or "", tenant_settings.country)
+    email = check_email(details.email) if details.email else None
+    account_ref = _check_text(details.account_ref, "account_ref", 100, required=False) or None
+    description = _check_text(request.description, "description", MAX_DESCRIPTION, required=True)
+    try:
+        reason = Reason(request.reason)
+    except ValueError:
+        raise DomainError(_l("Choose a reason."), "reason") from None
+    if request.purchase_date and request.purchase_date > utcnow().date() + timedelta(days=1):
+        raise DomainError(_l("The purchase date cannot be in the future."), "purchase_date")
+    currency = request.currency or current_tenant().currency
+    amount_minor = to_minor_units(request.amount, currency)
+    _check_uploads(request.uploads)
+    # Claim the token before creating anything: a concurrent submit of the same form
+    # waits here for this one's commit, then finds its ticket.
+    if not insert_or_ignore(SubmissionUse, {"nonce": nonce, "used_at": utcnow(), "attempts": 1}):
+        return _repeated_submission(nonce)
+
+    customer = customers.match_or_create(
+        name=name,
+        phone=phone,
+        email=email,
+        account_ref=account_ref,
+        locale=details.locale,
+        actor=Actor.system(),
+    )
+    actor = customer_actor(customer, ip)
+    ticket = _create_ticket(
+        customer=customer,
+        kind=Kind.REFUND,
+        channel=Channel.WEB_FORM,
+        priority=Priority.NORMAL,
+        reason=reason,
+        account_ref=account_ref,
+        purchase_date=request.purchase_date,
+        amount_minor=amount_minor,
+        currency=currency,
+        actor=actor,
+    )
+    entry = _add_entry(ticket, EntryKind.INBOUND_MESSAGE, author_kind="customer", body=description)
+    record(
+        "ticket.message_received",
+        "ticket",
+        ticket.id,
+        actor=actor,
+        data={"entry_id": entry.id, "body_sha256": digest(description)},
+    )
+    _attach(ticket, entry, request.uploads, actor)
+    db.session.execute(update(SubmissionUse).where(SubmissionUse.nonce == nonce).values(ticket_id=ticket.id))
+    token = mint_tracking_link(ticket)
+    notify_customer(ticket, "receipt", actor=actor, token=token)
+    return Submission(ticket, token)
+
+
+def open_ticket(
+    *,
+    customer: CustomerDetails,
+    kind: str,
+    channel: str,
+    priority: str,
+    description: str,
+    user: User,
+    ip: str | None,
+    reason: str | None = None,
+) -> Ticket:
+    """A ticket staff open for a request that came by phone, email or a regulator."""
+    try:
+        kind, channel, priority = Kind(kind), Channel(channel), Priority(priority)
+    except ValueError:
+        raise DomainError(_l("Choose a kind, channel and priority from the lists."), "kind") from None
+    if channel not in (Channel.PHONE, Channel.EMAIL, Channel.REGULATOR_REFERRAL):
+        raise DomainError(_l("Staff open tickets for phone, email and regulator referrals."), "channel")
+    name = _check_text(customer.name, "name", 200, required=True)
+    phone = customers.normalise_phone(customer.phone, settings().country) if customer.phone else None
+    email = check_email(customer.email) if customer.email else None
+    if not phone and not email:
+        raise DomainError(_l("Give the customer's phone number or email."), "phone")
+    description = _check_text(description, "description", MAX_DESCRIPTION, required=True)
+    actor = staff_actor(user, ip)
+    found = customers.match_or_create(
+        name=name,
+        phone=phone,
+        email=email,
+        account_ref=_check_text(customer.account_ref, "account_ref", 100, required=False) or None,
+        locale=customer.locale,
+        actor=actor,
+    )
+    ticket = _create_ticket(
+        customer=found,
+        kind=kind,
+        channel=channel,
+        priority=priority,
+        reason=Reason(reason) if reason else None,
+        account_ref=found.account_ref,
+        purchase_date=None,
+        amount_minor=None,
+        currency=current_tenant().currency,
+        actor=actor,
+    )
+    entry = _add_entry(ticket, EntryKind.INBOUND_MESSAGE, author_kind="staff", author=user, body=description)
+    record(
+        "ticket.message_received",
+        "ticket",
+        ticket.id,
+        actor=actor,
+        data={"entry_id": entry.id, "body_sha256": digest(description), "recorded_by_staff": True},
+    )
+    return ticket
+
+
+def notify_customer(
+    ticket: Ticket, template: str, *, actor: Actor, message: str = "", token: str | None = None
+) -> None:
+    """Email the customer (if they gave an address) in their language, with a fresh
+    tracking link; the email's copy goes into the thread."""
+    customer = ticket.customer
+    if not customer.email:
+        return
+    token = token or mint_tracking_link(ticket)
+    subject, body = emails.compose(template, ticket=ticket, message=message, link=tracking_url(token))
+    outbox = notify.queue_email(
+        to=customer.email,
+        subject=subject,
+        body=body,
+        locale=customer.locale,
+        ticket_id=ticket.id,
+        actor=actor,
+    )
+    _add_entry(
+        ticket,
+        EntryKind.OUTBOUND_EMAIL,
+        author_kind="system",
+        body=emails.without_link(body, token),
+        details={"outbox_id": outbox.id, "to": customer.email, "subject": subject},
+    )
+
+
+# --- staff actions -----------------------------------------------------------------------
+
+
+def _check_open(ticket: Ticket) -> None:
+    if not ticket.is_open:
+        raise Conflict(_l("This ticket is %(status)s; reopen it first.", status=ticket.status), "body")
+
+
+def reply(
+    ticket: Ticket,
+    body: str,
+    *,
+    user: User,
+    ip: str | None,
+    uploads: list[Upload] = (),
+    template: str = "reply",
+) -> ThreadEntry:
+    """A public reply to the customer: shown on the tracking page and emailed."""
+    _check_open(ticket)
+    body = _check_text(body, "body", MAX_DESCRIPTION, required=True)
+    actor = staff_actor(user, ip)
+    entry = _add_entry(ticket, EntryKind.PUBLIC_REPLY, author_kind="staff", author=user, body=body)
+    record(
+        "ticket.replied",
+        "ticket",
+        ticket.id,
+        actor=actor,
+        data={"entry_id": entry.id, "body_sha256": digest(body)},
+    )
+    _attach(ticket, entry, list(uploads), actor)
+    if ticket.status == Status.NEW:
+        _set_status(ticket, Status.OPEN, actor, author_kind="staff", author=user)
+    notify_customer(ticket, template, actor=actor, message=body)
+    return entry
+
+
+def add_note(
+    ticket: Ticket, body: str, *, user: User, ip: str | None, uploads: list[Upload] = ()
+) -> ThreadEntry:
+    """An internal note: staff only, never on the tracking page."""
+    body = _check_text(body, "body", MAX_DESCRIPTION, required=True)
+    actor = staff_actor(user, ip)
+    entry = _add_entry(ticket, EntryKind.INTERNAL_NOTE, author_kind="staff", author=user, body=body)
+    record(
+        "ticket.note_added",
+        "ticket",
+        ticket.id,
+        actor=actor,
+        data={"entry_id": entry.id, "body_sha256": digest(body)},
+    )
+    _attach(ticket, entry, list(uploads), actor)
+    return entry
+
+
+CALL_DIRECTIONS = ("inbound", "outbound")
+CALL_OUTCOMES = ("answered", "no_answer", "busy", "voicemail", "wrong_number")
+
+
+def log_call(
+    ticket: Ticket,
+    *,
+    direction: str,
+    number: str,
+    duration_seconds: int,
+    outcome: str,
+    notes: str,
+    user: User,
+    ip: str | None,
+    recording: Upload | None = None,
+) -> ThreadEntry:
+    """A phone call with the customer, with its recording if there is one."""
+    if direction not in CALL_DIRECTIONS:
+        raise DomainError(_l("Choose the call's direction."), "direction")
+    if outcome not in CALL_OUTCOMES:
+        raise DomainError(_l("Choose the call's outcome."), "outcome")
+    if not 0 <= duration_seconds <= 24 * 3600:
+        raise DomainError(_l("The duration must be between 0 and 86400 seconds."), "duration_seconds")
+    number = customers.normalise_phone(number, settings().country)
+    notes = _check_text(notes, "notes", MAX_DESCRIPTION, required=False)
+    actor = staff_actor(user, ip)
+    details = {
+        "direction": direction,
+        "number": number,
+        "duration_seconds": duration_seconds,
+        "outcome": outcome,
+    }
+    entry = _add_entry(
+        ticket, EntryKind.CALL_LOG, author_kind="staff", author=user, body=notes, details=details
+    )
+    record(
+        "ticket.call_logged",
+        "ticket",
+        ticket.id,
+        actor=actor,
+        data={**details, "number": digest(number), "entry_id": entry.id, "notes_sha256": digest(notes)},
+    )
+    _attach(ticket, entry, [recording] if recording else [], actor)
+    return entry
+
+
+def request_information(ticket: Ticket, body: str, *, user: User, ip: str | None) -> ThreadEntry:
+    """Ask the customer for something; the ticket waits for their answer."""
+    entry = reply(ticket, body, user=user, ip=ip, template="request_info")
+    _set_status(ticket, Status.AWAITING_CUSTOMER, staff_actor(user, ip), author_kind="staff", author=user)
+    return entry
+
+
+def assign(ticket: Ticket, assignee_id: int | None, *, user: User, ip: str | None) -> None:
+    assignee = None
+    if assignee_id is not None:
+        assignee = db.session.scalars(
+            select(User).where(User.id == assignee_id, User.active.is_(True))
+        ).one_or_none()
+        if assignee is None:
+            raise NotFound(_l("No active user has that id."), "assignee_id")
+    if ticket.assignee_id == assignee_id:
+        return
+    record(
+        "ticket.assigned",
+        "ticket",
+        ticket.id,
+        actor=staff_actor(user, ip),
+        data={"before": ticket.assignee_id, "after": assignee_id},
+    )
+    ticket.assignee_id = assignee_id
+    ticket.updated_at = utcnow()
+
+
+def set_priority(ticket: Ticket, priority: str, *, user: User, ip: str | None) -> None:
+    try:
+        priority = Priority(priority)
+    except ValueError:
+        raise DomainError(_l("Choose a priority from the list."), "priority") from None
+    if ticket.priority == priority:
+        return
+    record(
+        "ticket.priority_changed",
+        "ticket",
+        ticket.id,
+        actor=staff_actor(user, ip),
+        data={"before": ticket.priority, "after": priority},
+    )
+    ticket.priority = priority
+    ticket.updated_at = utcnow()
+
+
+def resolve(ticket: Ticket, body: str, *, user: User, ip: str | None) -> None:
+    """Resolve with a final answer to the customer (the outcome and the reason)."""
+    reply(ticket, body, user=user, ip=ip, template="resolved")
+    _set_status(ticket, Status.RESOLVED, staff_actor(user, ip), author_kind="staff", author=user)
+    ticket.needs_manager = False
+
+
+def close(ticket: Ticket, *, user: User, ip: str | None) -> None:
+    _set_status(ticket, Status.CLOSED, staff_actor(user, ip), author_kind="staff", author=user)
+
+
+def reopen(ticket: Ticket, *, user: User, ip: str | None) -> None:
+    _set_status(ticket, Status.OPEN, staff_actor(user, ip), author_kind="staff", author=user)
+
+
+def merge(duplicate: Ticket, target: Ticket, *, user: User, ip: str | None) -> None:
+    """Fold a duplicate into another open ticket of the same customer; the duplicate
+    closes, and both threads say where the conversation went."""
+    if duplicate.id == target.id:
+        raise DomainError(_l("A ticket cannot be merged into itself."), "target")
+    if duplicate.customer_id != target.customer_id:
+        raise DomainError(_l("Only tickets of the same customer can be merged."), "target")
+    if not target.is_open or not duplicate.is_open:
+        raise Conflict(_l("Both tickets must be open to merge them."), "target")
+    actor = staff_actor(user, ip)
+    duplicate.merged_into_id = target.id
+    _add_entry(
+        duplicate,
+        EntryKind.SYSTEM_EVENT,
+        author_kind="staff",
+        author=user,
+        details={"merged_into": target.reference},
+    )
+    _add_entry(
+        target,
+        EntryKind.SYSTEM_EVENT,
+        author_kind="staff",
+        author=user,
+        details={"merged_from": duplicate.reference},
+    )
+    _set_status(duplicate, Status.RESOLVED, actor, author_kind="staff", author=user)
+    _set_status(duplicate, Status.CLOSED, actor, author_kind="staff", author=user)
+    record(
+        "ticket.merged",
+        "ticket",
+        duplicate.id,
+        actor=actor,
+        data={"into": target.id, "into_reference": target.reference},
+    )
+
+
+def withdraw_by_staff(ticket: Ticket, *, user: User, ip: str | None) -> None:
+    """The customer withdrew by phone or email; staff record it."""
+    _set_status(ticket, Status.WITHDRAWN, staff_actor(user, ip), author_kind="staff", author=user)
+
+
+# --- the customer's actions (tracking page) ----------------------------------------------
+
+
+def customer_reply(ticket: Ticket, body: str, *, ip: str | None, uploads: list[Upload] = ()) -> ThreadEntry:
+    """The customer answers on the tracking page; a waiting ticket is open again."""
+    if not ticket.is_open:
+        raise Conflict(_l("This request is closed. Submit a new request if you need more help."), "body")
+    body = _check_text(body, "body", MAX_DESCRIPTION, required=True)
+    actor = customer_actor(ticket.customer, ip)
+    _check_uploads(list(uploads))
+    entry = _add_entry(ticket, EntryKind.INBOUND_MESSAGE, author_kind="customer", body=body)
+    record(
+        "ticket.message_received",
+        "ticket",
+        ticket.id,
+        actor=actor,
+        data={"entry_id": entry.id, "body_sha256": digest(body)},
+    )
+    _attach(ticket, entry, list(uploads), actor)
+    if ticket.status == Status.AWAITING_CUSTOMER:
+        _set_status(ticket, Status.OPEN, actor, author_kind="customer")
+    return entry
+
+
+def withdraw_by_customer(ticket: Ticket, *, ip: str | None) -> None:
+    if not ticket.is_open:
+        raise Conflict(_l("Only an open request can be withdrawn."), "status")
+    _set_status(ticket, Status.WITHDRAWN, customer_actor(ticket.customer, ip), author_kind="customer")
+
+
+def not_satisfied(ticket: Ticket, body: str, *, ip: str | None) -> None:
+    """The customer rejects the resolution: the ticket reopens, flagged for a manager."""
+    if ticket.status != Status.RESOLVED:
+        raise Conflict(_l("Only a resolved request can be reopened."), "status")
+    body = _check_text(body, "body", MAX_DESCRIPTION, required=False)
+    actor = customer_actor(ticket.customer, ip)
+    if body:
+        entry = _add_entry(ticket, EntryKind.INBOUND_MESSAGE, author_kind="customer", body=body)
+        record(
+            "ticket.message_received",
+            "ticket",
+            ticket.id,
+            actor=actor,
+            data={"entry_id": entry.id, "body_sha256": digest(body)},
+        )
+    _set_status(ticket, Status.OPEN, actor, author_kind="customer")
+    ticket.needs_manager = True
+    record(
+        "ticket.escalated_to_manager",
+        "ticket",
+        ticket.id,
+        actor=actor,
+        data={"why": "customer_not_satisfied"},
+    )
