@@ -3,7 +3,8 @@
 from datetime import datetime
 
 from flask import Flask, has_request_context, request
-from flask_babel import format_datetime
+from babel.dates import get_timezone_name
+from flask_babel import format_datetime, get_locale, get_timezone
 
 from crm.access import ROLE_LABELS, can
 from crm.audit.service import ACTOR_KIND_LABELS
@@ -17,8 +18,16 @@ def local_time(moment: datetime | None, style: str = "medium") -> str:
     return format_datetime(moment, style) if moment else ""
 
 
+def local_time_zoned(moment: datetime | None) -> str:
+    """A local time that says which zone it is in, for promises made to customers."""
+    if moment is None:
+        return ""
+    return f"{format_datetime(moment, 'medium')} ({get_timezone_name(get_timezone(), locale=get_locale())})"
+
+
 def init_templating(app: Flask) -> None:
     app.jinja_env.filters["local_time"] = local_time
+    app.jinja_env.filters["local_time_zoned"] = local_time_zoned
 
     @app.context_processor
     def shared_context() -> dict:

@@ -57,6 +57,7 @@ def app(tmp_path_factory) -> Iterator[Flask]:
             "REDIS_URL": None,
             # Cheap hashing keeps the suite fast; production keeps scrypt's defaults.
             "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
+            "UPLOAD_FOLDER": str(tmp_path_factory.mktemp("uploads")),
         }
     )
     with app.app_context():

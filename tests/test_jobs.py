@@ -53,7 +53,8 @@ def rq_app(app):
     rq_app = create_app(
         {
             **{
-                key: app.config[key] for key in ("TESTING", "SQLALCHEMY_DATABASE_URI", "PASSWORD_HASH_METHOD")
+                key: app.config[key]
+                for key in ("TESTING", "SQLALCHEMY_DATABASE_URI", "PASSWORD_HASH_METHOD", "UPLOAD_FOLDER")
             },
             "REDIS_URL": REDIS_URL,
             "JOBS_QUEUE": f"crm-test-{uuid.uuid4().hex[:8]}",

@@ -6,7 +6,11 @@ import pytest
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from crm.audit.service import Actor
 from crm.auth.models import User
+from crm.files.models import Attachment
+from crm.tickets import canned
+from crm.tickets import service as tickets
 from tenants import TenantContextError
 from tests.conftest import acting_for, login
 
@@ -33,13 +37,39 @@ def staff_urls(app, **values) -> list[str]:
     return urls
 
 
+def ticket_url_values(app, tenant) -> dict:
+    """A ticket of ``tenant`` with a file, and a canned reply: values for staff URLs."""
+    with acting_for(app, tenant) as session:
+        ticket = tickets.submit_refund_request(
+            tickets.RefundRequest(
+                customer=tickets.CustomerDetails(name="Li Lei", phone="13800138000"),
+                reason="other",
+                description="Refund please.",
+                uploads=[tickets.Upload("note.txt", b"balance 100")],
+            ),
+            nonce="tenancy",
+            ip=None,
+        ).ticket
+        reply = canned.create_canned(title="Thanks", body="Thank you.", actor=Actor.operator("test"))
+        session.flush()
+        values = {
+            "number": ticket.number,
+            "attachment_id": session.scalars(
+                select(Attachment.id).where(Attachment.ticket_id == ticket.id)
+            ).one(),
+            "reply_id": reply.id,
+        }
+        session.commit()
+        return values
+
+
 def test_user_of_one_tenant_never_sees_another_tenants_staff_pages(app, client, make_tenant, make_user):
     tenant_a, tenant_b = make_tenant(), make_tenant()
     admin_a = make_user(tenant_a, "admin")
     admin_b = make_user(tenant_b, "admin")
     assert login(client, tenant_a, admin_a).status_code == 302
 
-    for url in staff_urls(app, user_id=admin_b.id):
+    for url in staff_urls(app, user_id=admin_b.id, **ticket_url_values(app, tenant_b)):
         response = client.get(url.format(slug=tenant_b.slug))
         assert response.status_code in (302, 404), url
         if response.status_code == 302:
@@ -51,7 +81,7 @@ def test_user_of_one_tenant_never_sees_another_tenants_staff_pages(app, client, 
 def test_anonymous_visitor_gets_login_or_404_on_every_staff_page(app, client, make_tenant, make_user):
     tenant = make_tenant()
     admin = make_user(tenant, "admin")
-    for url in staff_urls(app, user_id=admin.id):
+    for url in staff_urls(app, user_id=admin.id, **ticket_url_values(app, tenant)):
         response = client.get(url.format(slug=tenant.slug))
         assert response.status_code in (302, 404), url
         assert admin.email not in response.text

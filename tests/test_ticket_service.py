@@ -1,5 +1,6 @@
 """Ticket operations at the service level: numbering, customers, status rules, audit."""
 
+import threading
 from decimal import Decimal
 
 import pytest
@@ -11,7 +12,7 @@ from crm.auth.models import User
 from crm.errors import Conflict, DomainError
 from crm.tickets import service as tickets
 from crm.tickets.models import Status, ThreadEntry
-from tests.conftest import acting_for
+from tests.conftest import acting_for, requires_postgres
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n"
 
@@ -142,3 +143,26 @@ def test_the_conversation_follows_the_status_rules_and_is_audited(app, desk):
         ]:
             assert action in actions
         assert verify_chain().ok
+
+
+@requires_postgres
+def test_two_simultaneous_submits_of_one_form_make_one_ticket(app, desk):
+    tenant, _agent = desk
+    start = threading.Barrier(2)
+    references: list[str] = []
+
+    def submit_once() -> None:
+        with acting_for(app, tenant) as session:
+            start.wait()
+            submission = tickets.submit_refund_request(refund_request(), nonce="clicked-twice", ip=None)
+            session.commit()
+            references.append(submission.ticket.reference)
+
+    threads = [threading.Thread(target=submit_once) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert references == ["RF-1001", "RF-1001"]
+    with acting_for(app, tenant):
+        assert tickets.ticket_by_number(1002) is None

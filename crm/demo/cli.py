@@ -26,3 +26,6 @@ def seed() -> None:
     for email, role, _name in USERS:
         click.echo(f"  {email:<22} ({role})")
     click.echo(f"password: {password}")
+    click.echo(f"Customers file refund requests at http://127.0.0.1:5000/t/{SLUG}/refund")
+    for reference, link in result.tracking_links.items():
+        click.echo(f"  tracking page of {reference}: {link}")

@@ -1,12 +1,18 @@
 """Seeding the demo tenant through the same services the app uses, so the demo's own
 audit trail is real. Safe to run again: what exists is left alone."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from sqlalchemy import func, select
 
 from crm.audit.service import Actor
 from crm.auth import service as auth
+from crm.auth.models import User
 from crm.extensions import db
 from crm.provisioning import service as provisioning
+from crm.tickets import service as tickets
+from crm.tickets.models import Ticket
 from tenants import Tenant, tenant_context
 
 SLUG = "demo"
@@ -17,16 +23,95 @@ USERS = (
     ("agent@demo.test", "agent", "Alex Agent"),
     ("auditor@demo.test", "auditor", "Audrey Auditor"),
 )
+EVIDENCE = (
+    "充值记录 / Top-up record\n2026-09-01  ¥200.00  ref 88213\n2026-10-01  ¥200.00  ref 90114\n".encode()
+)
+
+# (name, phone, email, locale, reason, amount, description, what happens next)
+REQUESTS = (
+    (
+        "王芳",
+        "13800138001",
+        "wangfang@example.test",
+        "zh_CN",
+        "unused_balance",
+        "186.50",
+        "我已于10月注销外呼账户，账户内剩余余额186.50元，申请退还。",
+        "new",
+    ),
+    (
+        "Li Wei",
+        "13800138002",
+        "liwei@example.test",
+        "en",
+        "duplicate_charge",
+        "299.00",
+        "I was charged twice for the October virtual number plan.",
+        "open",
+    ),
+    (
+        "张伟",
+        "13800138003",
+        "zhangwei@example.test",
+        "zh_CN",
+        "service_not_as_described",
+        "1200.00",
+        "销售承诺外呼接通率不低于60%，实际不到20%，要求退还套餐费用。",
+        "awaiting_customer",
+    ),
+    (
+        "陈静",
+        "13800138004",
+        None,
+        "zh_CN",
+        "cancelled_contract",
+        "500.00",
+        "合同已于9月解除，但仍被扣费500元。",
+        "resolved",
+    ),
+    (
+        "Zhao Min",
+        "13800138005",
+        "zhaomin@example.test",
+        "en",
+        "unauthorized_charge",
+        "88.00",
+        "A value-added service I never ordered was billed.",
+        "closed",
+    ),
+    (
+        "刘洋",
+        "13800138006",
+        "liuyang@example.test",
+        "zh_CN",
+        "other",
+        None,
+        "想咨询退费流程，暂不需要处理。",
+        "withdrawn",
+    ),
+    (
+        "孙丽",
+        "13800138007",
+        "sunli@example.test",
+        "zh_CN",
+        "unused_balance",
+        "350.00",
+        "退款金额不对，应退350元，只退了200元。",
+        "not_satisfied",
+    ),
+)
 
 
 @dataclass(frozen=True)
 class SeedResult:
     tenant: Tenant
     created: list[str]
+    tracking_links: dict[str, str] = field(default_factory=dict)
 
 
 def seed_demo(password: str) -> SeedResult:
-    """Create the demo tenant and its four users if missing; the caller commits."""
+    """Create the demo tenant, its four users and a desk of tickets if missing; the
+    caller commits."""
     actor = Actor.operator("demo-seed")
     created: list[str] = []
     tenant = provisioning.tenant_by_slug(SLUG)
@@ -35,10 +120,84 @@ def seed_demo(password: str) -> SeedResult:
             slug=SLUG, name=NAME, timezone="Asia/Shanghai", currency="CNY", actor=actor
         )
         created.append(f"tenant {SLUG}")
+    links: dict[str, str] = {}
     with tenant_context(tenant):
         for email, role, name in USERS:
             if auth.user_by_email(email) is None:
                 auth.create_user(email=email, role=role, password=password, display_name=name, actor=actor)
                 created.append(email)
         db.session.flush()
-    return SeedResult(tenant, created)
+        if not db.session.scalar(select(func.count()).select_from(Ticket)):
+            links = _seed_tickets()
+            created.append(f"{len(links) + 1} tickets")
+        db.session.flush()  # while the tenant is in context: the guard checks every write
+    return SeedResult(tenant, created, links)
+
+
+def _seed_tickets() -> dict[str, str]:
+    agent = auth.user_by_email("agent@demo.test")
+    manager = auth.user_by_email("manager@demo.test")
+    links = {}
+    for number, (name, phone, email, locale, reason, amount, description, fate) in enumerate(REQUESTS):
+        submission = tickets.submit_refund_request(
+            tickets.RefundRequest(
+                customer=tickets.CustomerDetails(name=name, phone=phone, email=email, locale=locale),
+                reason=reason,
+                description=description,
+                amount=Decimal(amount) if amount else None,
+                uploads=[tickets.Upload("top-up-record.txt", EVIDENCE)] if number % 2 == 0 else [],
+            ),
+            nonce=f"demo-seed-{number}",
+            ip=None,
+        )
+        _play(submission.ticket, fate, agent, manager)
+        links[submission.ticket.reference] = tickets.tracking_url(submission.tracking_token)
+    phone_ticket = tickets.open_ticket(
+        customer=tickets.CustomerDetails(name="周杰", phone="13900139000", locale="zh_CN"),
+        kind="complaint",
+        channel="phone",
+        priority="high",
+        description="客户来电投诉：多次要求停止营销外呼未果。",
+        user=agent,
+        ip=None,
+    )
+    tickets.log_call(
+        phone_ticket,
+        direction="inbound",
+        number="13900139000",
+        duration_seconds=312,
+        outcome="answered",
+        notes="客户情绪激动，要求书面答复。",
+        user=agent,
+        ip=None,
+    )
+    return links
+
+
+def _play(ticket: Ticket, fate: str, agent: User, manager: User) -> None:
+    """Move a new ticket along to where the demo wants it."""
+    if fate == "new":
+        return
+    tickets.assign(ticket, agent.id, user=manager, ip=None)
+    if fate == "withdrawn":
+        tickets.withdraw_by_customer(ticket, ip=None)
+        return
+    chinese = ticket.customer.locale == "zh_CN"
+    tickets.add_note(ticket, "Checked billing: the charge is on record.", user=agent, ip=None)
+    tickets.reply(
+        ticket,
+        "您好，我们正在核实您的账单。" if chinese else "We are checking your bill.",
+        user=agent,
+        ip=None,
+    )
+    if fate == "awaiting_customer":
+        tickets.request_information(ticket, "请提供接通率统计截图。", user=agent, ip=None)
+    if fate in ("resolved", "closed", "not_satisfied"):
+        outcome = (
+            "已按剩余余额退还至原支付账户，3个工作日内到账。" if chinese else "Refunded to the original card."
+        )
+        tickets.resolve(ticket, outcome, user=agent, ip=None)
+    if fate == "closed":
+        tickets.close(ticket, user=manager, ip=None)
+    if fate == "not_satisfied":
+        tickets.not_satisfied(ticket, "金额不对。", ip=None)

@@ -8,8 +8,10 @@ job sends it after the commit over ``SMTP_URL``, with rq's retries. Without
 import re
 import smtplib
 import ssl
+from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formataddr, make_msgid
+from email.policy import SMTP
+from email.utils import format_datetime, formataddr, make_msgid
 from urllib.parse import unquote, urlsplit
 
 from flask import current_app
@@ -21,10 +23,13 @@ from crm.audit.service import Actor, record
 from crm.columns import utcnow
 from crm.extensions import db
 from crm.notify.models import OutboxMessage, OutboxStatus
+from crm.tickets.models import Ticket
 from tenants import current_tenant
 
 MAX_ATTEMPTS = 4  # the first try and rq's three retries
 TRACKING_LINK = re.compile(r"(/track/)[A-Za-z0-9_-]+")
+# 7-bit bodies (base64 or quoted-printable when not ASCII): we do not negotiate 8BITMIME.
+MAIL_POLICY = SMTP.clone(cte_type="7bit")
 
 
 def queue_email(
@@ -60,9 +65,28 @@ def queue_email(
     return message
 
 
-def outbox(limit: int = 200) -> list[OutboxMessage]:
-    query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
-    return list(db.session.scalars(query))
+@dataclass(frozen=True)
+class OutboxEntry:
+    """An outbox message as the admin page lists it, with its ticket's number and reference."""
+
+    message: OutboxMessage
+    ticket_number: int | None
+    ticket_reference: str | None
+
+
+def outbox_page(*, before: int | None, limit: int, status: str | None = None) -> list[OutboxEntry]:
+    """The tenant's messages newest first, ``limit`` of them older than the id ``before``."""
+    query = (
+        select(OutboxMessage, Ticket.number, Ticket.reference)
+        .outerjoin(Ticket, Ticket.id == OutboxMessage.ticket_id)
+        .order_by(OutboxMessage.id.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        query = query.where(OutboxMessage.id < before)
+    if status is not None:
+        query = query.where(OutboxMessage.status == status)
+    return [OutboxEntry(*row) for row in db.session.execute(query)]
 
 
 def send_outbox_message(message_id: int) -> None:
@@ -72,6 +96,12 @@ def send_outbox_message(message_id: int) -> None:
     ).one_or_none()
     if message is None or message.status != OutboxStatus.QUEUED:
         return
+    if not current_app.config.get("SMTP_URL"):
+        # A worker started without SMTP_URL: keep the message for the admin page rather
+        # than try some default server.
+        message.status = OutboxStatus.HELD
+        record("email.held", "email", message.id, actor=Actor.system(), data={"reason": "no SMTP_URL"})
+        return
     message.attempts += 1
     try:
         deliver(message)
@@ -79,6 +109,8 @@ def send_outbox_message(message_id: int) -> None:
         message.last_error = f"{type(error).__name__}: {error}"[:500]
         if message.attempts >= MAX_ATTEMPTS:
             message.status = OutboxStatus.FAILED
+            # Never to be sent: keep no working copy of the customer's secret link.
+            _blank_tracking_links(message)
             record(
                 "email.failed", "email", message.id, actor=Actor.system(), data={"attempts": message.attempts}
             )
@@ -89,8 +121,12 @@ def send_outbox_message(message_id: int) -> None:
     message.status = OutboxStatus.SENT
     message.sent_at = utcnow()
     # Delivered: the customer's mailbox has the secret link; our copy need not.
-    message.body = TRACKING_LINK.sub(r"\1[…]", message.body)
+    _blank_tracking_links(message)
     record("email.sent", "email", message.id, actor=Actor.system(), data={"attempts": message.attempts})
+
+
+def _blank_tracking_links(message: OutboxMessage) -> None:
+    message.body = TRACKING_LINK.sub(r"\1[…]", message.body)
 
 
 def deliver(message: OutboxMessage) -> None:
@@ -98,10 +134,11 @@ def deliver(message: OutboxMessage) -> None:
     (``smtp://[user:pass@]host[:port]`` or ``smtps://…``; ``?starttls=1`` upgrades)."""
     url = urlsplit(current_app.config["SMTP_URL"])
     sender = current_app.config.get("MAIL_FROM", "ledgerdesk@localhost")
-    email = EmailMessage()
+    email = EmailMessage(policy=MAIL_POLICY)
     email["From"] = formataddr((current_tenant().name, sender))
     email["To"] = message.to_address
     email["Subject"] = message.subject
+    email["Date"] = format_datetime(utcnow())
     email["Message-ID"] = make_msgid(domain=sender.partition("@")[2] or "localhost")
     email.set_content(message.body)
     smtp_class = smtplib.SMTP_SSL if url.scheme == "smtps" else smtplib.SMTP

@@ -17,7 +17,7 @@ from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from crm.access import client_ip
-from crm.errors import DomainError
+from crm.errors import Conflict, DomainError
 from crm.extensions import db, limiter
 from crm.files.storage import blob_path
 from crm.i18n import page_locale
@@ -176,7 +176,10 @@ def track_reply(token: str):
         tickets.customer_reply(ticket, form.body.data, ip=client_ip(), uploads=uploads_of("attachments"))
     except DomainError as error:
         db.session.rollback()
-        show_error(form, error)
+        if isinstance(error, Conflict):  # the request is no longer open: no form to show it on
+            flash(error.message, "danger")
+        else:
+            show_error(form, error)
         return _render_tracking(_ticket_of_link(token), token, error.status, reply_form=form)
     db.session.commit()
     flash(_("Thank you. Your message has been added to your request."), "success")

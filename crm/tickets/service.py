@@ -10,6 +10,7 @@ from babel.numbers import get_currency_precision
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
+from crm.access import PERMISSIONS
 from crm.audit.chain import digest
 from crm.audit.service import Actor, record
 from crm.auth.models import User
@@ -149,6 +150,16 @@ def public_author_names(entries: list[ThreadEntry]) -> dict[int, str]:
         return dict.fromkeys(ids, tenant_settings.team_name)
     users = db.session.scalars(select(User).where(User.id.in_(ids)))
     return {user.id: (user.display_name.split() or [tenant_settings.team_name])[0] for user in users}
+
+
+def list_assignable_users() -> list[User]:
+    """Who a ticket can be given to: active staff whose role works tickets (not auditors)."""
+    query = (
+        select(User)
+        .where(User.active.is_(True), User.role.in_(sorted(PERMISSIONS["tickets.work"])))
+        .order_by(User.display_name, User.email)
+    )
+    return [user for user in db.session.scalars(query) if user.is_active]
 
 
 def new_nonce() -> str:

@@ -1,0 +1,286 @@
+"""The agent workspace's forms: the queue's filters, a ticket's actions, tickets staff open
+themselves, and canned replies; with the labels staff see for each coded value."""
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    EmailField,
+    FileField,
+    MultipleFileField,
+    SearchField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TelField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
+
+from crm.i18n import LOCALE_NAMES
+from crm.tickets import queue
+from crm.tickets.models import Channel, Kind, Priority, Reason, Status
+from crm.tickets.service import CALL_DIRECTIONS, CALL_OUTCOMES, MAX_DESCRIPTION
+
+STATUS_LABELS = {
+    Status.NEW: _l("New"),
+    Status.OPEN: _l("Open"),
+    Status.AWAITING_CUSTOMER: _l("Awaiting customer"),
+    Status.RESOLVED: _l("Resolved"),
+    Status.CLOSED: _l("Closed"),
+    Status.WITHDRAWN: _l("Withdrawn"),
+}
+KIND_LABELS = {Kind.REFUND: _l("Refund"), Kind.COMPLAINT: _l("Complaint"), Kind.INQUIRY: _l("Inquiry")}
+CHANNEL_LABELS = {
+    Channel.WEB_FORM: _l("Web form"),
+    Channel.PHONE: _l("Phone"),
+    Channel.EMAIL: _l("Email"),
+    Channel.API: _l("API"),
+    Channel.REGULATOR_REFERRAL: _l("Regulator referral"),
+}
+STAFF_CHANNELS = (Channel.PHONE, Channel.EMAIL, Channel.REGULATOR_REFERRAL)
+PRIORITY_LABELS = {
+    Priority.LOW: _l("Low"),
+    Priority.NORMAL: _l("Normal"),
+    Priority.HIGH: _l("High"),
+    Priority.URGENT: _l("Urgent"),
+}
+# Staff wording; the hosted form asks the customer in the first person (crm.portal.forms).
+REASON_LABELS = {
+    Reason.SERVICE_NOT_AS_DESCRIBED: _l("Not as described"),
+    Reason.UNUSED_BALANCE: _l("Unused balance"),
+    Reason.CANCELLED_CONTRACT: _l("Cancelled contract"),
+    Reason.UNAUTHORIZED_CHARGE: _l("Unauthorised charge"),
+    Reason.DUPLICATE_CHARGE: _l("Duplicate charge"),
+    Reason.OTHER: _l("Other"),
+}
+DIRECTION_LABELS = {"inbound": _l("Inbound"), "outbound": _l("Outbound")}
+OUTCOME_LABELS = {
+    "answered": _l("Answered"),
+    "no_answer": _l("No answer"),
+    "busy": _l("Busy"),
+    "voicemail": _l("Voicemail"),
+    "wrong_number": _l("Wrong number"),
+}
+VIEW_LABELS = {
+    "mine": _l("Mine"),
+    "unassigned": _l("Unassigned"),
+    "open": _l("Open"),
+    "awaiting_customer": _l("Awaiting customer"),
+    "resolved": _l("Resolved"),
+    "closed": _l("Closed"),
+    "all": _l("All"),
+}
+SORT_LABELS = {"oldest": _l("Oldest first"), "newest": _l("Newest first"), "due": _l("Respond by")}
+ACCEPTED_FILES = ".pdf,.png,.jpg,.jpeg,.txt,.eml,.mp3,.wav,.m4a"
+REQUIRED = _l("This field is required.")
+ANY = _l("Any")
+
+
+def _too_long(n: int) -> Length:
+    return Length(max=n, message=_l("Use at most %(n)d characters.", n=n))
+
+
+def _choices(labels: dict, *, blank=None) -> list[SelectChoice]:
+    first = [SelectChoice("", blank)] if blank is not None else []
+    return first + [SelectChoice(str(value), label) for value, label in labels.items()]
+
+
+def _message_field(label, **kwargs) -> TextAreaField:
+    return TextAreaField(
+        label,
+        validators=[DataRequired(REQUIRED), _too_long(MAX_DESCRIPTION)],
+        render_kw={"rows": kwargs.pop("rows", 5)},
+        **kwargs,
+    )
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in a call length typed as ``330``, ``5:30`` or ``1:05:30``."""
+    parts = (text or "").strip().split(":")
+    if not 1 <= len(parts) <= 3 or not all(part.isdigit() and len(part) <= 5 for part in parts):
+        raise ValueError(text)
+    numbers = [int(part) for part in parts]
+    if any(number >= 60 for number in numbers[1:]):
+        raise ValueError(text)
+    seconds = 0
+    for number in numbers:
+        seconds = seconds * 60 + number
+    return seconds
+
+
+class DurationField(StringField):
+    """A call's length as typed (``5:30``); ``data`` is the number of seconds."""
+
+    def process_formdata(self, valuelist):
+        if not valuelist or not valuelist[0].strip():
+            self.data = None
+            return
+        try:
+            self.data = parse_duration(valuelist[0])
+        except ValueError:
+            self.data = None
+            raise ValueError(_l("Enter the length as minutes:seconds, for example 5:30.")) from None
+
+    def _value(self) -> str:
+        if self.raw_data:
+            return self.raw_data[0]
+        return "" if self.data is None else f"{self.data // 60}:{self.data % 60:02d}"
+
+
+# --- the queue ---------------------------------------------------------------------------
+
+
+class QueueForm(FlaskForm):
+    """The queue's view, search and filters: a GET form, so a queue can be bookmarked."""
+
+    class Meta:
+        csrf = False
+
+    view = SelectField(_l("View"), choices=_choices(VIEW_LABELS), default=queue.DEFAULT_VIEW)
+    q = SearchField(
+        _l("Search"),
+        validators=[Optional(), _too_long(200)],
+        render_kw={"placeholder": _l("Ticket number, name, phone, email or account")},
+    )
+    status = SelectField(_l("Status"), choices=_choices(STATUS_LABELS, blank=ANY), default="")
+    kind = SelectField(_l("Kind"), choices=_choices(KIND_LABELS, blank=ANY), default="")
+    priority = SelectField(_l("Priority"), choices=_choices(PRIORITY_LABELS, blank=ANY), default="")
+    reason = SelectField(_l("Reason"), choices=_choices(REASON_LABELS, blank=ANY), default="")
+    # Choices are the tenant's staff, set by the view.
+    assignee = SelectField(_l("Assignee"), choices=[], default="")
+    sort = SelectField(_l("Sort"), choices=_choices(SORT_LABELS), default=queue.DEFAULT_SORT)
+    after = StringField(validators=[Optional(), Length(max=60)])
+
+    def set_assignees(self, users) -> None:
+        self.assignee.choices = [SelectChoice("", ANY), SelectChoice(queue.UNASSIGNED, _l("Unassigned"))] + [
+            SelectChoice(str(user.id), user.display_name) for user in users
+        ]
+
+    def validate_after(self, field) -> None:
+        if field.data:
+            try:
+                queue.Cursor.decode(field.data)
+            except ValueError:
+                raise ValidationError(_l("This page link is not valid; start from the first page.")) from None
+
+    def to_query(self) -> queue.QueueQuery:
+        assignee = self.assignee.data or None
+        return queue.QueueQuery(
+            view=self.view.data,
+            q=(self.q.data or "").strip(),
+            status=self.status.data or None,
+            kind=self.kind.data or None,
+            priority=self.priority.data or None,
+            reason=self.reason.data or None,
+            assignee=int(assignee) if assignee and assignee.isdigit() else assignee,
+            sort=self.sort.data,
+        )
+
+    def cursor(self) -> queue.Cursor | None:
+        return queue.Cursor.decode(self.after.data) if self.after.data else None
+
+
+# --- a ticket's actions ------------------------------------------------------------------
+
+
+class ReplyForm(FlaskForm):
+    body = _message_field(_l("Reply to the customer"), rows=6)
+    attachments = MultipleFileField(_l("Attach files"), render_kw={"accept": ACCEPTED_FILES})
+
+
+class NoteForm(FlaskForm):
+    body = _message_field(
+        _l("Internal note"), description=_l("Only staff see notes. The customer never does.")
+    )
+    attachments = MultipleFileField(_l("Attach files"), render_kw={"accept": ACCEPTED_FILES})
+
+
+class RequestInfoForm(FlaskForm):
+    body = _message_field(
+        _l("What do you need from the customer?"),
+        description=_l("The ticket waits for the customer's answer."),
+    )
+
+
+class ResolveForm(FlaskForm):
+    body = _message_field(
+        _l("Final answer to the customer"),
+        description=_l("The outcome and the reason for it. The customer can say they are not satisfied."),
+    )
+
+
+class CallForm(FlaskForm):
+    direction = SelectField(
+        _l("Direction"), choices=_choices({d: DIRECTION_LABELS[d] for d in CALL_DIRECTIONS})
+    )
+    phone = TelField(_l("Phone number"), validators=[DataRequired(REQUIRED), _too_long(40)])
+    duration = DurationField(
+        _l("Length"),
+        # InputRequired, not DataRequired: 0:00 is a length, and what cannot be read
+        # keeps its own message.
+        validators=[InputRequired(REQUIRED)],
+        description=_l("minutes:seconds"),
+        render_kw={"placeholder": "5:30", "inputmode": "numeric"},
+    )
+    outcome = SelectField(_l("Outcome"), choices=_choices({o: OUTCOME_LABELS[o] for o in CALL_OUTCOMES}))
+    notes = TextAreaField(
+        _l("What was said"), validators=[Optional(), _too_long(MAX_DESCRIPTION)], render_kw={"rows": 3}
+    )
+    recording = FileField(_l("Recording (optional)"), render_kw={"accept": ".mp3,.wav,.m4a"})
+
+
+class AssignForm(FlaskForm):
+    # Choices are the tenant's active staff, set by the view.
+    assignee_id = SelectField(_l("Assignee"), choices=[])
+
+    def set_assignees(self, users) -> None:
+        self.assignee_id.choices = [SelectChoice("", _l("Unassigned"))] + [
+            SelectChoice(str(user.id), user.display_name) for user in users
+        ]
+
+
+class PriorityForm(FlaskForm):
+    priority = SelectField(_l("Priority"), choices=_choices(PRIORITY_LABELS))
+
+
+class MergeForm(FlaskForm):
+    target = StringField(
+        _l("Merge into ticket"),
+        validators=[DataRequired(REQUIRED), _too_long(30)],
+        description=_l("Another open ticket of the same customer. This one closes."),
+    )
+
+
+# --- tickets staff open, canned replies --------------------------------------------------
+
+
+class NewTicketForm(FlaskForm):
+    channel = SelectField(_l("Came in by"), choices=_choices({c: CHANNEL_LABELS[c] for c in STAFF_CHANNELS}))
+    kind = SelectField(_l("Kind"), choices=_choices(KIND_LABELS))
+    priority = SelectField(_l("Priority"), choices=_choices(PRIORITY_LABELS), default=Priority.NORMAL)
+    reason = SelectField(_l("Reason"), choices=_choices(REASON_LABELS, blank=_l("Not given")), default="")
+    name = StringField(_l("Customer's name"), validators=[DataRequired(REQUIRED), _too_long(200)])
+    phone = TelField(
+        _l("Phone number"),
+        validators=[Optional(), _too_long(40)],
+        description=_l("A phone number or an email is needed, to find the customer's other requests."),
+    )
+    email = EmailField(_l("Email"), validators=[Optional(), _too_long(254)])
+    account_ref = StringField(_l("Account or contract number"), validators=[Optional(), _too_long(100)])
+    locale = SelectField(_l("Customer's language"), choices=_choices(LOCALE_NAMES))
+    description = _message_field(
+        _l("What the customer asks"),
+        description=_l("In the customer's words where you can: this is the request on record."),
+        rows=6,
+    )
+
+
+class CannedReplyForm(FlaskForm):
+    title = StringField(_l("Title"), validators=[DataRequired(REQUIRED), _too_long(100)])
+    body = _message_field(
+        _l("Text"),
+        description=_l(
+            "Placeholders: {customer_name}, {ticket_number} and {deadline} are filled in for each ticket."
+        ),
+        rows=8,
+    )

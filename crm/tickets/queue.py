@@ -1,0 +1,189 @@
+"""The ticket queue: which tickets a view, its filters and a search select, a page at a time.
+
+Pages are keyset pages: the cursor is the last row's (sort key, id), so a page is a range
+scan of the (tenant_id, status, created_at, id) index or one of its siblings, and page
+2,000 costs what page 1 does. There is no OFFSET.
+"""
+
+import re
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import ColumnElement, func, literal, or_, select, tuple_, union_all
+
+from crm.columns import UTCDateTime
+from crm.customers.models import Customer
+from crm.customers.service import normalise_phone
+from crm.errors import DomainError
+from crm.extensions import db
+from crm.tickets.models import OPEN_STATES, Status, Ticket
+
+PAGE_SIZE = 50
+DEFAULT_VIEW = "open"
+DEFAULT_SORT = "oldest"
+UNASSIGNED = "none"
+# How many customers a search by name, phone or email may match; more is a vaguer
+# search than anyone reads through.
+CUSTOMER_MATCH_LIMIT = 500
+
+# Each view is a preset; an explicit status or assignee filter takes the place of the
+# preset's statuses or assignee.
+VIEW_STATUSES: dict[str, frozenset[Status] | None] = {
+    "mine": OPEN_STATES,
+    "unassigned": OPEN_STATES,
+    "open": frozenset({Status.NEW, Status.OPEN}),
+    "awaiting_customer": frozenset({Status.AWAITING_CUSTOMER}),
+    "resolved": frozenset({Status.RESOLVED}),
+    "closed": frozenset({Status.CLOSED}),
+    "all": None,
+}
+VIEWS = tuple(VIEW_STATUSES)
+SORTS = ("oldest", "newest", "due")
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Where a ticket without a respond-by time sorts under "due": last.
+NO_DEADLINE = datetime(9999, 1, 1, tzinfo=UTC)
+TICKET_NUMBER_RE = re.compile(r"#?(?:[A-Za-z]{1,8}[\s\-]*)?(\d{1,15})")
+
+
+@dataclass(frozen=True)
+class QueueQuery:
+    view: str = DEFAULT_VIEW
+    q: str = ""
+    status: str | None = None
+    kind: str | None = None
+    priority: str | None = None
+    reason: str | None = None
+    assignee: int | str | None = None  # a user id, or UNASSIGNED
+    sort: str = DEFAULT_SORT
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page ends: the last ticket's sort key and id. In a URL it reads
+    ``<microseconds since 1970>-<id>``."""
+
+    key: datetime
+    id: int
+
+    def encode(self) -> str:
+        return f"{(self.key - EPOCH) // timedelta(microseconds=1)}-{self.id}"
+
+    @classmethod
+    def decode(cls, text: str) -> "Cursor":
+        micros, _, ticket_id = (text or "").partition("-")
+        if not (micros.isdigit() and ticket_id.isdigit()) or len(micros) > 18 or len(ticket_id) > 18:
+            raise ValueError(text)
+        try:
+            return cls(EPOCH + timedelta(microseconds=int(micros)), int(ticket_id))
+        except OverflowError:  # past the year 9999
+            raise ValueError(text) from None
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    tickets: list[Ticket]
+    next_cursor: Cursor | None
+
+
+def ticket_number_in(text: str) -> int | None:
+    """The number in a reference as people type it: ``RF-1042``, ``rf 1042``, ``#1042``."""
+    match = TICKET_NUMBER_RE.fullmatch((text or "").strip())
+    return int(match.group(1)) if match else None
+
+
+def _sort_key(sort: str) -> ColumnElement:
+    if sort == "due":
+        # Until the SLA clocks exist, "due" is the promise made on the receipt.
+        return func.coalesce(Ticket.respond_by, literal(NO_DEADLINE, UTCDateTime()))
+    return Ticket.created_at
+
+
+def _sort_value(ticket: Ticket, sort: str) -> datetime:
+    if sort == "due":
+        return ticket.respond_by or NO_DEADLINE
+    return ticket.created_at
+
+
+def matching_customer_ids(q: str, country: str) -> list[int]:
+    """Customers whose name contains ``q``, whose phone ends in its digits (or equals it
+    read as a number of ``country``), or whose email or account reference is ``q``."""
+    conditions = [Customer.name.icontains(q, autoescape=True), Customer.account_ref == q]
+    if "@" in q:
+        conditions.append(Customer.email == q.lower())
+    digits = re.sub(r"\D", "", q)
+    if len(digits) >= 4 and re.fullmatch(r"[\d\s()+.\-]+", q):
+        conditions.append(Customer.phone.endswith(digits, autoescape=True))
+        with suppress(DomainError):  # not a whole number: the suffix still matches
+            conditions.append(Customer.phone == normalise_phone(q, country))
+    query = select(Customer.id).where(or_(*conditions)).limit(CUSTOMER_MATCH_LIMIT)
+    return list(db.session.scalars(query))
+
+
+def _search(q: str, country: str) -> ColumnElement:
+    conditions = [Ticket.account_ref == q]
+    number = ticket_number_in(q)
+    if number is not None:
+        conditions.append(Ticket.number == number)
+    customer_ids = matching_customer_ids(q, country)
+    if customer_ids:
+        conditions.append(Ticket.customer_id.in_(customer_ids))
+    return or_(*conditions)
+
+
+def _filters(query: QueueQuery, *, user_id: int, country: str) -> list[ColumnElement]:
+    """Everything the query asks of a ticket except its status."""
+    conditions = []
+    assignee = query.assignee
+    if assignee is None and query.view == "mine":
+        assignee = user_id
+    elif assignee is None and query.view == "unassigned":
+        assignee = UNASSIGNED
+    if assignee == UNASSIGNED:
+        conditions.append(Ticket.assignee_id.is_(None))
+    elif assignee is not None:
+        conditions.append(Ticket.assignee_id == assignee)
+    for column, value in (
+        (Ticket.kind, query.kind),
+        (Ticket.priority, query.priority),
+        (Ticket.reason, query.reason),
+    ):
+        if value:
+            conditions.append(column == value)
+    if query.q:
+        conditions.append(_search(query.q, country))
+    return conditions
+
+
+def queue_page(
+    query: QueueQuery, *, user_id: int, country: str, after: Cursor | None = None, limit: int = PAGE_SIZE
+) -> QueuePage:
+    """One page of the queue ``query`` describes, as ``user_id`` sees it ("mine")."""
+    statuses = sorted({Status(query.status)} if query.status else VIEW_STATUSES[query.view] or ())
+    conditions = _filters(query, user_id=user_id, country=country)
+    key = _sort_key(query.sort)
+    descending = query.sort == "newest"
+    if after is not None:
+        position = tuple_(key, Ticket.id)
+        bound = tuple_(literal(after.key, UTCDateTime()), literal(after.id, Ticket.id.type))
+        conditions.append(position < bound if descending else position > bound)
+    order = (key.desc(), Ticket.id.desc()) if descending else (key.asc(), Ticket.id.asc())
+
+    if len(statuses) > 1:
+        # "status IN (a, b) ORDER BY created_at LIMIT n" makes the database read every
+        # ticket in those states and sort them. One branch per status is a range scan of
+        # (tenant_id, [assignee_id,] status, created_at, id) that stops after n rows;
+        # the outer query merges the branches' few rows.
+        branches = [
+            select(Ticket.id).where(*conditions, Ticket.status == status).order_by(*order).limit(limit + 1)
+            for status in statuses
+        ]
+        ids = union_all(*(select(branch.subquery().c.id) for branch in branches))
+        statement = select(Ticket).where(Ticket.id.in_(ids))
+    else:
+        statement = select(Ticket).where(*conditions, *(Ticket.status == status for status in statuses))
+    rows = list(db.session.scalars(statement.order_by(*order).limit(limit + 1)))
+    page = rows[:limit]
+    more = len(rows) > limit
+    return QueuePage(page, Cursor(_sort_value(page[-1], query.sort), page[-1].id) if more else None)
