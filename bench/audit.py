@@ -1,26 +1,30 @@
-"""Benchmark of the audit chain on PostgreSQL.
+"""Benchmark of the audit chain on PostgreSQL: append throughput and verification speed.
 
 In one run, against one server, it measures:
 
-1. Append throughput. 1, 4 and 8 writer threads, each with its own app context (so
-   its own session and connection), append to the SAME tenant's chain; a transaction
-   is one ``crm.audit.service.record()`` followed by ``db.session.commit()`` inside
-   ``tenant_context``. The baseline is the same number of threads running plain
-   single-row ``INSERT`` + ``COMMIT`` transactions into a table of similar width
-   (``bench_plain``) through SQLAlchemy Core on the same engine. Goal: with 8 writers,
-   appends reach at least half the plain-INSERT rate.
+1. Append throughput. 1, 4 and 8 writer threads, each with its own app context (so its
+   own session and connection), append to the SAME tenant's chain; a transaction is one
+   ``crm.audit.service.record()`` then ``db.session.commit()`` inside ``tenant_context``.
+   The baseline is the same number of threads running plain single-row INSERT + COMMIT
+   transactions into ``bench_plain``, a table of similar width, through SQLAlchemy Core
+   on the same engine. Audit and plain slices alternate (ABBA) so that load from other
+   tenants of a shared machine hits both alike. As a diagnostic it also times how long
+   each append holds the tenant's chain-head row lock.
+   Goal: with 8 writers, appends reach at least half the plain-INSERT rate.
 2. Verification. A chain of ``--events`` events is bulk-built (hashes computed with
-   ``crm.audit.chain``, rows COPYed in, the head set), then ``verify_chain()`` is
-   timed, with the peak RSS growth while it runs. Baselines are ``count(*)`` and a
-   streaming fetch of the same columns with no hashing (through SQLAlchemy, and
-   through bare psycopg). Goal: >= 50,000 events/s in constant memory.
+   ``crm.audit.chain``, rows COPYed into ``audit_events``, the head set), then
+   ``verify_chain()`` is timed in a fresh process, whose peak RSS growth during the
+   verification is also measured (and compared with verifying a chain of a few thousand
+   events). Baselines: ``count(*)``, and a streaming fetch of the same columns with no
+   hashing (through SQLAlchemy as verify_chain does it, and through bare psycopg).
+   Goal: >= 50,000 events/s in constant memory.
 
-The machines this runs on are shared and noisy, so every rate is also reported as a
-ratio against its in-run baseline. The bench database is dropped and recreated (its
-schema built by the app's Alembic migrations); its name must contain "bench".
+The machines this runs on are shared and noisy, so rates are also reported as ratios
+against their in-run baselines. The bench database is dropped and recreated (its name
+must contain "bench") and its schema built by the app's Alembic migrations.
 
-    .venv/bin/python bench/audit.py [--database-url URL] [--events N]
-        [--seconds S] [--writers 1,4,8] [--json PATH]
+    .venv/bin/python bench/audit.py [--database-url URL] [--events N] [--seconds S]
+        [--writers 1,4,8] [--rounds R] [--json PATH]
 """
 
 import argparse
@@ -35,8 +39,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from multiprocessing import get_context
 
 import flask_migrate
 from flask import Flask
@@ -49,6 +55,7 @@ from sqlalchemy import (
     Table,
     Text,
     create_engine,
+    event,
     func,
     insert,
     select,
@@ -63,12 +70,13 @@ from crm.audit.service import Actor, record, verify_chain
 from crm.columns import utcnow
 from crm.extensions import db
 from crm.provisioning.service import create_tenant
-from tenants import CurrentTenant, tenant_context
+from tenants import CurrentTenant, Tenant, tenant_context
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/ledgerdesk_bench"
 APPEND_GOAL_RATIO = 0.5
+APPEND_GOAL_WRITERS = 8
 VERIFY_GOAL_RATE = 50_000
-GOAL_WRITERS = 8
+MIB = 2**20
 
 plain_metadata = MetaData()
 bench_plain = Table(
@@ -101,8 +109,8 @@ VERIFY_COLUMNS = (
 COPY_COLUMNS = tuple(column.key for column in VERIFY_COLUMNS)
 ACTIONS = ("ticket.created", "ticket.assigned", "refund.requested", "refund.approved", "ticket.closed")
 ACTORS = (
-    Actor("staff", "17", "张伟 (agent)", "203.0.113.7"),
-    Actor("staff", "23", "Dana Li (supervisor)", "198.51.100.23"),
+    Actor("user", "17", "张伟 agent@demo.test", "203.0.113.7"),
+    Actor("user", "23", "supervisor@demo.test", "198.51.100.23"),
     Actor("customer", "90211", "customer #90211", "192.0.2.44"),
     Actor.system(),
 )
@@ -117,6 +125,10 @@ def payload(n: int) -> dict:
         "status": ACTIONS[n % len(ACTIONS)].split(".")[1],
         "reason_digest": hashlib.sha256(n.to_bytes(8, "big")).hexdigest(),
     }
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 # --- set-up -------------------------------------------------------------------------
@@ -138,12 +150,17 @@ def reset_database(url: str) -> None:
         admin.dispose()
 
 
+def make_app(url: str) -> Flask:
+    return crm.create_app({"SQLALCHEMY_DATABASE_URI": url, "PASSWORD_HASH_METHOD": "scrypt:1024:8:1"})
+
+
 def build_app(url: str) -> Flask:
     """The app on the bench database, its schema built by the Alembic migrations."""
-    app = crm.create_app({"SQLALCHEMY_DATABASE_URI": url, "PASSWORD_HASH_METHOD": "scrypt:1024:8:1"})
+    app = make_app(url)
     with app.app_context():
         flask_migrate.upgrade()
         plain_metadata.create_all(db.engine)
+        HEAD_LOCK.attach(db.engine)
     return app
 
 
@@ -155,45 +172,57 @@ def new_tenant(app: Flask, slug: str) -> CurrentTenant:
 
 
 def server_info(app: Flask) -> dict:
+    settings = ("synchronous_commit", "fsync", "wal_sync_method", "commit_delay", "shared_buffers")
     with app.app_context():
-        row = db.session.execute(
-            text(
-                "SELECT version(), current_setting('synchronous_commit'), current_setting('fsync'),"
-                " current_setting('shared_buffers'), current_setting('wal_sync_method')"
-            )
-        ).one()
-    keys = ("version", "synchronous_commit", "fsync", "shared_buffers", "wal_sync_method")
-    return dict(zip(keys, row, strict=True))
+        version = db.session.scalar(text("SHOW server_version"))
+        values = {name: db.session.scalar(text(f"SHOW {name}")) for name in settings}
+    return {"server_version": version, **values}
 
 
 # --- phase 1: concurrent writers ----------------------------------------------------
 
 
+class HeadLockClock:
+    """Diagnostic: how long each append holds its tenant's chain-head row lock, from the
+    ``UPDATE audit_heads … RETURNING`` that takes it coming back to the commit coming back
+    (the server releases the lock just before, so this is a slight over-estimate).
+    None when the statement is not seen (if the app's SQL changes)."""
+
+    STATEMENT = "UPDATE audit_heads SET seq"
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def attach(self, engine) -> None:
+        event.listen(engine, "after_cursor_execute", self._stamp)
+
+    def _stamp(self, connection, cursor, statement, parameters, context, executemany) -> None:
+        if statement.startswith(self.STATEMENT):
+            self._local.taken = time.perf_counter()
+
+    def held(self) -> float | None:
+        taken, self._local.taken = getattr(self._local, "taken", None), None
+        return None if taken is None else time.perf_counter() - taken
+
+
+HEAD_LOCK = HeadLockClock()
+
+# A transaction takes (writer, i) and may return how long it held the head lock.
+Transaction = Callable[[int, int], float | None]
+
+
 @dataclass
-class WriterResult:
-    kind: str
-    writers: int
+class Slice:
+    """What one timed window of one kind of writer measured."""
+
     seconds: float
-    transactions: int
-    p50_ms: float
-    p99_ms: float
-
-    @property
-    def rate(self) -> float:
-        return self.transactions / self.seconds
+    latencies: list[float]
+    held: list[float]
 
 
-def run_writers(
-    app: Flask,
-    kind: str,
-    writers: int,
-    seconds: float,
-    warmup: float,
-    transaction: Callable[[int, int], None],
-) -> WriterResult:
-    """Run ``transaction(writer, i)`` in a loop on ``writers`` threads; count those that
-    complete inside a ``seconds``-long window opening ``warmup`` seconds after all
-    threads are connected."""
+def run_slice(app: Flask, writers: int, seconds: float, warmup: float, transaction: Transaction) -> Slice:
+    """Run ``transaction`` in a loop on ``writers`` threads; keep those that complete in
+    a ``seconds``-long window opening ``warmup`` seconds after all threads connected."""
     window: dict[str, float] = {}
 
     def open_window() -> None:
@@ -202,6 +231,7 @@ def run_writers(
 
     barrier = threading.Barrier(writers, action=open_window)
     latencies: list[list[float]] = [[] for _ in range(writers)]
+    held: list[list[float]] = [[] for _ in range(writers)]
     errors: list[BaseException] = []
 
     def work(writer: int) -> None:
@@ -212,49 +242,44 @@ def run_writers(
                 start, end, i = window["start"], window["end"], 0
                 while True:
                     began = time.perf_counter()
-                    transaction(writer, i)
+                    lock_held = transaction(writer, i)
                     done = time.perf_counter()
                     if done >= end:
                         return
                     if done >= start:
                         latencies[writer].append(done - began)
+                        if lock_held is not None:
+                            held[writer].append(lock_held)
                     i += 1
         except BaseException as exc:
             errors.append(exc)
             barrier.abort()
 
-    threads = [threading.Thread(target=work, args=(k,), name=f"{kind}-{k}") for k in range(writers)]
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(writers)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     if errors:
-        raise RuntimeError(f"{kind} writer failed") from errors[0]
-    every = sorted(latency for per_writer in latencies for latency in per_writer)
-    quantiles = statistics.quantiles(every, n=100) if len(every) > 1 else [every[0]] * 99
-    return WriterResult(kind, writers, seconds, len(every), quantiles[49] * 1e3, quantiles[98] * 1e3)
+        raise RuntimeError("a writer failed") from errors[0]
+    return Slice(seconds, [x for w in latencies for x in w], [x for w in held for x in w])
 
 
-def audit_transaction(tenant: CurrentTenant) -> Callable[[int, int], None]:
-    def transaction(writer: int, i: int) -> None:
+def audit_transaction(tenant: CurrentTenant) -> Transaction:
+    def transaction(writer: int, i: int) -> float | None:
         n = writer * 10_000_000 + i + 1
         with tenant_context(tenant):
-            record(
-                ACTIONS[n % len(ACTIONS)],
-                "ticket",
-                n,
-                actor=ACTORS[n % len(ACTORS)],
-                data=payload(n),
-            )
+            record(ACTIONS[n % len(ACTIONS)], "ticket", n, actor=ACTORS[n % len(ACTORS)], data=payload(n))
             db.session.commit()
+        return HEAD_LOCK.held()
 
     return transaction
 
 
-def plain_transaction(tenant: CurrentTenant) -> Callable[[int, int], None]:
+def plain_transaction(tenant: CurrentTenant) -> Transaction:
     statement = insert(bench_plain)
 
-    def transaction(writer: int, i: int) -> None:
+    def transaction(writer: int, i: int) -> float | None:
         n = writer * 10_000_000 + i + 1
         row = {
             "tenant_id": tenant.id,
@@ -265,8 +290,54 @@ def plain_transaction(tenant: CurrentTenant) -> Callable[[int, int], None]:
         }
         with db.engine.begin() as connection:
             connection.execute(statement, row)
+        return None
 
     return transaction
+
+
+def quantile_ms(values: list[float], q: int) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0] * 1e3
+    return statistics.quantiles(values, n=100)[q - 1] * 1e3
+
+
+def summarize(slices: list[Slice]) -> dict:
+    seconds = sum(s.seconds for s in slices)
+    latencies = [x for s in slices for x in s.latencies]
+    held = [x for s in slices for x in s.held]
+    return {
+        "per_s": len(latencies) / seconds,
+        "rounds_per_s": [len(s.latencies) / s.seconds for s in slices],
+        "p50_ms": quantile_ms(latencies, 50),
+        "p99_ms": quantile_ms(latencies, 99),
+        "lock_held_p50_ms": quantile_ms(held, 50),
+        "lock_busy": sum(held) / seconds if held else None,
+    }
+
+
+def measure_writers(app: Flask, tenant: CurrentTenant, args: argparse.Namespace) -> list[dict]:
+    factories = {"audit": audit_transaction(tenant), "plain": plain_transaction(tenant)}
+    rows = []
+    for writers in args.writers:
+        slices: dict[str, list[Slice]] = {"audit": [], "plain": []}
+        log(f"{writers} writer(s): {args.rounds} rounds of audit and plain, {args.seconds:g} s each in all")
+        for round_ in range(args.rounds):
+            for kind in ("audit", "plain") if round_ % 2 == 0 else ("plain", "audit"):
+                piece = run_slice(app, writers, args.seconds / args.rounds, args.warmup, factories[kind])
+                slices[kind].append(piece)
+        audit, plain = summarize(slices["audit"]), summarize(slices["plain"])
+        rows.append(
+            {
+                "writers": writers,
+                "audit": audit,
+                "plain": plain,
+                "audit_over_plain": audit["per_s"] / plain["per_s"],
+            }
+        )
+        log(f"  audit {audit['per_s']:,.0f}/s, plain {plain['per_s']:,.0f}/s")
+    return rows
 
 
 # --- phase 2: verification ----------------------------------------------------------
@@ -293,32 +364,30 @@ def chain_rows(tenant_id: int, first_seq: int, prev_hash: str, count: int) -> It
             "prev_hash": prev_hash,
         }
         prev_hash = event_hash(prev_hash, event_body(**row))
-        row["data"] = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        row["data"] = json.dumps(data, ensure_ascii=False)
         row["hash"] = prev_hash
         yield tuple(row[key] for key in COPY_COLUMNS)
 
 
 def build_chain(app: Flask, tenant: CurrentTenant, events: int) -> float:
     """Extend the tenant's chain (started by ``create_tenant``) to ``events`` events by
-    COPY, set its head, and vacuum; returns the seconds it took."""
+    COPY, move its head, then VACUUM ANALYZE; returns the seconds it took."""
     began = time.perf_counter()
     with app.app_context():
         with tenant_context(tenant):
             head = db.session.execute(select(AuditHead.seq, AuditHead.hash)).one()
         db.session.rollback()
-        rows = chain_rows(tenant.id, head.seq + 1, head.hash, events - head.seq)
+        last = (head.seq, head.hash)
         raw = db.engine.raw_connection()
         try:
             with raw.driver_connection.cursor() as cursor:
                 columns = ", ".join(COPY_COLUMNS)
-                last = (head.seq, head.hash)
                 with cursor.copy(f"COPY audit_events ({columns}) FROM STDIN") as copy:
-                    for row in rows:
+                    for row in chain_rows(tenant.id, head.seq + 1, head.hash, events - head.seq):
                         copy.write_row(row)
                         last = (row[1], row[-1])
                 cursor.execute(
-                    "UPDATE audit_heads SET seq = %s, hash = %s WHERE tenant_id = %s",
-                    (*last, tenant.id),
+                    "UPDATE audit_heads SET seq = %s, hash = %s WHERE tenant_id = %s", (*last, tenant.id)
                 )
             raw.commit()
         finally:
@@ -343,7 +412,7 @@ def rss_bytes() -> int:
 class PeakRss:
     """Samples RSS on a thread while the block runs; ``growth`` is peak minus start."""
 
-    def __init__(self, interval: float = 0.01) -> None:
+    def __init__(self, interval: float = 0.005) -> None:
         self.interval = interval
         self.start = self.peak = 0
         self._stop = threading.Event()
@@ -369,26 +438,44 @@ class PeakRss:
         return self.peak - self.start
 
 
-@dataclass
-class Timed:
-    name: str
-    rows: int
-    seconds: float
-    rss_growth_bytes: int | None = None
+def verify_in_fresh_process(url: str, slug: str) -> dict:
+    """Run verify_chain for a tenant in this (fresh) process, timing it and sampling
+    RSS, so the memory measured is verification's alone."""
+    app = make_app(url)
+    with app.app_context():
+        tenant = CurrentTenant.of(db.session.scalars(select(Tenant).where(Tenant.slug == slug)).one())
+        db.session.rollback()
+        with tenant_context(tenant):
+            db.session.execute(select(AuditHead.seq)).all()  # connect, warm the caches
+            with PeakRss() as rss:
+                began = time.perf_counter()
+                report = verify_chain()
+                seconds = time.perf_counter() - began
+    return {
+        "ok": report.ok,
+        "count": report.count,
+        "problem": report.problem,
+        "seconds": seconds,
+        "rss_growth_mib": rss.growth / MIB,
+    }
 
-    @property
-    def rate(self) -> float:
-        return self.rows / self.seconds
+
+def verify_elsewhere(url: str, slug: str, expected: int) -> dict:
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        result = pool.submit(verify_in_fresh_process, url, slug).result()
+    if not result["ok"] or result["count"] != expected:
+        raise RuntimeError(f"verify_chain rejected the chain of {slug}: {result}")
+    return result
 
 
-def time_count(app: Flask, tenant: CurrentTenant) -> Timed:
+def time_count(app: Flask, tenant: CurrentTenant) -> tuple[int, float]:
     with app.app_context(), tenant_context(tenant):
         began = time.perf_counter()
         count, _ = db.session.execute(select(func.count(), func.max(AuditEvent.seq))).one()
-        return Timed("SELECT count(*), max(seq)", count, time.perf_counter() - began)
+        return count, time.perf_counter() - began
 
 
-def time_fetch(app: Flask, tenant: CurrentTenant, batch: int) -> Timed:
+def time_fetch(app: Flask, tenant: CurrentTenant, batch: int) -> tuple[int, float]:
     """The same columns, order and streaming as verify_chain, with no hashing."""
     with app.app_context(), tenant_context(tenant):
         began = time.perf_counter()
@@ -396,18 +483,16 @@ def time_fetch(app: Flask, tenant: CurrentTenant, batch: int) -> Timed:
             select(*VERIFY_COLUMNS).order_by(AuditEvent.seq).execution_options(yield_per=batch)
         )
         count = sum(len(partition) for partition in result.partitions())
-        return Timed("stream same columns (SQLAlchemy), no hashing", count, time.perf_counter() - began)
+        return count, time.perf_counter() - began
 
 
-def time_raw_fetch(app: Flask, tenant: CurrentTenant, batch: int) -> Timed:
+def time_raw_fetch(app: Flask, tenant: CurrentTenant, batch: int) -> tuple[int, float]:
     """The same rows through a bare psycopg server-side cursor: the driver's floor."""
     with app.app_context():
         raw = db.engine.raw_connection()
         try:
-            began = time.perf_counter()
-            count = 0
+            began, count = time.perf_counter(), 0
             with raw.driver_connection.cursor(name="bench_raw_fetch") as cursor:
-                cursor.itersize = batch
                 cursor.execute(
                     f"SELECT {', '.join(COPY_COLUMNS)} FROM audit_events WHERE tenant_id = %s ORDER BY seq",
                     (tenant.id,),
@@ -418,112 +503,162 @@ def time_raw_fetch(app: Flask, tenant: CurrentTenant, batch: int) -> Timed:
             raw.rollback()
         finally:
             raw.close()
-    return Timed("stream same columns (bare psycopg), no hashing", count, seconds)
+    return count, seconds
 
 
-def time_verify(app: Flask, tenant: CurrentTenant, expected: int) -> Timed:
-    with app.app_context(), tenant_context(tenant), PeakRss() as rss:
-        began = time.perf_counter()
-        report = verify_chain()
-        seconds = time.perf_counter() - began
-    if not report.ok or report.count != expected:
-        raise RuntimeError(f"verify_chain rejected the chain: {report}")
-    return Timed("verify_chain()", report.count, seconds, rss.growth)
+def measure_verify(app: Flask, url: str, appender: CurrentTenant, args: argparse.Namespace) -> dict:
+    with app.app_context(), tenant_context(appender):
+        small_events = db.session.scalar(select(AuditHead.seq))
+    log(f"verifying the appenders' chain ({small_events:,} events; it must be one unforked chain)")
+    small = verify_elsewhere(url, appender.slug, small_events)
+
+    log(f"bulk-building a chain of {args.events:,} events")
+    verifier = new_tenant(app, "bench-verify")
+    build_seconds = build_chain(app, verifier, args.events)
+    log(f"  built in {build_seconds:.0f} s; timing the baselines and verify_chain()")
+    timings = {
+        "count": time_count(app, verifier),
+        "raw_fetch": time_raw_fetch(app, verifier, args.batch),
+        "fetch_before": time_fetch(app, verifier, args.batch),
+    }
+    big = verify_elsewhere(url, verifier.slug, args.events)
+    timings["fetch_after"] = time_fetch(app, verifier, args.batch)
+    for name, (count, _) in timings.items():
+        if count != args.events:
+            raise RuntimeError(f"{name} saw {count} events, not {args.events}")
+    seconds = {name: timing[1] for name, timing in timings.items()}
+    fetch = (seconds["fetch_before"] + seconds["fetch_after"]) / 2
+    return {
+        "events": args.events,
+        "build_seconds": build_seconds,
+        "seconds": {**seconds, "fetch_mean": fetch, "verify": big["seconds"]},
+        "verify_per_s": args.events / big["seconds"],
+        "fetch_per_s": args.events / fetch,
+        "raw_fetch_per_s": args.events / seconds["raw_fetch"],
+        "verify_over_fetch": big["seconds"] / fetch,
+        "rss_growth_mib": big["rss_growth_mib"],
+        "small_events": small_events,
+        "small_rss_growth_mib": small["rss_growth_mib"],
+    }
 
 
 # --- report -------------------------------------------------------------------------
 
 
-@dataclass
-class Results:
-    meta: dict = field(default_factory=dict)
-    writers: list[dict] = field(default_factory=list)
-    verify: dict = field(default_factory=dict)
-    goals: dict = field(default_factory=dict)
+def _num(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
 
 
-def writer_rows(audit: list[WriterResult], plain: list[WriterResult]) -> list[dict]:
-    return [
-        {
-            "writers": a.writers,
-            "audit_events_per_s": round(a.rate, 1),
-            "audit_p50_ms": round(a.p50_ms, 3),
-            "audit_p99_ms": round(a.p99_ms, 3),
-            "plain_rows_per_s": round(p.rate, 1),
-            "plain_p50_ms": round(p.p50_ms, 3),
-            "plain_p99_ms": round(p.p99_ms, 3),
-            "audit_over_plain": round(a.rate / p.rate, 3),
-        }
-        for a, p in zip(audit, plain, strict=True)
-    ]
-
-
-def print_table(results: Results) -> None:
+def print_report(results: dict) -> None:
     print()
     print("Append throughput: one record() + commit per transaction, all writers on one tenant")
     header = (
-        f"{'writers':>7}  {'audit ev/s':>10}  {'p50 ms':>7}  {'p99 ms':>7}"
+        f"{'writers':>7}  {'audit ev/s':>10}  {'p50 ms':>7}  {'p99 ms':>7}  {'lock ms':>7}  {'busy':>5}"
         f"  {'plain rows/s':>12}  {'p50 ms':>7}  {'p99 ms':>7}  {'audit/plain':>11}"
     )
     print(header)
     print("-" * len(header))
-    for row in results.writers:
+    for row in results["writers"]:
+        audit, plain = row["audit"], row["plain"]
         print(
-            f"{row['writers']:>7}  {row['audit_events_per_s']:>10,.0f}  {row['audit_p50_ms']:>7.2f}"
-            f"  {row['audit_p99_ms']:>7.2f}  {row['plain_rows_per_s']:>12,.0f}"
-            f"  {row['plain_p50_ms']:>7.2f}  {row['plain_p99_ms']:>7.2f}  {row['audit_over_plain']:>11.2f}"
+            f"{row['writers']:>7}  {audit['per_s']:>10,.0f}  {_num(audit['p50_ms'], '.2f'):>7}"
+            f"  {_num(audit['p99_ms'], '.2f'):>7}  {_num(audit['lock_held_p50_ms'], '.2f'):>7}"
+            f"  {_num(audit['lock_busy'], '.0%'):>5}  {plain['per_s']:>12,.0f}"
+            f"  {_num(plain['p50_ms'], '.2f'):>7}  {_num(plain['p99_ms'], '.2f'):>7}"
+            f"  {row['audit_over_plain']:>11.2f}"
         )
-    verify = results.verify
+    print(
+        "  lock ms: median time an append holds the chain-head row lock; busy: share of the time"
+        "\n  it was held (~100% means appends are serialised on it; a little over 100% is the"
+        "\n  clock's overlap)"
+    )
+    verify = results["verify"]
+    seconds = verify["seconds"]
     print()
     print(
-        f"Verification: chain of {verify['events']:,} events (bulk-built in {verify['build_seconds']:.1f} s)"
+        f"Verification of a chain of {verify['events']:,} events"
+        f" (bulk-built in {verify['build_seconds']:.0f} s)"
     )
-    header = f"{'what':<48}  {'seconds':>8}  {'rows/s':>10}  {'verify is x slower':>18}"
+    header = f"{'':<52}  {'seconds':>8}  {'events/s':>10}  {'verify / this':>13}"
     print(header)
     print("-" * len(header))
-    verify_seconds = verify["verify_chain"]["seconds"]
-    for item in verify["baselines"] + [verify["verify_chain"]]:
+    lines = (
+        ("SELECT count(*), max(seq)", seconds["count"]),
+        ("stream the same columns, bare psycopg, no hashing", seconds["raw_fetch"]),
+        ("stream the same columns, SQLAlchemy, no hashing (*)", seconds["fetch_mean"]),
+        ("verify_chain()", seconds["verify"]),
+    )
+    for name, took in lines:
         print(
-            f"{item['name']:<48}  {item['seconds']:>8.2f}  {item['rows_per_s']:>10,.0f}"
-            f"  {verify_seconds / item['seconds']:>18.2f}"
+            f"{name:<52}  {took:>8.2f}  {verify['events'] / took:>10,.0f}  {seconds['verify'] / took:>13.2f}"
         )
     print(
-        f"peak RSS growth during verify_chain: {verify['rss_growth_mib']:.1f} MiB for"
-        f" {verify['events']:,} events; {verify['small_rss_growth_mib']:.1f} MiB for"
+        f"  (*) mean of one run before and one after verify_chain "
+        f"({seconds['fetch_before']:.2f} s, {seconds['fetch_after']:.2f} s)"
+    )
+    print(
+        f"  peak RSS growth during verify_chain: {verify['rss_growth_mib']:.1f} MiB for"
+        f" {verify['events']:,} events, {verify['small_rss_growth_mib']:.1f} MiB for"
         f" {verify['small_events']:,} events"
     )
     print()
     print("Goals")
-    for goal in results.goals.values():
+    for goal in results["goals"]:
         print(f"  [{'MET' if goal['met'] else 'NOT MET'}] {goal['text']}")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--database-url", default=DEFAULT_URL, help="dropped and recreated (default: %(default)s)"
+def judge(results: dict) -> list[dict]:
+    goals = []
+    at_goal = [row for row in results["writers"] if row["writers"] == APPEND_GOAL_WRITERS]
+    if at_goal:
+        ratio = at_goal[0]["audit_over_plain"]
+        goals.append(
+            {
+                "goal": "append",
+                "text": f"{APPEND_GOAL_WRITERS} writers: appends >= {APPEND_GOAL_RATIO:.0%} of the"
+                f" plain-INSERT rate (measured {ratio:.0%})",
+                "met": ratio >= APPEND_GOAL_RATIO,
+            }
+        )
+    verify = results["verify"]
+    goals.append(
+        {
+            "goal": "verify",
+            "text": f"verify_chain >= {VERIFY_GOAL_RATE:,} events/s in constant memory (measured"
+            f" {verify['verify_per_s']:,.0f}/s, {verify['verify_over_fetch']:.2f}x the fetch alone;"
+            f" RSS +{verify['rss_growth_mib']:.1f} MiB)",
+            "met": verify["verify_per_s"] >= VERIFY_GOAL_RATE,
+        }
     )
+    return goals
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--database-url", default=DEFAULT_URL, help="dropped and recreated (%(default)s)")
     parser.add_argument("--events", type=int, default=1_000_000, help="chain length to verify (%(default)s)")
     parser.add_argument(
-        "--seconds", type=float, default=10.0, help="measured seconds per writer phase (%(default)s)"
+        "--seconds", type=float, default=12.0, help="measured seconds per kind and writer count (%(default)s)"
     )
     parser.add_argument(
-        "--warmup", type=float, default=1.0, help="unmeasured seconds per writer phase (%(default)s)"
+        "--rounds", type=int, default=3, help="alternating slices those are split into (%(default)s)"
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=0.5, help="unmeasured seconds per slice (%(default)s)"
     )
     parser.add_argument("--writers", default="1,4,8", help="writer counts, comma-separated (%(default)s)")
     parser.add_argument("--batch", type=int, default=5000, help="rows per fetch when streaming (%(default)s)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
-    args.writers = [int(n) for n in args.writers.split(",") if n.strip()]
+    try:
+        args.writers = [int(n) for n in args.writers.split(",") if n.strip()]
+    except ValueError:
+        parser.error("--writers takes comma-separated counts, e.g. 1,4,8")
     if not args.writers or min(args.writers) < 1:
-        parser.error("--writers needs positive counts, e.g. 1,4,8")
-    if args.events < 2:
-        parser.error("--events must be at least 2")
+        parser.error("--writers takes positive counts, e.g. 1,4,8")
+    if args.events < 2 or args.rounds < 1 or args.seconds <= 0:
+        parser.error("--events must be at least 2, --rounds at least 1, --seconds positive")
     return args
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -532,76 +667,32 @@ def main(argv: list[str] | None = None) -> int:
     log(f"recreating {make_url(args.database_url).database} and running the migrations")
     reset_database(args.database_url)
     app = build_app(args.database_url)
-    results = Results(
-        meta={
+    results: dict = {
+        "meta": {
             "when": datetime.now(UTC).isoformat(timespec="seconds"),
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
+            "load_average_at_start": os.getloadavg(),
             "server": server_info(app),
-            "args": {k: v for k, v in vars(args).items() if k != "json"},
+            "args": {k: v for k, v in vars(args).items() if k not in ("json", "database_url")},
         }
-    )
-
+    }
     appender = new_tenant(app, "bench-append")
-    audit: list[WriterResult] = []
-    plain: list[WriterResult] = []
-    for writers in args.writers:
-        for kind, factory, into in (
-            ("audit", audit_transaction, audit),
-            ("plain", plain_transaction, plain),
-        ):
-            log(f"{kind}: {writers} writer(s) for {args.seconds:g} s")
-            into.append(run_writers(app, kind, writers, args.seconds, args.warmup, factory(appender)))
-            log(f"  {into[-1].rate:,.0f} transactions/s")
-    results.writers = writer_rows(audit, plain)
+    results["writers"] = measure_writers(app, appender, args)
+    results["verify"] = measure_verify(app, args.database_url, appender, args)
+    results["goals"] = judge(results)
+    results["meta"]["load_average_at_end"] = os.getloadavg()
+    results["meta"]["total_seconds"] = time.perf_counter() - started
 
-    log("verifying the appenders' chain (it must have stayed one unforked chain)")
-    with app.app_context(), tenant_context(appender):
-        small_events = db.session.scalar(select(AuditHead.seq))
-    small = time_verify(app, appender, small_events)
-
-    log(f"bulk-building a chain of {args.events:,} events")
-    verifier = new_tenant(app, "bench-verify")
-    build_seconds = build_chain(app, verifier, args.events)
-    log(f"  built in {build_seconds:.1f} s; timing baselines and verify_chain()")
-    baselines = [
-        time_count(app, verifier),
-        time_raw_fetch(app, verifier, args.batch),
-        time_fetch(app, verifier, args.batch),
-    ]
-    verified = time_verify(app, verifier, args.events)
-    fetch = baselines[-1]
-    results.verify = {
-        "events": args.events,
-        "build_seconds": round(build_seconds, 2),
-        "baselines": [{**asdict(b), "rows_per_s": round(b.rate, 1)} for b in baselines],
-        "verify_chain": {**asdict(verified), "rows_per_s": round(verified.rate, 1)},
-        "verify_over_fetch_time": round(verified.seconds / fetch.seconds, 3),
-        "rss_growth_mib": round(verified.rss_growth_bytes / 2**20, 2),
-        "small_events": small.rows,
-        "small_rss_growth_mib": round(small.rss_growth_bytes / 2**20, 2),
-    }
-
-    at_goal = [row for row in results.writers if row["writers"] == GOAL_WRITERS]
-    if at_goal:
-        ratio = at_goal[0]["audit_over_plain"]
-        results.goals["append"] = {
-            "text": f"{GOAL_WRITERS} writers: appends >= {APPEND_GOAL_RATIO:.0%} of plain INSERTs"
-            f" (measured {ratio:.0%})",
-            "met": ratio >= APPEND_GOAL_RATIO,
-        }
-    results.goals["verify"] = {
-        "text": f"verify_chain >= {VERIFY_GOAL_RATE:,} events/s (measured {verified.rate:,.0f};"
-        f" peak RSS growth {results.verify['rss_growth_mib']:.1f} MiB)",
-        "met": verified.rate >= VERIFY_GOAL_RATE,
-    }
-    results.meta["total_seconds"] = round(time.perf_counter() - started, 1)
-
-    print_table(results)
-    print(f"\ntotal {results.meta['total_seconds']:.0f} s")
+    print_report(results)
+    print(
+        f"\ntotal {results['meta']['total_seconds']:.0f} s; load average at start/end"
+        f" {results['meta']['load_average_at_start'][0]:.1f}/{results['meta']['load_average_at_end'][0]:.1f}"
+        f" on {results['meta']['cpus']} CPUs"
+    )
     if args.json:
         with open(args.json, "w") as out:
-            json.dump(asdict(results), out, indent=2, default=str)
+            json.dump(results, out, indent=2)
             out.write("\n")
     return 0
 

@@ -2,8 +2,8 @@
 
 from datetime import datetime
 
-from flask import Flask, has_request_context, request
 from babel.dates import get_timezone_name
+from flask import Flask, has_request_context, request
 from flask_babel import format_datetime, get_locale, get_timezone
 
 from crm.access import ROLE_LABELS, can

@@ -12,11 +12,11 @@ from sqlalchemy import func, select
 
 from crm import create_app
 from crm.auth.models import User
-from crm.tickets.models import Ticket
 from crm.config import ConfigError, database_url, from_environment
 from crm.demo.seed import USERS, seed_demo
 from crm.extensions import db
 from crm.provisioning.service import tenant_by_slug
+from crm.tickets.models import Ticket
 from tenants import Tenant, tenant_context
 from tests.conftest import acting_for
 
