@@ -27,7 +27,7 @@ def friendly_errors() -> Iterator[None]:
         yield
     except DomainError as error:
         db.session.rollback()
-        raise click.ClickException(str(error.message)) from None
+        raise click.ClickException(error.message) from None
     except (OperationalError, ProgrammingError) as error:
         db.session.rollback()
         raise click.ClickException(

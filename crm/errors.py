@@ -4,6 +4,7 @@ from flask import Flask, render_template
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 
 class DomainError(Exception):
@@ -14,6 +15,9 @@ class DomainError(Exception):
     status = 422
 
     def __init__(self, message: str, field: str | None = None) -> None:
+        # Rendered now, as plain text: Jinja takes a lazy translation for safe markup,
+        # and some messages carry what people typed (a file's name).
+        message = str(message)
         super().__init__(message)
         self.message = message
         self.field = field
@@ -43,7 +47,18 @@ def _render(status: int, message: str | None = None):
     return render_template("errors/error.html", status=status, message=body), status
 
 
+class DatabaseInt(IntegerConverter):
+    """``<int:…>`` in URLs, bounded to the database's 64-bit integers: a longer number
+    names nothing and is a 404, not a driver error."""
+
+    def __init__(self, url_map, *args, **kwargs) -> None:
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(url_map, *args, **kwargs)
+
+
 def init_app(app: Flask) -> None:
+    app.url_map.converters["int"] = DatabaseInt
+
     @app.errorhandler(CSRFError)
     def csrf_failed(error: CSRFError):
         return _render(400, _l("The form expired or was sent from elsewhere. Reload the page and try again."))

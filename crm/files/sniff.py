@@ -16,6 +16,8 @@ ALLOWED = {
     "message/rfc822": "eml",
     "text/plain": "txt",
 }
+# For file inputs' ``accept``: a hint to the browser; the bytes still decide.
+ACCEPTED_FILES = ",".join(sorted({f".{extension}" for extension in ALLOWED.values()} | {".jpeg"}))
 _FILETYPE_ALIASES = {"audio/wav": "audio/x-wav", "audio/x-m4a": "audio/mp4", "video/mp4": None}
 _HEADER_LINE = re.compile(rb"^[A-Za-z][A-Za-z0-9-]*:[ \t]", re.MULTILINE)
 _MAIL_HEADERS = {"from", "to", "subject", "date", "message-id", "received", "mime-version"}

@@ -17,6 +17,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional
 
+from crm.files.sniff import ACCEPTED_FILES
 from crm.tickets.models import Reason
 
 REASON_LABELS = {
@@ -72,7 +73,7 @@ class RefundForm(FlaskForm):
         description=_l(
             "Up to 5 files, 10 MB each: PDF, images, text, emails, call recordings (MP3, WAV, M4A)."
         ),
-        render_kw={"accept": ".pdf,.png,.jpg,.jpeg,.txt,.eml,.mp3,.wav,.m4a"},
+        render_kw={"accept": ACCEPTED_FILES},
     )
     consent = BooleanField(validators=[DataRequired(_l("Please agree so that we can handle your request."))])
     submission_token = HiddenField(validators=[DataRequired()])
@@ -84,9 +85,7 @@ class CustomerReplyForm(FlaskForm):
     body = TextAreaField(
         _l("Your message"), validators=[DataRequired(REQUIRED), _too_long(20_000)], render_kw={"rows": 4}
     )
-    attachments = MultipleFileField(
-        _l("Add evidence (optional)"), render_kw={"accept": ".pdf,.png,.jpg,.jpeg,.txt,.eml,.mp3,.wav,.m4a"}
-    )
+    attachments = MultipleFileField(_l("Add evidence (optional)"), render_kw={"accept": ACCEPTED_FILES})
 
 
 class NotSatisfiedForm(FlaskForm):

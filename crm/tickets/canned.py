@@ -12,7 +12,7 @@ from crm.audit.service import Actor, record
 from crm.errors import DomainError
 from crm.extensions import db
 from crm.tickets.models import CannedReply, Ticket
-from crm.tickets.service import MAX_DESCRIPTION, _check_text
+from crm.tickets.service import MAX_DESCRIPTION, check_text
 
 PLACEHOLDERS = ("customer_name", "ticket_number", "deadline")
 # Anything in braces that looks like a placeholder, so a misspelt one is refused when it
@@ -29,8 +29,8 @@ def canned_by_id(reply_id: int) -> CannedReply | None:
 
 
 def _checked(title: str, body: str, *, editing: CannedReply | None = None) -> tuple[str, str]:
-    title = _check_text(title, "title", 100, required=True)
-    body = _check_text(body, "body", MAX_DESCRIPTION, required=True)
+    title = check_text(title, "title", 100, required=True)
+    body = check_text(body, "body", MAX_DESCRIPTION, required=True)
     unknown = sorted({name for name in PLACEHOLDER_RE.findall(body) if name not in PLACEHOLDERS})
     if unknown:
         raise DomainError(

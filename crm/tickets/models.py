@@ -90,6 +90,7 @@ class Ticket(TenantScoped, db.Model):
         Index(None, "tenant_id", "assignee_id", "status", "created_at", "id"),
         Index(None, "tenant_id", "created_at", "id"),
         Index(None, "tenant_id", "customer_id"),
+        Index(None, "tenant_id", "account_ref"),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)

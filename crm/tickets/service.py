@@ -25,6 +25,7 @@ from crm.files.storage import RefusedFile, store
 from crm.notify import service as notify
 from crm.provisioning.models import AgentDisplay, TenantSettings
 from crm.tickets import emails
+from crm.tickets.labels import STATUS_LABELS
 from crm.tickets.links import mint_tracking_link, token_digest, tracking_url
 from crm.tickets.models import (
     TRANSITIONS,
@@ -195,7 +196,7 @@ def to_minor_units(amount: Decimal | str | None, currency: str) -> int | None:
     return int(minor)
 
 
-def _check_text(value: str | None, field_name: str, limit: int, *, required: bool) -> str:
+def check_text(value: str | None, field_name: str, limit: int, *, required: bool) -> str:
     value = (value or "").strip()
     if required and not value:
         raise DomainError(_l("This field is required."), field_name)
@@ -294,7 +295,12 @@ def _set_status(
         return
     if new not in TRANSITIONS[old]:
         raise Conflict(
-            _l("A ticket that is %(old)s cannot become %(new)s.", old=old.value, new=new.value), "status"
+            _l(
+                "A ticket that is %(old)s cannot become %(new)s.",
+                old=STATUS_LABELS[old],
+                new=STATUS_LABELS[new],
+            ),
+            "status",
         )
     ticket.status = new
     if new == Status.RESOLVED:
@@ -390,11 +396,11 @@ def submit_refund_request(request: RefundRequest, *, nonce: str, ip: str | None)
         return repeated
     tenant_settings = settings()
     details = request.customer
-    name = _check_text(details.name, "name", 200, required=True)
+    name = check_text(details.name, "name", 200, required=True)
     phone = customers.normalise_phone(details.phone or "", tenant_settings.country)
     email = check_email(details.email) if details.email else None
-    account_ref = _check_text(details.account_ref, "account_ref", 100, required=False) or None
-    description = _check_text(request.description, "description", MAX_DESCRIPTION, required=True)
+    account_ref = check_text(details.account_ref, "account_ref", 100, required=False) or None
+    description = check_text(request.description, "description", MAX_DESCRIPTION, required=True)
     try:
         reason = Reason(request.reason)
     except ValueError:
@@ -459,32 +465,29 @@ def open_ticket(
     """A ticket staff open for a request that came by phone, email or a regulator."""
     try:
         kind, channel, priority = Kind(kind), Channel(channel), Priority(priority)
+        reason = Reason(reason) if reason else None
     except ValueError:
-        raise DomainError(_l("Choose a kind, channel and priority from the lists."), "kind") from None
+        raise DomainError(_l("Choose a kind, channel, priority and reason from the lists."), "kind") from None
     if channel not in (Channel.PHONE, Channel.EMAIL, Channel.REGULATOR_REFERRAL):
         raise DomainError(_l("Staff open tickets for phone, email and regulator referrals."), "channel")
-    name = _check_text(customer.name, "name", 200, required=True)
+    name = check_text(customer.name, "name", 200, required=True)
     phone = customers.normalise_phone(customer.phone, settings().country) if customer.phone else None
     email = check_email(customer.email) if customer.email else None
     if not phone and not email:
         raise DomainError(_l("Give the customer's phone number or email."), "phone")
-    description = _check_text(description, "description", MAX_DESCRIPTION, required=True)
+    description = check_text(description, "description", MAX_DESCRIPTION, required=True)
+    account_ref = check_text(customer.account_ref, "account_ref", 100, required=False) or None
     actor = staff_actor(user, ip)
     found = customers.match_or_create(
-        name=name,
-        phone=phone,
-        email=email,
-        account_ref=_check_text(customer.account_ref, "account_ref", 100, required=False) or None,
-        locale=customer.locale,
-        actor=actor,
+        name=name, phone=phone, email=email, account_ref=account_ref, locale=customer.locale, actor=actor
     )
     ticket = _create_ticket(
         customer=found,
         kind=kind,
         channel=channel,
         priority=priority,
-        reason=Reason(reason) if reason else None,
-        account_ref=found.account_ref,
+        reason=reason,
+        account_ref=account_ref or found.account_ref,
         purchase_date=None,
         amount_minor=None,
         currency=current_tenant().currency,
@@ -533,7 +536,10 @@ def notify_customer(
 
 def _check_open(ticket: Ticket) -> None:
     if not ticket.is_open:
-        raise Conflict(_l("This ticket is %(status)s; reopen it first.", status=ticket.status), "body")
+        raise Conflict(
+            _l("This ticket is %(status)s; reopen it first.", status=STATUS_LABELS[Status(ticket.status)]),
+            "body",
+        )
 
 
 def reply(
@@ -547,7 +553,7 @@ def reply(
 ) -> ThreadEntry:
     """A public reply to the customer: shown on the tracking page and emailed."""
     _check_open(ticket)
-    body = _check_text(body, "body", MAX_DESCRIPTION, required=True)
+    body = check_text(body, "body", MAX_DESCRIPTION, required=True)
     actor = staff_actor(user, ip)
     entry = _add_entry(ticket, EntryKind.PUBLIC_REPLY, author_kind="staff", author=user, body=body)
     record(
@@ -568,7 +574,7 @@ def add_note(
     ticket: Ticket, body: str, *, user: User, ip: str | None, uploads: list[Upload] = ()
 ) -> ThreadEntry:
     """An internal note: staff only, never on the tracking page."""
-    body = _check_text(body, "body", MAX_DESCRIPTION, required=True)
+    body = check_text(body, "body", MAX_DESCRIPTION, required=True)
     actor = staff_actor(user, ip)
     entry = _add_entry(ticket, EntryKind.INTERNAL_NOTE, author_kind="staff", author=user, body=body)
     record(
@@ -606,7 +612,7 @@ def log_call(
     if not 0 <= duration_seconds <= 24 * 3600:
         raise DomainError(_l("The duration must be between 0 and 86400 seconds."), "duration_seconds")
     number = customers.normalise_phone(number, settings().country)
-    notes = _check_text(notes, "notes", MAX_DESCRIPTION, required=False)
+    notes = check_text(notes, "notes", MAX_DESCRIPTION, required=False)
     actor = staff_actor(user, ip)
     details = {
         "direction": direction,
@@ -636,13 +642,9 @@ def request_information(ticket: Ticket, body: str, *, user: User, ip: str | None
 
 
 def assign(ticket: Ticket, assignee_id: int | None, *, user: User, ip: str | None) -> None:
-    assignee = None
-    if assignee_id is not None:
-        assignee = db.session.scalars(
-            select(User).where(User.id == assignee_id, User.active.is_(True))
-        ).one_or_none()
-        if assignee is None:
-            raise NotFound(_l("No active user has that id."), "assignee_id")
+    """Give the ticket to someone who works tickets, or to nobody (``None``)."""
+    if assignee_id is not None and assignee_id not in {staff.id for staff in list_assignable_users()}:
+        raise NotFound(_l("No active user has that id."), "assignee_id")
     if ticket.assignee_id == assignee_id:
         return
     record(
@@ -737,7 +739,7 @@ def customer_reply(ticket: Ticket, body: str, *, ip: str | None, uploads: list[U
     """The customer answers on the tracking page; a waiting ticket is open again."""
     if not ticket.is_open:
         raise Conflict(_l("This request is closed. Submit a new request if you need more help."), "body")
-    body = _check_text(body, "body", MAX_DESCRIPTION, required=True)
+    body = check_text(body, "body", MAX_DESCRIPTION, required=True)
     actor = customer_actor(ticket.customer, ip)
     _check_uploads(list(uploads))
     entry = _add_entry(ticket, EntryKind.INBOUND_MESSAGE, author_kind="customer", body=body)
@@ -764,7 +766,7 @@ def not_satisfied(ticket: Ticket, body: str, *, ip: str | None) -> None:
     """The customer rejects the resolution: the ticket reopens, flagged for a manager."""
     if ticket.status != Status.RESOLVED:
         raise Conflict(_l("Only a resolved request can be reopened."), "status")
-    body = _check_text(body, "body", MAX_DESCRIPTION, required=False)
+    body = check_text(body, "body", MAX_DESCRIPTION, required=False)
     actor = customer_actor(ticket.customer, ip)
     if body:
         entry = _add_entry(ticket, EntryKind.INBOUND_MESSAGE, author_kind="customer", body=body)

@@ -120,14 +120,8 @@ def _me():
     return current_user._get_current_object()
 
 
-def _in_range(*ids: int | None) -> bool:
-    """Whether the numbers in a URL fit the database's integers (a longer one names
-    nothing, and the database driver would refuse it with an error)."""
-    return all(value is None or 0 <= value < 2**63 for value in ids)
-
-
 def _ticket_or_404(number: int) -> Ticket:
-    ticket = service.ticket_by_number(number) if _in_range(number) else None
+    ticket = service.ticket_by_number(number)
     if ticket is None:
         abort(404)
     return ticket
@@ -231,7 +225,7 @@ def show(number: int):
     bound = {}
     chosen = request.args.get("canned", type=int)
     into = request.args.get("into", "reply")
-    if chosen and _in_range(chosen) and into in CANNED_SLOTS and can(current_user, "tickets.work"):
+    if chosen and 0 < chosen < 2**63 and into in CANNED_SLOTS and can(current_user, "tickets.work"):
         # Without JavaScript, the canned-reply picker is a GET that fills the message box.
         reply = canned.canned_by_id(chosen)
         if reply is not None:
@@ -246,7 +240,7 @@ def show(number: int):
 def download(number: int, attachment_id: int):
     """An attachment of the ticket, as a download of the type its bytes were found to be."""
     ticket = _ticket_or_404(number)
-    attachment = service.attachment_of_ticket(ticket, attachment_id) if _in_range(attachment_id) else None
+    attachment = service.attachment_of_ticket(ticket, attachment_id)
     if attachment is None:
         abort(404)
     _record_auditor_reading(
@@ -287,7 +281,7 @@ def _act(
     except DomainError as error:
         db.session.rollback()
         if isinstance(error, Conflict) or not slot:  # about the ticket's state, not a field
-            flash(str(error.message), "danger")
+            flash(error.message, "danger")
         else:
             _show_error(form, error, aliases)
         return _render_ticket(_ticket_or_404(number), error.status, **bound)
@@ -298,10 +292,9 @@ def _act(
 
 def _show_error(form: FlaskForm, error: DomainError, aliases: dict[str, str] | None = None) -> None:
     """The error beside its field (``aliases`` maps the service's field names to the
-    form's). As plain text: a lazy message is taken by Jinja as safe markup, and some
-    carry what people typed, such as a file's name."""
+    form's)."""
     field = (aliases or {}).get(error.field, error.field)
-    show_error(form, DomainError(str(error.message), field))
+    show_error(form, DomainError(error.message, field))
 
 
 def _sent(message: str) -> Callable[[Ticket], str]:
@@ -479,7 +472,7 @@ def new_ticket():
 
 
 def _canned_or_404(reply_id: int):
-    reply = canned.canned_by_id(reply_id) if _in_range(reply_id) else None
+    reply = canned.canned_by_id(reply_id)
     if reply is None:
         abort(404)
     return reply

@@ -97,6 +97,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_tickets_tenant_id_assignee_id_status_created_at_id'), ['tenant_id', 'assignee_id', 'status', 'created_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_tenant_id_created_at_id'), ['tenant_id', 'created_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_tenant_id_customer_id'), ['tenant_id', 'customer_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_tickets_tenant_id_account_ref'), ['tenant_id', 'account_ref'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_tenant_id_status_created_at_id'), ['tenant_id', 'status', 'created_at', 'id'], unique=False)
 
     op.create_table('outbox_messages',
@@ -216,6 +217,7 @@ def downgrade():
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_tickets_tenant_id_status_created_at_id'))
         batch_op.drop_index(batch_op.f('ix_tickets_tenant_id_customer_id'))
+        batch_op.drop_index(batch_op.f('ix_tickets_tenant_id_account_ref'))
         batch_op.drop_index(batch_op.f('ix_tickets_tenant_id_created_at_id'))
         batch_op.drop_index(batch_op.f('ix_tickets_tenant_id_assignee_id_status_created_at_id'))
 
