@@ -26,6 +26,7 @@ from crm.config import database_url
 from crm.extensions import db
 from crm.provisioning import service as provisioning
 from tenants import CurrentTenant, tenant_context
+from tests.browser import browser, live_server  # noqa: F401  (fixtures for the browser tests)
 
 PASSWORD = "correct horse battery"
 CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')

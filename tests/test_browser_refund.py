@@ -9,21 +9,17 @@ from sqlalchemy import select
 from crm.audit.models import AuditEvent
 from crm.audit.service import verify_chain
 from crm.notify.models import OutboxMessage
-from tests.conftest import PASSWORD, acting_for
-from tests.test_browser import (
-    CHROMIUM,
+from tests.browser import (
     DESK,
     PHONE,
     assert_fits_the_screen,
     assert_inputs_are_labelled,
+    needs_browser,
     shoot,
 )
-from tests.test_browser import browser, live_server  # noqa: F401  (fixtures)
+from tests.conftest import PASSWORD, acting_for
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(), reason="no chromium"),
-]
+pytestmark = needs_browser
 
 WORDS = {
     "en": {
@@ -52,7 +48,7 @@ WORDS = {
 @pytest.mark.parametrize("locale", ["en", "zh-CN"])
 def test_refund_request_from_submission_to_resolution(
     app, browser, live_server, make_tenant, make_user, locale
-):  # noqa: F811
+):
     words = WORDS[locale]
     tenant = make_tenant(name="Huabei Telecom 华北通信")
     agent = make_user(tenant, "agent")
