@@ -16,6 +16,7 @@ from crm.health import bp as health_bp
 from crm.i18n import select_locale, select_timezone
 from crm.notify import views as notify_views
 from crm.portal import views as portal_views
+from crm.provisioning import views as settings_views
 from crm.templating import init_templating
 from crm.tickets import views as ticket_views
 
@@ -59,6 +60,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         portal_views.bp,
         ticket_views.bp,
         notify_views.bp,
+        settings_views.bp,
     )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

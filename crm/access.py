@@ -36,6 +36,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "account.edit": STAFF,
     "audit.view": frozenset({Role.ADMIN, Role.MANAGER, Role.AUDITOR}),
     "users.manage": frozenset({Role.ADMIN}),
+    "settings.manage": frozenset({Role.ADMIN}),
     # Reading tickets and their files: every staff role, auditors included (read-only).
     "tickets.view": STAFF,
     # Replying, noting, logging calls, changing status, assigning, merging, opening tickets.
@@ -50,6 +51,11 @@ def can(user, permission: str) -> bool:
     if not getattr(user, "is_authenticated", False):
         return False
     return user.role in PERMISSIONS[permission]
+
+
+def permissions_of(user) -> frozenset[str]:
+    """Every permission ``user`` holds (none when signed out)."""
+    return frozenset(permission for permission in PERMISSIONS if can(user, permission))
 
 
 def requires(permission: str) -> Callable:

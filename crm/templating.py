@@ -5,8 +5,9 @@ from datetime import datetime
 from babel.dates import get_timezone_name
 from flask import Flask, has_request_context, request
 from flask_babel import format_datetime, get_locale, get_timezone
+from flask_login import current_user
 
-from crm.access import ROLE_LABELS, can
+from crm.access import ROLE_LABELS, can, permissions_of
 from crm.audit.service import ACTOR_KIND_LABELS
 from crm.auth.forms import LogoutForm
 from crm.i18n import LOCALE_NAMES, page_locale
@@ -37,6 +38,7 @@ def init_templating(app: Flask) -> None:
             "html_lang": locale.replace("_", "-"),
             "tenant": current_tenant(),
             "can": can,
+            "permitted": permissions_of(current_user) if has_request_context() else frozenset(),
             "role_label": lambda role: ROLE_LABELS.get(role, role),
             "actor_kind_label": lambda kind: ACTOR_KIND_LABELS.get(kind, kind),
             "locale_names": LOCALE_NAMES,

@@ -199,3 +199,45 @@ def test_a_signed_in_users_language_is_theirs(app, client, signed_in):
     assert "退出登录" in page.text and 'lang="zh-CN"' in page.text
     with acting_for(app, tenant) as session:
         assert session.scalars(select(User.locale)).one() == "zh_CN"
+
+
+def test_admin_changes_the_settings_customers_see(app, client, signed_in):
+    from tests.conftest import submit
+
+    tenant, _admin = signed_in("admin")
+    page = client.get(f"/t/{tenant.slug}/admin/settings")
+    assert page.status_code == 200 and f"/t/{tenant.slug}/refund" in page.text
+    fields = {
+        "ticket_prefix": "cx",
+        "response_hours": "48",
+        "form_submissions_per_hour": "20",
+        "agent_display": "team",
+        "team_name": "退款专员",
+        "country": "cn",
+        "privacy_notice": "We keep your data for 3 years.",
+    }
+    assert submit(client, f"/t/{tenant.slug}/admin/settings", fields).status_code == 302
+    form = client.get(f"/t/{tenant.slug}/refund")
+    assert "We keep your data for 3 years." in form.text
+    with acting_for(app, tenant) as session:
+        from crm.audit.models import AuditEvent
+
+        event = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "tenant.settings_changed")
+        ).one()
+        assert event.data["ticket_prefix"] == {"before": "RF", "after": "CX"}
+        assert "privacy_notice" not in event.data and "privacy_notice_sha256" in event.data
+    for bad, message in [
+        ({"ticket_prefix": "R2"}, "Use 1 to 8 letters"),
+        ({"response_hours": "0"}, "Number must be between 1 and 720."),
+        ({"country": "ZZ"}, "two-letter country code"),
+        ({"team_name": ""}, "This field is required."),
+    ]:
+        response = submit(client, f"/t/{tenant.slug}/admin/settings", {**fields, **bad})
+        assert response.status_code in (400, 422) and message in response.text, bad
+
+
+@pytest.mark.parametrize("role", ["agent", "manager", "auditor"])
+def test_only_admins_change_settings(client, signed_in, role):
+    tenant, _user = signed_in(role)
+    assert client.get(f"/t/{tenant.slug}/admin/settings").status_code == 403

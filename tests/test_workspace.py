@@ -17,6 +17,7 @@ from crm.tickets import canned
 from crm.tickets import service as tickets
 from crm.tickets.models import Status, Ticket
 from tests.conftest import acting_for, submit
+from tests.test_portal import submitted
 from tests.test_ticket_service import PDF, refund_request
 
 NEXT_RE = re.compile(r'href="([^"]+)" rel="next"')
@@ -725,3 +726,17 @@ def test_agent_inserts_a_canned_reply_filled_in_for_the_ticket(app, client, desk
     filled = client.get(f"/t/{tenant.slug}/tickets/1001?canned={reply_id}&into=info")
     box = re.search(r'<textarea[^>]*name="info-body"[^>]*>(.*?)</textarea>', filled.text, re.S).group(1)
     assert box.strip().startswith("Dear Wang &lt;Wu&gt;, we answer RF-1001 by")
+
+
+def test_tickets_the_customer_rejected_wait_in_the_managers_view(app, client, signed_in):
+    tenant, manager = signed_in("manager")
+    rejected = submitted(app, tenant)
+    with acting_for(app, tenant) as session:
+        ticket = tickets.ticket_by_number(rejected.number)
+        tickets.resolve(ticket, "Refunded.", user=session.get(User, manager.id), ip=None)
+        tickets.not_satisfied(ticket, "Not enough.", ip=None)
+        session.commit()
+    home = client.get(f"/t/{tenant.slug}/")
+    assert "Need a manager" in home.text
+    queue = client.get(f"/t/{tenant.slug}/tickets?view=needs_manager")
+    assert rejected.reference in queue.text

@@ -14,6 +14,7 @@ from crm.auth.forms import EditUserForm, LanguageForm, LoginForm, LogoutForm, Ne
 from crm.errors import DomainError
 from crm.extensions import db
 from crm.i18n import SESSION_KEY, SUPPORTED_LOCALES
+from crm.tickets.queue import desk_summary
 from tenants import current_tenant
 from tenants.ext import URL_PREFIX
 
@@ -102,7 +103,7 @@ def choose_language():
 @bp.route("/")
 @requires("desk.view")
 def home():
-    return render_template("auth/home.html")
+    return render_template("auth/home.html", desk=desk_summary(current_user.id))
 
 
 @bp.route("/account", methods=["GET", "POST"])

@@ -22,6 +22,7 @@ from crm.extensions import db, limiter
 from crm.files.storage import blob_path
 from crm.i18n import page_locale
 from crm.portal.forms import ConfirmForm, CustomerReplyForm, NotSatisfiedForm, RefundForm
+from crm.provisioning.service import tenant_settings
 from crm.tickets import service as tickets
 from crm.tickets.models import Status
 from tenants import current_tenant
@@ -67,7 +68,7 @@ def show_error(form, error: DomainError) -> None:
 
 
 def form_rate() -> str:
-    return f"{tickets.settings().form_submissions_per_hour}/hour"
+    return f"{tenant_settings().form_submissions_per_hour}/hour"
 
 
 def tenant_client_key() -> str:
@@ -80,14 +81,14 @@ def refund():
     form = RefundForm(currency=current_tenant().currency)
     if request.method == "GET":
         form.submission_token.data = new_submission_token()
-        return render_template("portal/refund.html", form=form, settings=tickets.settings())
+        return render_template("portal/refund.html", form=form, settings=tenant_settings())
     if form.website.data:
         abort(400)  # the honeypot: people never see this field
     nonce = nonce_of(form.submission_token.data or "")
     if nonce is None:
         form.submission_token.data = new_submission_token()
         flash(_("This form has expired. Please check your details and send it again."), "warning")
-        return render_template("portal/refund.html", form=form, settings=tickets.settings()), 400
+        return render_template("portal/refund.html", form=form, settings=tenant_settings()), 400
     status = 400
     if form.validate():
         refund_request = tickets.RefundRequest(
@@ -119,7 +120,7 @@ def refund():
                     "token": submission.tracking_token,
                 }
             return redirect(url_for("portal.receipt", number=submission.ticket.number))
-    return render_template("portal/refund.html", form=form, settings=tickets.settings()), status
+    return render_template("portal/refund.html", form=form, settings=tenant_settings()), status
 
 
 @bp.route("/refund/receipt/<int:number>")

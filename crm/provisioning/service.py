@@ -3,15 +3,17 @@
 import re
 from zoneinfo import available_timezones
 
+import phonenumbers
 from babel.numbers import list_currencies
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from crm.audit.chain import digest
 from crm.audit.service import Actor, record, start_chain
 from crm.errors import Conflict, DomainError, NotFound
 from crm.extensions import db
 from crm.i18n import SUPPORTED_LOCALES
-from crm.provisioning.models import TenantSettings
+from crm.provisioning.models import AgentDisplay, TenantSettings
 from tenants import Tenant, TenantStatus, tenant_context
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
@@ -83,3 +85,54 @@ def suspend_tenant(slug: str, *, actor: Actor) -> Tenant:
     with tenant_context(tenant):
         record("tenant.suspended", "tenant", tenant.id, actor=actor, data={"slug": tenant.slug})
     return tenant
+
+
+def tenant_settings() -> TenantSettings:
+    """The settings of the tenant in context."""
+    return db.session.scalars(select(TenantSettings)).one()
+
+
+def update_settings(changes: dict, *, actor: Actor) -> TenantSettings:
+    """Change the tenant's settings; the audit event holds each value before and after
+    (the privacy notice as a digest)."""
+    settings = tenant_settings()
+    prefix = (changes.get("ticket_prefix") or "").strip().upper()
+    if not re.fullmatch(r"[A-Z]{1,8}", prefix):
+        raise DomainError(_l("Use 1 to 8 letters, such as RF."), "ticket_prefix")
+    if not 1 <= changes.get("response_hours", 0) <= 24 * 30:
+        raise DomainError(_l("Between 1 and 720 hours."), "response_hours")
+    if not 1 <= changes.get("form_submissions_per_hour", 0) <= 10_000:
+        raise DomainError(_l("Between 1 and 10000."), "form_submissions_per_hour")
+    if changes.get("agent_display") not in (AgentDisplay.FIRST_NAME, AgentDisplay.TEAM):
+        raise DomainError(_l("Choose how customers see who answers."), "agent_display")
+    team_name = (changes.get("team_name") or "").strip()
+    if not 1 <= len(team_name) <= 100:
+        raise DomainError(_l("The team name must be 1–100 characters."), "team_name")
+    country = (changes.get("country") or "").strip().upper()
+    if country not in phonenumbers.SUPPORTED_REGIONS:
+        raise DomainError(_l("Use a two-letter country code, such as CN."), "country")
+    notice = (changes.get("privacy_notice") or "").strip() or None
+    if notice and len(notice) > 5000:
+        raise DomainError(_l("Use at most %(n)d characters.", n=5000), "privacy_notice")
+    wanted = {
+        "ticket_prefix": prefix,
+        "response_hours": changes["response_hours"],
+        "form_submissions_per_hour": changes["form_submissions_per_hour"],
+        "agent_display": changes["agent_display"],
+        "team_name": team_name,
+        "country": country,
+        "privacy_notice": notice,
+    }
+    diff = {}
+    for name, value in wanted.items():
+        before = getattr(settings, name)
+        if before != value:
+            if name == "privacy_notice":
+                before, shown = (digest(before) if before else None), (digest(value) if value else None)
+                diff["privacy_notice_sha256"] = {"before": before, "after": shown}
+            else:
+                diff[name] = {"before": before, "after": value}
+            setattr(settings, name, value)
+    if diff:
+        record("tenant.settings_changed", "tenant", settings.tenant_id, actor=actor, data=diff)
+    return settings

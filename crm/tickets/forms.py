@@ -35,6 +35,7 @@ from crm.tickets.service import CALL_DIRECTIONS, CALL_OUTCOMES, MAX_DESCRIPTION
 VIEW_LABELS = {
     "mine": _l("Mine"),
     "unassigned": _l("Unassigned"),
+    "needs_manager": _l("Need a manager"),
     "open": _l("New and open"),
     "awaiting_customer": _l("Awaiting customer"),
     "resolved": _l("Resolved"),

@@ -32,6 +32,7 @@ CUSTOMER_MATCH_LIMIT = 500
 VIEW_STATUSES: dict[str, frozenset[Status] | None] = {
     "mine": OPEN_STATES,
     "unassigned": OPEN_STATES,
+    "needs_manager": OPEN_STATES,
     "open": frozenset({Status.NEW, Status.OPEN}),
     "awaiting_customer": frozenset({Status.AWAITING_CUSTOMER}),
     "resolved": frozenset({Status.RESOLVED}),
@@ -140,6 +141,8 @@ def _filters(query: QueueQuery, *, user_id: int, country: str) -> list[ColumnEle
         assignee = user_id
     elif assignee is None and query.view == "unassigned":
         assignee = UNASSIGNED
+    if query.view == "needs_manager":
+        conditions.append(Ticket.needs_manager.is_(True))
     if assignee == UNASSIGNED:
         conditions.append(Ticket.assignee_id.is_(None))
     elif assignee is not None:
@@ -187,3 +190,19 @@ def queue_page(
     page = rows[:limit]
     more = len(rows) > limit
     return QueuePage(page, Cursor(_sort_value(page[-1], query.sort), page[-1].id) if more else None)
+
+
+def desk_summary(user_id: int) -> dict[str, int]:
+    """What the start page shows: open tickets by status, the user's own, and those a
+    manager must look at (one pass over the tenant's open tickets, by index)."""
+    rows = db.session.execute(
+        select(Ticket.status, Ticket.assignee_id == user_id, Ticket.needs_manager, func.count())
+        .where(Ticket.status.in_(OPEN_STATES))
+        .group_by(Ticket.status, Ticket.assignee_id == user_id, Ticket.needs_manager)
+    ).all()
+    summary = dict.fromkeys((*OPEN_STATES, "mine", "needs_manager"), 0)
+    for status, mine, needs_manager, count in rows:
+        summary[status] += count
+        summary["mine"] += count if mine else 0
+        summary["needs_manager"] += count if needs_manager else 0
+    return summary

@@ -24,6 +24,7 @@ from crm.files.models import Attachment
 from crm.files.storage import RefusedFile, store
 from crm.notify import service as notify
 from crm.provisioning.models import AgentDisplay, TenantSettings
+from crm.provisioning.service import tenant_settings
 from crm.tickets import emails
 from crm.tickets.labels import STATUS_LABELS
 from crm.tickets.links import mint_tracking_link, token_digest, tracking_url
@@ -84,10 +85,6 @@ class Submission:
     repeated: bool = False
 
 
-def settings() -> TenantSettings:
-    return db.session.scalars(select(TenantSettings)).one()
-
-
 def customer_actor(customer: Customer, ip: str | None) -> Actor:
     return Actor("customer", str(customer.id), f"customer:{customer.id}", ip)
 
@@ -143,14 +140,14 @@ def attachment_of_ticket(
 
 def public_author_names(entries: list[ThreadEntry]) -> dict[int, str]:
     """What the customer sees of who answered: a first name or the team's name."""
-    tenant_settings = settings()
+    settings = tenant_settings()
     ids = {entry.author_user_id for entry in entries if entry.author_user_id}
     if not ids:
         return {}
-    if tenant_settings.agent_display == AgentDisplay.TEAM:
-        return dict.fromkeys(ids, tenant_settings.team_name)
+    if settings.agent_display == AgentDisplay.TEAM:
+        return dict.fromkeys(ids, settings.team_name)
     users = db.session.scalars(select(User).where(User.id.in_(ids)))
-    return {user.id: (user.display_name.split() or [tenant_settings.team_name])[0] for user in users}
+    return {user.id: (user.display_name.split() or [settings.team_name])[0] for user in users}
 
 
 def list_assignable_users() -> list[User]:
@@ -355,7 +352,7 @@ def _create_ticket(
         purchase_date=purchase_date,
         amount_minor=amount_minor,
         currency=currency,
-        respond_by=utcnow() + timedelta(hours=settings().response_hours),
+        respond_by=utcnow() + timedelta(hours=tenant_settings().response_hours),
     )
     db.session.add(ticket)
     db.session.flush()
@@ -394,10 +391,10 @@ def submit_refund_request(request: RefundRequest, *, nonce: str, ip: str | None)
     repeated = _repeated_submission(nonce)
     if repeated is not None:
         return repeated
-    tenant_settings = settings()
+    settings = tenant_settings()
     details = request.customer
     name = check_text(details.name, "name", 200, required=True)
-    phone = customers.normalise_phone(details.phone or "", tenant_settings.country)
+    phone = customers.normalise_phone(details.phone or "", settings.country)
     email = check_email(details.email) if details.email else None
     account_ref = check_text(details.account_ref, "account_ref", 100, required=False) or None
     description = check_text(request.description, "description", MAX_DESCRIPTION, required=True)
@@ -471,7 +468,7 @@ def open_ticket(
     if channel not in (Channel.PHONE, Channel.EMAIL, Channel.REGULATOR_REFERRAL):
         raise DomainError(_l("Staff open tickets for phone, email and regulator referrals."), "channel")
     name = check_text(customer.name, "name", 200, required=True)
-    phone = customers.normalise_phone(customer.phone, settings().country) if customer.phone else None
+    phone = customers.normalise_phone(customer.phone, tenant_settings().country) if customer.phone else None
     email = check_email(customer.email) if customer.email else None
     if not phone and not email:
         raise DomainError(_l("Give the customer's phone number or email."), "phone")
@@ -611,7 +608,7 @@ def log_call(
         raise DomainError(_l("Choose the call's outcome."), "outcome")
     if not 0 <= duration_seconds <= 24 * 3600:
         raise DomainError(_l("The duration must be between 0 and 86400 seconds."), "duration_seconds")
-    number = customers.normalise_phone(number, settings().country)
+    number = customers.normalise_phone(number, tenant_settings().country)
     notes = check_text(notes, "notes", MAX_DESCRIPTION, required=False)
     actor = staff_actor(user, ip)
     details = {

@@ -27,6 +27,7 @@ from crm.files.storage import blob_path
 from crm.i18n import SUPPORTED_LOCALES
 from crm.portal.forms import ConfirmForm
 from crm.portal.views import show_error, uploads_of
+from crm.provisioning.service import tenant_settings
 from crm.tickets import canned, queue, service
 from crm.tickets.forms import (
     CHANNEL_LABELS,
@@ -149,7 +150,7 @@ def ticket_queue():
         page = queue.queue_page(
             form.to_query(),
             user_id=current_user.id,
-            country=service.settings().country,
+            country=tenant_settings().country,
             after=form.cursor(),
         )
     else:

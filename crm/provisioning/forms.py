@@ -1,0 +1,46 @@
+"""The admin's settings form for their organisation."""
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms.validators import InputRequired, Length, NumberRange, Optional
+
+from crm.provisioning.models import AgentDisplay
+
+
+class SettingsForm(FlaskForm):
+    ticket_prefix = StringField(
+        _l("Ticket number prefix"),
+        validators=[InputRequired(), Length(max=8)],
+        description=_l("Letters before each ticket number, as in RF-1042."),
+    )
+    response_hours = IntegerField(
+        _l("We respond within (hours)"),
+        validators=[InputRequired(), NumberRange(min=1, max=720)],
+        description=_l("The promise on each customer's receipt."),
+    )
+    form_submissions_per_hour = IntegerField(
+        _l("Refund requests per hour from one address"),
+        validators=[InputRequired(), NumberRange(min=1, max=10_000)],
+        description=_l("More are refused for an hour, against abuse."),
+    )
+    agent_display = SelectField(
+        _l("Customers see who answers as"),
+        choices=[
+            SelectChoice(AgentDisplay.FIRST_NAME, _l("The agent's first name")),
+            SelectChoice(AgentDisplay.TEAM, _l("The team's name")),
+        ],
+    )
+    team_name = StringField(_l("Team name"), validators=[InputRequired(), Length(max=100)])
+    country = StringField(
+        _l("Country for phone numbers"),
+        validators=[InputRequired(), Length(min=2, max=2)],
+        description=_l(
+            "Two letters, such as CN: phone numbers without a country code are read as this country's."
+        ),
+    )
+    privacy_notice = TextAreaField(
+        _l("Privacy notice on the refund form"),
+        validators=[Optional(), Length(max=5000)],
+        render_kw={"rows": 4},
+    )

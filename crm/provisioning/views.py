@@ -1,0 +1,35 @@
+"""The admin's page for their organisation's settings."""
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+
+from crm.access import current_actor, requires
+from crm.errors import DomainError
+from crm.extensions import db
+from crm.portal.views import show_error
+from crm.provisioning import service
+from crm.provisioning.forms import SettingsForm
+from tenants.ext import URL_PREFIX
+
+bp = Blueprint("settings", __name__, url_prefix=URL_PREFIX)
+
+
+@bp.route("/admin/settings", methods=["GET", "POST"])
+@requires("settings.manage")
+def edit():
+    form = SettingsForm(obj=service.tenant_settings())
+    status = 200
+    if form.is_submitted():
+        status = 400
+        if form.validate():
+            try:
+                service.update_settings(form.data, actor=current_actor())
+            except DomainError as error:
+                db.session.rollback()
+                show_error(form, error)
+                status = error.status
+            else:
+                db.session.commit()
+                flash(_("Settings saved."), "success")
+                return redirect(url_for("settings.edit"))
+    return render_template("provisioning/settings.html", form=form), status
