@@ -66,6 +66,8 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         # Where customers reach the public pages; links in emails sent outside a request.
         "PUBLIC_BASE_URL": (env.get("PUBLIC_BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
         "RATELIMIT_STORAGE_URI": env.get("REDIS_URL") or "memory://",
+        # Evidence files, stored by SHA-256; default instance/uploads.
+        "UPLOAD_FOLDER": env.get("UPLOAD_FOLDER") or None,
         "SESSION_COOKIE_SECURE": production,
     }
 
