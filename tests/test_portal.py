@@ -306,3 +306,20 @@ def test_staff_of_another_tenant_cannot_reach_the_receipt(app, client, make_tena
     login(stranger, other, make_user(other, "admin"))
     assert stranger.get(f"/t/{tenant.slug}/refund/receipt/1001").status_code == 404
     assert stranger.get(f"/t/{other.slug}/refund/receipt/1001").status_code == 404
+
+
+def test_an_expired_tracking_link_is_a_404(app, client, make_tenant):
+    from datetime import timedelta
+
+    from crm.columns import utcnow
+    from crm.tickets.models import TrackingLink
+
+    tenant = make_tenant()
+    mine = submitted(app, tenant)
+    url = f"/t/{tenant.slug}/track/{mine.tracking_token}"
+    assert client.get(url).status_code == 200
+    with acting_for(app, tenant) as session:
+        session.execute(update(TrackingLink).values(expires_at=utcnow() - timedelta(seconds=1)))
+        session.commit()
+    response = client.get(url)
+    assert response.status_code == 404 and mine.reference not in response.text
