@@ -343,8 +343,11 @@ def measure_writers(app: Flask, tenant: CurrentTenant, args: argparse.Namespace)
 # --- phase 2: verification ----------------------------------------------------------
 
 
-def chain_rows(tenant_id: int, first_seq: int, prev_hash: str, count: int) -> Iterator[tuple]:
-    """``count`` chained events after ``(first_seq - 1, prev_hash)``, as COPY rows."""
+def chain_rows(
+    tenant_id: int, first_seq: int, prev_hash: str, count: int, serialize: Callable[[dict], str]
+) -> Iterator[tuple]:
+    """``count`` chained events after ``(first_seq - 1, prev_hash)``, as COPY rows, with
+    ``data`` written by ``serialize``."""
     start = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
     for seq in range(first_seq, first_seq + count):
         actor = ACTORS[seq % len(ACTORS)]
@@ -364,7 +367,7 @@ def chain_rows(tenant_id: int, first_seq: int, prev_hash: str, count: int) -> It
             "prev_hash": prev_hash,
         }
         prev_hash = event_hash(prev_hash, event_body(**row))
-        row["data"] = json.dumps(data, ensure_ascii=False)
+        row["data"] = serialize(data)
         row["hash"] = prev_hash
         yield tuple(row[key] for key in COPY_COLUMNS)
 
@@ -378,12 +381,15 @@ def build_chain(app: Flask, tenant: CurrentTenant, events: int) -> float:
             head = db.session.execute(select(AuditHead.seq, AuditHead.hash)).one()
         db.session.rollback()
         last = (head.seq, head.hash)
+        # ``data`` stored exactly as the app's engine would write it.
+        serialize = getattr(db.engine.dialect, "_json_serializer", None) or json.dumps
         raw = db.engine.raw_connection()
         try:
             with raw.driver_connection.cursor() as cursor:
                 columns = ", ".join(COPY_COLUMNS)
                 with cursor.copy(f"COPY audit_events ({columns}) FROM STDIN") as copy:
-                    for row in chain_rows(tenant.id, head.seq + 1, head.hash, events - head.seq):
+                    rows = chain_rows(tenant.id, head.seq + 1, head.hash, events - head.seq, serialize)
+                    for row in rows:
                         copy.write_row(row)
                         last = (row[1], row[-1])
                 cursor.execute(

@@ -8,10 +8,13 @@ fresh cookie jar, and keeps every (session cookie, CSRF token, submission token)
 each POST is a new customer's first submit and makes one ticket. wrk replays them
 (``bench/wrk/form_post.lua``), each once, urlencoded (no files), with realistic values.
 
-Runs, in this order, so the baseline brackets the form:
-  bare max (-c16) · form max (-c16) · bare max again · form at -c1/-c2/-c4 (latency at a
-  fraction of the max rate; wrk is closed-loop, so fewer connections stand in for a
-  lower offered rate).
+Runs, in this order, so the baseline brackets the form (medians are reported):
+  bare max (-c16) · [form max (-c16) · bare max] × --rounds · form at -c1 and -c2 · form at
+  half the max rate (-c4, each connection waiting a random, exponentially distributed time
+  before each request, as wrk2 is not packaged: with 2 workers even -c1 runs well above
+  half the max rate). Each run also reports the server's CPU per request (gunicorn
+  workers and their PostgreSQL backends, from /proc): on a shared machine the rates move
+  with the neighbours' load, the CPU cost per request much less.
 After each form run it checks that the tickets created equal the 302s, that no
 submission token was used twice, and that nothing answered 5xx.
 
@@ -30,6 +33,7 @@ import os
 import random
 import re
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,8 +55,8 @@ from crm.extensions import db
 from crm.provisioning.service import create_tenant, tenant_by_slug
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bare_app  # noqa: E402  (a sibling script, not a package)
-from seed import (  # noqa: E402
+import bare_app  # a sibling script, not a package
+from seed import (
     DESCRIPTIONS_EN,
     DESCRIPTIONS_ZH,
     EMAIL_DOMAINS,
@@ -68,6 +72,7 @@ FORM_SLUG = "perf-form"
 SECRET_KEY = "perf-bench-secret-key-not-for-production"
 GOAL_RATIO = 0.4
 GOAL_P99_MS = 100.0
+HALF_CONNECTIONS = 4
 CSRF_INPUT = re.compile(r'<input[^>]*\bname="csrf_token"[^>]*>')
 TOKEN_INPUT = re.compile(r'<input[^>]*\bname="submission_token"[^>]*>')
 VALUE = re.compile(r'\bvalue="([^"]*)"')
@@ -114,6 +119,60 @@ class WrkRun:
     # share it spent waiting for a lock, and on what statement.
     lock_wait_share: float | None = None
     lock_waits: dict[str, int] = field(default_factory=dict)
+    # CPU the server side spent per answered request: the gunicorn workers, and the
+    # PostgreSQL backends of this database. Unlike rates, it barely moves with the load
+    # other programs put on the machine.
+    app_cpu_ms: float | None = None
+    db_cpu_ms: float | None = None
+    pace_ms: float = 0.0  # mean wait before each request, for the half-max runs
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float:
+    """User plus system CPU seconds of a process (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+class ServerCpu:
+    """CPU seconds of a gunicorn's workers and of the database's client backends."""
+
+    def __init__(self, server: "Server", conninfo: str) -> None:
+        self.server, self.conninfo = server, conninfo
+
+    def workers(self) -> list[int]:
+        master = str(self.server.process.pid)
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if stat.read_text().rsplit(")", 1)[1].split()[1] == master:
+                    children.append(int(stat.parent.name))
+            except OSError:
+                continue
+        return children
+
+    def backends(self) -> list[int]:
+        with psycopg.connect(self.conninfo, application_name="bench-monitor") as connection:
+            rows = connection.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND backend_type = 'client backend' AND application_name <> 'bench-monitor'"
+            ).fetchall()
+        return [pid for (pid,) in rows]
+
+    def snapshot(self) -> tuple[dict[int, float], dict[int, float]]:
+        return (
+            {pid: process_cpu(pid) for pid in self.workers()},
+            {pid: process_cpu(pid) for pid in self.backends()},
+        )
+
+    @staticmethod
+    def spent(before: dict[int, float], after: dict[int, float]) -> float:
+        return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
 class LockWaitSampler:
@@ -136,11 +195,11 @@ class LockWaitSampler:
         self._thread.join()
 
     def _sample(self) -> None:
-        with psycopg.connect(self.conninfo, autocommit=True) as connection:
+        with psycopg.connect(self.conninfo, autocommit=True, application_name="bench-monitor") as connection:
             while not self._stop.wait(0.02):
                 rows = connection.execute(
                     "SELECT wait_event_type, left(query, 40) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " WHERE datname = current_database() AND application_name <> 'bench-monitor'"
                     " AND backend_type = 'client backend'"
                     " AND state IN ('active', 'idle in transaction')"
                 ).fetchall()
@@ -335,9 +394,19 @@ def bare_entries(count: int, customers: Customers) -> list[tuple[str, str, str]]
 
 
 def run_wrk(
-    label: str, server: Server, url_path: str, data: Path, connections: int, seconds: float, *, cycle: bool
+    label: str,
+    server: Server,
+    conninfo: str,
+    url_path: str,
+    data: Path,
+    connections: int,
+    seconds: float,
+    *,
+    cycle: bool,
+    pace_ms: float = 0,
 ) -> WrkRun:
     threads = min(2, connections)
+    cpu = ServerCpu(server, conninfo)
     command = [
         "wrk",
         f"-t{threads}",
@@ -352,9 +421,12 @@ def run_wrk(
         "--",
         str(data),
         str(threads),
-        *(["cycle"] if cycle else []),
+        "cycle" if cycle else "once",
+        f"{pace_ms:.2f}",
     ]
+    app_before, db_before = cpu.snapshot()
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    app_after, db_after = cpu.snapshot()
     summary = re.search(r"^BENCH requests=.*$", output, re.MULTILINE).group(0)
     values = dict(item.split("=") for item in summary.split()[1:])
     statuses = {int(s): int(n) for s, n in re.findall(r"^BENCH status (\d+) (\d+)$", output, re.MULTILINE)}
@@ -375,6 +447,8 @@ def run_wrk(
         reused=int(values["reused"]),
         sent=int(values["sent"]),
         statuses=statuses,
+        app_cpu_ms=1000 * ServerCpu.spent(app_before, app_after) / max(requests, 1),
+        db_cpu_ms=1000 * ServerCpu.spent(db_before, db_after) / max(requests, 1),
     )
 
 
@@ -408,7 +482,7 @@ class FormBench:
             counts = again
         return counts
 
-    def run(self, label: str, connections: int, seconds: float, tokens: int) -> WrkRun:
+    def run(self, label: str, connections: int, seconds: float, tokens: int, pace_ms: float = 0) -> WrkRun:
         began = time.perf_counter()
         triples = fetch_forms(self.server, self.path, tokens)
         data = self.work / f"{label}.lua"
@@ -416,7 +490,17 @@ class FormBench:
         fetched = time.perf_counter() - began
         before, _ = form_counts(self.conninfo, self.tenant_id)
         with LockWaitSampler(self.conninfo) as locks:
-            result = run_wrk(label, self.server, self.path, data, connections, seconds, cycle=False)
+            result = run_wrk(
+                label,
+                self.server,
+                self.conninfo,
+                self.path,
+                data,
+                connections,
+                seconds,
+                cycle=False,
+                pace_ms=pace_ms,
+            )
         result.lock_wait_share, result.lock_waits = locks.share, dict(locks.waiting.most_common(3))
         after, bad_tokens = self.settled_counts()
         result.tickets_created = after - before
@@ -441,18 +525,22 @@ class FormBench:
         print(
             f"  {label:<14} c={connections:<2} {result.rate:7.1f} req/s  p50 {result.p50_ms:6.1f} ms"
             f"  p99 {result.p99_ms:6.1f} ms  tickets {result.tickets_created} = sent {result.sent}"
-            f" (302s {redirects}), lock waits {result.lock_wait_share:.0%}"
+            f" (302s {redirects}), lock waits {result.lock_wait_share:.0%},"
+            f" cpu/req app {result.app_cpu_ms:.1f} + db {result.db_cpu_ms:.1f} ms"
             f"  [{result.check}]  (tokens fetched in {fetched:.0f} s)"
         )
         return result
 
 
-def bare_run(label: str, server: Server, data: Path, connections: int, seconds: float) -> WrkRun:
-    result = run_wrk(label, server, "/submit", data, connections, seconds, cycle=True)
+def bare_run(
+    label: str, server: Server, conninfo: str, data: Path, connections: int, seconds: float
+) -> WrkRun:
+    result = run_wrk(label, server, conninfo, "/submit", data, connections, seconds, cycle=True)
     result.check = "ok" if set(result.statuses) == {302} and not result.reused else f"{result.statuses}"
     print(
         f"  {label:<14} c={connections:<2} {result.rate:7.1f} req/s  p50 {result.p50_ms:6.1f} ms"
-        f"  p99 {result.p99_ms:6.1f} ms  [{result.check}]"
+        f"  p99 {result.p99_ms:6.1f} ms  cpu/req app {result.app_cpu_ms:.1f} + db {result.db_cpu_ms:.1f} ms"
+        f"  [{result.check}]"
     )
     return result
 
@@ -472,7 +560,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--latency-seconds", type=float, default=15)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--latency-connections", default="1,2,4")
+    parser.add_argument("--rounds", type=int, default=2, help="form max runs, each followed by a bare one")
+    parser.add_argument("--latency-connections", default="1,2")
     parser.add_argument(
         "--tokens-per-second",
         type=int,
@@ -504,33 +593,63 @@ def main() -> None:
         write_lua_data(bare_data, "/submit", bare_entries(5000, customers))
         form = FormBench(form_server, conninfo, tenant_id, work, customers)
         print("warm-up")
-        bare_run("bare warm-up", bare_server, bare_data, 4, 3)
+        bare_run("bare warm-up", bare_server, conninfo, bare_data, 4, 3)
         warm = form.run("form warm-up", 8, 4, tokens=3000)
         estimate = args.tokens_per_second or int(max(warm.rate, 50) * 1.6) + 20
-        print("measured")
-        results.append(bare_run("bare max", bare_server, bare_data, args.connections, args.seconds))
-        results.append(form.run("form max", args.connections, args.seconds, int(estimate * args.seconds)))
-        results.append(bare_run("bare max again", bare_server, bare_data, args.connections, args.seconds))
-        form_max = results[1]
-        tokens = int(form_max.rate * args.latency_seconds * 1.3) + 100
-        for connections in (int(c) for c in args.latency_connections.split(",")):
-            results.append(form.run(f"form c{connections}", connections, args.latency_seconds, tokens))
+        print("measured: max rate, the baseline before, between and after the form's runs")
+        bare_runs = [bare_run("bare max", bare_server, conninfo, bare_data, args.connections, args.seconds)]
+        form_runs = []
+        for _ in range(args.rounds):
+            tokens = int(estimate * args.seconds)
+            form_runs.append(form.run("form max", args.connections, args.seconds, tokens))
+            bare_runs.append(
+                bare_run("bare max", bare_server, conninfo, bare_data, args.connections, args.seconds)
+            )
+        form_rate = statistics.median(run.rate for run in form_runs)
+        print("measured: latency below the max rate")
+        tokens = int(form_rate * args.latency_seconds * 1.3) + 100
+        latency_runs = [
+            form.run(f"form c{connections}", connections, args.latency_seconds, tokens)
+            for connections in (int(c) for c in args.latency_connections.split(","))
+        ]
+        # Half the max rate: HALF_CONNECTIONS connections, each waiting a random time
+        # between requests; one correction of the wait if the rate lands off target.
+        target = form_rate / 2
+        service_ms = min(run.p50_ms for run in latency_runs)
+        pace_ms = max(1.0, 1000 * HALF_CONNECTIONS / target - service_ms)
+        for attempt in range(2):
+            paced = form.run(
+                f"form half-max {attempt + 1}", HALF_CONNECTIONS, args.seconds, tokens, pace_ms=pace_ms
+            )
+            paced.pace_ms = pace_ms
+            latency_runs.append(paced)
+            if abs(paced.rate / target - 1) < 0.15:
+                break
+            # A connection's cycle is its wait plus the response time: keep the response time
+            # just seen, and choose the wait that makes the cycle HALF_CONNECTIONS / target.
+            pace_ms = max(1.0, pace_ms + 1000 * HALF_CONNECTIONS * (1 / target - 1 / paced.rate))
     finally:
         for server in servers:
             server.stop()
 
-    bare_rate = (results[0].rate + results[2].rate) / 2
-    ratio = form_max.rate / bare_rate
-    latency_runs = results[3:]
-    half = min(latency_runs, key=lambda run: abs(run.rate - form_max.rate / 2))
+    bare_rate = statistics.median(run.rate for run in bare_runs)
+    ratio = form_rate / bare_rate
+    half = min((run for run in latency_runs if run.pace_ms), key=lambda run: abs(run.rate - form_rate / 2))
+    cpu_ratio = statistics.median(r.app_cpu_ms + r.db_cpu_ms for r in bare_runs) / statistics.median(
+        r.app_cpu_ms + r.db_cpu_ms for r in form_runs
+    )
     print()
-    print(f"bare INSERT rate (mean of the two runs): {bare_rate:.1f} req/s")
-    print(f"form max rate: {form_max.rate:.1f} req/s = {ratio:.2f} of bare (goal >= {GOAL_RATIO})")
+    print(f"bare INSERT rate (median of {len(bare_runs)} runs): {bare_rate:.1f} req/s")
     print(
-        f"near half max: c={half.connections} at {half.rate:.1f} req/s"
-        f" ({half.rate / form_max.rate:.2f} of max): p50 {half.p50_ms:.1f} ms, p99 {half.p99_ms:.1f} ms"
+        f"form max rate (median of {len(form_runs)} runs): {form_rate:.1f} req/s"
+        f" = {ratio:.2f} of bare (goal >= {GOAL_RATIO}); server CPU per request: bare/form = {cpu_ratio:.2f}"
+    )
+    print(
+        f"half max (paced, c={half.connections}, mean wait {half.pace_ms:.0f} ms): {half.rate:.1f} req/s"
+        f" ({half.rate / form_rate:.2f} of max): p50 {half.p50_ms:.1f} ms, p99 {half.p99_ms:.1f} ms"
         f" (goal < {GOAL_P99_MS:.0f} ms)"
     )
+    results = [*bare_runs, *form_runs, *latency_runs]
     checks = [run.check for run in results if run.label.startswith("form")]
     print(f"checks: {'all ok' if all(c == 'ok' for c in checks) else checks}")
     if args.json:
@@ -540,7 +659,9 @@ def main() -> None:
                     "server": server_settings(conninfo),
                     "cpus": os.cpu_count(),
                     "bare_rate": bare_rate,
+                    "form_rate": form_rate,
                     "form_ratio": ratio,
+                    "cpu_ratio": cpu_ratio,
                     "half_max": asdict(half),
                     "runs": [asdict(run) for run in results],
                 },

@@ -42,12 +42,13 @@ from crm.extensions import db
 from crm.tickets.queue import Cursor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from form_load import SECRET_KEY, Server, start_gunicorn  # noqa: E402  (a sibling script)
-from seed import AGENT_PASSWORD, BIG_SLUG  # noqa: E402
+from form_load import SECRET_KEY, Server, start_gunicorn  # sibling scripts, not a package
+from seed import AGENT_PASSWORD, BIG_SLUG
 
 ROOT = Path(__file__).resolve().parent.parent
 GOAL_P95_MS = 100.0
 NEXT_LINK = re.compile(r'<a[^>]*href="([^"]+)"[^>]*rel="next"')
+INDEX_USED = re.compile(r"(?:Index (?:Only )?Scan (?:Backward )?using|Bitmap Index Scan on) (\S+)")
 CSRF_INPUT = re.compile(r'<input[^>]*\bname="csrf_token"[^>]*\bvalue="([^"]*)"')
 VIEWS = (
     ("all", {"view": "all"}),
@@ -209,8 +210,11 @@ def explain_queue_sql(url: str, conninfo: str, slug: str, email: str, scenarios,
                             "scenario": label,
                             "page": which,
                             "table": re.search(r"FROM (tickets|customers)\b", statement).group(1),
-                            "indexes": sorted(
-                                set(re.findall(r"Index (?:Only )?Scan (?:Backward )?using (\S+)", plan))
+                            "indexes": sorted(set(re.findall(INDEX_USED, plan))),
+                            # Rows an index led to that the filter then threw away: a
+                            # search that reads the whole tenant shows up here.
+                            "rows_filtered": max(
+                                map(int, re.findall(r"Rows Removed by Filter: (\d+)", plan)), default=0
                             ),
                             "seq_scans": sorted(set(re.findall(r"Seq Scan on (\S+)", plan))),
                             "execution_ms": float(re.search(r"Execution Time: ([\d.]+)", plan).group(1)),
@@ -307,9 +311,11 @@ def main() -> None:
     print(f"\nEXPLAIN (ANALYZE, BUFFERS) of the queue's SQL, full plans in {explain_out}:")
     for report in reports:
         scans = f"  SEQ SCAN {report['seq_scans']}" if report["seq_scans"] else ""
+        filtered = report["rows_filtered"]
+        note = f"  ({filtered:,} rows read, filtered out)" if filtered else ""
         print(
             f"  {report['scenario']:<24} {report['page']:<10} {report['table']:<9}"
-            f" {report['execution_ms']:8.2f} ms  {', '.join(report['indexes']) or '-'}{scans}"
+            f" {report['execution_ms']:8.2f} ms  {', '.join(report['indexes']) or '-'}{scans}{note}"
         )
     if args.json:
         args.json.write_text(

@@ -291,7 +291,7 @@ class Desk:
         if kind == "inquiry" or (kind == "complaint" and rng.random() < 0.6) or rng.random() < 0.08:
             return None
         major = math.exp(rng.gauss(5.3, 1.1))  # median about 200
-        return int(round(major)) * 100 if rng.random() < 0.7 else int(round(major * 100))
+        return round(major) * 100 if rng.random() < 0.7 else round(major * 100)
 
     def settle(self, status: str, created_at: datetime) -> tuple[datetime, datetime | None]:
         """(updated_at, resolved_at) consistent with the status and today's date."""
@@ -331,12 +331,10 @@ class Desk:
                 statuses = self.recent_statuses if created_at >= recent_after else self.old_statuses
                 status = rng.choices(statuses[0], cum_weights=statuses[1])[0]
                 kind, channel = kinds[offset], channels[offset]
-                if status == "new" and rng.random() < 0.8:
-                    assignee = None
-                elif status == "withdrawn" and rng.random() < 0.5:
-                    assignee = None
-                else:
-                    assignee = agents[rng.randrange(len(agents))]
+                unassigned = (status == "new" and rng.random() < 0.8) or (
+                    status == "withdrawn" and rng.random() < 0.5
+                )
+                assignee = None if unassigned else agents[rng.randrange(len(agents))]
                 amount_minor = self.amount(kind)
                 reason = reasons[offset] if kind != "inquiry" else "other"
                 purchase_date: date | None = None

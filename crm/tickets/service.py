@@ -642,17 +642,7 @@ def assign(ticket: Ticket, assignee_id: int | None, *, user: User, ip: str | Non
     """Give the ticket to someone who works tickets, or to nobody (``None``)."""
     if assignee_id is not None and assignee_id not in {staff.id for staff in list_assignable_users()}:
         raise NotFound(_l("No active user has that id."), "assignee_id")
-    if ticket.assignee_id == assignee_id:
-        return
-    record(
-        "ticket.assigned",
-        "ticket",
-        ticket.id,
-        actor=staff_actor(user, ip),
-        data={"before": ticket.assignee_id, "after": assignee_id},
-    )
-    ticket.assignee_id = assignee_id
-    ticket.updated_at = utcnow()
+    _change(ticket, "assignee_id", assignee_id, "ticket.assigned", staff_actor(user, ip))
 
 
 def set_priority(ticket: Ticket, priority: str, *, user: User, ip: str | None) -> None:
@@ -660,16 +650,16 @@ def set_priority(ticket: Ticket, priority: str, *, user: User, ip: str | None) -
         priority = Priority(priority)
     except ValueError:
         raise DomainError(_l("Choose a priority from the list."), "priority") from None
-    if ticket.priority == priority:
+    _change(ticket, "priority", priority, "ticket.priority_changed", staff_actor(user, ip))
+
+
+def _change(ticket: Ticket, field_name: str, value, action: str, actor: Actor) -> None:
+    """Set one field of the ticket, recording it before and after (if it changes)."""
+    before = getattr(ticket, field_name)
+    if before == value:
         return
-    record(
-        "ticket.priority_changed",
-        "ticket",
-        ticket.id,
-        actor=staff_actor(user, ip),
-        data={"before": ticket.priority, "after": priority},
-    )
-    ticket.priority = priority
+    record(action, "ticket", ticket.id, actor=actor, data={"before": before, "after": value})
+    setattr(ticket, field_name, value)
     ticket.updated_at = utcnow()
 
 
