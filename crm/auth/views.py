@@ -15,6 +15,7 @@ from crm.errors import DomainError
 from crm.extensions import db
 from crm.i18n import SESSION_KEY, SUPPORTED_LOCALES
 from crm.tickets.queue import desk_summary
+from crm.webforms import show_error
 from tenants import current_tenant
 from tenants.ext import URL_PREFIX
 
@@ -31,14 +32,6 @@ def _safe_next(target: str | None) -> str:
     if parts.scheme or parts.netloc or not parts.path.startswith(prefix):
         return home
     return target
-
-
-def _show_domain_error(form, error: DomainError) -> None:
-    field = getattr(form, error.field, None) if error.field else None
-    if field is not None:
-        field.errors = [*field.errors, error.message]
-    else:
-        flash(error.message, "danger")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -124,7 +117,7 @@ def account():
                 )
             except DomainError as error:
                 db.session.rollback()
-                _show_domain_error(password_form, error)
+                show_error(password_form, error)
                 status = error.status
             else:
                 db.session.commit()
@@ -167,7 +160,7 @@ def users():
                 )
             except DomainError as error:
                 db.session.rollback()
-                _show_domain_error(form, error)
+                show_error(form, error)
                 status = error.status
             else:
                 db.session.commit()
@@ -197,7 +190,7 @@ def edit_user(user_id: int):
                 )
             except DomainError as error:
                 db.session.rollback()
-                _show_domain_error(form, error)
+                show_error(form, error)
                 status = error.status
                 user = service.user_by_id(user_id)
             else:

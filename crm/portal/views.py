@@ -25,6 +25,7 @@ from crm.portal.forms import ConfirmForm, CustomerReplyForm, NotSatisfiedForm, R
 from crm.provisioning.service import tenant_settings
 from crm.tickets import service as tickets
 from crm.tickets.models import Status
+from crm.webforms import show_error, uploads_of
 from tenants import current_tenant
 from tenants.ext import URL_PREFIX
 
@@ -48,23 +49,6 @@ def nonce_of(token: str) -> str | None:
         return _token_signer().loads(token, max_age=TOKEN_MAX_AGE)
     except BadSignature:
         return None
-
-
-def uploads_of(field_name: str) -> list[tickets.Upload]:
-    """The files of a multi-file field, read up to one byte past the size limit."""
-    return [
-        tickets.Upload(storage.filename, storage.stream.read(tickets.MAX_FILE_BYTES + 1))
-        for storage in request.files.getlist(field_name)
-        if storage and storage.filename
-    ]
-
-
-def show_error(form, error: DomainError) -> None:
-    field = getattr(form, error.field, None) if error.field else None
-    if field is not None:
-        field.errors = [*field.errors, error.message]
-    else:
-        flash(error.message, "danger")
 
 
 def form_rate() -> str:

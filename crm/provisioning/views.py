@@ -6,9 +6,9 @@ from flask_babel import gettext as _
 from crm.access import current_actor, requires
 from crm.errors import DomainError
 from crm.extensions import db
-from crm.portal.views import show_error
 from crm.provisioning import service
 from crm.provisioning.forms import SettingsForm
+from crm.webforms import show_error
 from tenants.ext import URL_PREFIX
 
 bp = Blueprint("settings", __name__, url_prefix=URL_PREFIX)

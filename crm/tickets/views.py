@@ -26,18 +26,10 @@ from crm.extensions import db
 from crm.files.storage import blob_path
 from crm.i18n import SUPPORTED_LOCALES
 from crm.portal.forms import ConfirmForm
-from crm.portal.views import show_error, uploads_of
 from crm.provisioning.service import tenant_settings
 from crm.tickets import canned, queue, service
 from crm.tickets.forms import (
-    CHANNEL_LABELS,
-    DIRECTION_LABELS,
-    KIND_LABELS,
-    OUTCOME_LABELS,
-    PRIORITY_LABELS,
-    REASON_LABELS,
     SORT_LABELS,
-    STATUS_LABELS,
     VIEW_LABELS,
     AssignForm,
     CallForm,
@@ -51,7 +43,17 @@ from crm.tickets.forms import (
     RequestInfoForm,
     ResolveForm,
 )
+from crm.tickets.labels import (
+    CHANNEL_LABELS,
+    DIRECTION_LABELS,
+    KIND_LABELS,
+    OUTCOME_LABELS,
+    PRIORITY_LABELS,
+    REASON_LABELS,
+    STATUS_LABELS,
+)
 from crm.tickets.models import Ticket
+from crm.webforms import show_error, uploads_of
 from tenants import current_tenant
 from tenants.ext import URL_PREFIX
 
