@@ -8,6 +8,8 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from crm.audit.chain import canonical_text
+
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
 
 
@@ -73,6 +75,8 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
 
 
 DEFAULTS = {
+    # Every JSON column is written canonically, so audit data hashes as it is stored.
+    "SQLALCHEMY_ENGINE_OPTIONS": {"json_serializer": canonical_text},
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "REMEMBER_COOKIE_HTTPONLY": True,

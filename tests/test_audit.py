@@ -6,9 +6,11 @@ import sqlite3
 import threading
 
 import pytest
+import sqlalchemy
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import DBAPIError
 
+from crm.audit import service as audit_service
 from crm.audit.models import AuditEvent
 from crm.audit.service import Actor, record, verify_chain
 from crm.auth import service as auth
@@ -265,3 +267,29 @@ def test_a_recorded_event_alone_is_dropped_by_a_rollback(app, make_tenant):
             "tenant.created",
             "test.kept",
         ]
+
+
+def test_events_left_waiting_by_a_failed_chaining_are_chained_later(app, runner, make_tenant):
+    tenant = make_tenant()
+    with acting_for(app, tenant) as session:
+        # As if the process died between the commit and the chaining.
+        listener = audit_service._chain_after_commit
+        sqlalchemy.event.remove(type(session()), "after_commit", listener)
+        try:
+            record("test.stranded", "thing", 1, actor=Actor.system())
+            session.commit()
+        finally:
+            sqlalchemy.event.listen(type(session()), "after_commit", listener)
+        assert audit_service.waiting_count() == 1
+        assert verify_chain().count == 1  # the chain itself is intact, just shorter
+    result = runner.invoke(args=["audit", "chain", "--tenant", tenant.slug])
+    assert result.exit_code == 0 and "chained 1 waiting events" in result.output
+    with acting_for(app, tenant) as session:
+        assert audit_service.waiting_count() == 0
+        assert session.scalars(select(AuditEvent.action).order_by(AuditEvent.seq)).all() == [
+            "tenant.created",
+            "test.stranded",
+        ]
+        record("test.next", "thing", 2, actor=Actor.system())
+        session.commit()
+        assert verify_chain().count == 3

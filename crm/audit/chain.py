@@ -4,6 +4,7 @@ writes them down for independent verifiers."""
 import hashlib
 import json
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
 from typing import Any
 
 GENESIS_HASH = "0" * 64
@@ -11,7 +12,7 @@ GENESIS_HASH = "0" * 64
 
 def format_instant(moment: datetime) -> str:
     """``YYYY-MM-DDTHH:MM:SS.ffffffZ``: UTC, always six fractional digits."""
-    return f"{moment.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%fZ}"
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def digest(text: str) -> str:
@@ -67,11 +68,53 @@ def event_body(
     }
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical_text(value: Any) -> str:
+    """Canonical JSON as text: sorted keys, no insignificant whitespace (RFC 8785 for
+    this data). The app stores every JSON column this way, so ``data`` hashes as stored."""
+    return _CANONICAL.encode(value)
+
+
 def canonical_json(body: dict[str, Any]) -> bytes:
-    """Sorted keys, no insignificant whitespace, UTF-8 (RFC 8785 for this data)."""
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """The canonical JSON of ``body``, UTF-8 encoded."""
+    return canonical_text(body).encode()
 
 
 def event_hash(prev_hash: str, body: dict[str, Any]) -> str:
     """``SHA-256(prev_hash as 64 ASCII hex digits ‖ canonical JSON)``, lowercase hex."""
     return hashlib.sha256(prev_hash.encode("ascii") + canonical_json(body)).hexdigest()
+
+
+def _string(value: str | None) -> str:
+    return "null" if value is None else encode_basestring(value)
+
+
+def stored_event_hash(
+    tenant_id: int,
+    seq: int,
+    occurred_at: datetime,
+    actor_kind: str,
+    actor_id: str | None,
+    actor_label: str,
+    ip: str | None,
+    action: str,
+    subject_type: str,
+    subject_id: str | None,
+    data_text: str,
+    prev_hash: str,
+) -> str:
+    """``event_hash(prev_hash, event_body(…))`` written out directly for a stored row, with
+    ``data_text`` (the stored, already canonical JSON) spliced in as it is: verification
+    hashes what is stored without parsing it. ``occurred_at`` may be naive UTC."""
+    if occurred_at.tzinfo is not None:
+        occurred_at = occurred_at.astimezone(UTC).replace(tzinfo=None)
+    text = (
+        f'{prev_hash}{{"action":{_string(action)},"actor":{{"id":{_string(actor_id)},'
+        f'"kind":{_string(actor_kind)},"label":{_string(actor_label)}}},"data":{data_text},'
+        f'"ip":{_string(ip)},"occurred_at":"{occurred_at.isoformat(timespec="microseconds")}Z",'
+        f'"prev_hash":{_string(prev_hash)},"seq":{int(seq)},'
+        f'"subject":{{"id":{_string(subject_id)},"type":{_string(subject_type)}}},"tenant_id":{int(tenant_id)}}}'
+    )
+    return hashlib.sha256(text.encode()).hexdigest()

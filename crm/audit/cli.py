@@ -5,6 +5,7 @@ from flask.cli import AppGroup
 
 from crm.audit import service
 from crm.cli_support import operator_command, tenant_option
+from crm.extensions import db
 from tenants import Tenant, tenant_context
 
 audit_cli = AppGroup("audit", help="Inspect and verify audit trails.")
@@ -25,3 +26,12 @@ def verify(tenant: Tenant) -> None:
         err=True,
     )
     raise SystemExit(1)
+
+
+@audit_cli.command("chain")
+@tenant_option
+@operator_command
+def chain(tenant: Tenant) -> None:
+    """Chain events still waiting in the inbox (normally none: each commit chains its
+    own; after a crash between a commit and its chaining, this sweeps them up)."""
+    click.echo(f"chained {service.chain_pending(db.engine, tenant.id)} waiting events")

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from crm.columns import UTCDateTime
 from crm.extensions import db
-from tenants import TenantScoped
+from tenants import BigIntId, TenantScoped
 
 
 class AuditEvent(TenantScoped, db.Model):
@@ -47,3 +47,25 @@ class AuditHead(TenantScoped, db.Model):
 
     seq: Mapped[int] = mapped_column(BigInteger, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditInbox(TenantScoped, db.Model):
+    """Events written by a transaction, waiting to be chained.
+
+    The change's transaction inserts here — a plain INSERT, no lock shared with other
+    writers — and right after its commit the events are chained into ``audit_events``
+    under the tenant's chain lock, many transactions' events in one go."""
+
+    __tablename__ = "audit_inbox"
+    __table_args__ = (Index(None, "tenant_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str | None] = mapped_column(String(64))
+    actor_label: Mapped[str] = mapped_column(String(200))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    action: Mapped[str] = mapped_column(String(64))
+    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)

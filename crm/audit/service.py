@@ -5,22 +5,35 @@ just before the transaction commits, so they land in the same transaction as the
 they describe and the chain-head lock is held for as short a time as possible.
 """
 
+import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import event, insert, select, update
+from sqlalchemy import DateTime, Text, cast, delete, event, func, insert, select, text, type_coerce, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from crm.audit.chain import GENESIS_HASH, check_json_value, event_body, event_hash
-from crm.audit.models import AuditEvent, AuditHead
+from crm.audit.chain import (
+    GENESIS_HASH,
+    canonical_text,
+    check_json_value,
+    event_body,
+    event_hash,
+    stored_event_hash,
+)
+from crm.audit.models import AuditEvent, AuditHead, AuditInbox
 from crm.columns import utcnow
 from crm.extensions import db, pending_in_transaction
 from tenants import TenantContextError, current_tenant_id
 
 PENDING_KEY = "audit_pending"
+TO_CHAIN_KEY = "audit_to_chain"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,7 @@ class _Pending:
     subject_type: str
     subject_id: str | None
     data: dict[str, Any] = field(default_factory=dict)
+    occurred_at: datetime = field(default_factory=utcnow)
 
 
 def record(
@@ -68,7 +82,8 @@ def record(
     actor: Actor,
     data: dict[str, Any] | None = None,
 ) -> None:
-    """Queue an event for the tenant in context; it is chained when the session commits."""
+    """Queue an event for the tenant in context: it is written with the transaction's
+    commit and chained right after."""
     tenant_id = current_tenant_id()
     if tenant_id is None:
         raise TenantContextError(f"audit event {action!r} with no tenant in context")
@@ -92,9 +107,11 @@ def start_chain() -> None:
 
 
 def install(session_class: type[Session]) -> None:
-    """Chain queued events at commit; forget them on rollback (idempotent)."""
+    """Write queued events with the transaction, chain them after its commit, and forget
+    them on rollback (idempotent)."""
     for name, listener in (
-        ("before_commit", _append_pending),
+        ("before_commit", _write_pending),
+        ("after_commit", _chain_after_commit),
         ("after_rollback", _forget_pending),
         ("after_soft_rollback", _forget_pending_soft),
     ):
@@ -104,44 +121,24 @@ def install(session_class: type[Session]) -> None:
 
 def _forget_pending(session: Session) -> None:
     session.info.pop(PENDING_KEY, None)
+    session.info.pop(TO_CHAIN_KEY, None)
 
 
 def _forget_pending_soft(session: Session, previous_transaction) -> None:
-    session.info.pop(PENDING_KEY, None)
+    _forget_pending(session)
 
 
-def _append_pending(session: Session) -> None:
+def _write_pending(session: Session) -> None:
+    """Before commit: the events go into the inbox, in the change's own transaction. A
+    plain INSERT: concurrent writers of one tenant do not wait for each other here."""
     pending: list[_Pending] = session.info.pop(PENDING_KEY, [])
     if not pending:
         return
     session.flush()
-    by_tenant: dict[int, list[_Pending]] = {}
-    for item in pending:
-        by_tenant.setdefault(item.tenant_id, []).append(item)
-    for tenant_id, items in sorted(by_tenant.items()):
-        _append(session, tenant_id, items)
-
-
-def _append(session: Session, tenant_id: int, items: list[_Pending]) -> None:
-    # The tenant in context at commit may be another one (or none, for the operator's
-    # CLI), so these statements name the event's tenant themselves and skip the guard.
-    unguarded = {"tenant_guard": False}
-    # The UPDATE takes the head row's lock (on SQLite, the database write lock) before
-    # anything is read, so concurrent writers queue here instead of forking the chain.
-    last_seq, prev_hash = session.execute(
-        update(AuditHead)
-        .where(AuditHead.tenant_id == tenant_id)
-        .values(seq=AuditHead.seq + len(items))
-        .returning(AuditHead.seq, AuditHead.hash),
-        execution_options=unguarded,
-    ).one()
-    occurred_at = utcnow()
-    rows = []
-    for seq, item in enumerate(items, start=last_seq - len(items) + 1):
-        row = {
-            "tenant_id": tenant_id,
-            "seq": seq,
-            "occurred_at": occurred_at,
+    rows = [
+        {
+            "tenant_id": item.tenant_id,
+            "occurred_at": item.occurred_at,
             "actor_kind": item.actor.kind,
             "actor_id": item.actor.id,
             "actor_label": item.actor.label,
@@ -150,15 +147,92 @@ def _append(session: Session, tenant_id: int, items: list[_Pending]) -> None:
             "subject_type": item.subject_type,
             "subject_id": item.subject_id,
             "data": item.data,
-            "prev_hash": prev_hash,
         }
+        for item in pending
+    ]
+    # The tenant in context at commit may be another one (or none, for the operator's
+    # CLI): the rows name their tenant themselves.
+    session.execute(insert(AuditInbox), rows, execution_options={"tenant_guard": False})
+    session.info.setdefault(TO_CHAIN_KEY, set()).update(row["tenant_id"] for row in rows)
+
+
+def _chain_after_commit(session: Session) -> None:
+    """After commit: chain what this transaction wrote (and whatever else is waiting).
+    Should it fail, the events stay in the inbox for the next writer or the sweep."""
+    for tenant_id in sorted(session.info.pop(TO_CHAIN_KEY, ())):
+        try:
+            chain_pending(session.get_bind(), tenant_id)
+        except SQLAlchemyError:
+            log.exception("audit events of tenant %s wait in the inbox to be chained", tenant_id)
+
+
+_INBOX = AuditInbox.__table__
+_EVENTS = AuditEvent.__table__
+_HEADS = AuditHead.__table__
+_INBOX_COLUMNS = tuple(column for column in _INBOX.c if column.key not in ("id", "tenant_id"))
+CHAIN_LOCK_CLASS = 0x4C44  # pg_advisory_xact_lock(class, tenant): "LD", the audit chains
+
+
+def chain_pending(engine: Engine, tenant_id: int, batch: int = 5000) -> int:
+    """Move the tenant's waiting events from the inbox onto its chain: give each the next
+    ``seq``, link and hash it. Chainers of one tenant take turns on the tenant's chain
+    lock; one turn chains every event waiting, whichever transaction wrote it. Returns
+    how many events were chained."""
+    chained = 0
+    with engine.connect() as connection:
+        while True:
+            with connection.begin():
+                chained_now = _chain_batch(connection, tenant_id, batch)
+            chained += chained_now
+            if chained_now < batch:
+                return chained
+
+
+def _chain_batch(connection: Connection, tenant_id: int, batch: int) -> int:
+    waiting_query = (
+        select(_INBOX.c.id, *_INBOX_COLUMNS)
+        .where(_INBOX.c.tenant_id == tenant_id)
+        .order_by(_INBOX.c.id)
+        .limit(batch)
+    )
+    if connection.dialect.name == "postgresql":
+        # Most turns find the work done by the chainer before them: they look first,
+        # without the lock, and leave.
+        if not connection.execute(
+            select(_INBOX.c.id).where(_INBOX.c.tenant_id == tenant_id).limit(1)
+        ).first():
+            return 0
+        # A lock with no row to write and no WAL: a turn that then finds nothing left
+        # commits nothing and costs no disk flush.
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(:class, :tenant)"),
+            {"class": CHAIN_LOCK_CLASS, "tenant": tenant_id},
+        )
+    else:
+        # SQLite: taking the database's write lock first serialises chainers the same way.
+        connection.execute(update(_HEADS).where(_HEADS.c.tenant_id == tenant_id).values(seq=_HEADS.c.seq))
+    waiting = connection.execute(waiting_query).all()
+    if not waiting:
+        return 0
+    seq, prev_hash = connection.execute(
+        select(_HEADS.c.seq, _HEADS.c.hash).where(_HEADS.c.tenant_id == tenant_id).with_for_update()
+    ).one()
+    rows = []
+    for item in waiting:
+        seq += 1
+        row = {"tenant_id": tenant_id, "seq": seq, **item._mapping, "prev_hash": prev_hash}
+        del row["id"]
         prev_hash = row["hash"] = event_hash(prev_hash, event_body(**row))
         rows.append(row)
-    session.execute(insert(AuditEvent), rows, execution_options=unguarded)
-    session.execute(
-        update(AuditHead).where(AuditHead.tenant_id == tenant_id).values(hash=prev_hash),
-        execution_options=unguarded,
-    )
+    connection.execute(insert(_EVENTS), rows)
+    connection.execute(delete(_INBOX).where(_INBOX.c.id.in_([item.id for item in waiting])))
+    connection.execute(update(_HEADS).where(_HEADS.c.tenant_id == tenant_id).values(seq=seq, hash=prev_hash))
+    return len(rows)
+
+
+def waiting_count() -> int:
+    """Events of the tenant in context written but not chained yet (normally none)."""
+    return db.session.scalar(select(func.count()).select_from(AuditInbox)) or 0
 
 
 @dataclass(frozen=True)
@@ -178,7 +252,9 @@ class ChainReport:
 _VERIFY_COLUMNS = (
     AuditEvent.tenant_id,
     AuditEvent.seq,
-    AuditEvent.occurred_at,
+    # As stored (naive on SQLite): stored_event_hash takes either, and skipping the
+    # column type's conversion is a good part of verification's time.
+    type_coerce(AuditEvent.occurred_at, DateTime(timezone=True)).label("occurred_at"),
     AuditEvent.actor_kind,
     AuditEvent.actor_id,
     AuditEvent.actor_label,
@@ -186,11 +262,11 @@ _VERIFY_COLUMNS = (
     AuditEvent.action,
     AuditEvent.subject_type,
     AuditEvent.subject_id,
-    AuditEvent.data,
+    # The stored text, unparsed: data is stored as canonical JSON and hashes as it is.
+    cast(AuditEvent.data, Text).label("data"),
     AuditEvent.prev_hash,
     AuditEvent.hash,
 )
-_BODY_FIELDS = tuple(column.key for column in _VERIFY_COLUMNS[:-1])
 
 
 def verify_chain(batch: int = 5000) -> ChainReport:
@@ -198,18 +274,22 @@ def verify_chain(batch: int = 5000) -> ChainReport:
 
     Detects a changed event (its hash no longer matches), a missing one (a gap in
     ``seq``), reordered ones (``prev_hash`` no longer links), and a truncated tail (the
-    chain head says more events were written)."""
+    chain head says more events were written). Events appended while it runs are
+    outside the head it read first, and are left for the next run."""
+    head = db.session.execute(select(AuditHead.seq, AuditHead.hash)).one_or_none()
+    if head is None:
+        return ChainReport(0, GENESIS_HASH)
     result = db.session.execute(
-        select(*_VERIFY_COLUMNS).order_by(AuditEvent.seq).execution_options(yield_per=batch)
+        select(*_VERIFY_COLUMNS)
+        .where(AuditEvent.seq <= head.seq)
+        .order_by(AuditEvent.seq)
+        .execution_options(yield_per=batch)
     )
     try:
         report = _walk(row for partition in result.partitions() for row in partition)
     finally:
         result.close()
-    if not report.ok:
-        return report
-    head = db.session.execute(select(AuditHead.seq, AuditHead.hash)).one_or_none()
-    if head is not None and (head.seq != report.count or head.hash != report.head_hash):
+    if report.ok and (report.count != head.seq or report.head_hash != head.hash):
         return ChainReport(
             report.count, report.head_hash, report.count + 1, f"chain head records {head.seq} events"
         )
@@ -219,15 +299,19 @@ def verify_chain(batch: int = 5000) -> ChainReport:
 def _walk(rows: Iterator) -> ChainReport:
     expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
     for row in rows:
-        seq = row.seq
+        *body, stored_hash = row
+        seq, stored_prev_hash = body[1], body[11]
         if seq != expected_seq:
             return ChainReport(count, prev_hash, expected_seq, f"event {expected_seq} is missing")
-        if row.prev_hash != prev_hash:
+        if stored_prev_hash != prev_hash:
             return ChainReport(count, prev_hash, seq, "does not link to the event before it")
-        body = event_body(**dict(zip(_BODY_FIELDS, row[:-1], strict=True)))
-        if event_hash(prev_hash, body) != row.hash:
-            return ChainReport(count, prev_hash, seq, "content does not match its hash")
-        prev_hash, expected_seq, count = row.hash, seq + 1, count + 1
+        if stored_event_hash(*body) != stored_hash:
+            # The stored JSON may be a canonical form's equivalent (another writer, a
+            # jsonb column): compare what it means, canonically written.
+            body[10] = canonical_text(json.loads(body[10]))
+            if stored_event_hash(*body) != stored_hash:
+                return ChainReport(count, prev_hash, seq, "content does not match its hash")
+        prev_hash, expected_seq, count = stored_hash, seq + 1, count + 1
     return ChainReport(count, prev_hash)
 
 

@@ -196,13 +196,13 @@ def desk_summary(user_id: int) -> dict[str, int]:
     """What the start page shows: open tickets by status, the user's own, and those a
     manager must look at (one pass over the tenant's open tickets, by index)."""
     rows = db.session.execute(
-        select(Ticket.status, Ticket.assignee_id == user_id, Ticket.needs_manager, func.count())
+        select(Ticket.status, Ticket.assignee_id, Ticket.needs_manager, func.count())
         .where(Ticket.status.in_(OPEN_STATES))
-        .group_by(Ticket.status, Ticket.assignee_id == user_id, Ticket.needs_manager)
+        .group_by(Ticket.status, Ticket.assignee_id, Ticket.needs_manager)
     ).all()
     summary = dict.fromkeys((*OPEN_STATES, "mine", "needs_manager"), 0)
-    for status, mine, needs_manager, count in rows:
+    for status, assignee_id, needs_manager, count in rows:
         summary[status] += count
-        summary["mine"] += count if mine else 0
+        summary["mine"] += count if assignee_id == user_id else 0
         summary["needs_manager"] += count if needs_manager else 0
     return summary

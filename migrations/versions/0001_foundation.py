@@ -1,4 +1,5 @@
-"""Foundation: tenants, staff users, the sign-in throttle, and the audit chain.
+"""Foundation: tenants, staff users, the sign-in throttle, and the audit chain (with the
+inbox where events wait, for milliseconds, to be chained).
 
 Revision ID: 0001_foundation
 Revises:
@@ -131,6 +132,24 @@ def upgrade():
     ):
         op.create_index(op.f(name), "audit_events", columns)
 
+    op.create_table(
+        "audit_inbox",
+        tenant_id_column(),
+        sa.Column("id", BigIntId, nullable=False),
+        sa.Column("occurred_at", UTCDateTime(), nullable=False),
+        sa.Column("actor_kind", sa.String(length=16), nullable=False),
+        sa.Column("actor_id", sa.String(length=64), nullable=True),
+        sa.Column("actor_label", sa.String(length=200), nullable=False),
+        sa.Column("ip", sa.String(length=45), nullable=True),
+        sa.Column("action", sa.String(length=64), nullable=False),
+        sa.Column("subject_type", sa.String(length=32), nullable=False),
+        sa.Column("subject_id", sa.String(length=64), nullable=True),
+        sa.Column("data", sa.JSON(), nullable=False),
+        tenant_fk("audit_inbox"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_inbox")),
+    )
+    op.create_index(op.f("ix_audit_inbox_tenant_id_id"), "audit_inbox", ["tenant_id", "id"])
+
     dialect = op.get_bind().dialect.name
     if dialect == "postgresql":
         op.execute(PG_APPEND_ONLY)
@@ -145,5 +164,5 @@ def downgrade():
         op.execute("DROP FUNCTION audit_events_append_only()")
     else:
         op.drop_table("audit_events")
-    for table in ("audit_heads", "login_throttles", "users", "tenants"):
+    for table in ("audit_inbox", "audit_heads", "login_throttles", "users", "tenants"):
         op.drop_table(table)
