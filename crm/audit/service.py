@@ -13,7 +13,20 @@ from datetime import datetime
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import DateTime, Text, cast, delete, event, func, insert, select, text, type_coerce, update
+from sqlalchemy import (
+    DateTime,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    type_coerce,
+    update,
+)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -175,43 +188,50 @@ CHAIN_LOCK_CLASS = 0x4C44  # pg_advisory_xact_lock(class, tenant): "LD", the aud
 
 def chain_pending(engine: Engine, tenant_id: int, batch: int = 5000) -> int:
     """Move the tenant's waiting events from the inbox onto its chain: give each the next
-    ``seq``, link and hash it. Chainers of one tenant take turns on the tenant's chain
-    lock; one turn chains every event waiting, whichever transaction wrote it. Returns
-    how many events were chained."""
+    ``seq``, link and hash it. Returns how many events this call chained.
+
+    On PostgreSQL a chainer that finds another at work leaves at once: the one at work
+    looks at the inbox again after releasing the lock, and so sees every event committed
+    before the lock was refused. On SQLite chainers simply take turns."""
     chained = 0
     with engine.connect() as connection:
         while True:
             with connection.begin():
-                chained_now = _chain_batch(connection, tenant_id, batch)
-            chained += chained_now
-            if chained_now < batch:
+                if not _take_chain_lock(connection, tenant_id):
+                    return chained
+                while (chained_now := _chain_batch(connection, tenant_id, batch)) == batch:
+                    chained += chained_now
+                chained += chained_now
+            # The lock is released: anything waiting now was committed by a writer
+            # that may have been refused the lock while this one held it.
+            still_waiting = connection.execute(_ANY_WAITING, {"tenant": tenant_id}).first()
+            connection.rollback()
+            if not still_waiting:
                 return chained
 
 
+_ANY_WAITING = select(_INBOX.c.id).where(_INBOX.c.tenant_id == bindparam("tenant")).limit(1)
+
+
+def _take_chain_lock(connection: Connection, tenant_id: int) -> bool:
+    if connection.dialect.name == "postgresql":
+        # An advisory lock writes no row and no WAL: a chainer that gives up costs nothing.
+        return connection.execute(
+            text("SELECT pg_try_advisory_xact_lock(:class, :tenant)"),
+            {"class": CHAIN_LOCK_CLASS, "tenant": tenant_id},
+        ).scalar()
+    # SQLite: taking the database's write lock first serialises chainers.
+    connection.execute(update(_HEADS).where(_HEADS.c.tenant_id == tenant_id).values(seq=_HEADS.c.seq))
+    return True
+
+
 def _chain_batch(connection: Connection, tenant_id: int, batch: int) -> int:
-    waiting_query = (
+    waiting = connection.execute(
         select(_INBOX.c.id, *_INBOX_COLUMNS)
         .where(_INBOX.c.tenant_id == tenant_id)
         .order_by(_INBOX.c.id)
         .limit(batch)
-    )
-    if connection.dialect.name == "postgresql":
-        # Most turns find the work done by the chainer before them: they look first,
-        # without the lock, and leave.
-        if not connection.execute(
-            select(_INBOX.c.id).where(_INBOX.c.tenant_id == tenant_id).limit(1)
-        ).first():
-            return 0
-        # A lock with no row to write and no WAL: a turn that then finds nothing left
-        # commits nothing and costs no disk flush.
-        connection.execute(
-            text("SELECT pg_advisory_xact_lock(:class, :tenant)"),
-            {"class": CHAIN_LOCK_CLASS, "tenant": tenant_id},
-        )
-    else:
-        # SQLite: taking the database's write lock first serialises chainers the same way.
-        connection.execute(update(_HEADS).where(_HEADS.c.tenant_id == tenant_id).values(seq=_HEADS.c.seq))
-    waiting = connection.execute(waiting_query).all()
+    ).all()
     if not waiting:
         return 0
     seq, prev_hash = connection.execute(
