@@ -7,9 +7,9 @@ In one run, against one server, it measures:
    ``crm.audit.service.record()`` then ``db.session.commit()`` inside ``tenant_context``.
    The baseline is the same number of threads running plain single-row INSERT + COMMIT
    transactions into ``bench_plain``, a table of similar width, through SQLAlchemy Core
-   on the same engine. Audit and plain slices alternate (ABBA) so that load from other
-   tenants of a shared machine hits both alike. As a diagnostic it also times how long
-   each append holds the tenant's chain-head row lock.
+   on the same engine. Audit and plain slices alternate (AB, BA, AB, …) so that load
+   from other users of a shared machine hits both alike. As a diagnostic it also times
+   how long each append holds the tenant's chain-head row lock.
    Goal: with 8 writers, appends reach at least half the plain-INSERT rate.
 2. Verification. A chain of ``--events`` events is bulk-built (hashes computed with
    ``crm.audit.chain``, rows COPYed into ``audit_events``, the head set), then
@@ -183,10 +183,10 @@ def server_info(app: Flask) -> dict:
 
 
 class HeadLockClock:
-    """Diagnostic: how long each append holds its tenant's chain-head row lock, from the
-    ``UPDATE audit_heads … RETURNING`` that takes it coming back to the commit coming back
-    (the server releases the lock just before, so this is a slight over-estimate).
-    None when the statement is not seen (if the app's SQL changes)."""
+    """Diagnostic: for an append whose commit also chained the waiting events, the time
+    from the chaining's ``UPDATE audit_heads`` coming back to the commit coming back —
+    the tail of the turn that holds the tenant's chain lock. None when the append's
+    events were chained by another writer's turn (or if the app's SQL changes)."""
 
     STATEMENT = "UPDATE audit_heads SET seq"
 
@@ -574,9 +574,9 @@ def print_report(results: dict) -> None:
             f"  {row['audit_over_plain']:>11.2f}"
         )
     print(
-        "  lock ms: median time an append holds the chain-head row lock; busy: share of the time"
-        "\n  it was held (~100% means appends are serialised on it; a little over 100% is the"
-        "\n  clock's overlap)"
+        "  lock ms: median tail of a chaining turn (head update to commit), for appends that"
+        "\n  chained; busy: share of the time such tails ran (well under 100%: turns overlap"
+        "\n  with other writers' commits)"
     )
     verify = results["verify"]
     seconds = verify["seconds"]
