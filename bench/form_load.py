@@ -9,14 +9,17 @@ each POST is a new customer's first submit and makes one ticket. wrk replays the
 (``bench/wrk/form_post.lua``), each once, urlencoded (no files), with realistic values.
 
 Runs, in this order, so the baseline brackets the form (medians are reported):
-  bare max (-c16) · [form max (-c16) · bare max] × --rounds · form at -c1 and -c2 · form at
-  half the max rate (-c4, each connection waiting a random, exponentially distributed time
-  before each request, as wrk2 is not packaged: with 2 workers even -c1 runs well above
-  half the max rate). Each run also reports the server's CPU per request (gunicorn
-  workers and their PostgreSQL backends, from /proc): on a shared machine the rates move
-  with the neighbours' load, the CPU cost per request much less.
-After each form run it checks that the tickets created equal the 302s, that no
-submission token was used twice, and that nothing answered 5xx.
+  bare max (-c16) · [form max (-c16) · form at half that rate · bare max] × --rounds ·
+  form at -c1 and -c2 (wrk, closed loop). The half-rate run is open loop: this script
+  sends requests at Poisson-distributed instants and times each from the instant it was
+  due (wrk2 is not packaged, and with 2 sync workers even -c1 runs well above half the
+  max rate).
+Each run also reports the server's CPU per request (gunicorn workers and their PostgreSQL
+backends, from /proc): on a shared machine the rates move with the neighbours' load, the
+CPU cost per request much less.
+After each form run it checks that the tickets created equal the requests sent (the
+302s, plus those wrk left in flight when it stopped, which the server completes), that no
+submission token was used twice or left without its ticket, and that nothing answered 5xx.
 
 The form's tenant (``perf-form``, created through ``create_tenant`` if missing) gets
 its ``form_submissions_per_hour`` raised by SQL so the per-IP limit does not cut in.
@@ -72,7 +75,6 @@ FORM_SLUG = "perf-form"
 SECRET_KEY = "perf-bench-secret-key-not-for-production"
 GOAL_RATIO = 0.4
 GOAL_P99_MS = 100.0
-HALF_CONNECTIONS = 4
 CSRF_INPUT = re.compile(r'<input[^>]*\bname="csrf_token"[^>]*>')
 TOKEN_INPUT = re.compile(r'<input[^>]*\bname="submission_token"[^>]*>')
 VALUE = re.compile(r'\bvalue="([^"]*)"')
@@ -124,7 +126,7 @@ class WrkRun:
     # other programs put on the machine.
     app_cpu_ms: float | None = None
     db_cpu_ms: float | None = None
-    pace_ms: float = 0.0  # mean wait before each request, for the half-max runs
+    offered_rate: float | None = None  # the open-loop run's target rate
 
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -403,7 +405,6 @@ def run_wrk(
     seconds: float,
     *,
     cycle: bool,
-    pace_ms: float = 0,
 ) -> WrkRun:
     threads = min(2, connections)
     cpu = ServerCpu(server, conninfo)
@@ -422,7 +423,6 @@ def run_wrk(
         str(data),
         str(threads),
         "cycle" if cycle else "once",
-        f"{pace_ms:.2f}",
     ]
     app_before, db_before = cpu.snapshot()
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -482,36 +482,45 @@ class FormBench:
             counts = again
         return counts
 
-    def run(self, label: str, connections: int, seconds: float, tokens: int, pace_ms: float = 0) -> WrkRun:
+    def prepare(self, tokens: int) -> tuple[list[tuple[str, str, str]], float]:
+        """Fresh (body, cookie, Accept-Language) entries, and the seconds fetching took."""
         began = time.perf_counter()
-        triples = fetch_forms(self.server, self.path, tokens)
+        entries = form_entries(fetch_forms(self.server, self.path, tokens), self.customers)
+        return entries, time.perf_counter() - began
+
+    def run(self, label: str, connections: int, seconds: float, tokens: int) -> WrkRun:
+        """wrk at ``connections``, closed-loop."""
+        entries, fetched = self.prepare(tokens)
         data = self.work / f"{label}.lua"
-        write_lua_data(data, self.path, form_entries(triples, self.customers))
-        fetched = time.perf_counter() - began
+        write_lua_data(data, self.path, entries)
         before, _ = form_counts(self.conninfo, self.tenant_id)
         with LockWaitSampler(self.conninfo) as locks:
             result = run_wrk(
-                label,
-                self.server,
-                self.conninfo,
-                self.path,
-                data,
-                connections,
-                seconds,
-                cycle=False,
-                pace_ms=pace_ms,
+                label, self.server, self.conninfo, self.path, data, connections, seconds, cycle=False
             )
+        return self.checked(result, locks, before, fetched, in_flight=connections)
+
+    def run_open_loop(self, label: str, rate: float, seconds: float) -> WrkRun:
+        """Poisson arrivals at ``rate`` per second, whatever the server does."""
+        entries, fetched = self.prepare(int(rate * seconds * 1.3) + 50)
+        before, _ = form_counts(self.conninfo, self.tenant_id)
+        with LockWaitSampler(self.conninfo) as locks:
+            result = open_loop(label, self.server, self.conninfo, self.path, entries, rate, seconds)
+        return self.checked(result, locks, before, fetched, in_flight=0)
+
+    def checked(self, result: WrkRun, locks: "LockWaitSampler", before: int, fetched: float, in_flight: int):
+        """Every request written made exactly one ticket: those answered (302) and the
+        few still in flight when wrk closed its connections (the server finishes them);
+        no token twice, no 5xx."""
         result.lock_wait_share, result.lock_waits = locks.share, dict(locks.waiting.most_common(3))
         after, bad_tokens = self.settled_counts()
         result.tickets_created = after - before
         redirects = result.statuses.get(302, 0)
         server_errors = sum(n for status, n in result.statuses.items() if status >= 500)
         problems = []
-        # Every request written made exactly one ticket: those answered (302) and the
-        # few still in flight when wrk closed its connections (the server finishes them).
         if result.tickets_created != result.sent:
             problems.append(f"{result.tickets_created} tickets for {result.sent} requests sent")
-        if not 0 <= result.sent - redirects <= connections:
+        if not 0 <= result.sent - redirects <= in_flight:
             problems.append(f"{result.sent - redirects} requests unanswered")
         if server_errors:
             problems.append(f"{server_errors} 5xx")
@@ -523,13 +532,94 @@ class FormBench:
             problems.append(f"statuses {result.statuses}")
         result.check = "; ".join(problems) or "ok"
         print(
-            f"  {label:<14} c={connections:<2} {result.rate:7.1f} req/s  p50 {result.p50_ms:6.1f} ms"
+            f"  {result.label:<14} c={result.connections:<2} {result.rate:7.1f} req/s"
+            f"  p50 {result.p50_ms:6.1f} ms"
             f"  p99 {result.p99_ms:6.1f} ms  tickets {result.tickets_created} = sent {result.sent}"
             f" (302s {redirects}), lock waits {result.lock_wait_share:.0%},"
             f" cpu/req app {result.app_cpu_ms:.1f} + db {result.db_cpu_ms:.1f} ms"
             f"  [{result.check}]  (tokens fetched in {fetched:.0f} s)"
         )
         return result
+
+
+def open_loop(
+    label: str,
+    server: Server,
+    conninfo: str,
+    path: str,
+    entries: list[tuple[str, str, str]],
+    rate: float,
+    seconds: float,
+) -> WrkRun:
+    """Send ``entries`` at Poisson-distributed instants averaging ``rate`` per second, each
+    on its own connection (gunicorn's sync workers close every connection anyway). A
+    response's latency counts from the instant its request was due, so time spent
+    waiting behind a slow server is counted, not hidden (no coordinated omission)."""
+    rng = random.Random(len(entries))
+    due, elapsed = [], rng.expovariate(rate)
+    while elapsed < seconds:
+        due.append(elapsed)
+        elapsed += rng.expovariate(rate)
+    if len(due) > len(entries):
+        sys.exit(f"{label}: {len(due)} requests due but only {len(entries)} tokens")
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    errors = [0]
+    start = time.perf_counter() + 0.5
+
+    def send(index: int) -> None:
+        body, cookie, lang = entries[index]
+        at = start + due[index]
+        time.sleep(max(0.0, at - time.perf_counter()))
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Cookie": cookie,
+            "Accept-Language": lang,
+        }
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            connection.request("POST", path, body=body, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            connection.close()
+        except OSError:
+            errors[0] += 1
+            return
+        latencies.append((time.perf_counter() - at) * 1000)
+        statuses[response.status] += 1
+
+    cpu = ServerCpu(server, conninfo)
+    app_before, db_before = cpu.snapshot()
+    # Enough threads that one is always free to send on time at this rate.
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        list(pool.map(send, range(len(due))))
+    finished = time.perf_counter()
+    app_after, db_after = cpu.snapshot()
+    answered = len(latencies)
+    return WrkRun(
+        label=label,
+        connections=0,
+        seconds=finished - start,
+        requests=answered,
+        rate=answered / (finished - start),
+        p50_ms=quantile(latencies, 0.50),
+        p90_ms=quantile(latencies, 0.90),
+        p99_ms=quantile(latencies, 0.99),
+        max_ms=max(latencies, default=0.0),
+        errors=errors[0] + sum(n for status, n in statuses.items() if status >= 400),
+        timeouts=0,
+        reused=0,
+        sent=len(due),
+        statuses=dict(statuses),
+        app_cpu_ms=1000 * ServerCpu.spent(app_before, app_after) / max(answered, 1),
+        db_cpu_ms=1000 * ServerCpu.spent(db_before, db_after) / max(answered, 1),
+        offered_rate=rate,
+    )
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
 
 
 def bare_run(
@@ -596,45 +686,31 @@ def main() -> None:
         bare_run("bare warm-up", bare_server, conninfo, bare_data, 4, 3)
         warm = form.run("form warm-up", 8, 4, tokens=3000)
         estimate = args.tokens_per_second or int(max(warm.rate, 50) * 1.6) + 20
-        print("measured: max rate, the baseline before, between and after the form's runs")
+        print("measured: each round is form max, form at half that rate (open loop), bare max")
         bare_runs = [bare_run("bare max", bare_server, conninfo, bare_data, args.connections, args.seconds)]
-        form_runs = []
+        form_runs, half_runs = [], []
         for _ in range(args.rounds):
             tokens = int(estimate * args.seconds)
             form_runs.append(form.run("form max", args.connections, args.seconds, tokens))
+            # Half the rate just measured, so both see the machine in the same state.
+            half_runs.append(form.run_open_loop("form half-max", form_runs[-1].rate / 2, args.seconds))
             bare_runs.append(
                 bare_run("bare max", bare_server, conninfo, bare_data, args.connections, args.seconds)
             )
         form_rate = statistics.median(run.rate for run in form_runs)
-        print("measured: latency below the max rate")
+        print("measured: wrk with fewer connections (closed loop)")
         tokens = int(form_rate * args.latency_seconds * 1.3) + 100
         latency_runs = [
             form.run(f"form c{connections}", connections, args.latency_seconds, tokens)
             for connections in (int(c) for c in args.latency_connections.split(","))
         ]
-        # Half the max rate: HALF_CONNECTIONS connections, each waiting a random time
-        # between requests; one correction of the wait if the rate lands off target.
-        target = form_rate / 2
-        service_ms = min(run.p50_ms for run in latency_runs)
-        pace_ms = max(1.0, 1000 * HALF_CONNECTIONS / target - service_ms)
-        for attempt in range(2):
-            paced = form.run(
-                f"form half-max {attempt + 1}", HALF_CONNECTIONS, args.seconds, tokens, pace_ms=pace_ms
-            )
-            paced.pace_ms = pace_ms
-            latency_runs.append(paced)
-            if abs(paced.rate / target - 1) < 0.15:
-                break
-            # A connection's cycle is its wait plus the response time: keep the response time
-            # just seen, and choose the wait that makes the cycle HALF_CONNECTIONS / target.
-            pace_ms = max(1.0, pace_ms + 1000 * HALF_CONNECTIONS * (1 / target - 1 / paced.rate))
     finally:
         for server in servers:
             server.stop()
 
     bare_rate = statistics.median(run.rate for run in bare_runs)
     ratio = form_rate / bare_rate
-    half = min((run for run in latency_runs if run.pace_ms), key=lambda run: abs(run.rate - form_rate / 2))
+    half_p99 = statistics.median(run.p99_ms for run in half_runs)
     cpu_ratio = statistics.median(r.app_cpu_ms + r.db_cpu_ms for r in bare_runs) / statistics.median(
         r.app_cpu_ms + r.db_cpu_ms for r in form_runs
     )
@@ -644,12 +720,13 @@ def main() -> None:
         f"form max rate (median of {len(form_runs)} runs): {form_rate:.1f} req/s"
         f" = {ratio:.2f} of bare (goal >= {GOAL_RATIO}); server CPU per request: bare/form = {cpu_ratio:.2f}"
     )
-    print(
-        f"half max (paced, c={half.connections}, mean wait {half.pace_ms:.0f} ms): {half.rate:.1f} req/s"
-        f" ({half.rate / form_rate:.2f} of max): p50 {half.p50_ms:.1f} ms, p99 {half.p99_ms:.1f} ms"
-        f" (goal < {GOAL_P99_MS:.0f} ms)"
-    )
-    results = [*bare_runs, *form_runs, *latency_runs]
+    for run in half_runs:
+        print(
+            f"half max (open loop, Poisson arrivals at {run.offered_rate:.1f}/s): {run.rate:.1f} req/s"
+            f" ({run.rate / form_rate:.2f} of max): p50 {run.p50_ms:.1f} ms, p99 {run.p99_ms:.1f} ms"
+        )
+    print(f"half max p99, median of {len(half_runs)} runs: {half_p99:.1f} ms (goal < {GOAL_P99_MS:.0f} ms)")
+    results = [*bare_runs, *form_runs, *half_runs, *latency_runs]
     checks = [run.check for run in results if run.label.startswith("form")]
     print(f"checks: {'all ok' if all(c == 'ok' for c in checks) else checks}")
     if args.json:
@@ -662,7 +739,7 @@ def main() -> None:
                     "form_rate": form_rate,
                     "form_ratio": ratio,
                     "cpu_ratio": cpu_ratio,
-                    "half_max": asdict(half),
+                    "half_max_p99": half_p99,
                     "runs": [asdict(run) for run in results],
                 },
                 indent=2,

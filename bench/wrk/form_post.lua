@@ -1,13 +1,13 @@
 -- POSTs pre-generated form submissions, each used once, and counts response statuses.
 -- Written by bench/form_load.py; run as
---   wrk -t2 -c16 -d20s --latency -s bench/wrk/form_post.lua http://127.0.0.1:PORT -- DATA.lua THREADS MODE PACE_MS
+--   wrk -t2 -c16 -d20s --latency -s bench/wrk/form_post.lua http://127.0.0.1:PORT -- DATA.lua THREADS MODE
 -- DATA.lua returns {path = "/t/<slug>/refund", entries = {{body=…, cookie=…, lang=…}, …}}.
 -- wrk thread k of THREADS takes entries k+1, k+1+THREADS, …; a thread that runs out stops
 -- and counts what it had to resend in "reused" (the run is then not valid). With MODE
 -- "cycle" (the bare baseline, which has no one-time tokens) a thread starts its share
--- again; with "once" it does not. PACE_MS > 0 makes each connection wait a random time,
--- exponential with that mean, before each request: a lower, Poisson-like offered rate
--- (wrk2 is not packaged); wrk's latencies exclude the wait.
+-- again; with "once" it does not. (No delay(): with gunicorn's sync workers every response
+-- closes its connection, and wrk 4.1 then reconnects and sends at once, so a delay()
+-- does not pace the requests; bench/form_load.py paces its half-rate run itself.)
 -- "sent" counts requests written, answered or not: wrk closes its connections at the end
 -- of the run with up to one request each still in flight, which the server completes.
 -- wrk calls request() once more, in thread 0 before the run, to check the script; that
@@ -26,8 +26,6 @@ function init(args)
    local data = dofile(args[1])
    local stride = tonumber(args[2]) or 1
    cycle = args[3] == "cycle"
-   pace_ms = tonumber(args[4]) or 0
-   math.randomseed(os.time() + id)
    path = data.path
    mine = {}
    for i = id + 1, #data.entries, stride do
@@ -55,11 +53,6 @@ function request()
    end
    next_entry = next_entry + 1
    return formatted
-end
-
-function delay()
-   if pace_ms > 0 then return -pace_ms * math.log(1 - math.random()) end
-   return 0
 end
 
 function response(status, headers, body)
