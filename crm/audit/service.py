@@ -165,7 +165,8 @@ def _write_pending(session: Session) -> None:
     ]
     # The tenant in context at commit may be another one (or none, for the operator's
     # CLI): the rows name their tenant themselves.
-    session.execute(insert(AuditInbox), rows, execution_options={"tenant_guard": False})
+    # render_nulls: one INSERT for all rows, even where some values are None.
+    session.execute(insert(AuditInbox), rows, execution_options={"tenant_guard": False, "render_nulls": True})
     session.info.setdefault(TO_CHAIN_KEY, set()).update(row["tenant_id"] for row in rows)
 
 

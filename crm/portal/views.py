@@ -97,13 +97,11 @@ def refund():
             show_error(form, error)
             status = error.status
         else:
+            number = submission.ticket.number  # read before the commit expires the ticket
             db.session.commit()
             if submission.tracking_token:
-                session[RECEIPT_KEY] = {
-                    "ticket": submission.ticket.number,
-                    "token": submission.tracking_token,
-                }
-            return redirect(url_for("portal.receipt", number=submission.ticket.number))
+                session[RECEIPT_KEY] = {"ticket": number, "token": submission.tracking_token}
+            return redirect(url_for("portal.receipt", number=number))
     return render_template("portal/refund.html", form=form, settings=tenant_settings()), status
 
 

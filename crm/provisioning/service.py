@@ -14,8 +14,9 @@ from crm.errors import Conflict, DomainError, NotFound
 from crm.extensions import db
 from crm.i18n import SUPPORTED_LOCALES
 from crm.provisioning.models import AgentDisplay, TenantSettings
-from tenants import Tenant, TenantStatus, tenant_context
+from tenants import Tenant, TenantStatus, current_tenant_id, tenant_context
 
+SETTINGS_KEY = "tenant_settings"
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 
 
@@ -88,8 +89,13 @@ def suspend_tenant(slug: str, *, actor: Actor) -> Tenant:
 
 
 def tenant_settings() -> TenantSettings:
-    """The settings of the tenant in context."""
-    return db.session.scalars(select(TenantSettings)).one()
+    """The settings of the tenant in context, read once per transaction (a refund
+    submission asks for them several times)."""
+    cache = db.session.info.setdefault(SETTINGS_KEY, {})
+    tenant_id = current_tenant_id()
+    if tenant_id not in cache:
+        cache[tenant_id] = db.session.scalars(select(TenantSettings)).one()
+    return cache[tenant_id]
 
 
 def update_settings(changes: dict, *, actor: Actor) -> TenantSettings:
