@@ -284,6 +284,38 @@ def _attach(ticket: Ticket, entry: ThreadEntry, uploads: list[Upload], actor: Ac
     return attached
 
 
+MESSAGE_ACTIONS = {
+    EntryKind.INBOUND_MESSAGE: "ticket.message_received",
+    EntryKind.PUBLIC_REPLY: "ticket.replied",
+    EntryKind.INTERNAL_NOTE: "ticket.note_added",
+}
+
+
+def _add_message(
+    ticket: Ticket,
+    kind: EntryKind,
+    body: str,
+    *,
+    actor: Actor,
+    author: User | None = None,
+    uploads: list[Upload] = (),
+    **audit_data,
+) -> ThreadEntry:
+    """A written message in the thread, its files, and its audit event (the body as a
+    digest): the one way a message is added, whoever writes it."""
+    author_kind = "customer" if actor.kind == "customer" else "staff"
+    entry = _add_entry(ticket, kind, author_kind=author_kind, author=author, body=body)
+    record(
+        MESSAGE_ACTIONS[kind],
+        "ticket",
+        ticket.id,
+        actor=actor,
+        data={"entry_id": entry.id, "body_sha256": digest(body), **audit_data},
+    )
+    _attach(ticket, entry, list(uploads), actor)
+    return entry
+
+
 def _set_status(
     ticket: Ticket, new: Status, actor: Actor, *, author_kind: str, author: User | None = None
 ) -> None:
@@ -433,15 +465,7 @@ def submit_refund_request(request: RefundRequest, *, nonce: str, ip: str | None)
         currency=currency,
         actor=actor,
     )
-    entry = _add_entry(ticket, EntryKind.INBOUND_MESSAGE, author_kind="customer", body=description)
-    record(
-        "ticket.message_received",
-        "ticket",
-        ticket.id,
-        actor=actor,
-        data={"entry_id": entry.id, "body_sha256": digest(description)},
-    )
-    _attach(ticket, entry, request.uploads, actor)
+    _add_message(ticket, EntryKind.INBOUND_MESSAGE, description, actor=actor, uploads=request.uploads)
     db.session.execute(update(SubmissionUse).where(SubmissionUse.nonce == nonce).values(ticket_id=ticket.id))
     token = mint_tracking_link(ticket)
     notify_customer(ticket, "receipt", actor=actor, token=token)
@@ -490,13 +514,8 @@ def open_ticket(
         currency=current_tenant().currency,
         actor=actor,
     )
-    entry = _add_entry(ticket, EntryKind.INBOUND_MESSAGE, author_kind="staff", author=user, body=description)
-    record(
-        "ticket.message_received",
-        "ticket",
-        ticket.id,
-        actor=actor,
-        data={"entry_id": entry.id, "body_sha256": digest(description), "recorded_by_staff": True},
+    _add_message(
+        ticket, EntryKind.INBOUND_MESSAGE, description, actor=actor, author=user, recorded_by_staff=True
     )
     return ticket
 
@@ -552,15 +571,7 @@ def reply(
     _check_open(ticket)
     body = check_text(body, "body", MAX_DESCRIPTION, required=True)
     actor = staff_actor(user, ip)
-    entry = _add_entry(ticket, EntryKind.PUBLIC_REPLY, author_kind="staff", author=user, body=body)
-    record(
-        "ticket.replied",
-        "ticket",
-        ticket.id,
-        actor=actor,
-        data={"entry_id": entry.id, "body_sha256": digest(body)},
-    )
-    _attach(ticket, entry, list(uploads), actor)
+    entry = _add_message(ticket, EntryKind.PUBLIC_REPLY, body, actor=actor, author=user, uploads=uploads)
     if ticket.status == Status.NEW:
         _set_status(ticket, Status.OPEN, actor, author_kind="staff", author=user)
     notify_customer(ticket, template, actor=actor, message=body)
@@ -573,16 +584,7 @@ def add_note(
     """An internal note: staff only, never on the tracking page."""
     body = check_text(body, "body", MAX_DESCRIPTION, required=True)
     actor = staff_actor(user, ip)
-    entry = _add_entry(ticket, EntryKind.INTERNAL_NOTE, author_kind="staff", author=user, body=body)
-    record(
-        "ticket.note_added",
-        "ticket",
-        ticket.id,
-        actor=actor,
-        data={"entry_id": entry.id, "body_sha256": digest(body)},
-    )
-    _attach(ticket, entry, list(uploads), actor)
-    return entry
+    return _add_message(ticket, EntryKind.INTERNAL_NOTE, body, actor=actor, author=user, uploads=uploads)
 
 
 CALL_DIRECTIONS = ("inbound", "outbound")
@@ -729,15 +731,7 @@ def customer_reply(ticket: Ticket, body: str, *, ip: str | None, uploads: list[U
     body = check_text(body, "body", MAX_DESCRIPTION, required=True)
     actor = customer_actor(ticket.customer, ip)
     _check_uploads(list(uploads))
-    entry = _add_entry(ticket, EntryKind.INBOUND_MESSAGE, author_kind="customer", body=body)
-    record(
-        "ticket.message_received",
-        "ticket",
-        ticket.id,
-        actor=actor,
-        data={"entry_id": entry.id, "body_sha256": digest(body)},
-    )
-    _attach(ticket, entry, list(uploads), actor)
+    entry = _add_message(ticket, EntryKind.INBOUND_MESSAGE, body, actor=actor, uploads=uploads)
     if ticket.status == Status.AWAITING_CUSTOMER:
         _set_status(ticket, Status.OPEN, actor, author_kind="customer")
     return entry
@@ -756,14 +750,7 @@ def not_satisfied(ticket: Ticket, body: str, *, ip: str | None) -> None:
     body = check_text(body, "body", MAX_DESCRIPTION, required=False)
     actor = customer_actor(ticket.customer, ip)
     if body:
-        entry = _add_entry(ticket, EntryKind.INBOUND_MESSAGE, author_kind="customer", body=body)
-        record(
-            "ticket.message_received",
-            "ticket",
-            ticket.id,
-            actor=actor,
-            data={"entry_id": entry.id, "body_sha256": digest(body)},
-        )
+        _add_message(ticket, EntryKind.INBOUND_MESSAGE, body, actor=actor)
     _set_status(ticket, Status.OPEN, actor, author_kind="customer")
     ticket.needs_manager = True
     record(
