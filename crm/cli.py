@@ -6,9 +6,10 @@ from crm.audit.cli import audit_cli
 from crm.auth.cli import users_cli
 from crm.demo.cli import demo_cli
 from crm.jobs import jobs_cli
+from crm.notify.cli import outbox_cli
 from crm.provisioning.cli import tenants_cli
 
 
 def init_app(app: Flask) -> None:
-    for group in (tenants_cli, users_cli, audit_cli, jobs_cli, demo_cli):
+    for group in (tenants_cli, users_cli, audit_cli, jobs_cli, outbox_cli, demo_cli):
         app.cli.add_command(group)

@@ -436,3 +436,20 @@ def test_a_rolled_back_request_sends_nothing(make_app, smtp_url, smtp_server, ma
         session.commit()
     assert len(smtp_server.messages) == 1  # the same path, committed, does send
     assert [row.status for row in outbox_rows(mail_app, tenant)] == ["sent"]
+
+
+def test_held_messages_go_out_once_smtp_is_set_and_the_operator_sends_them(
+    make_app, smtp_url, smtp_server, make_tenant
+):
+    tenant = make_tenant()
+    submit_refund_form(make_app().test_client(), tenant, email="lilei@example.test")
+    assert [row.status for row in outbox_rows(make_app(), tenant)] == ["held"]
+    without_smtp = make_app().test_cli_runner().invoke(args=["outbox", "send", "--tenant", tenant.slug])
+    assert without_smtp.exit_code == 1 and "SMTP_URL is not set" in without_smtp.output
+    result = (
+        make_app(smtp_url=smtp_url).test_cli_runner().invoke(args=["outbox", "send", "--tenant", tenant.slug])
+    )
+    assert result.exit_code == 0 and "sent 1, not sent 0" in result.output
+    assert [message["To"] for message in smtp_server.messages] == ["lilei@example.test"]
+    assert [row.status for row in outbox_rows(make_app(), tenant)] == ["sent"]
+    assert {"email.released", "email.sent"} <= set(audit_actions(make_app(), tenant))

@@ -15,12 +15,14 @@ from email.utils import format_datetime, formataddr, make_msgid
 from urllib.parse import unquote, urlsplit
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from crm import jobs
 from crm.audit.chain import digest
 from crm.audit.service import Actor, record
 from crm.columns import utcnow
+from crm.errors import DomainError
 from crm.extensions import db
 from crm.notify.models import OutboxMessage, OutboxStatus
 from crm.tickets.models import Ticket
@@ -150,3 +152,31 @@ def deliver(message: OutboxMessage) -> None:
         if url.username:
             smtp.login(unquote(url.username), unquote(url.password or ""))
         smtp.send_message(email)
+
+
+def send_waiting() -> tuple[int, int]:
+    """Send the tenant's held and queued messages now; returns (sent, not sent).
+
+    For cron where there is no Redis (so no retries), and for messages held before
+    SMTP_URL was set."""
+    if not current_app.config.get("SMTP_URL"):
+        raise DomainError(_l("SMTP_URL is not set: there is no mail server to send to."))
+    waiting = db.session.scalars(
+        select(OutboxMessage.id)
+        .where(OutboxMessage.status.in_((OutboxStatus.HELD, OutboxStatus.QUEUED)))
+        .order_by(OutboxMessage.id)
+    ).all()
+    sent = 0
+    for message_id in waiting:
+        message = db.session.get(OutboxMessage, message_id)
+        if message.status == OutboxStatus.HELD:
+            message.status = OutboxStatus.QUEUED
+            record("email.released", "email", message.id, actor=Actor.system(), data={})
+        try:
+            send_outbox_message(message_id)
+        except (OSError, smtplib.SMTPException):
+            db.session.rollback()  # the failed attempt itself is already committed
+            continue
+        db.session.commit()
+        sent += db.session.get(OutboxMessage, message_id).status == OutboxStatus.SENT
+    return sent, len(waiting) - sent
