@@ -323,3 +323,21 @@ def test_an_expired_tracking_link_is_a_404(app, client, make_tenant):
         session.commit()
     response = client.get(url)
     assert response.status_code == 404 and mine.reference not in response.text
+
+
+def test_a_merged_duplicate_tells_the_customer_where_the_request_continues(
+    app, client, make_tenant, make_user
+):
+    from crm.auth.models import User
+
+    tenant = make_tenant()
+    agent = make_user(tenant, "agent")
+    first = submitted(app, tenant)
+    with acting_for(app, tenant) as session:
+        duplicate = tickets.submit_refund_request(refund_request(), nonce="again", ip=None)
+        token = duplicate.tracking_token
+        target = tickets.ticket_by_number(first.number)
+        tickets.merge(duplicate.ticket, target, user=session.get(User, agent.id), ip=None)
+        session.commit()
+    page = client.get(f"/t/{tenant.slug}/track/{token}")
+    assert f"This request was the same as your request {first.reference}" in page.text

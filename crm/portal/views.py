@@ -138,6 +138,7 @@ def _render_tracking(ticket, token: str, status: int = 200, **forms):
             reply_form=forms.get("reply_form") or CustomerReplyForm(),
             not_satisfied_form=forms.get("not_satisfied_form") or NotSatisfiedForm(),
             confirm_form=ConfirmForm(),
+            merged_into=tickets.merged_into(ticket),
             Status=Status,
         ),
         status,

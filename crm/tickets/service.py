@@ -100,6 +100,13 @@ def ticket_by_number(number: int) -> Ticket | None:
     return db.session.scalars(select(Ticket).where(Ticket.number == number)).one_or_none()
 
 
+def merged_into(ticket: Ticket) -> Ticket | None:
+    """The ticket this one was merged into, if it was."""
+    if ticket.merged_into_id is None:
+        return None
+    return db.session.scalars(select(Ticket).where(Ticket.id == ticket.merged_into_id)).one_or_none()
+
+
 def ticket_by_tracking_token(token: str) -> Ticket | None:
     """The ticket a customer's secret link opens, if the link is real and not expired."""
     if not token or len(token) > 100:
