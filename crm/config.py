@@ -58,6 +58,9 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
     env = dict(os.environ if env is None else env)
     production = env.get("CRM_ENV", "development") == "production"
     instance_path.mkdir(parents=True, exist_ok=True)
+    chaining = env.get("AUDIT_CHAINING") or "inline"
+    if chaining not in ("inline", "background"):
+        raise ConfigError(f"AUDIT_CHAINING must be inline or background, not {chaining!r}.")
     return {
         "CRM_ENV": "production" if production else "development",
         "SECRET_KEY": secret_key(env, instance_path, production),
@@ -70,6 +73,9 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         "RATELIMIT_STORAGE_URI": env.get("REDIS_URL") or "memory://",
         # Evidence files, stored by SHA-256; default instance/uploads.
         "UPLOAD_FOLDER": env.get("UPLOAD_FOLDER") or None,
+        # "inline": each commit chains its audit events before returning; "background":
+        # a chainer thread per process does, moments later (see docs/audit-format.md).
+        "AUDIT_CHAINING": chaining,
         "SESSION_COOKIE_SECURE": production,
     }
 

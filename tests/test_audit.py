@@ -4,16 +4,19 @@ import hashlib
 import json
 import sqlite3
 import threading
+import time
 
 import pytest
 import sqlalchemy
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import DBAPIError
 
+from crm import create_app
 from crm.audit import service as audit_service
 from crm.audit.models import AuditEvent
 from crm.audit.service import Actor, record, verify_chain
 from crm.auth import service as auth
+from crm.config import ConfigError, from_environment
 from crm.extensions import db
 from tenants import TenantContextError, tenant_context
 from tests.conftest import POSTGRES_URL, acting_for, login, requires_postgres, submit
@@ -293,3 +296,32 @@ def test_events_left_waiting_by_a_failed_chaining_are_chained_later(app, runner,
         record("test.next", "thing", 2, actor=Actor.system())
         session.commit()
         assert verify_chain().count == 3
+
+
+def test_background_chaining_chains_soon_after_the_commit(app, make_tenant):
+    background = create_app(
+        {
+            **{
+                key: app.config[key] for key in ("TESTING", "SQLALCHEMY_DATABASE_URI", "PASSWORD_HASH_METHOD")
+            },
+            "AUDIT_CHAINING": "background",
+        }
+    )
+    tenant = make_tenant()
+    with acting_for(background, tenant) as session:
+        for n in range(20):
+            record("test.background", "thing", n, actor=Actor.system())
+            session.commit()
+    deadline = time.monotonic() + 10
+    with acting_for(background, tenant):
+        while audit_service.waiting_count() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        report = verify_chain()
+    assert report.ok and report.count == 21
+    with background.app_context():
+        db.engine.dispose()
+
+
+def test_unknown_chaining_mode_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="AUDIT_CHAINING"):
+        from_environment(tmp_path, {"AUDIT_CHAINING": "sometimes"})

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from flask import current_app, has_app_context
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     DateTime,
@@ -39,6 +40,7 @@ from crm.audit.chain import (
     event_hash,
     stored_event_hash,
 )
+from crm.audit.chainer import BackgroundChainer
 from crm.audit.models import AuditEvent, AuditHead, AuditInbox
 from crm.columns import utcnow
 from crm.extensions import db, pending_in_transaction
@@ -171,9 +173,16 @@ def _write_pending(session: Session) -> None:
 
 
 def _chain_after_commit(session: Session) -> None:
-    """After commit: chain what this transaction wrote (and whatever else is waiting).
-    Should it fail, the events stay in the inbox for the next writer or the sweep."""
-    for tenant_id in sorted(session.info.pop(TO_CHAIN_KEY, ())):
+    """After commit: chain what this transaction wrote (and whatever else is waiting),
+    here or, with ``AUDIT_CHAINING=background``, in the process's chainer thread.
+    Should it fail, the events stay in the inbox for the next turn or the sweep."""
+    tenant_ids = sorted(session.info.pop(TO_CHAIN_KEY, ()))
+    if not tenant_ids:
+        return
+    if has_app_context() and current_app.config.get("AUDIT_CHAINING") == "background":
+        BACKGROUND.submit(session.get_bind(), tenant_ids)
+        return
+    for tenant_id in tenant_ids:
         try:
             chain_pending(session.get_bind(), tenant_id)
         except SQLAlchemyError:
@@ -249,6 +258,9 @@ def _chain_batch(connection: Connection, tenant_id: int, batch: int) -> int:
     connection.execute(delete(_INBOX).where(_INBOX.c.id.in_([item.id for item in waiting])))
     connection.execute(update(_HEADS).where(_HEADS.c.tenant_id == tenant_id).values(seq=seq, hash=prev_hash))
     return len(rows)
+
+
+BACKGROUND = BackgroundChainer(chain_pending)
 
 
 def waiting_count() -> int:
