@@ -427,9 +427,6 @@ def _repeated_submission(nonce: str) -> Submission | None:
 def submit_refund_request(request: RefundRequest, *, nonce: str, ip: str | None) -> Submission:
     """The hosted form's submit. A repeated ``nonce`` (a double click, a resent form)
     returns the ticket the first submit made instead of making another."""
-    repeated = _repeated_submission(nonce)
-    if repeated is not None:
-        return repeated
     settings = tenant_settings()
     details = request.customer
     name = check_text(details.name, "name", 200, required=True)
