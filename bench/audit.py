@@ -67,7 +67,7 @@ import crm
 from crm.audit import service as audit_service
 from crm.audit.chain import event_body, event_hash
 from crm.audit.models import AuditEvent, AuditHead
-from crm.audit.service import Actor, record, verify_chain
+from crm.audit.service import VERIFY_COLUMNS, Actor, record, verify_chain
 from crm.columns import utcnow
 from crm.extensions import db
 from crm.provisioning.service import create_tenant
@@ -91,22 +91,6 @@ bench_plain = Table(
     Column("hash", Text, nullable=False),
 )
 
-# The columns verify_chain reads, in its order.
-VERIFY_COLUMNS = (
-    AuditEvent.tenant_id,
-    AuditEvent.seq,
-    AuditEvent.occurred_at,
-    AuditEvent.actor_kind,
-    AuditEvent.actor_id,
-    AuditEvent.actor_label,
-    AuditEvent.ip,
-    AuditEvent.action,
-    AuditEvent.subject_type,
-    AuditEvent.subject_id,
-    AuditEvent.data,
-    AuditEvent.prev_hash,
-    AuditEvent.hash,
-)
 COPY_COLUMNS = tuple(column.key for column in VERIFY_COLUMNS)
 ACTIONS = ("ticket.created", "ticket.assigned", "refund.requested", "refund.approved", "ticket.closed")
 ACTORS = (

@@ -11,7 +11,21 @@ from crm.extensions import db
 from tenants import BigIntId, TenantScoped
 
 
-class AuditEvent(TenantScoped, db.Model):
+class EventContent:
+    """What an event says: the columns an inbox row and a chained event share."""
+
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str | None] = mapped_column(String(64))
+    actor_label: Mapped[str] = mapped_column(String(200))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    action: Mapped[str] = mapped_column(String(64))
+    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class AuditEvent(EventContent, TenantScoped, db.Model):
     """One link of a tenant's chain. Never updated or deleted (PostgreSQL triggers refuse
     it); personal data stays out of ``data``, which holds ids and digests."""
 
@@ -25,15 +39,6 @@ class AuditEvent(TenantScoped, db.Model):
     )
 
     seq: Mapped[int] = mapped_column(BigInteger)
-    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    actor_kind: Mapped[str] = mapped_column(String(16))
-    actor_id: Mapped[str | None] = mapped_column(String(64))
-    actor_label: Mapped[str] = mapped_column(String(200))
-    ip: Mapped[str | None] = mapped_column(String(45))
-    action: Mapped[str] = mapped_column(String(64))
-    subject_type: Mapped[str] = mapped_column(String(32))
-    subject_id: Mapped[str | None] = mapped_column(String(64))
-    data: Mapped[dict[str, Any]] = mapped_column(JSON)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
@@ -49,7 +54,7 @@ class AuditHead(TenantScoped, db.Model):
     hash: Mapped[str] = mapped_column(String(64))
 
 
-class AuditInbox(TenantScoped, db.Model):
+class AuditInbox(EventContent, TenantScoped, db.Model):
     """Events written by a transaction, waiting to be chained.
 
     The change's transaction inserts here — a plain INSERT, no lock shared with other
@@ -60,12 +65,3 @@ class AuditInbox(TenantScoped, db.Model):
     __table_args__ = (Index(None, "tenant_id", "id"),)
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
-    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    actor_kind: Mapped[str] = mapped_column(String(16))
-    actor_id: Mapped[str | None] = mapped_column(String(64))
-    actor_label: Mapped[str] = mapped_column(String(200))
-    ip: Mapped[str | None] = mapped_column(String(45))
-    action: Mapped[str] = mapped_column(String(64))
-    subject_type: Mapped[str] = mapped_column(String(32))
-    subject_id: Mapped[str | None] = mapped_column(String(64))
-    data: Mapped[dict[str, Any]] = mapped_column(JSON)

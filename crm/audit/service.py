@@ -282,7 +282,7 @@ class ChainReport:
         return self.first_bad_seq is None
 
 
-_VERIFY_COLUMNS = (
+VERIFY_COLUMNS = (
     AuditEvent.tenant_id,
     AuditEvent.seq,
     # As stored (naive on SQLite): stored_event_hash takes either, and skipping the
@@ -313,7 +313,7 @@ def verify_chain(batch: int = 5000) -> ChainReport:
     if head is None:
         return ChainReport(0, GENESIS_HASH)
     result = db.session.execute(
-        select(*_VERIFY_COLUMNS)
+        select(*VERIFY_COLUMNS)
         .where(AuditEvent.seq <= head.seq)
         .order_by(AuditEvent.seq)
         .execution_options(yield_per=batch)
