@@ -23,10 +23,6 @@ def normalise_phone(raw: str, region: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def customer_by_id(customer_id: int) -> Customer | None:
-    return db.session.scalars(select(Customer).where(Customer.id == customer_id)).one_or_none()
-
-
 def find_customer(phone: str | None, email: str | None) -> Customer | None:
     """The tenant's customer with this phone, else with this email (one query)."""
     matches = [
