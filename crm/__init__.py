@@ -17,6 +17,8 @@ from crm.i18n import select_locale, select_timezone
 from crm.notify import views as notify_views
 from crm.portal import views as portal_views
 from crm.provisioning import views as settings_views
+from crm.sla import sweep as sla_sweep
+from crm.sla import views as sla_views
 from crm.templating import init_templating
 from crm.tickets import views as ticket_views
 
@@ -39,6 +41,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     tenants.init_app(app, db)
     audit_service.install(db.session.session_factory.class_)
     jobs.init_app(app)
+    jobs.on_worker_start(app, sla_sweep.schedule_next)
     csrf.init_app(app)
     limiter.init_app(app)
     bootstrap.init_app(app)
@@ -61,6 +64,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         ticket_views.bp,
         notify_views.bp,
         settings_views.bp,
+        sla_views.bp,
     )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

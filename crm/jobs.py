@@ -10,6 +10,7 @@ transaction. Jobs take ids, not ORM objects, and must be idempotent: rq retries 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import click
@@ -38,9 +39,7 @@ class JobCall:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
-def enqueue(func: Callable, *args: Any, **kwargs: Any) -> None:
-    """Run ``func(*args, **kwargs)`` after the current transaction commits, for the
-    tenant in context."""
+def _path_of(func: Callable) -> str:
     path = f"{func.__module__}.{func.__qualname__}"
     try:
         importable = import_string(path) is func
@@ -48,8 +47,25 @@ def enqueue(func: Callable, *args: Any, **kwargs: Any) -> None:
         importable = False
     if not importable:
         raise ValueError(f"{path} is not importable by name; jobs must be module-level functions")
-    call = JobCall(path, current_tenant_id(), args, kwargs)
+    return path
+
+
+def enqueue(func: Callable, *args: Any, **kwargs: Any) -> None:
+    """Run ``func(*args, **kwargs)`` after the current transaction commits, for the
+    tenant in context."""
+    call = JobCall(_path_of(func), current_tenant_id(), args, kwargs)
     pending_in_transaction(PENDING_KEY).append(call)
+
+
+def schedule_at(when: datetime, func: Callable, *, job_id: str) -> None:
+    """Have a worker started ``--with-scheduler`` run ``func()`` (for no tenant) at
+    ``when``. Booking the same ``job_id`` again replaces the booking: it runs once."""
+    queue().enqueue_at(when, run_job, args=(_path_of(func), None, (), {}), job_id=job_id, description=job_id)
+
+
+def on_worker_start(app: Flask, func: Callable[[], Any]) -> None:
+    """Call ``func`` when ``flask jobs worker`` starts (to book periodic jobs)."""
+    app.extensions.setdefault("worker_start", []).append(func)
 
 
 def run_job(path: str, tenant_id: int | None, args: tuple, kwargs: dict) -> Any:
@@ -131,5 +147,8 @@ def worker(burst: bool) -> None:
     """Run an rq worker for the queue, inside this app (needs REDIS_URL)."""
     if not current_app.config.get("REDIS_URL"):
         raise click.ClickException("REDIS_URL is not set: without Redis, jobs run in-process.")
+    if not burst:
+        for func in current_app.extensions.get("worker_start", ()):
+            func()
     # SimpleWorker runs jobs in this process, where the app context already lives.
     SimpleWorker([queue()], connection=redis_connection()).work(burst=burst, with_scheduler=not burst)

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from babel.dates import get_timezone_name
+from babel.dates import format_skeleton, get_timezone_name
 from flask import Flask, has_request_context, request
 from flask_babel import format_datetime, get_locale, get_timezone
 from flask_login import current_user
@@ -26,8 +26,17 @@ def local_time_zoned(moment: datetime | None) -> str:
     return f"{format_datetime(moment, 'medium')} ({get_timezone_name(get_timezone(), locale=get_locale())})"
 
 
+def weekday_time(moment: datetime | None) -> str:
+    """A deadline as people say it: "Tue, Oct 6 14:30" / "10月6日周二 14:30"."""
+    if moment is None:
+        return ""
+    local = moment.astimezone(get_timezone())
+    return f"{format_skeleton('MMMEd', local, locale=get_locale())} {local:%H:%M}"
+
+
 def init_templating(app: Flask) -> None:
     app.jinja_env.filters["local_time"] = local_time
+    app.jinja_env.filters["weekday_time"] = weekday_time
     app.jinja_env.filters["local_time_zoned"] = local_time_zoned
 
     @app.context_processor

@@ -209,7 +209,6 @@ def test_admin_changes_the_settings_customers_see(app, client, signed_in):
     assert page.status_code == 200 and f"/t/{tenant.slug}/refund" in page.text
     fields = {
         "ticket_prefix": "cx",
-        "response_hours": "48",
         "form_submissions_per_hour": "20",
         "agent_display": "team",
         "team_name": "退款专员",
@@ -229,7 +228,6 @@ def test_admin_changes_the_settings_customers_see(app, client, signed_in):
         assert "privacy_notice" not in event.data and "privacy_notice_sha256" in event.data
     for bad, message in [
         ({"ticket_prefix": "R2"}, "Use 1 to 8 letters"),
-        ({"response_hours": "0"}, "Number must be between 1 and 720."),
         ({"country": "ZZ"}, "two-letter country code"),
         ({"team_name": ""}, "This field is required."),
     ]:

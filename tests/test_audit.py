@@ -82,7 +82,10 @@ def _tamper(app, statements: list[tuple[str, dict]]) -> None:
     if url.startswith("sqlite"):
         connection = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
         triggers = [
-            row[0] for row in connection.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger'")
+            row[0]
+            for row in connection.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_events'"
+            )
         ]
         connection.execute("BEGIN")
         connection.execute("DROP TRIGGER audit_events_no_update")

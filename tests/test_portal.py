@@ -3,6 +3,7 @@
 import re
 from dataclasses import dataclass
 from io import BytesIO
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select, update
@@ -10,6 +11,9 @@ from werkzeug.test import EnvironBuilder
 
 from crm.audit.service import verify_chain
 from crm.provisioning.models import TenantSettings
+from crm.sla.businesstime import timeline_for
+from crm.sla.clocks import clocks_of
+from crm.sla.rules import default_calendar
 from crm.tickets import service as tickets
 from crm.tickets.models import Status, Ticket
 from tests.conftest import CSRF_RE, acting_for, login
@@ -70,7 +74,17 @@ def test_customer_submits_and_gets_a_receipt_with_reference_deadline_and_link(ap
     assert response.status_code == 302
     receipt = client.get(response.headers["Location"])
     assert "RF-1001" in receipt.text
-    assert "We will respond by" in receipt.text
+    # The deadlines are the SLA clocks' own: 8 and 45 business hours on the default
+    # calendar (Mon–Fri 09:00–18:00, Asia/Shanghai), shown in the tenant's zone.
+    with acting_for(app, tenant):
+        ticket = tickets.ticket_by_number(1001)
+        first, resolution = ticket.respond_by, max(clock.due_at for clock in clocks_of("ticket", ticket.id))
+        calendar = timeline_for(default_calendar("Asia/Shanghai"))
+        assert calendar.minutes_between(ticket.created_at, first) == 8 * 60
+        assert calendar.minutes_between(ticket.created_at, resolution) == 45 * 60
+    for label, due in (("First answer by", first), ("Decision on your request by", resolution)):
+        shown = due.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%b %-d, %Y, %-I:%M:%S\u202f%p")
+        assert re.search(f"{label}</dt>\\s*<dd[^>]*>{shown}", receipt.text), (label, shown)
     link = LINK_RE.search(receipt.text).group(1)
     tracking = client.get(link.replace("http://localhost", ""))
     assert tracking.status_code == 200

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from crm.audit.service import Actor
 from crm.auth.models import User
 from crm.files.models import Attachment
+from crm.sla import calendars
 from crm.tickets import canned
 from crm.tickets import service as tickets
 from tenants import TenantContextError
@@ -38,7 +39,7 @@ def staff_urls(app, **values) -> list[str]:
 
 
 def ticket_url_values(app, tenant) -> dict:
-    """A ticket of ``tenant`` with a file, and a canned reply: values for staff URLs."""
+    """A ticket of ``tenant`` with a file, a canned reply and a calendar: values for staff URLs."""
     with acting_for(app, tenant) as session:
         ticket = tickets.submit_refund_request(
             tickets.RefundRequest(
@@ -51,6 +52,7 @@ def ticket_url_values(app, tenant) -> dict:
             ip=None,
         ).ticket
         reply = canned.create_canned(title="Thanks", body="Thank you.", actor=Actor.operator("test"))
+        calendar = calendars.create(f"Office of {tenant.slug}", "Asia/Shanghai", actor=Actor.operator("test"))
         session.flush()
         values = {
             "number": ticket.number,
@@ -58,6 +60,7 @@ def ticket_url_values(app, tenant) -> dict:
                 select(Attachment.id).where(Attachment.ticket_id == ticket.id)
             ).one(),
             "reply_id": reply.id,
+            "name": calendar.key,
         }
         session.commit()
         return values

@@ -85,7 +85,7 @@ def test_queue_shows_open_tickets_oldest_first_with_what_an_agent_needs(app, cli
     page = client.get(f"/t/{tenant.slug}/tickets")
     assert page.status_code == 200
     assert references(page) == ["RF-1001", "RF-1002"]
-    for shown in ("Zhang San", "Li Si", "Duplicate charge", "New", "Normal", "Unassigned", "Respond by"):
+    for shown in ("Zhang San", "Li Si", "Duplicate charge", "New", "Normal", "Unassigned", "Next due"):
         assert shown in page.text
     newest = client.get(f"/t/{tenant.slug}/tickets?sort=newest")
     assert references(newest) == ["RF-1002", "RF-1001"]

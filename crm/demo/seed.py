@@ -1,6 +1,7 @@
 """Seeding the demo tenant through the same services the app uses, so the demo's own
 audit trail is real. Safe to run again: what exists is left alone."""
 
+from contextlib import suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -9,8 +10,13 @@ from sqlalchemy import func, select
 from crm.audit.service import Actor
 from crm.auth import service as auth
 from crm.auth.models import User
+from crm.columns import utcnow
+from crm.errors import DomainError
 from crm.extensions import db
 from crm.provisioning import service as provisioning
+from crm.sla import calendars, versions
+from crm.sla.models import ConfigKind
+from crm.sla.rules import DEFAULT_CALENDAR, DEFAULT_KEY
 from crm.tickets import service as tickets
 from crm.tickets.models import Ticket
 from tenants import Tenant, tenant_context
@@ -128,10 +134,33 @@ def seed_demo(password: str) -> SeedResult:
                 created.append(email)
         db.session.flush()
         if not db.session.scalar(select(func.count()).select_from(Ticket)):
+            _seed_sla(actor)
             links = _seed_tickets()
             created.append(f"{len(links) + 1} tickets")
         db.session.flush()  # while the tenant is in context: the guard checks every write
     return SeedResult(tenant, created, links)
+
+
+def _seed_sla(actor: Actor) -> None:
+    """A Beijing office's calendar (lunch break, China's holidays and make-up days) and
+    the regulators a telecom provider in China answers to."""
+    calendars.set_hours(DEFAULT_CALENDAR, "mon-fri 09:00-12:00,13:30-18:00", actor=actor)
+    for year in (utcnow().year, utcnow().year + 1):
+        with suppress(DomainError):  # chinesecalendar may not know next year yet
+            calendars.import_china(DEFAULT_CALENDAR, year, actor=actor)
+    versions.save(
+        ConfigKind.DEADLINES,
+        DEFAULT_KEY,
+        {
+            "calendar": DEFAULT_CALENDAR,
+            "assignments": [
+                {"kind": "*", "channel": "regulator_referral", "profile": "cn-12315-odr"},
+                {"kind": "complaint", "channel": "*", "profile": "cn-telecom"},
+            ],
+            "custom": [],
+        },
+        actor=actor,
+    )
 
 
 def _seed_tickets() -> dict[str, str]:

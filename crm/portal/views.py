@@ -23,6 +23,8 @@ from crm.files.storage import blob_path
 from crm.i18n import page_locale
 from crm.portal.forms import ConfirmForm, CustomerReplyForm, NotSatisfiedForm, RefundForm
 from crm.provisioning.service import tenant_settings
+from crm.sla.clocks import clocks_of
+from crm.sla.explain import public_deadlines
 from crm.tickets import service as tickets
 from crm.tickets.models import Status
 from crm.webforms import show_error, uploads_of
@@ -115,7 +117,8 @@ def receipt(number: int):
     if ticket is None:
         abort(404)
     link = url_for("portal.track", token=kept["token"], _external=True)
-    return render_template("portal/receipt.html", ticket=ticket, link=link)
+    deadlines = public_deadlines(clocks_of("ticket", ticket.id))
+    return render_template("portal/receipt.html", ticket=ticket, link=link, deadlines=deadlines)
 
 
 def _ticket_of_link(token: str):
@@ -139,6 +142,7 @@ def _render_tracking(ticket, token: str, status: int = 200, **forms):
             not_satisfied_form=forms.get("not_satisfied_form") or NotSatisfiedForm(),
             confirm_form=ConfirmForm(),
             merged_into=tickets.merged_into(ticket),
+            deadlines=public_deadlines(clocks_of("ticket", ticket.id)),
             Status=Status,
         ),
         status,

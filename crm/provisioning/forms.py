@@ -14,11 +14,6 @@ class SettingsForm(FlaskForm):
         validators=[InputRequired(), Length(max=8)],
         description=_l("Letters before each ticket number, as in RF-1042."),
     )
-    response_hours = IntegerField(
-        _l("We respond within (hours)"),
-        validators=[InputRequired(), NumberRange(min=1, max=720)],
-        description=_l("The promise on each customer's receipt."),
-    )
     form_submissions_per_hour = IntegerField(
         _l("Refund requests per hour from one address"),
         validators=[InputRequired(), NumberRange(min=1, max=10_000)],

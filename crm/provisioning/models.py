@@ -21,8 +21,6 @@ class TenantSettings(TenantScoped, db.Model):
     # Ticket numbers are per tenant: RF-1001, RF-1002, … The row is locked to take one.
     ticket_prefix: Mapped[str] = mapped_column(String(8), default="RF")
     next_ticket_number: Mapped[int] = mapped_column(BigInteger, default=1001)
-    # The promise on the receipt until SLA clocks take over: an answer within N hours.
-    response_hours: Mapped[int] = mapped_column(Integer, default=24)
     form_submissions_per_hour: Mapped[int] = mapped_column(Integer, default=10)
     agent_display: Mapped[str] = mapped_column(String(16), default=AgentDisplay.FIRST_NAME)
     team_name: Mapped[str] = mapped_column(String(100), default="Customer Care")

@@ -105,8 +105,6 @@ def update_settings(changes: dict, *, actor: Actor) -> TenantSettings:
     prefix = (changes.get("ticket_prefix") or "").strip().upper()
     if not re.fullmatch(r"[A-Z]{1,8}", prefix):
         raise DomainError(_l("Use 1 to 8 letters, such as RF."), "ticket_prefix")
-    if not 1 <= changes.get("response_hours", 0) <= 24 * 30:
-        raise DomainError(_l("Between 1 and 720 hours."), "response_hours")
     if not 1 <= changes.get("form_submissions_per_hour", 0) <= 10_000:
         raise DomainError(_l("Between 1 and 10000."), "form_submissions_per_hour")
     if changes.get("agent_display") not in (AgentDisplay.FIRST_NAME, AgentDisplay.TEAM):
@@ -122,7 +120,6 @@ def update_settings(changes: dict, *, actor: Actor) -> TenantSettings:
         raise DomainError(_l("Use at most %(n)d characters.", n=5000), "privacy_notice")
     wanted = {
         "ticket_prefix": prefix,
-        "response_hours": changes["response_hours"],
         "form_submissions_per_hour": changes["form_submissions_per_hour"],
         "agent_display": changes["agent_display"],
         "team_name": team_name,

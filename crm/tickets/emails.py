@@ -4,6 +4,8 @@ from flask import render_template
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 
+from crm.sla.clocks import clocks_of
+from crm.sla.explain import public_deadlines
 from crm.tickets.models import Ticket
 from tenants import current_tenant
 
@@ -27,6 +29,7 @@ def compose(template: str, *, ticket: Ticket, message: str, link: str) -> tuple[
             message=message,
             link=link,
             tenant=current_tenant(),
+            deadlines=public_deadlines(clocks_of("ticket", ticket.id)) if template == "receipt" else [],
         )
     return subject, body
 

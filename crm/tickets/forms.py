@@ -36,13 +36,15 @@ VIEW_LABELS = {
     "mine": _l("Mine"),
     "unassigned": _l("Unassigned"),
     "needs_manager": _l("Need a manager"),
+    "breaching_soon": _l("Breaching soon"),
+    "breached": _l("Breached"),
     "open": _l("New and open"),
     "awaiting_customer": _l("Awaiting customer"),
     "resolved": _l("Resolved"),
     "closed": _l("Closed"),
     "all": _l("All"),
 }
-SORT_LABELS = {"oldest": _l("Oldest first"), "newest": _l("Newest first"), "due": _l("Respond by")}
+SORT_LABELS = {"oldest": _l("Oldest first"), "newest": _l("Newest first"), "due": _l("Next due")}
 REQUIRED = _l("This field is required.")
 ANY = _l("Any")
 
@@ -144,7 +146,8 @@ class QueueForm(FlaskForm):
             priority=self.priority.data or None,
             reason=self.reason.data or None,
             assignee=int(assignee) if assignee and assignee.isdigit() else assignee,
-            sort=self.sort.data,
+            # The deadline views list the nearest deadline first unless asked otherwise.
+            sort="due" if self.view.data in queue.DUE_VIEWS and not self.sort.raw_data else self.sort.data,
         )
 
     def cursor(self) -> queue.Cursor | None:

@@ -33,11 +33,14 @@ def mint_tracking_link(ticket: Ticket) -> str:
 
 
 def tracking_url(token: str) -> str:
-    """The absolute link; outside a request (jobs, CLI) it is built on PUBLIC_BASE_URL."""
+    return external_url("portal.track", token=token)
+
+
+def external_url(endpoint: str, **values) -> str:
+    """An absolute link into the tenant's pages; outside a request (jobs, CLI) it is built
+    on PUBLIC_BASE_URL."""
     if has_request_context():
-        return url_for("portal.track", token=token, _external=True)
+        return url_for(endpoint, **values, _external=True)
     base = urlsplit(current_app.config["PUBLIC_BASE_URL"])
     adapter = current_app.url_map.bind(base.netloc, script_name=base.path or "/", url_scheme=base.scheme)
-    return adapter.build(
-        "portal.track", {"tenant": current_tenant().slug, "token": token}, force_external=True
-    )
+    return adapter.build(endpoint, {"tenant": current_tenant().slug, **values}, force_external=True)

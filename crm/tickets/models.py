@@ -91,6 +91,8 @@ class Ticket(TenantScoped, db.Model):
         Index(None, "tenant_id", "created_at", "id"),
         Index(None, "tenant_id", "customer_id"),
         Index(None, "tenant_id", "account_ref"),
+        # "Breached", "breaching soon" and the sort by next due time.
+        Index(None, "tenant_id", "due_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
@@ -107,7 +109,11 @@ class Ticket(TenantScoped, db.Model):
     purchase_date: Mapped[date | None] = mapped_column(Date)
     amount_minor: Mapped[int | None] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
+    # The first-response deadline, as promised on the customer's receipt.
     respond_by: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The nearest deadline of a running clock, and when that clock warns (SLA clocks).
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    warn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     needs_manager: Mapped[bool] = mapped_column(Boolean, default=False)
     merged_into_id: Mapped[int | None] = mapped_column(BigIntId)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, func, literal, or_, select, tuple_, union_all
 
-from crm.columns import UTCDateTime
+from crm.columns import UTCDateTime, utcnow
 from crm.customers.models import Customer
 from crm.customers.service import normalise_phone
 from crm.errors import DomainError
@@ -33,6 +33,8 @@ VIEW_STATUSES: dict[str, frozenset[Status] | None] = {
     "mine": OPEN_STATES,
     "unassigned": OPEN_STATES,
     "needs_manager": OPEN_STATES,
+    "breaching_soon": OPEN_STATES,
+    "breached": OPEN_STATES,
     "open": frozenset({Status.NEW, Status.OPEN}),
     "awaiting_customer": frozenset({Status.AWAITING_CUSTOMER}),
     "resolved": frozenset({Status.RESOLVED}),
@@ -40,10 +42,12 @@ VIEW_STATUSES: dict[str, frozenset[Status] | None] = {
     "all": None,
 }
 VIEWS = tuple(VIEW_STATUSES)
+# Views of tickets by their nearest running deadline (``due_at``) and its warning time.
+DUE_VIEWS = frozenset({"breaching_soon", "breached"})
 SORTS = ("oldest", "newest", "due")
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# Where a ticket without a respond-by time sorts under "due": last.
+# Where a ticket with no running deadline sorts under "due": last.
 NO_DEADLINE = datetime(9999, 1, 1, tzinfo=UTC)
 TICKET_NUMBER_RE = re.compile(r"#?(?:[A-Za-z]{1,8}[\s\-]*)?(\d{1,15})")
 
@@ -96,14 +100,13 @@ def ticket_number_in(text: str) -> int | None:
 
 def _sort_key(sort: str) -> ColumnElement:
     if sort == "due":
-        # Until the SLA clocks exist, "due" is the promise made on the receipt.
-        return func.coalesce(Ticket.respond_by, literal(NO_DEADLINE, UTCDateTime()))
+        return func.coalesce(Ticket.due_at, literal(NO_DEADLINE, UTCDateTime()))
     return Ticket.created_at
 
 
 def _sort_value(ticket: Ticket, sort: str) -> datetime:
     if sort == "due":
-        return ticket.respond_by or NO_DEADLINE
+        return ticket.due_at or NO_DEADLINE
     return ticket.created_at
 
 
@@ -143,6 +146,11 @@ def _filters(query: QueueQuery, *, user_id: int, country: str) -> list[ColumnEle
         assignee = UNASSIGNED
     if query.view == "needs_manager":
         conditions.append(Ticket.needs_manager.is_(True))
+    elif query.view == "breached":
+        conditions.append(Ticket.due_at <= utcnow())
+    elif query.view == "breaching_soon":
+        now = utcnow()
+        conditions.extend((Ticket.warn_at <= now, Ticket.due_at > now))
     if assignee == UNASSIGNED:
         conditions.append(Ticket.assignee_id.is_(None))
     elif assignee is not None:

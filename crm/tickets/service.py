@@ -25,6 +25,7 @@ from crm.files.storage import RefusedFile, store
 from crm.notify import service as notify
 from crm.provisioning.models import AgentDisplay, TenantSettings
 from crm.provisioning.service import tenant_settings
+from crm.sla import clocks
 from crm.tickets import emails
 from crm.tickets.labels import STATUS_LABELS
 from crm.tickets.links import mint_tracking_link, token_digest, tracking_url
@@ -341,6 +342,7 @@ def _set_status(
     ticket.status = new
     if new == Status.RESOLVED:
         ticket.resolved_at = utcnow()
+    clocks.on_status_change(ticket, old, new, actor=actor)
     _add_entry(
         ticket,
         EntryKind.STATUS_CHANGE,
@@ -391,10 +393,10 @@ def _create_ticket(
         purchase_date=purchase_date,
         amount_minor=amount_minor,
         currency=currency,
-        respond_by=utcnow() + timedelta(hours=tenant_settings().response_hours),
     )
     db.session.add(ticket)
     db.session.flush()
+    clocks.start_ticket_clocks(ticket, actor=actor)
     record(
         "ticket.created",
         "ticket",
@@ -576,6 +578,7 @@ def reply(
     body = check_text(body, "body", MAX_DESCRIPTION, required=True)
     actor = staff_actor(user, ip)
     entry = _add_message(ticket, EntryKind.PUBLIC_REPLY, body, actor=actor, author=user, uploads=uploads)
+    clocks.on_public_reply(ticket, actor=actor)
     if ticket.status == Status.NEW:
         _set_status(ticket, Status.OPEN, actor, author_kind="staff", author=user)
     notify_customer(ticket, template, actor=actor, message=body)
@@ -738,6 +741,7 @@ def customer_reply(ticket: Ticket, body: str, *, ip: str | None, uploads: list[U
     entry = _add_message(ticket, EntryKind.INBOUND_MESSAGE, body, actor=actor, uploads=uploads)
     if ticket.status == Status.AWAITING_CUSTOMER:
         _set_status(ticket, Status.OPEN, actor, author_kind="customer")
+    clocks.on_customer_message(ticket, actor=actor)
     return entry
 
 
@@ -756,6 +760,8 @@ def not_satisfied(ticket: Ticket, body: str, *, ip: str | None) -> None:
     if body:
         _add_message(ticket, EntryKind.INBOUND_MESSAGE, body, actor=actor)
     _set_status(ticket, Status.OPEN, actor, author_kind="customer")
+    if body:
+        clocks.on_customer_message(ticket, actor=actor)
     ticket.needs_manager = True
     record(
         "ticket.escalated_to_manager",

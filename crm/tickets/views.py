@@ -27,6 +27,8 @@ from crm.files.storage import blob_path
 from crm.i18n import SUPPORTED_LOCALES
 from crm.portal.forms import ConfirmForm
 from crm.provisioning.service import tenant_settings
+from crm.sla.clocks import clocks_of
+from crm.sla.explain import explain_all, format_minutes
 from crm.tickets import canned, queue, service
 from crm.tickets.forms import (
     SORT_LABELS,
@@ -116,6 +118,7 @@ def workspace_helpers() -> dict:
         "file_size": file_size,
         "number_of": queue.ticket_number_in,
         "now": utcnow(),
+        "format_minutes": format_minutes,
     }
 
 
@@ -212,6 +215,7 @@ def _render_ticket(ticket: Ticket, status: int = 200, **bound: FlaskForm):
             attachments=service.attachments_by_entry(ticket),
             staff=_staff_names(),
             other_tickets=service.customer_tickets(ticket.customer_id, excluding=ticket.id),
+            clocks=explain_all(clocks_of("ticket", ticket.id)),
             forms=forms,
             active=next(iter(bound), None),
             canned_replies=canned_replies,

@@ -1,0 +1,396 @@
+"""Clocks: starting them, pausing, resuming, meeting and stopping them, and keeping each
+subject's nearest deadline where the queue can sort by it.
+
+A clock is general: a ticket has first-response, next-response, resolution and
+regulatory clocks, and a lead a first-contact clock, all with the same rules. Each
+operation changes the clock rows and records one audit event naming the clocks and
+their new times; the caller commits.
+"""
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from crm.audit.chain import format_instant
+from crm.audit.service import Actor, record
+from crm.columns import utcnow
+from crm.extensions import db
+from crm.sla import rules, versions
+from crm.sla.businesstime import CalendarSpec, timeline_for
+from crm.sla.models import REGULATORY_METRICS, Clock, ClockState, ConfigKind, ConfigVersion, Metric, Unit
+from crm.tickets.models import Status, Ticket
+
+UNFINISHED = (ClockState.RUNNING, ClockState.PAUSED)
+REGULATORY_WARN_PERCENT = 80
+# A lead's promise: "we call you within 3 hours" (business hours, on the default calendar).
+FIRST_CONTACT_MINUTES = 180
+MAX_DAYS_SEARCHED = 3660
+
+
+# --- computing a clock's times ----------------------------------------------------------
+
+
+def _end_of_day(day, timezone: str) -> datetime:
+    """Local midnight at the end of ``day``: a deadline "within N days" runs to then."""
+    return datetime.combine(day + timedelta(days=1), time(0), ZoneInfo(timezone)).astimezone(UTC)
+
+
+def nth_working_day_after(spec: CalendarSpec, day, count: int):
+    """The ``count``-th date after ``day`` that has working hours on the calendar."""
+    found = 0
+    for offset in range(1, MAX_DAYS_SEARCHED):
+        candidate = day + timedelta(days=offset)
+        if spec.hours_on(candidate):
+            found += 1
+            if found == count:
+                return candidate
+    raise ValueError("the calendar has no working days")
+
+
+def _local_date(moment: datetime, timezone: str):
+    return moment.astimezone(ZoneInfo(timezone)).date()
+
+
+def _schedule(clock: Clock, spec: CalendarSpec | None, timezone: str) -> None:
+    """Set ``due_at``, ``warn_at`` and ``check_at`` from the clock's target and pauses.
+    A breached clock keeps the due time it was breached against."""
+    if clock.state != ClockState.RUNNING:
+        clock.check_at = None
+        return
+    if clock.breached_at is None:
+        if clock.unit == Unit.BUSINESS_MINUTES:
+            timeline = timeline_for(spec)
+            seconds = clock.target * 60
+            clock.due_at = timeline.add_seconds(clock.started_at, seconds + clock.paused_seconds)
+            if clock.warn_percent:
+                warn_seconds = seconds * clock.warn_percent // 100
+                clock.warn_at = timeline.add_seconds(clock.started_at, warn_seconds + clock.paused_seconds)
+        else:
+            received = _local_date(clock.started_at, spec.timezone if spec else timezone)
+            if clock.unit == Unit.BUSINESS_DAYS:
+                last_day = nth_working_day_after(spec, received, clock.target)
+            else:
+                last_day = received + timedelta(days=clock.target)
+            clock.due_at = _end_of_day(last_day, spec.timezone if spec else timezone)
+            if clock.warn_percent:
+                clock.warn_at = (
+                    clock.started_at + (clock.due_at - clock.started_at) * clock.warn_percent / 100
+                )
+    if not clock.alerts:
+        clock.check_at = None
+    elif clock.warned_at is None and clock.warn_at is not None and clock.breached_at is None:
+        clock.check_at = clock.warn_at
+    elif clock.breached_at is None:
+        clock.check_at = clock.due_at
+    else:
+        clock.check_at = None
+
+
+def _calendar_of(clock: Clock) -> CalendarSpec | None:
+    version = versions.by_id(clock.calendar_version_id)
+    return versions.calendar_spec(version) if version else None
+
+
+def _business_seconds(clock: Clock, start: datetime, end: datetime) -> int:
+    spec = _calendar_of(clock)
+    if clock.unit != Unit.BUSINESS_MINUTES or spec is None:
+        return int((end - start).total_seconds())
+    return timeline_for(spec).seconds_between(start, end)
+
+
+def _summary(clock: Clock) -> dict:
+    """What an audit event says of a clock: enough to recompute its figures."""
+    return {
+        "clock_id": clock.id,
+        "metric": clock.metric,
+        "state": clock.state,
+        "unit": clock.unit,
+        "target": clock.target,
+        "config_version_id": clock.config_version_id,
+        "rule": clock.rule,
+        "calendar_version_id": clock.calendar_version_id,
+        "started_at": format_instant(clock.started_at),
+        "due_at": format_instant(clock.due_at) if clock.due_at else None,
+        "paused_seconds": clock.paused_seconds,
+    }
+
+
+# --- starting ---------------------------------------------------------------------------
+
+
+def start_clock(
+    subject_type: str,
+    subject_id: int,
+    metric: Metric,
+    *,
+    unit: Unit,
+    target: int,
+    started_at: datetime,
+    calendar: ConfigVersion | None,
+    config: ConfigVersion | None = None,
+    rule: str | None = None,
+    warn_percent: int | None = None,
+    alerts: bool = True,
+) -> Clock:
+    """A running clock on any subject (the caller records the event)."""
+    clock = Clock(
+        subject_type=subject_type,
+        subject_id=subject_id,
+        metric=metric,
+        state=ClockState.RUNNING,
+        config_version_id=config.id if config else None,
+        rule=rule,
+        calendar_version_id=calendar.id if calendar else None,
+        unit=unit,
+        target=target,
+        warn_percent=warn_percent,
+        alerts=alerts,
+        started_at=started_at,
+        paused_seconds=0,
+        pauses=[],
+    )
+    spec = versions.calendar_spec(calendar) if calendar else None
+    _schedule(clock, spec, spec.timezone if spec else "UTC")
+    db.session.add(clock)
+    return clock
+
+
+def start_first_contact(subject_type: str, subject_id: int, *, started_at: datetime, actor: Actor) -> Clock:
+    """The lead's clock: first contact within 3 business hours on the default calendar."""
+    clock = start_clock(
+        subject_type,
+        subject_id,
+        Metric.FIRST_CONTACT,
+        unit=Unit.BUSINESS_MINUTES,
+        target=FIRST_CONTACT_MINUTES,
+        started_at=started_at,
+        calendar=versions.current(ConfigKind.CALENDAR),
+        warn_percent=REGULATORY_WARN_PERCENT,
+    )
+    db.session.flush()
+    record("clock.started", subject_type, subject_id, actor=actor, data={"clocks": [_summary(clock)]})
+    return clock
+
+
+def _ticket_rule(ticket: Ticket, policy_version: ConfigVersion) -> tuple[int, rules.Rule] | None:
+    return versions.policy(policy_version).match(ticket.kind, ticket.priority, ticket.channel)
+
+
+def start_ticket_clocks(ticket: Ticket, *, actor: Actor) -> None:
+    """A new ticket's clocks: first response and resolution from the first SLA rule that
+    covers it, and the regulatory deadlines of the profile its kind and channel get."""
+    started = []
+    policy_version = versions.current(ConfigKind.SLA_POLICY)
+    matched = _ticket_rule(ticket, policy_version)
+    if matched:
+        position, rule = matched
+        calendar = versions.calendar(rule.calendar)
+        for metric in (Metric.FIRST_RESPONSE, Metric.RESOLUTION):
+            target = rule.target(metric)
+            if target:
+                started.append(
+                    start_clock(
+                        "ticket",
+                        ticket.id,
+                        metric,
+                        unit=Unit.BUSINESS_MINUTES,
+                        target=target,
+                        started_at=ticket.created_at,
+                        calendar=calendar,
+                        config=policy_version,
+                        rule=str(position),
+                        warn_percent=rule.warn_percent,
+                    )
+                )
+    deadlines_version = versions.current(ConfigKind.DEADLINES)
+    deadline_rules = versions.deadline_rules(deadlines_version)
+    profile = deadline_rules.profile_for(ticket.kind, ticket.channel)
+    if profile:
+        calendar = versions.calendar(deadline_rules.calendar)
+        for deadline in profile.deadlines:
+            started.append(
+                start_clock(
+                    "ticket",
+                    ticket.id,
+                    deadline.metric,
+                    unit=deadline.unit,
+                    target=deadline.days,
+                    started_at=ticket.created_at,
+                    calendar=calendar,
+                    config=deadlines_version,
+                    rule=profile.code,
+                    warn_percent=REGULATORY_WARN_PERCENT if deadline.alerts else None,
+                    alerts=deadline.alerts,
+                )
+            )
+    if not started:
+        return
+    db.session.flush()
+    first_response = [clock for clock in started if clock.metric == Metric.FIRST_RESPONSE]
+    ticket.respond_by = first_response[0].due_at if first_response else None
+    refresh_ticket(ticket, started)
+    record("clock.started", "ticket", ticket.id, actor=actor, data={"clocks": [_summary(c) for c in started]})
+
+
+# --- what happens to a ticket's clocks ---------------------------------------------------
+
+
+def clocks_of(subject_type: str, subject_id: int) -> list[Clock]:
+    return list(
+        db.session.scalars(
+            select(Clock)
+            .where(Clock.subject_type == subject_type, Clock.subject_id == subject_id)
+            .order_by(Clock.id)
+        )
+    )
+
+
+def reschedule(clock: Clock) -> None:
+    spec = _calendar_of(clock)
+    _schedule(clock, spec, spec.timezone if spec else "UTC")
+
+
+def _pause(clock: Clock, at: datetime, why: str) -> None:
+    clock.state = ClockState.PAUSED
+    clock.paused_at = at
+    clock.pauses = [*clock.pauses, {"from": format_instant(at), "to": None, "seconds": None, "why": why}]
+    if clock.breached_at is None:
+        clock.due_at = clock.warn_at = None
+    clock.check_at = None
+
+
+def _resume(clock: Clock, at: datetime) -> None:
+    """Back to running; the business time since the pause (or since it was met, for a
+    reopened ticket) does not count against the target."""
+    since = clock.paused_at or clock.met_at
+    seconds = max(0, _business_seconds(clock, since, at))
+    if clock.state == ClockState.MET:
+        clock.pauses = [
+            *clock.pauses,
+            {"from": format_instant(since), "to": format_instant(at), "seconds": seconds, "why": "resolved"},
+        ]
+    else:
+        last = dict(clock.pauses[-1], to=format_instant(at), seconds=seconds)
+        clock.pauses = [*clock.pauses[:-1], last]
+    clock.paused_seconds += seconds
+    clock.paused_at = clock.met_at = None
+    clock.state = ClockState.RUNNING
+    reschedule(clock)
+
+
+def _finish(clock: Clock, at: datetime, state: ClockState) -> None:
+    if clock.state == ClockState.PAUSED:
+        seconds = max(0, _business_seconds(clock, clock.paused_at, at))
+        clock.pauses = [*clock.pauses[:-1], dict(clock.pauses[-1], to=format_instant(at), seconds=seconds)]
+        clock.paused_seconds += seconds
+        clock.paused_at = None
+    clock.state = state
+    if state == ClockState.MET:
+        clock.met_at = at
+    else:
+        clock.stopped_at = at
+    clock.check_at = None
+
+
+def refresh_ticket(ticket: Ticket, clocks: Iterable[Clock]) -> None:
+    """The ticket's nearest running deadline (and its warning time), for the queue."""
+    running = [c for c in clocks if c.state == ClockState.RUNNING and c.alerts and c.due_at]
+    nearest = min(running, key=lambda clock: clock.due_at, default=None)
+    ticket.due_at = nearest.due_at if nearest else None
+    ticket.warn_at = (nearest.warn_at or nearest.due_at) if nearest else None
+
+
+def _apply(ticket: Ticket, changes: dict[str, list[Clock]], clocks: list[Clock], actor: Actor) -> None:
+    for action, changed in changes.items():
+        if changed:
+            record(
+                f"clock.{action}",
+                "ticket",
+                ticket.id,
+                actor=actor,
+                data={"clocks": [_summary(clock) for clock in changed]},
+            )
+    refresh_ticket(ticket, clocks)
+
+
+def on_public_reply(ticket: Ticket, *, actor: Actor, at: datetime | None = None) -> None:
+    """The first public reply meets first response (and a regulator's "respond" deadline);
+    any public reply meets the next-response clock a customer's message started."""
+    at = at or utcnow()
+    clocks = clocks_of("ticket", ticket.id)
+    answered = (Metric.FIRST_RESPONSE, Metric.NEXT_RESPONSE, Metric.REGULATORY_RESPONSE)
+    met = [c for c in clocks if c.metric in answered and c.state in UNFINISHED]
+    for clock in met:
+        _finish(clock, at, ClockState.MET)
+    _apply(ticket, {"met": met}, clocks, actor)
+
+
+def on_customer_message(ticket: Ticket, *, actor: Actor, at: datetime | None = None) -> None:
+    """A customer's message starts a next-response clock, unless one (or the first
+    response) is already waiting for our answer; the rule the ticket started under sets it."""
+    at = at or utcnow()
+    clocks = clocks_of("ticket", ticket.id)
+    waiting = (Metric.FIRST_RESPONSE, Metric.NEXT_RESPONSE)
+    if any(c.metric in waiting and c.state in UNFINISHED for c in clocks):
+        return
+    policy_clock = next((c for c in clocks if c.metric == Metric.RESOLUTION and c.config_version_id), None)
+    if policy_clock is None:
+        return
+    policy_version = versions.by_id(policy_clock.config_version_id)
+    rule = versions.policy(policy_version).rules[int(policy_clock.rule) - 1]
+    if not rule.next_response:
+        return
+    clock = start_clock(
+        "ticket",
+        ticket.id,
+        Metric.NEXT_RESPONSE,
+        unit=Unit.BUSINESS_MINUTES,
+        target=rule.next_response,
+        started_at=at,
+        calendar=versions.by_id(policy_clock.calendar_version_id),
+        config=policy_version,
+        rule=policy_clock.rule,
+        warn_percent=rule.warn_percent,
+    )
+    db.session.flush()
+    _apply(ticket, {"started": [clock]}, [*clocks, clock], actor)
+
+
+def on_status_change(
+    ticket: Ticket, old: Status, new: Status, *, actor: Actor, at: datetime | None = None
+) -> None:
+    at = at or utcnow()
+    clocks = clocks_of("ticket", ticket.id)
+    changes: dict[str, list[Clock]] = {"paused": [], "resumed": [], "met": [], "stopped": []}
+    # A merged duplicate passes through resolved on its way to closed; nobody answered it,
+    # its request went into the other ticket, so its clocks stop rather than count as met.
+    gone = new in (Status.WITHDRAWN, Status.CLOSED) or (
+        new == Status.RESOLVED and ticket.merged_into_id is not None
+    )
+    for clock in clocks:
+        metric, state = clock.metric, clock.state
+        if gone:
+            if state in UNFINISHED:
+                _finish(clock, at, ClockState.STOPPED)
+                changes["stopped"].append(clock)
+        elif new == Status.RESOLVED:
+            if state not in UNFINISHED:
+                continue
+            if metric == Metric.RESOLUTION or metric in REGULATORY_METRICS:
+                _finish(clock, at, ClockState.MET)
+                changes["met"].append(clock)
+            else:  # nothing is left to answer once the request is resolved
+                _finish(clock, at, ClockState.STOPPED)
+                changes["stopped"].append(clock)
+        elif metric == Metric.RESOLUTION:
+            if new == Status.AWAITING_CUSTOMER and state == ClockState.RUNNING:
+                _pause(clock, at, Status.AWAITING_CUSTOMER)
+                changes["paused"].append(clock)
+            elif new == Status.OPEN and (
+                state == ClockState.PAUSED or (state == ClockState.MET and old == Status.RESOLVED)
+            ):
+                _resume(clock, at)
+                changes["resumed"].append(clock)
+    _apply(ticket, changes, clocks, actor)

@@ -1,0 +1,199 @@
+"""Every clock explains itself: what is due, by when, and why that is the time.
+
+The explanation is rebuilt from the clock row and the versions it pinned, the same
+figures its audit events carry, so what the page says can be checked against the trail.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from flask_babel import format_date
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from crm.columns import utcnow
+from crm.sla import versions
+from crm.sla.labels import METRIC_LABELS, PAUSE_REASONS
+from crm.sla.models import Clock, ClockState, Metric, Unit
+from crm.sla.rules import BUILTIN_PROFILES, Profile
+
+
+@dataclass(frozen=True)
+class ClockView:
+    clock: Clock
+    label: str
+    # "on_track", "due_soon", "breached", "paused", "met", "met_late", "stopped"
+    standing: str
+    reasons: list[str]
+    late_by: timedelta | None = None
+    profile: Profile | None = None
+
+
+def format_minutes(minutes: int) -> str:
+    """45 h; 2 h 05 min; 45 min. Never days: a business day's length depends on the calendar."""
+    hours, minutes = divmod(max(0, int(minutes)), 60)
+    if hours and minutes:
+        return _("%(hours)d h %(minutes)02d min", hours=hours, minutes=minutes)
+    if hours:
+        return _("%(hours)d h", hours=hours)
+    return _("%(minutes)d min", minutes=minutes)
+
+
+def _date_ranges(days: list[tuple]) -> list[tuple]:
+    """Consecutive dates with the same name, as (first, last, name)."""
+    ranges: list[list] = []
+    for day, name in days:
+        if ranges and ranges[-1][2] == name and (day - ranges[-1][1]).days == 1:
+            ranges[-1][1] = day
+        else:
+            ranges.append([day, day, name])
+    return [tuple(item) for item in ranges]
+
+
+def _short_date(day) -> str:
+    return format_date(day, "MMMd")
+
+
+def _calendar_reasons(clock: Clock, spec, end: datetime) -> list[str]:
+    """The closed and extra-open days between the start and the due time."""
+    zone = ZoneInfo(spec.timezone)
+    first, last = clock.started_at.astimezone(zone).date(), end.astimezone(zone).date()
+    reasons = []
+    for start, stop, name in _date_ranges(spec.holidays_between(first, last)):
+        span = _short_date(start) if start == stop else f"{_short_date(start)}–{_short_date(stop)}"
+        reasons.append(_("%(span)s: holiday %(name)s", span=span, name=name or "").rstrip())
+    for day, _hours in spec.workdays:
+        if first <= day <= last:
+            reasons.append(_("%(day)s is a working day on this calendar", day=_short_date(day)))
+    return reasons
+
+
+def _target_reason(clock: Clock, calendar_label: str | None, profile: Profile | None) -> str:
+    if clock.unit == Unit.BUSINESS_MINUTES:
+        version = versions.by_id(clock.config_version_id)
+        if version is None:
+            return _(
+                "%(target)s of business time on calendar “%(calendar)s”",
+                target=format_minutes(clock.target),
+                calendar=calendar_label,
+            )
+        return _(
+            "%(target)s of business time on calendar “%(calendar)s” "
+            "(rule %(rule)s of SLA policy v%(version)d)",
+            target=format_minutes(clock.target),
+            calendar=calendar_label,
+            rule=clock.rule,
+            version=version.version,
+        )
+    name = profile.name if profile else clock.rule
+    if clock.unit == Unit.BUSINESS_DAYS:
+        return _(
+            "%(days)d business days on calendar “%(calendar)s” after the day of receipt, "
+            "never paused (%(profile)s)",
+            days=clock.target,
+            calendar=calendar_label,
+            profile=name,
+        )
+    return _(
+        "%(days)d calendar days after the day of receipt, to the end of that day, never paused (%(profile)s)",
+        days=clock.target,
+        profile=name,
+    )
+
+
+def _pause_reasons(clock: Clock) -> list[str]:
+    totals: dict[str, int] = {}
+    for pause in clock.pauses:
+        if pause.get("seconds") is not None:
+            totals[pause["why"]] = totals.get(pause["why"], 0) + pause["seconds"]
+    return [
+        _(
+            "paused %(duration)s while %(why)s",
+            duration=format_minutes(seconds // 60),
+            why=PAUSE_REASONS.get(why, why),
+        )
+        for why, seconds in totals.items()
+        if seconds
+    ]
+
+
+def _profile(clock: Clock) -> Profile | None:
+    if clock.rule in BUILTIN_PROFILES:
+        return BUILTIN_PROFILES[clock.rule]
+    version = versions.by_id(clock.config_version_id)
+    if version is None or version.kind != "deadlines":
+        return None
+    return versions.deadline_rules(version).profiles().get(clock.rule)
+
+
+def _standing(clock: Clock, now: datetime) -> tuple[str, timedelta | None]:
+    if clock.state == ClockState.STOPPED:
+        return "stopped", None
+    if clock.state == ClockState.MET:
+        late = clock.due_at is not None and clock.met_at > clock.due_at
+        return ("met_late", clock.met_at - clock.due_at) if late else ("met", None)
+    if clock.state == ClockState.PAUSED:
+        return "paused", None
+    if clock.due_at is not None and clock.due_at <= now:
+        return "breached", now - clock.due_at
+    if clock.warn_at is not None and clock.warn_at <= now:
+        return "due_soon", None
+    return "on_track", None
+
+
+def explain(clock: Clock, now: datetime | None = None) -> ClockView:
+    now = now or utcnow()
+    calendar = versions.by_id(clock.calendar_version_id)
+    spec = versions.calendar_spec(calendar) if calendar else None
+    profile = None if clock.unit == Unit.BUSINESS_MINUTES else _profile(clock)
+    reasons = [_target_reason(clock, calendar.label if calendar else None, profile)]
+    reasons += _pause_reasons(clock)
+    end = clock.due_at or clock.met_at or clock.stopped_at or now
+    if spec is not None and clock.unit != Unit.CALENDAR_DAYS:
+        reasons += _calendar_reasons(clock, spec, end)
+    if clock.metric == Metric.REGULATORY_SUMMARY:
+        reasons.append(_("a marker for reports: missing it raises no alarm"))
+    standing, late_by = _standing(clock, now)
+    return ClockView(clock, str(METRIC_LABELS[Metric(clock.metric)]), standing, reasons, late_by, profile)
+
+
+def explain_all(clocks: list[Clock], now: datetime | None = None) -> list[ClockView]:
+    """Unfinished clocks first, nearest due first; then the finished ones."""
+    now = now or utcnow()
+    views = [explain(clock, now) for clock in clocks]
+    far = datetime.max.replace(tzinfo=now.tzinfo)
+    return sorted(
+        views,
+        key=lambda view: (
+            view.clock.state not in (ClockState.RUNNING, ClockState.PAUSED),
+            view.clock.due_at or far,
+        ),
+    )
+
+
+PUBLIC_LABELS = {
+    Metric.FIRST_RESPONSE: _l("First answer by"),
+    Metric.NEXT_RESPONSE: _l("Answer to your latest message by"),
+    Metric.RESOLUTION: _l("Decision on your request by"),
+    Metric.REGULATORY_RESPONSE: _l("Response required by regulation by"),
+    Metric.REGULATORY_FINAL: _l("Final answer required by regulation by"),
+}
+
+
+@dataclass(frozen=True)
+class PublicDeadline:
+    label: str
+    due_at: datetime | None  # None while paused for the customer's answer
+
+
+def public_deadlines(clocks: list[Clock]) -> list[PublicDeadline]:
+    """The deadlines a customer sees: those still running, nearest first."""
+    shown = [
+        clock
+        for clock in clocks
+        if clock.metric in PUBLIC_LABELS and clock.state in (ClockState.RUNNING, ClockState.PAUSED)
+    ]
+    far = datetime.max.replace(tzinfo=UTC)
+    shown.sort(key=lambda clock: clock.due_at or far)
+    return [PublicDeadline(str(PUBLIC_LABELS[Metric(clock.metric)]), clock.due_at) for clock in shown]

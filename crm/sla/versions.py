@@ -1,0 +1,191 @@
+"""Versioned configuration: a tenant's calendars, its SLA policy and its deadline rules.
+
+Every change is a new immutable ``ConfigVersion`` with the next number, recorded in the
+audit trail with its content hash. A tenant that has none yet gets the defaults the
+first time anything asks, created exactly once even by concurrent first requests.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+
+from crm.audit.chain import canonical_text, digest
+from crm.audit.service import Actor, record
+from crm.columns import utcnow
+from crm.errors import Conflict, NotFound
+from crm.extensions import db, insert_or_ignore
+from crm.sla import rules
+from crm.sla.businesstime import CalendarSpec
+from crm.sla.models import ConfigKind, ConfigVersion
+from tenants import current_tenant, current_tenant_id
+
+CACHE_KEY = "sla_current_versions"
+
+
+def _cache() -> dict:
+    return db.session.info.setdefault(CACHE_KEY, {})
+
+
+def _default_body(kind: ConfigKind) -> dict[str, Any]:
+    if kind == ConfigKind.CALENDAR:
+        return rules.default_calendar(current_tenant().timezone).to_json()
+    if kind == ConfigKind.SLA_POLICY:
+        return rules.DEFAULT_POLICY.to_json()
+    return rules.DEFAULT_DEADLINES.to_json()
+
+
+DEFAULT_KEYS = {
+    ConfigKind.CALENDAR: rules.DEFAULT_CALENDAR,
+    ConfigKind.SLA_POLICY: rules.DEFAULT_KEY,
+    ConfigKind.DEADLINES: rules.DEFAULT_KEY,
+}
+
+
+def _ensure_default(kind: ConfigKind) -> None:
+    """Create version 1 of a default the tenant does not have yet; only the transaction
+    that inserts it records the event."""
+    key = DEFAULT_KEYS[kind]
+    body = _default_body(kind)
+    sha256 = digest(canonical_text(body))
+    row = {"kind": kind, "key": key, "version": 1, "body": body, "sha256": sha256, "created_at": utcnow()}
+    if insert_or_ignore(ConfigVersion, row):
+        record(
+            f"{kind}.version_created",
+            kind,
+            key,
+            actor=Actor.system(),
+            data={"key": key, "version": 1, "sha256": sha256, "default": True},
+        )
+
+
+def current(kind: ConfigKind, key: str | None = None) -> ConfigVersion | None:
+    """The newest version of ``key`` (the default one if not given), read once per
+    session. A default that does not exist yet is created."""
+    key = key or DEFAULT_KEYS[kind]
+    cache_key = (current_tenant_id(), kind, key)
+    cache = _cache()
+    if cache_key not in cache:
+        version = _newest(kind, key)
+        if version is None and key == DEFAULT_KEYS[kind]:
+            _ensure_default(kind)
+            version = _newest(kind, key)
+        cache[cache_key] = version
+    return cache[cache_key]
+
+
+def _newest(kind: ConfigKind, key: str) -> ConfigVersion | None:
+    return db.session.scalars(
+        select(ConfigVersion)
+        .where(ConfigVersion.kind == kind, ConfigVersion.key == key)
+        .order_by(ConfigVersion.version.desc())
+        .limit(1)
+    ).one_or_none()
+
+
+def by_id(version_id: int | None) -> ConfigVersion | None:
+    if version_id is None:
+        return None
+    return db.session.get(ConfigVersion, version_id)
+
+
+def history(kind: ConfigKind, key: str) -> list[ConfigVersion]:
+    return list(
+        db.session.scalars(
+            select(ConfigVersion)
+            .where(ConfigVersion.kind == kind, ConfigVersion.key == key)
+            .order_by(ConfigVersion.version.desc())
+        )
+    )
+
+
+def calendars() -> list[ConfigVersion]:
+    """The newest version of each of the tenant's calendars, by name."""
+    current(ConfigKind.CALENDAR)  # the default exists from the first look
+    newest = (
+        select(ConfigVersion.key, func.max(ConfigVersion.version).label("version"))
+        .where(ConfigVersion.kind == ConfigKind.CALENDAR)
+        .group_by(ConfigVersion.key)
+        .subquery()
+    )
+    query = (
+        select(ConfigVersion)
+        .join(newest, (ConfigVersion.key == newest.c.key) & (ConfigVersion.version == newest.c.version))
+        .where(ConfigVersion.kind == ConfigKind.CALENDAR)
+        .order_by(ConfigVersion.key)
+    )
+    return list(db.session.scalars(query))
+
+
+def calendar_names() -> set[str]:
+    return {version.key for version in calendars()}
+
+
+def calendar(name: str) -> ConfigVersion:
+    version = current(ConfigKind.CALENDAR, name)
+    if version is None:
+        raise NotFound(_l("There is no calendar named %(name)s.", name=name), "calendar")
+    return version
+
+
+def save(
+    kind: ConfigKind, key: str, body: dict[str, Any], *, actor: Actor, user_id: int | None = None
+) -> ConfigVersion | None:
+    """Store ``body`` as the next version of ``key``; None if it equals the newest one.
+    Two people saving at once: the second is told to look again, nothing is lost."""
+    latest = current(kind, key)
+    sha256 = digest(canonical_text(body))
+    if latest is not None and latest.sha256 == sha256:
+        return None
+    number = (latest.version if latest else 0) + 1
+    row = {"kind": kind, "key": key, "version": number, "body": body, "sha256": sha256}
+    if not insert_or_ignore(ConfigVersion, {**row, "created_by_id": user_id, "created_at": utcnow()}):
+        raise Conflict(
+            _l("Someone else changed this at the same time. Look at the newest version and try again."),
+            "key",
+        )
+    version = _newest(kind, key)
+    _cache()[(current_tenant_id(), kind, key)] = version
+    record(
+        f"{kind}.version_created",
+        kind,
+        key,
+        actor=actor,
+        data={
+            "key": key,
+            "version": version.version,
+            "sha256": sha256,
+            "previous": latest.version if latest else None,
+        },
+    )
+    return version
+
+
+# --- reading a version's document --------------------------------------------------------
+# Versions never change and their ids are unique across tenants, so parsed documents
+# can be kept by id for the life of the process.
+
+
+_PARSED: dict[tuple[str, int], Any] = {}
+
+
+def _parsed(version: ConfigVersion, parse: Callable[[dict], Any]) -> Any:
+    key = (parse.__qualname__, version.id)
+    if key not in _PARSED:
+        if len(_PARSED) > 4096:
+            _PARSED.clear()
+        _PARSED[key] = parse(version.body)
+    return _PARSED[key]
+
+
+def calendar_spec(version: ConfigVersion) -> CalendarSpec:
+    return _parsed(version, CalendarSpec.from_json)
+
+
+def policy(version: ConfigVersion) -> rules.Policy:
+    return _parsed(version, rules.policy_from_json)
+
+
+def deadline_rules(version: ConfigVersion) -> rules.DeadlineRules:
+    return _parsed(version, rules.deadline_rules_from_json)

@@ -1,0 +1,368 @@
+"""The SLA admin pages (calendars, the policy, the deadline rules) and each staff
+member's notifications."""
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import func, select, update
+
+from crm.access import Role, current_actor, requires
+from crm.audit.service import record
+from crm.auth import service as auth
+from crm.auth.forms import LogoutForm
+from crm.columns import utcnow
+from crm.errors import DomainError
+from crm.extensions import db
+from crm.sla import calendars as calendar_service
+from crm.sla import rules, versions
+from crm.sla.businesstime import CalendarError, CalendarSpec, format_intervals, format_weekly, parse_hours
+from crm.sla.explain import format_minutes
+from crm.sla.forms import (
+    NEW_ROWS,
+    CalendarForm,
+    ImportChinaForm,
+    ImportIcsForm,
+    NewCalendarForm,
+    deadlines_form,
+    policy_form,
+)
+from crm.sla.labels import EVENT_LABELS, METRIC_LABELS, UNIT_LABELS
+from crm.sla.models import Clock, ConfigKind, Notification
+from crm.tickets.models import Ticket
+from crm.webforms import show_error
+from tenants.ext import URL_PREFIX
+
+bp = Blueprint("sla", __name__, url_prefix=URL_PREFIX)
+NOTIFICATIONS_SHOWN = 100
+
+
+def _saved(version, what: str):
+    """Commit, say what happened, and go back to the page."""
+    db.session.commit()
+    if version is None:
+        flash(_("Nothing changed."), "info")
+    else:
+        flash(_("%(what)s saved as version %(version)d.", what=what, version=version.version), "success")
+
+
+def _refused(form, error: DomainError) -> int:
+    db.session.rollback()
+    show_error(form, error)
+    return error.status
+
+
+# --- calendars ---------------------------------------------------------------------------
+
+
+@bp.route("/admin/calendars", methods=["GET", "POST"])
+@requires("sla.manage")
+def calendar_list():
+    form = NewCalendarForm()
+    status = 200
+    if form.is_submitted():
+        status = 400
+        if form.validate():
+            try:
+                version = calendar_service.create(
+                    form.name.data, form.timezone.data.strip(), actor=current_actor(), user_id=current_user.id
+                )
+            except DomainError as error:
+                status = _refused(form, error)
+            else:
+                _saved(version, _("Calendar"))
+                return redirect(url_for(".calendar_edit", name=version.key))
+    else:
+        form.timezone.data = versions.current(ConfigKind.CALENDAR).body["timezone"]
+    found = [(version, versions.calendar_spec(version)) for version in versions.calendars()]
+    db.session.commit()  # the default calendar, made on first look, is kept
+    return render_template(
+        "sla/calendars.html", calendars=found, form=form, format_weekly=format_weekly
+    ), status
+
+
+def _calendar_form_of(spec: CalendarSpec) -> CalendarForm:
+    form = CalendarForm(formdata=None)
+    form.timezone.data = spec.timezone
+    form.hours.data = format_weekly(spec.weekly).replace("; ", "\n")
+    form.holidays.data = "\n".join(f"{day.isoformat()} {name}".rstrip() for day, name in spec.holidays)
+    form.workdays.data = "\n".join(
+        f"{day.isoformat()} {format_intervals(hours)}" for day, hours in spec.workdays
+    )
+    return form
+
+
+def _spec_from(form: CalendarForm) -> CalendarSpec:
+    holidays, workdays = form.parsed_dates()
+    try:
+        hours = parse_hours(form.hours.data.replace("\n", ";"))
+    except CalendarError as error:
+        raise calendar_service.calendar_error(error, "hours") from None
+    try:
+        return CalendarSpec(
+            timezone=form.timezone.data.strip(),
+            weekly=tuple(hours.get(day, ()) for day in range(7)),
+            holidays=tuple(holidays.items()),
+            workdays=tuple(workdays.items()),
+        )
+    except CalendarError as error:
+        raise calendar_service.calendar_error(error, "timezone") from None
+
+
+@bp.route("/admin/calendars/<path:name>", methods=["GET", "POST"])
+@requires("sla.manage")
+def calendar_edit(name: str):
+    version = versions.current(ConfigKind.CALENDAR, name)
+    if version is None:
+        abort(404)
+    spec = versions.calendar_spec(version)
+    form = CalendarForm() if request.method == "POST" else _calendar_form_of(spec)
+    china, ics = ImportChinaForm(formdata=None, year=utcnow().year), ImportIcsForm(formdata=None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.validate():
+            try:
+                saved = calendar_service.save_spec(
+                    name, _spec_from(form), actor=current_actor(), user_id=current_user.id
+                )
+            except DomainError as error:
+                status = _refused(form, error)
+            else:
+                _saved(saved, _("Calendar"))
+                return redirect(url_for(".calendar_edit", name=name))
+    db.session.commit()
+    return _render_calendar(version, form, china, ics, status)
+
+
+def _render_calendar(version, form, china, ics, status: int = 200):
+    return render_template(
+        "sla/calendar.html",
+        version=version,
+        form=form,
+        china=china,
+        ics=ics,
+        history=versions.history(ConfigKind.CALENDAR, version.key),
+        staff={user.id: user.display_name for user in auth.list_users()},
+    ), status
+
+
+@bp.route("/admin/calendars/<path:name>/import-cn", methods=["POST"])
+@requires("sla.manage")
+def calendar_import_china(name: str):
+    version = versions.current(ConfigKind.CALENDAR, name) or abort(404)
+    china = ImportChinaForm()
+    if china.validate():
+        try:
+            saved = calendar_service.import_china(
+                name, china.year.data, actor=current_actor(), user_id=current_user.id
+            )
+        except DomainError as error:
+            status = _refused(china, error)
+        else:
+            _saved(saved, _("Calendar"))
+            return redirect(url_for(".calendar_edit", name=name))
+    else:
+        status = 400
+    form = _calendar_form_of(versions.calendar_spec(version))
+    return _render_calendar(version, form, china, ImportIcsForm(formdata=None), status)
+
+
+@bp.route("/admin/calendars/<path:name>/import-ics", methods=["POST"])
+@requires("sla.manage")
+def calendar_import_ics(name: str):
+    version = versions.current(ConfigKind.CALENDAR, name) or abort(404)
+    ics = ImportIcsForm()
+    if ics.validate():
+        try:
+            data = ics.ics.data.stream.read(calendar_service.MAX_ICS_BYTES + 1)
+            saved = calendar_service.import_ics(name, data, actor=current_actor(), user_id=current_user.id)
+        except DomainError as error:
+            status = _refused(ics, error)
+        else:
+            _saved(saved, _("Calendar"))
+            return redirect(url_for(".calendar_edit", name=name))
+    else:
+        status = 400
+    form = _calendar_form_of(versions.calendar_spec(version))
+    china = ImportChinaForm(formdata=None, year=utcnow().year)
+    return _render_calendar(version, form, china, ics, status)
+
+
+# --- the SLA policy ----------------------------------------------------------------------
+
+
+def _assignable_users():
+    return [user for user in auth.list_users() if user.is_active and user.role != Role.AUDITOR]
+
+
+@bp.route("/admin/sla", methods=["GET", "POST"])
+@requires("sla.manage")
+def policy_edit():
+    version = versions.current(ConfigKind.SLA_POLICY)
+    policy = versions.policy(version)
+    names = sorted(versions.calendar_names())
+    status = 200
+    if request.method == "POST":
+        rows = sum(1 for key in request.form if key.endswith("-first_response"))
+        form = policy_form(min(rows, rules.MAX_RULES + NEW_ROWS))()
+        form.set_choices(names, _assignable_users())
+        status = 400
+        if form.validate():
+            try:
+                body = form.to_json()
+                rules.policy_from_json(body, set(names))
+                saved = versions.save(
+                    ConfigKind.SLA_POLICY,
+                    rules.DEFAULT_KEY,
+                    body,
+                    actor=current_actor(),
+                    user_id=current_user.id,
+                )
+            except DomainError as error:
+                status = _refused(form, error)
+            else:
+                _saved(saved, _("SLA policy"))
+                return redirect(url_for(".policy_edit"))
+    else:
+        form = policy_form(len(policy.rules) + NEW_ROWS)(formdata=None)
+        form.set_choices(names, _assignable_users())
+        for entry, rule in zip(form.rule_rows, policy.rules, strict=False):
+            row = entry.form
+            for field in ("kind", "priority", "channel", "calendar", "warn_percent"):
+                getattr(row, field).data = getattr(rule, field)
+            for field in ("first_response", "next_response", "resolution"):
+                getattr(row, field).data = rules.format_duration(getattr(rule, field))
+            row.actions.data = list(rule.actions)
+            row.reassign_to.data = str(rule.reassign_to or "")
+        blank = form.rule_rows[-1].form
+        blank.calendar.data = names[0] if names else rules.DEFAULT_CALENDAR
+        blank.actions.data = []
+    db.session.commit()
+    return render_template(
+        "sla/policy.html",
+        form=form,
+        version=version,
+        history=versions.history(ConfigKind.SLA_POLICY, rules.DEFAULT_KEY),
+        staff={user.id: user.display_name for user in auth.list_users()},
+    ), status
+
+
+# --- regulatory deadlines ----------------------------------------------------------------
+
+
+@bp.route("/admin/deadlines", methods=["GET", "POST"])
+@requires("sla.manage")
+def deadlines_edit():
+    version = versions.current(ConfigKind.DEADLINES)
+    current = versions.deadline_rules(version)
+    names = sorted(versions.calendar_names())
+    status = 200
+    if request.method == "POST":
+        assignments = sum(1 for key in request.form if key.endswith("-profile"))
+        custom = sum(1 for key in request.form if key.endswith("-code"))
+        form = deadlines_form(min(assignments, 200), min(custom, 100))()
+        form.set_choices(names, current.profiles() | _posted_profiles(form))
+        status = 400
+        if form.validate():
+            try:
+                body = form.to_json()
+                rules.deadline_rules_from_json(body, set(names))
+                saved = versions.save(
+                    ConfigKind.DEADLINES,
+                    rules.DEFAULT_KEY,
+                    body,
+                    actor=current_actor(),
+                    user_id=current_user.id,
+                )
+            except DomainError as error:
+                status = _refused(form, error)
+            else:
+                _saved(saved, _("Deadline rules"))
+                return redirect(url_for(".deadlines_edit"))
+    else:
+        form = deadlines_form(len(current.assignments) + NEW_ROWS, len(current.custom) + NEW_ROWS)(
+            formdata=None
+        )
+        form.set_choices(names, current.profiles())
+        form.calendar.data = current.calendar
+        for entry, assignment in zip(form.assignments_, current.assignments, strict=False):
+            entry.form.kind.data, entry.form.channel.data = assignment.kind, assignment.channel
+            entry.form.profile.data = assignment.profile
+        for entry, profile in zip(form.custom_, current.custom, strict=False):
+            deadline = profile.deadlines[0]
+            entry.form.code.data, entry.form.name.data = profile.code, profile.name
+            entry.form.days.data, entry.form.unit.data = deadline.days, deadline.unit
+            entry.form.source.data = profile.source
+    db.session.commit()
+    return render_template(
+        "sla/deadlines.html",
+        form=form,
+        version=version,
+        profiles=current.profiles(),
+        history=versions.history(ConfigKind.DEADLINES, rules.DEFAULT_KEY),
+        staff={user.id: user.display_name for user in auth.list_users()},
+        metric_labels=METRIC_LABELS,
+        unit_labels=UNIT_LABELS,
+    ), status
+
+
+def _posted_profiles(form) -> dict:
+    """Custom profiles being added in this very submit can be assigned in it too."""
+    return {
+        entry.form.code.data.strip().lower(): rules.Profile(
+            entry.form.code.data, entry.form.name.data, "", ()
+        )
+        for entry in form.custom_
+        if entry.form.code.data
+    }
+
+
+# --- notifications -----------------------------------------------------------------------
+
+
+@bp.route("/notifications")
+@requires("desk.view")
+def notifications():
+    rows = db.session.execute(
+        select(Notification, Clock, Ticket.number, Ticket.reference)
+        .join(Clock, Clock.id == Notification.clock_id)
+        .outerjoin(Ticket, (Notification.subject_type == "ticket") & (Ticket.id == Notification.subject_id))
+        .where(Notification.user_id == current_user.id)
+        .order_by(Notification.id.desc())
+        .limit(NOTIFICATIONS_SHOWN)
+    ).all()
+    return render_template(
+        "sla/notifications.html",
+        rows=rows,
+        event_labels=EVENT_LABELS,
+        metric_labels=METRIC_LABELS,
+        format_minutes=format_minutes,
+    )
+
+
+@bp.route("/notifications/read", methods=["POST"])
+@requires("desk.view")
+def notifications_read():
+    if not LogoutForm().validate():  # a form with nothing but its CSRF token
+        abort(400)
+    marked = db.session.execute(
+        update(Notification)
+        .where(Notification.user_id == current_user.id, Notification.read_at.is_(None))
+        .values(read_at=utcnow())
+    ).rowcount
+    if marked:
+        record("notifications.read", "user", current_user.id, actor=current_actor(), data={"count": marked})
+    db.session.commit()
+    return redirect(url_for(".notifications"))
+
+
+@bp.app_context_processor
+def notification_count() -> dict:
+    def unread_notifications() -> int:
+        return db.session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.user_id == current_user.id, Notification.read_at.is_(None))
+        )
+
+    return {"unread_notifications": unread_notifications}
