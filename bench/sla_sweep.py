@@ -30,7 +30,7 @@ from pathlib import Path
 
 import flask_migrate
 import psycopg
-from sqlalchemy import event, select, text
+from sqlalchemy import event, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -40,7 +40,6 @@ from crm.auth import service as auth
 from crm.extensions import db
 from crm.provisioning import service as provisioning
 from crm.sla import sweep
-from crm.sla.models import Clock
 from tenants import tenant_context
 
 DUE_PER_ROUND = 100
@@ -87,6 +86,7 @@ class DatabaseTimer:
     def __init__(self, engine) -> None:
         self.seconds = 0.0
         self.statements = 0
+        self.by_statement: dict[str, float] = {}
         event.listen(engine, "before_cursor_execute", self._before)
         event.listen(engine, "after_cursor_execute", self._after)
 
@@ -94,20 +94,18 @@ class DatabaseTimer:
         conn.info["bench_started"] = time.perf_counter()
 
     def _after(self, conn, cursor, statement, parameters, context, executemany) -> None:
-        self.seconds += time.perf_counter() - conn.info.pop("bench_started")
+        spent = time.perf_counter() - conn.info.pop("bench_started")
+        self.seconds += spent
         self.statements += 1
+        key = " ".join(statement.split())[:90]
+        self.by_statement[key] = self.by_statement.get(key, 0.0) + spent
 
     def reset(self) -> None:
-        self.seconds, self.statements = 0.0, 0
+        self.seconds, self.statements, self.by_statement = 0.0, 0, {}
 
 
 def finding_query_plan(app) -> str:
-    query = (
-        select(Clock.id, Clock.tenant_id)
-        .where(Clock.check_at <= datetime.now(UTC))
-        .order_by(Clock.check_at)
-        .limit(sweep.BATCH)
-    )
+    query = sweep.due_clocks(datetime.now(UTC))
     with app.app_context():
         compiled = query.compile(db.engine, compile_kwargs={"literal_binds": True})
         rows = db.session.execute(
@@ -166,6 +164,11 @@ def main() -> None:
                 wall = time.perf_counter() - started
             assert result.breached == DUE_PER_ROUND, result
             rounds.append((wall, timer.seconds, timer.statements))
+            slowest = sorted(timer.by_statement.items(), key=lambda item: -item[1])[:4]
+            print(
+                f"  slowest statements at {size:,}: "
+                + "; ".join(f"{ms * 1000:.1f} ms {sql}" for sql, ms in slowest)
+            )
         results[size] = rounds
         print(
             f"{size:>9,} clocks: "
