@@ -19,13 +19,10 @@ from crm.sla.businesstime import (
     parse_intervals,
 )
 from crm.sla.models import ConfigKind, ConfigVersion
+from crm.sla.versions import calendar_error
 
 NAME_RE = re.compile(r"^[\w][\w .'&()-]{0,58}[\w.)]$|^\w$")
 MAX_ICS_BYTES = 1024 * 1024
-
-
-def calendar_error(error: CalendarError, field: str) -> DomainError:
-    return DomainError(_l("The calendar was not changed: %(reason)s", reason=str(error)), field)
 
 
 def spec_of(name: str) -> CalendarSpec:

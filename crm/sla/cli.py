@@ -18,6 +18,18 @@ from tenants import Tenant, tenant_context
 calendar_cli = AppGroup("calendar", help="Business calendars: hours, holidays, working days.")
 sla_cli = AppGroup("sla", help="SLA clocks: due times and the breach sweep.")
 
+
+class Day(click.ParamType):
+    name = "YYYY-MM-DD"
+
+    def convert(self, value, param, ctx) -> date:
+        try:
+            return value if isinstance(value, date) else date.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a date such as 2026-10-01", param, ctx)
+
+
+DAY = Day()
 calendar_option = click.option(
     "--calendar", "name", default=DEFAULT_CALENDAR, show_default=True, help="The calendar's name."
 )
@@ -60,25 +72,25 @@ def set_hours(tenant: Tenant, name: str, hours: str) -> None:
 @calendar_cli.command("add-holiday")
 @tenant_option
 @calendar_option
-@click.argument("day", type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.argument("day", type=DAY)
 @click.option("--name", "label", default="", help="What the holiday is called.")
 @operator_command
-def add_holiday(tenant: Tenant, name: str, day: datetime, label: str) -> None:
+def add_holiday(tenant: Tenant, name: str, day: date, label: str) -> None:
     """Close the desk on DAY (YYYY-MM-DD)."""
     with tenant_context(tenant):
-        _saved(calendars.add_dates(name, holidays={day.date(): label.strip()[:100]}, actor=operator_actor()))
+        _saved(calendars.add_dates(name, holidays={day: label.strip()[:100]}, actor=operator_actor()))
 
 
 @calendar_cli.command("add-workday")
 @tenant_option
 @calendar_option
-@click.argument("day", type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.argument("day", type=DAY)
 @click.option("--hours", default=None, help="e.g. 09:00-18:00 (default: the calendar's Monday hours).")
 @operator_command
-def add_workday(tenant: Tenant, name: str, day: datetime, hours: str | None) -> None:
+def add_workday(tenant: Tenant, name: str, day: date, hours: str | None) -> None:
     """Make DAY (YYYY-MM-DD) a working day, such as a weekend made up for a holiday."""
     with tenant_context(tenant):
-        _saved(calendars.add_dates(name, workdays=[day.date()], hours=hours, actor=operator_actor()))
+        _saved(calendars.add_dates(name, workdays=[day], hours=hours, actor=operator_actor()))
 
 
 @calendar_cli.command("import-cn")

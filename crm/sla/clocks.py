@@ -174,6 +174,25 @@ def start_first_contact(subject_type: str, subject_id: int, *, started_at: datet
     return clock
 
 
+def meet(
+    subject_type: str, subject_id: int, metric: Metric, *, actor: Actor, at: datetime | None = None
+) -> list[Clock]:
+    """Meet the subject's unfinished clocks of ``metric`` (a lead's first contact)."""
+    at = at or utcnow()
+    met = [
+        clock
+        for clock in clocks_of(subject_type, subject_id)
+        if clock.metric == metric and clock.state in UNFINISHED
+    ]
+    for clock in met:
+        _finish(clock, at, ClockState.MET)
+    if met:
+        record(
+            "clock.met", subject_type, subject_id, actor=actor, data={"clocks": [_summary(c) for c in met]}
+        )
+    return met
+
+
 def _ticket_rule(ticket: Ticket, policy_version: ConfigVersion) -> tuple[int, rules.Rule] | None:
     return versions.policy(policy_version).match(ticket.kind, ticket.priority, ticket.channel)
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from flask_babel import format_date
+from babel.dates import format_skeleton
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -52,7 +53,8 @@ def _date_ranges(days: list[tuple]) -> list[tuple]:
 
 
 def _short_date(day) -> str:
-    return format_date(day, "MMMd")
+    # A skeleton, not a pattern: the pattern "MMMd" prints "Sep17" and "9月17".
+    return format_skeleton("MMMd", day, locale=get_locale())
 
 
 def _calendar_reasons(clock: Clock, spec, end: datetime) -> list[str]:

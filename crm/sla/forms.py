@@ -97,6 +97,15 @@ class ImportIcsForm(FlaskForm):
     ics = FileField(_l("iCalendar file (.ics)"), validators=[InputRequired()])
 
 
+def _duration(form, field) -> None:
+    """A target the policy can read: a bad one is shown beside its field, not as a
+    message at the top of a long page."""
+    try:
+        rules.parse_duration(field.data, field.name)
+    except DomainError as error:
+        raise ValidationError(error.message) from None
+
+
 class RuleForm(Form):
     """One rule; a row with no targets at all is left out (a blank row, or one cleared)."""
 
@@ -104,9 +113,9 @@ class RuleForm(Form):
     priority = SelectField(_l("Priority"), choices=_any_of(PRIORITY_LABELS), default=rules.ANY)
     channel = SelectField(_l("Channel"), choices=_any_of(CHANNEL_LABELS), default=rules.ANY)
     calendar = SelectField(_l("Calendar"), choices=[])
-    first_response = StringField(_l("First response"), validators=[Length(max=20)])
-    next_response = StringField(_l("Next response"), validators=[Length(max=20)])
-    resolution = StringField(_l("Resolution"), validators=[Length(max=20)])
+    first_response = StringField(_l("First response"), validators=[Length(max=20), _duration])
+    next_response = StringField(_l("Next response"), validators=[Length(max=20), _duration])
+    resolution = StringField(_l("Resolution"), validators=[Length(max=20), _duration])
     warn_percent = IntegerField(
         _l("Warn at (percent of target)"), default=80, validators=[Optional(), NumberRange(min=1, max=99)]
     )

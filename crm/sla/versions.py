@@ -14,10 +14,10 @@ from sqlalchemy import func, select
 from crm.audit.chain import canonical_text, digest
 from crm.audit.service import Actor, record
 from crm.columns import utcnow
-from crm.errors import Conflict, NotFound
+from crm.errors import Conflict, DomainError, NotFound
 from crm.extensions import db, insert_or_ignore
 from crm.sla import rules
-from crm.sla.businesstime import CalendarSpec
+from crm.sla.businesstime import CalendarError, CalendarSpec
 from crm.sla.models import ConfigKind, ConfigVersion
 from tenants import current_tenant, current_tenant_id
 
@@ -129,11 +129,29 @@ def calendar(name: str) -> ConfigVersion:
     return version
 
 
+def calendar_error(error: CalendarError, field: str) -> DomainError:
+    return DomainError(_l("The calendar was not changed: %(reason)s", reason=str(error)), field)
+
+
+def _check(kind: ConfigKind, body: dict[str, Any]) -> None:
+    """A version is readable by the clocks that will pin it, or it is not stored."""
+    if kind == ConfigKind.CALENDAR:
+        try:
+            CalendarSpec.from_json(body)
+        except CalendarError as error:
+            raise calendar_error(error, "calendar") from None
+    elif kind == ConfigKind.SLA_POLICY:
+        rules.policy_from_json(body, calendar_names())
+    else:
+        rules.deadline_rules_from_json(body, calendar_names())
+
+
 def save(
     kind: ConfigKind, key: str, body: dict[str, Any], *, actor: Actor, user_id: int | None = None
 ) -> ConfigVersion | None:
     """Store ``body`` as the next version of ``key``; None if it equals the newest one.
     Two people saving at once: the second is told to look again, nothing is lost."""
+    _check(kind, body)
     latest = current(kind, key)
     sha256 = digest(canonical_text(body))
     if latest is not None and latest.sha256 == sha256:
