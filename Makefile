@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app wsgi
 STAMP := $(VENV)/.installed-stamp
 CATALOGS := crm/translations
 
-.PHONY: run test install translations extract-messages lint bench-audit clean
+.PHONY: run test install translations extract-messages lint bench-audit bench-sla clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ lint: $(STAMP)
 
 bench-audit: install
 	$(BIN)/python bench/audit.py
+
+# The sweep on 10,000 and 1,000,000 running clocks, and due-time arithmetic.
+bench-sla: install
+	$(BIN)/python bench/sla_sweep.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/ledgerdesk_bench_sla
+	$(BIN)/python bench/businesstime.py
 
 clean:
 	rm -rf $(VENV) instance

@@ -52,7 +52,7 @@ WORDS = {
         "overdue": "已超时",
         "late": "已超时",
         "on_track": "正常",
-        "because": "依据：",
+        "because": "计算依据：",
         "calendar": "按日历“Business hours v1”计",
         "policy_version": "SLA 策略 v1",
         "policy": "SLA 策略",

@@ -1019,7 +1019,7 @@ BAD_COMMANDS = [
     (["calendar", "set-hours", "{tenant}", "mon-fri 18:00-09:00"], "ends before it starts"),
     (["calendar", "set-hours", "{tenant}", "funday 09:00-17:00"], "'funday' is not a day"),
     (["calendar", "set-hours", "{tenant}", ""], "No opening hours given"),
-    (["calendar", "add-holiday", "{tenant}", "2026-02-30"], "'2026-02-30' does not match the format"),
+    (["calendar", "add-holiday", "{tenant}", "2026-02-30"], "'2026-02-30' is not a date"),
     (["calendar", "add-workday", "{tenant}", "2026-12-26", "--hours", "25:00-26:00"], "is not a time of day"),
     (["calendar", "import-cn", "{tenant}", "--year", "2100"], "has no data for 2100"),
     (["calendar", "import-ics", "{tenant}", "{not_ics}"], "not an iCalendar file"),

@@ -253,12 +253,27 @@ def test_a_rule_is_removed_and_another_added_in_the_blank_row(app, client, signe
         page = client.get(url).text
         assert "Rule 1" in page and "Rule 2" in page and "Rule 3" not in page and "Add a rule" in page
         fields = form_fields(page)
-        assert (fields["rule_rows-0-priority"], fields["rule_rows-0-first_response"]) == ("*", "8h")
-        assert (fields["rule_rows-1-kind"], fields["rule_rows-1-resolution"]) == ("complaint", "1h 30m")
+        # The new rule's order (0, as offered) puts it before the catch-all.
+        assert (fields["rule_rows-0-kind"], fields["rule_rows-0-resolution"]) == ("complaint", "1h 30m")
+        assert (fields["rule_rows-1-priority"], fields["rule_rows-1-first_response"]) == ("*", "8h")
         # The urgent rule is gone: an urgent ticket now gets the catch-all's 8 h.
         number = open_by_staff(app, tenant, manager, "refund", priority="urgent")
         card = deadlines_card(ticket_page(client, tenant, number))
-    assert "8 h of business time on calendar “Business hours v1” (rule 1 of SLA policy v2)" in card
+    assert "8 h of business time on calendar “Business hours v1” (rule 2 of SLA policy v2)" in card
+
+
+def test_a_rule_behind_one_that_covers_it_is_refused(app, client, signed_in):
+    """A complaint rule ordered after the catch-all could never apply: refused, and why."""
+    tenant, _manager = signed_in("manager")
+    url = admin_url(tenant, "sla")
+    response = send_page_form(
+        client,
+        url,
+        {"rule_rows-2-kind": "complaint", "rule_rows-2-first_response": "30m", "rule_rows-2-position": "99"},
+    )
+    assert response.status_code == 422
+    assert "Rule 3 would never apply: rule 2 comes first and covers every ticket it would." in response.text
+    assert "SLA policy" in response.text and "v1" in client.get(url).text
 
 
 @pytest.mark.parametrize(

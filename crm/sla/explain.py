@@ -41,6 +41,15 @@ def format_minutes(minutes: int) -> str:
     return _("%(minutes)d min", minutes=minutes)
 
 
+def format_late(late: timedelta) -> str:
+    """How late, in wall time: "2 h 05 min", or "3 d 4 h" beyond a day."""
+    minutes = int(late.total_seconds() // 60)
+    if minutes < 24 * 60:
+        return format_minutes(minutes)
+    days, rest = divmod(minutes, 24 * 60)
+    return _("%(days)d d %(hours)d h", days=days, hours=rest // 60)
+
+
 def _date_ranges(days: list[tuple]) -> list[tuple]:
     """Consecutive dates with the same name, as (first, last, name)."""
     ranges: list[list] = []

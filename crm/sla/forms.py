@@ -36,7 +36,7 @@ def _any_of(labels: dict) -> list[SelectChoice]:
 
 
 class NewCalendarForm(FlaskForm):
-    name = StringField(_l("Name"), validators=[InputRequired(), Length(max=60)])
+    name = StringField(_l("Calendar name"), validators=[InputRequired(), Length(max=60)])
     timezone = StringField(
         _l("Time zone"),
         validators=[InputRequired(), Length(max=64)],
@@ -127,6 +127,11 @@ class RuleForm(Form):
         default=[rules.Action.NOTIFY_ASSIGNEE, rules.Action.NOTIFY_MANAGERS],
     )
     reassign_to = SelectField(_l("Reassign to"), choices=[], default="")
+    position = IntegerField(
+        _l("Order"),
+        validators=[Optional(), NumberRange(min=0, max=999)],
+        description=_l("Lower numbers are tried first."),
+    )
     remove = BooleanField(_l("Remove this rule"))
 
     def to_json(self) -> dict | None:
@@ -165,7 +170,15 @@ def policy_form(count: int) -> type[FlaskForm]:
                 entry.form.reassign_to.choices = reassign
 
         def to_json(self) -> dict:
-            found = [entry.form.to_json() for entry in self.rule_rows]
+            """The rules in the order their "Order" numbers give (ties keep the page's order)."""
+            rows = sorted(
+                enumerate(self.rule_rows),
+                key=lambda item: (
+                    item[1].form.position.data if item[1].form.position.data is not None else 999,
+                    item[0],
+                ),
+            )
+            found = [entry.form.to_json() for _index, entry in rows]
             return {"rules": [rule for rule in found if rule is not None]}
 
     return PolicyForm
@@ -180,7 +193,7 @@ class AssignmentForm(Form):
 
 class CustomProfileForm(Form):
     code = StringField(_l("Code"), validators=[Length(max=40)])
-    name = StringField(_l("Name"), validators=[Length(max=100)])
+    name = StringField(_l("Profile name"), validators=[Length(max=100)])
     days = IntegerField(_l("Days"), validators=[Optional(), NumberRange(min=1, max=rules.MAX_DAYS)])
     unit = SelectField(
         _l("Counted in"),

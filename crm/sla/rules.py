@@ -49,6 +49,10 @@ class Rule:
     actions: tuple[str, ...] = (Action.NOTIFY_ASSIGNEE, Action.NOTIFY_MANAGERS)
     reassign_to: int | str | None = None  # a user id, or MANAGERS_QUEUE
 
+    @property
+    def scope(self) -> tuple[str, str, str]:
+        return (self.kind, self.priority, self.channel)
+
     def matches(self, kind: str, priority: str, channel: str) -> bool:
         return all(
             wanted in (ANY, value)
@@ -274,7 +278,20 @@ def policy_from_json(data: dict[str, Any], calendars: set[str] | None = None) ->
         raise DomainError(_l("A policy needs at least one rule."), "rules")
     if len(rules) > MAX_RULES:
         raise DomainError(_l("A policy has at most %(n)d rules.", n=MAX_RULES), "rules")
-    return Policy(tuple(rule_from_json(rule, calendars) for rule in rules))
+    policy = Policy(tuple(rule_from_json(rule, calendars) for rule in rules))
+    for later, rule in enumerate(policy.rules, start=1):
+        for earlier, before in enumerate(policy.rules[: later - 1], start=1):
+            if all(mine in (ANY, theirs) for mine, theirs in zip(before.scope, rule.scope, strict=True)):
+                raise DomainError(
+                    _l(
+                        "Rule %(later)d would never apply: rule %(earlier)d comes first and covers "
+                        "every ticket it would. Give the narrower rule the lower order number.",
+                        later=later,
+                        earlier=earlier,
+                    ),
+                    "rules",
+                )
+    return policy
 
 
 def custom_profile_from_json(data: dict[str, Any]) -> Profile:

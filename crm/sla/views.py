@@ -16,7 +16,6 @@ from crm.extensions import db
 from crm.sla import calendars as calendar_service
 from crm.sla import rules, versions
 from crm.sla.businesstime import CalendarError, CalendarSpec, format_intervals, format_weekly, parse_hours
-from crm.sla.explain import format_minutes
 from crm.sla.forms import (
     NEW_ROWS,
     CalendarForm,
@@ -209,12 +208,10 @@ def policy_edit():
         status = 400
         if form.validate():
             try:
-                body = form.to_json()
-                rules.policy_from_json(body, set(names))
                 saved = versions.save(
                     ConfigKind.SLA_POLICY,
                     rules.DEFAULT_KEY,
-                    body,
+                    form.to_json(),
                     actor=current_actor(),
                     user_id=current_user.id,
                 )
@@ -226,8 +223,9 @@ def policy_edit():
     else:
         form = policy_form(len(policy.rules) + NEW_ROWS)(formdata=None)
         form.set_choices(names, _assignable_users())
-        for entry, rule in zip(form.rule_rows, policy.rules, strict=False):
+        for position, (entry, rule) in enumerate(zip(form.rule_rows, policy.rules, strict=False), start=1):
             row = entry.form
+            row.position.data = position * 10
             for field in ("kind", "priority", "channel", "calendar", "warn_percent"):
                 getattr(row, field).data = getattr(rule, field)
             for field in ("first_response", "next_response", "resolution"):
@@ -235,6 +233,7 @@ def policy_edit():
             row.actions.data = list(rule.actions)
             row.reassign_to.data = str(rule.reassign_to or "")
         blank = form.rule_rows[-1].form
+        blank.position.data = 0  # a new rule is usually a narrower one: tried first
         blank.calendar.data = names[0] if names else rules.DEFAULT_CALENDAR
         blank.actions.data = []
     db.session.commit()
@@ -265,12 +264,10 @@ def deadlines_edit():
         status = 400
         if form.validate():
             try:
-                body = form.to_json()
-                rules.deadline_rules_from_json(body, set(names))
                 saved = versions.save(
                     ConfigKind.DEADLINES,
                     rules.DEFAULT_KEY,
-                    body,
+                    form.to_json(),
                     actor=current_actor(),
                     user_id=current_user.id,
                 )
@@ -336,7 +333,6 @@ def notifications():
         rows=rows,
         event_labels=EVENT_LABELS,
         metric_labels=METRIC_LABELS,
-        format_minutes=format_minutes,
     )
 
 

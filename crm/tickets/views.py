@@ -28,7 +28,7 @@ from crm.i18n import SUPPORTED_LOCALES
 from crm.portal.forms import ConfirmForm
 from crm.provisioning.service import tenant_settings
 from crm.sla.clocks import clocks_of
-from crm.sla.explain import explain_all, format_minutes
+from crm.sla.explain import explain_all, format_late
 from crm.tickets import canned, queue, service
 from crm.tickets.forms import (
     SORT_LABELS,
@@ -118,7 +118,7 @@ def workspace_helpers() -> dict:
         "file_size": file_size,
         "number_of": queue.ticket_number_in,
         "now": utcnow(),
-        "format_minutes": format_minutes,
+        "format_late": format_late,
     }
 
 
