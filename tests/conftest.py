@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, text
 
-from crm import create_app
+from crm import create_app, jobs
 from crm.audit.service import Actor
 from crm.auth import service as auth
 from crm.config import database_url
@@ -66,6 +66,25 @@ def app(tmp_path_factory) -> Iterator[Flask]:
         db.session.remove()
     yield app
     with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def rq_app(app):
+    """The same database, with jobs going to real Redis on a queue of this test's own."""
+    rq_app = create_app(
+        {
+            **{
+                key: app.config[key]
+                for key in ("TESTING", "SQLALCHEMY_DATABASE_URI", "PASSWORD_HASH_METHOD", "UPLOAD_FOLDER")
+            },
+            "REDIS_URL": REDIS_URL,
+            "JOBS_QUEUE": f"crm-test-{uuid.uuid4().hex[:8]}",
+        }
+    )
+    yield rq_app
+    with rq_app.app_context():
+        jobs.queue().delete(delete_jobs=True)
         db.engine.dispose()
 
 

@@ -1,16 +1,13 @@
 """Background jobs run after their transaction commits, never after a rollback, for the
 tenant that enqueued them: in-process without Redis, through a real rq worker with it."""
 
-import uuid
-
 import pytest
 from rq import SimpleWorker
 from sqlalchemy import select
 
-from crm import create_app, jobs
+from crm import jobs
 from crm.audit.models import AuditEvent
-from crm.extensions import db
-from tests.conftest import REDIS_URL, acting_for, requires_redis
+from tests.conftest import acting_for, requires_redis
 from tests.jobs_for_tests import fail_always, record_job_ran
 
 
@@ -45,25 +42,6 @@ def test_a_failing_inline_job_does_not_undo_the_committed_change(app, make_tenan
 def test_only_module_level_functions_can_be_jobs(app, make_tenant):
     with acting_for(app, make_tenant()), pytest.raises(ValueError, match="importable"):
         jobs.enqueue(lambda: None)
-
-
-@pytest.fixture
-def rq_app(app):
-    """The same database, with jobs going to real Redis on a queue of this test's own."""
-    rq_app = create_app(
-        {
-            **{
-                key: app.config[key]
-                for key in ("TESTING", "SQLALCHEMY_DATABASE_URI", "PASSWORD_HASH_METHOD", "UPLOAD_FOLDER")
-            },
-            "REDIS_URL": REDIS_URL,
-            "JOBS_QUEUE": f"crm-test-{uuid.uuid4().hex[:8]}",
-        }
-    )
-    yield rq_app
-    with rq_app.app_context():
-        jobs.queue().delete(delete_jobs=True)
-        db.engine.dispose()
 
 
 def run_worker(rq_app) -> None:

@@ -10,8 +10,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from rq import SimpleWorker
 from sqlalchemy import select, text
 
+from crm import jobs
 from crm.audit.models import AuditEvent
 from crm.audit.service import Actor
 from crm.auth.models import User
@@ -23,7 +25,7 @@ from crm.sla.rules import DEFAULT_CALENDAR, MANAGERS_QUEUE, Action, Policy, Rule
 from crm.tickets import service as tickets
 from crm.tickets.models import Priority, Status, Ticket
 from tenants import CurrentTenant
-from tests.conftest import StaffUser, acting_for, requires_postgres
+from tests.conftest import StaffUser, acting_for, requires_postgres, requires_redis
 from tests.test_ticket_service import refund_request
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -1101,3 +1103,25 @@ def test_a_lead_gets_a_general_first_contact_clock(app, runner, desk):
         assert met.state == ClockState.MET and met.met_at == shanghai(2026, 9, 16, 16, 0)
         assert clocks.meet("lead", lead_id, Metric.FIRST_CONTACT, actor=OPERATOR) == []
     assert_audit_chain_verifies(runner, desk.tenant)
+
+
+@requires_redis
+def test_the_scheduler_runs_the_sweep_and_books_the_next_minute_under_one_id(rq_app, make_tenant, make_user):
+    """Under a worker with rq's scheduler, a booked sweep runs, records a breach and books
+    the next minute; booking the same minute twice (a redeploy) leaves one job."""
+    tenant = make_tenant(timezone="Asia/Shanghai")
+    make_user(tenant, "manager")
+    with travel(WEDNESDAY_5PM):
+        ticket_id = submit_refund(rq_app, tenant, "scheduled")
+    with acting_for(rq_app, tenant):
+        due = clocks_by_metric(ticket_id)[Metric.FIRST_RESPONSE].due_at
+    with time_machine.travel(due + timedelta(seconds=5), tick=True), rq_app.app_context():
+        booked = {sweep.schedule_next(now=due - timedelta(minutes=1)) for _ in range(2)}
+        registry = jobs.queue().scheduled_job_registry
+        assert registry.get_job_ids() == list(booked)  # one job, however often it is booked
+        SimpleWorker([jobs.queue()], connection=jobs.redis_connection()).work(burst=True, with_scheduler=True)
+        next_minute = (due + timedelta(seconds=5)).replace(second=0, microsecond=0) + timedelta(minutes=1)
+        assert registry.get_job_ids() == [sweep.SWEEP_JOB_PREFIX + next_minute.strftime("%Y%m%d%H%M")]
+    with acting_for(rq_app, tenant):
+        first = clocks_by_metric(ticket_id)[Metric.FIRST_RESPONSE]
+        assert first.breached_at == due

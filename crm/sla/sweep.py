@@ -37,7 +37,7 @@ from tenants import Tenant, current_tenant, current_tenant_id, tenant_context
 
 log = logging.getLogger(__name__)
 BATCH = 200
-SWEEP_JOB_PREFIX = "ledgerdesk:sla-sweep:"
+SWEEP_JOB_PREFIX = "ledgerdesk-sla-sweep-"
 # A breach under a rule with no actions (or a regulatory or lead clock) still tells people.
 DEFAULT_BREACH_ACTIONS = (rules.Action.NOTIFY_ASSIGNEE, rules.Action.NOTIFY_MANAGERS)
 RAISED = {Priority.LOW: Priority.NORMAL, Priority.NORMAL: Priority.HIGH, Priority.HIGH: Priority.URGENT}
