@@ -6,6 +6,7 @@ Forms are sent the way a browser sends them: the page is read, its form's fields
 taken as they stand, the few a person would change are changed, and the form is posted.
 Times are Shanghai's, on the default calendar (Monday to Friday, 09:00-18:00)."""
 
+import re
 from datetime import datetime
 from html.parser import HTMLParser
 from io import BytesIO
@@ -878,3 +879,22 @@ def test_tickets_in_the_queue_are_not_changed_by_looking(app, client, signed_in)
     assert audit_events(app, tenant, "clock.breached") == []
     with acting_for(app, tenant) as session:
         assert session.scalars(select(Ticket.due_at)).one() == shanghai(2026, 9, 16, 18)
+
+
+def test_the_home_page_counts_breached_and_breaching_tickets(app, client, signed_in):
+    """The agent's start page says how many open tickets are past a deadline or close to
+    one, linking to those views. First response: 8 business hours on Mon-Fri 09:00-18:00,
+    warning at 80 % (6 h 24 min)."""
+    with travel(WEDNESDAY_10AM):
+        tenant, _agent = signed_in("agent")
+        refund_received(app, tenant)  # due Wed 18:00
+    with travel(shanghai(2026, 9, 16, 11)):
+        refund_received(app, tenant)  # due Thu 10:00, warning Wed 17:24
+    with travel(shanghai(2026, 9, 17, 9)):
+        refund_received(app, tenant)  # due Thu 17:00, warning Thu 15:24
+    with travel(shanghai(2026, 9, 17, 9, 30)):
+        page = client.get(f"/t/{tenant.slug}/").text
+    assert re.search(
+        r'view=breached">\s*<span[^>]*><span aria-hidden="true">⚠</span> 1</span><span>Breached', page
+    )
+    assert re.search(r'view=breaching_soon">\s*<span[^>]*><span aria-hidden="true">⏱</span> 1</span>', page)

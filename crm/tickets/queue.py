@@ -213,4 +213,14 @@ def desk_summary(user_id: int) -> dict[str, int]:
         summary[status] += count
         summary["mine"] += count if assignee_id == user_id else 0
         summary["needs_manager"] += count if needs_manager else 0
+    # Deadlines: a range scan of (tenant_id, due_at) up to the soonest warnings' reach.
+    now = utcnow()
+    overdue = Ticket.due_at <= now
+    soon = (Ticket.warn_at <= now) & (Ticket.due_at > now)
+    breached, breaching = db.session.execute(
+        select(func.count().filter(overdue), func.count().filter(soon)).where(
+            Ticket.status.in_(OPEN_STATES), Ticket.due_at.is_not(None)
+        )
+    ).one()
+    summary["breached"], summary["breaching_soon"] = breached, breaching
     return summary
