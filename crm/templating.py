@@ -1,6 +1,6 @@
 """What every template can use: the tenant, role checks, languages, local times."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from babel.dates import format_skeleton, get_timezone_name
 from flask import Flask, has_request_context, request
@@ -31,6 +31,10 @@ def weekday_time(moment: datetime | None) -> str:
     if moment is None:
         return ""
     local = moment.astimezone(get_timezone())
+    if (local.hour, local.minute, local.second) == (0, 0, 0):
+        # A deadline "within N days" ends at midnight: say the day it ends, at 24:00.
+        day = local - timedelta(days=1)
+        return f"{format_skeleton('MMMEd', day, locale=get_locale())} 24:00"
     return f"{format_skeleton('MMMEd', local, locale=get_locale())} {local:%H:%M}"
 
 

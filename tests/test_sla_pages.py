@@ -530,10 +530,10 @@ def test_deadline_rules_assign_built_in_and_custom_profiles_that_new_tickets_fol
         inquiry_card = deadlines_card(ticket_page(client, tenant, inquiry))
     assert "Regulatory final answer" in complaint_card
     # 15 calendar days after 16 September: the end of 1 October.
-    assert "Due Fri, Oct 2 00:00" in complaint_card
+    assert "Due Thu, Oct 1 24:00" in complaint_card
     assert "15 calendar days after the day of receipt" in complaint_card
     assert "Source: MIIT Telecommunications Service Specifications (电信服务规范)" in complaint_card
-    assert "Regulatory final answer" in inquiry_card and "Due Sat, Oct 17 00:00" in inquiry_card
+    assert "Regulatory final answer" in inquiry_card and "Due Fri, Oct 16 24:00" in inquiry_card
     assert "(Internal: 30 days)" in inquiry_card
     assert "Source: Board decision 2026-07: every inquiry settled within a month." in inquiry_card
 
