@@ -30,6 +30,7 @@ from pathlib import Path
 
 import flask_migrate
 import psycopg
+from seed import reset_database  # bench/seed.py: drops only a 'bench' or 'perf' database
 from sqlalchemy import event, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -47,16 +48,6 @@ COLUMNS = (
     "tenant_id", "subject_type", "subject_id", "metric", "state", "unit", "target", "warn_percent",
     "alerts", "started_at", "due_at", "warn_at", "paused_seconds", "pauses", "check_at",
 )  # fmt: skip
-
-
-def reset_database(conninfo: str) -> None:
-    name = psycopg.conninfo.conninfo_to_dict(conninfo)["dbname"]
-    if "bench" not in name:
-        sys.exit(f"refusing to drop database {name!r}: its name must contain 'bench'")
-    admin = psycopg.conninfo.make_conninfo(conninfo, dbname="postgres")
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
 
 
 def copy_clocks(conninfo: str, tenant_id: int, count: int, *, now: datetime, due: bool, first: int) -> None:

@@ -16,12 +16,11 @@ the number of SQL statements each one ran.
 
 import argparse
 import statistics
-import sys
 import time
 import uuid
 
 import flask_migrate
-import psycopg
+from seed import reset_database  # bench/seed.py: drops only a 'bench' or 'perf' database
 from sqlalchemy import event
 
 import crm
@@ -30,16 +29,6 @@ from crm.extensions import db
 from crm.provisioning import service as provisioning
 from crm.tickets import service as tickets
 from tenants import CurrentTenant, tenant_context
-
-
-def reset_database(conninfo: str) -> None:
-    name = psycopg.conninfo.conninfo_to_dict(conninfo)["dbname"]
-    if "bench" not in name:
-        sys.exit(f"refusing to drop database {name!r}: its name must contain 'bench'")
-    admin = psycopg.conninfo.make_conninfo(conninfo, dbname="postgres")
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
 
 
 def request(serial: int) -> tickets.RefundRequest:

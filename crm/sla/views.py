@@ -50,6 +50,21 @@ def _refused(form, error: DomainError) -> int:
     return error.status
 
 
+def _save_document(form, kind: ConfigKind, what: str) -> int | None:
+    """Save a submitted policy or deadline-rules form as the next version; None when
+    saved, else the status of the refusal (shown on the form)."""
+    if not form.validate():
+        return 400
+    try:
+        saved = versions.save(
+            kind, rules.DEFAULT_KEY, form.to_json(), actor=current_actor(), user_id=current_user.id
+        )
+    except DomainError as error:
+        return _refused(form, error)
+    _saved(saved, what)
+    return None
+
+
 # --- calendars ---------------------------------------------------------------------------
 
 
@@ -205,21 +220,9 @@ def policy_edit():
         rows = sum(1 for key in request.form if key.endswith("-first_response"))
         form = policy_form(min(rows, rules.MAX_RULES + NEW_ROWS))()
         form.set_choices(names, _assignable_users())
-        status = 400
-        if form.validate():
-            try:
-                saved = versions.save(
-                    ConfigKind.SLA_POLICY,
-                    rules.DEFAULT_KEY,
-                    form.to_json(),
-                    actor=current_actor(),
-                    user_id=current_user.id,
-                )
-            except DomainError as error:
-                status = _refused(form, error)
-            else:
-                _saved(saved, _("SLA policy"))
-                return redirect(url_for(".policy_edit"))
+        status = _save_document(form, ConfigKind.SLA_POLICY, _("SLA policy"))
+        if status is None:
+            return redirect(url_for(".policy_edit"))
     else:
         form = policy_form(len(policy.rules) + NEW_ROWS)(formdata=None)
         form.set_choices(names, _assignable_users())
@@ -261,21 +264,9 @@ def deadlines_edit():
         custom = sum(1 for key in request.form if key.endswith("-code"))
         form = deadlines_form(min(assignments, 200), min(custom, 100))()
         form.set_choices(names, current.profiles() | _posted_profiles(form))
-        status = 400
-        if form.validate():
-            try:
-                saved = versions.save(
-                    ConfigKind.DEADLINES,
-                    rules.DEFAULT_KEY,
-                    form.to_json(),
-                    actor=current_actor(),
-                    user_id=current_user.id,
-                )
-            except DomainError as error:
-                status = _refused(form, error)
-            else:
-                _saved(saved, _("Deadline rules"))
-                return redirect(url_for(".deadlines_edit"))
+        status = _save_document(form, ConfigKind.DEADLINES, _("Deadline rules"))
+        if status is None:
+            return redirect(url_for(".deadlines_edit"))
     else:
         form = deadlines_form(len(current.assignments) + NEW_ROWS, len(current.custom) + NEW_ROWS)(
             formdata=None
