@@ -15,6 +15,7 @@ from crm.extensions import babel, bootstrap, csrf, db, limiter, login_manager, m
 from crm.health import bp as health_bp
 from crm.i18n import select_locale, select_timezone
 from crm.notify import views as notify_views
+from crm.policies import views as policy_views
 from crm.portal import views as portal_views
 from crm.provisioning import views as settings_views
 from crm.sla import sweep as sla_sweep
@@ -65,6 +66,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         notify_views.bp,
         settings_views.bp,
         sla_views.bp,
+        policy_views.bp,
     )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

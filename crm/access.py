@@ -45,6 +45,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "outbox.view": frozenset({Role.ADMIN, Role.MANAGER}),
     # Business calendars, the SLA policy and the regulatory deadline rules.
     "sla.manage": frozenset({Role.MANAGER, Role.ADMIN}),
+    # Drafting, comparing and publishing refund policy versions.
+    "policies.manage": frozenset({Role.MANAGER, Role.ADMIN}),
 }
 
 

@@ -7,10 +7,22 @@ from crm.auth.cli import users_cli
 from crm.demo.cli import demo_cli
 from crm.jobs import jobs_cli
 from crm.notify.cli import outbox_cli
+from crm.policies.cli import policies_cli
 from crm.provisioning.cli import tenants_cli
 from crm.sla.cli import calendar_cli, sla_cli
 
 
 def init_app(app: Flask) -> None:
-    for group in (tenants_cli, users_cli, audit_cli, jobs_cli, outbox_cli, demo_cli, calendar_cli, sla_cli):
+    groups = (
+        tenants_cli,
+        users_cli,
+        audit_cli,
+        jobs_cli,
+        outbox_cli,
+        demo_cli,
+        calendar_cli,
+        sla_cli,
+        policies_cli,
+    )
+    for group in groups:
         app.cli.add_command(group)

@@ -15,7 +15,8 @@ from crm.tickets import service as tickets
 from tenants import TenantContextError
 from tests.conftest import acting_for, login
 
-PUBLIC_ENDPOINTS = {"auth.login"}
+# Sign-in, and the refund policy every customer may read.
+PUBLIC_ENDPOINTS = {"auth.login", "policies.in_force", "policies.published", "policies.history"}
 
 
 def staff_urls(app, **values) -> list[str]:

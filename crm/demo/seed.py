@@ -4,6 +4,7 @@ audit trail is real. Safe to run again: what exists is left alone."""
 from contextlib import suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -13,6 +14,7 @@ from crm.auth.models import User
 from crm.columns import utcnow
 from crm.errors import DomainError
 from crm.extensions import db
+from crm.policies import service as policies
 from crm.provisioning import service as provisioning
 from crm.sla import calendars, versions
 from crm.sla.models import ConfigKind
@@ -107,6 +109,8 @@ REQUESTS = (
     ),
 )
 
+POLICY_EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "refund-policy.json"
+
 
 @dataclass(frozen=True)
 class SeedResult:
@@ -135,6 +139,7 @@ def seed_demo(password: str) -> SeedResult:
         db.session.flush()
         if not db.session.scalar(select(func.count()).select_from(Ticket)):
             _seed_sla(actor)
+            _seed_policy(actor)
             links = _seed_tickets()
             created.append(f"{len(links) + 1} tickets")
         db.session.flush()  # while the tenant is in context: the guard checks every write
@@ -161,6 +166,12 @@ def _seed_sla(actor: Actor) -> None:
         },
         actor=actor,
     )
+
+
+def _seed_policy(actor: Actor) -> None:
+    """Version 1 of the refund policy, in force from now (docs/examples/refund-policy.json)."""
+    texts, terms = policies.read_file(POLICY_EXAMPLE.read_bytes())
+    policies.publish(policies.create_draft(texts, terms, actor=actor), actor=actor)
 
 
 def _seed_tickets() -> dict[str, str]:

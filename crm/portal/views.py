@@ -21,6 +21,7 @@ from crm.errors import Conflict, DomainError
 from crm.extensions import db, limiter
 from crm.files.storage import blob_path
 from crm.i18n import page_locale
+from crm.policies import service as policies
 from crm.portal.forms import ConfirmForm, CustomerReplyForm, NotSatisfiedForm, RefundForm
 from crm.provisioning.service import tenant_settings
 from crm.sla.clocks import clocks_of
@@ -105,6 +106,15 @@ def refund():
                 session[RECEIPT_KEY] = {"ticket": number, "token": submission.tracking_token}
             return redirect(url_for("portal.receipt", number=number))
     return render_template("portal/refund.html", form=form, settings=tenant_settings()), status
+
+
+@bp.context_processor
+def refund_policy() -> dict:
+    def pinned_policy(ticket):
+        """The refund policy version the ticket was received under (what the customer saw)."""
+        return policies.version_by_id(ticket.policy_version_id)
+
+    return {"policy_in_force": policies.in_force, "pinned_policy": pinned_policy}
 
 
 @bp.route("/refund/receipt/<int:number>")

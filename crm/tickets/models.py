@@ -85,6 +85,7 @@ class Ticket(TenantScoped, db.Model):
         tenant_fk(["customer_id"], "customers"),
         tenant_fk(["assignee_id"], "users"),
         tenant_fk(["merged_into_id"], "tickets"),
+        tenant_fk(["policy_version_id"], "policy_versions"),
         # The queue: a view filters by status (and assignee), then pages by age.
         Index(None, "tenant_id", "status", "created_at", "id"),
         Index(None, "tenant_id", "assignee_id", "status", "created_at", "id"),
@@ -115,6 +116,8 @@ class Ticket(TenantScoped, db.Model):
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     warn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     needs_manager: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The refund policy version in force when the request came in: what the customer saw.
+    policy_version_id: Mapped[int | None] = mapped_column(BigIntId)
     merged_into_id: Mapped[int | None] = mapped_column(BigIntId)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -23,6 +23,7 @@ from crm.extensions import db, insert_or_ignore
 from crm.files.models import Attachment
 from crm.files.storage import RefusedFile, store
 from crm.notify import service as notify
+from crm.policies import service as policies
 from crm.provisioning.models import AgentDisplay, TenantSettings
 from crm.provisioning.service import tenant_settings
 from crm.sla import clocks
@@ -393,6 +394,7 @@ def _create_ticket(
         purchase_date=purchase_date,
         amount_minor=amount_minor,
         currency=currency,
+        policy_version_id=policy.id if (policy := policies.in_force()) else None,
     )
     db.session.add(ticket)
     db.session.flush()
@@ -412,6 +414,7 @@ def _create_ticket(
             "amount_minor": amount_minor,
             "currency": currency,
             "purchase_date": purchase_date.isoformat() if purchase_date else None,
+            "policy_version_id": ticket.policy_version_id,
         },
     )
     return ticket

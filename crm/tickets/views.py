@@ -25,6 +25,7 @@ from crm.errors import Conflict, DomainError
 from crm.extensions import db
 from crm.files.storage import blob_path
 from crm.i18n import SUPPORTED_LOCALES
+from crm.policies import service as policies
 from crm.portal.forms import ConfirmForm
 from crm.provisioning.service import tenant_settings
 from crm.sla.clocks import clocks_of
@@ -216,6 +217,7 @@ def _render_ticket(ticket: Ticket, status: int = 200, **bound: FlaskForm):
             staff=_staff_names(),
             other_tickets=service.customer_tickets(ticket.customer_id, excluding=ticket.id),
             clocks=explain_all(clocks_of("ticket", ticket.id)),
+            policy=policies.version_by_id(ticket.policy_version_id),
             forms=forms,
             active=next(iter(bound), None),
             canned_replies=canned_replies,
