@@ -18,6 +18,7 @@ from crm.notify import views as notify_views
 from crm.policies import views as policy_views
 from crm.portal import views as portal_views
 from crm.provisioning import views as settings_views
+from crm.refunds import views as refund_views
 from crm.sla import sweep as sla_sweep
 from crm.sla import views as sla_views
 from crm.templating import init_templating
@@ -67,6 +68,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         settings_views.bp,
         sla_views.bp,
         policy_views.bp,
+        refund_views.bp,
     )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

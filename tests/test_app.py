@@ -214,6 +214,7 @@ def test_admin_changes_the_settings_customers_see(app, client, signed_in):
         "team_name": "退款专员",
         "country": "cn",
         "privacy_notice": "We keep your data for 3 years.",
+        "approval_threshold": "800",
     }
     assert submit(client, f"/t/{tenant.slug}/admin/settings", fields).status_code == 302
     form = client.get(f"/t/{tenant.slug}/refund")
@@ -226,10 +227,13 @@ def test_admin_changes_the_settings_customers_see(app, client, signed_in):
         ).one()
         assert event.data["ticket_prefix"] == {"before": "RF", "after": "CX"}
         assert "privacy_notice" not in event.data and "privacy_notice_sha256" in event.data
+        assert event.data["approval_threshold_minor"] == {"before": 50_000, "after": 80_000}
     for bad, message in [
         ({"ticket_prefix": "R2"}, "Use 1 to 8 letters"),
         ({"country": "ZZ"}, "two-letter country code"),
         ({"team_name": ""}, "This field is required."),
+        ({"approval_threshold": "-5"}, "Number must be between 0 and"),
+        ({"refund_reasons": "Good Will | x"}, "Line 1: a code of lowercase letters"),
     ]:
         response = submit(client, f"/t/{tenant.slug}/admin/settings", {**fields, **bad})
         assert response.status_code in (400, 422) and message in response.text, bad

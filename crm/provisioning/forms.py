@@ -39,3 +39,32 @@ class SettingsForm(FlaskForm):
         validators=[Optional(), Length(max=5000)],
         render_kw={"rows": 4},
     )
+    approval_threshold = IntegerField(
+        _l("Refunds that need a manager's approval: above (whole currency units)"),
+        validators=[InputRequired(), NumberRange(min=0, max=10**9)],
+        description=_l(
+            "A second person, a manager, approves larger refunds and every denial of an escalated ticket."
+        ),
+    )
+    refund_reasons = TextAreaField(
+        _l("Reason codes for refund decisions"),
+        validators=[Optional(), Length(max=5000)],
+        render_kw={"rows": 5},
+        description=_l(
+            'One per line, "code | label", e.g. "goodwill | Goodwill gesture". Empty for the defaults.'
+        ),
+    )
+    outside_options_en = TextAreaField(
+        _l("Where a customer can turn if not satisfied (English)"),
+        validators=[Optional(), Length(max=5000)],
+        render_kw={"rows": 4},
+        description=_l(
+            "Stated in every final response. Empty for the default: consumer association, 12315, "
+            "the telecom regulator, a court."
+        ),
+    )
+    outside_options_zh = TextAreaField(
+        _l("Where a customer can turn if not satisfied (Chinese)"),
+        validators=[Optional(), Length(max=5000)],
+        render_kw={"rows": 4},
+    )

@@ -27,3 +27,10 @@ class TenantSettings(TenantScoped, db.Model):
     # ISO 3166 region used to read phone numbers typed without a country code.
     country: Mapped[str] = mapped_column(String(2), default="CN")
     privacy_notice: Mapped[str | None] = mapped_column(Text)
+    # Refund approvals above this (minor units) need a second person, a manager.
+    approval_threshold_minor: Mapped[int] = mapped_column(BigInteger, default=50_000)
+    # Where a customer can turn if not satisfied; stated in every final response.
+    outside_options_en: Mapped[str | None] = mapped_column(Text)
+    outside_options_zh: Mapped[str | None] = mapped_column(Text)
+    # The reason codes a refund decision may give, as lines "code | label" (None: defaults).
+    refund_reasons: Mapped[str | None] = mapped_column(Text)

@@ -4,7 +4,7 @@ import re
 from zoneinfo import available_timezones
 
 import phonenumbers
-from babel.numbers import list_currencies
+from babel.numbers import get_currency_precision, list_currencies
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
@@ -14,7 +14,7 @@ from crm.errors import Conflict, DomainError, NotFound
 from crm.extensions import db
 from crm.i18n import SUPPORTED_LOCALES
 from crm.provisioning.models import AgentDisplay, TenantSettings
-from tenants import Tenant, TenantStatus, current_tenant_id, tenant_context
+from tenants import Tenant, TenantStatus, current_tenant, current_tenant_id, tenant_context
 
 SETTINGS_KEY = "tenant_settings"
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
@@ -118,7 +118,26 @@ def update_settings(changes: dict, *, actor: Actor) -> TenantSettings:
     notice = (changes.get("privacy_notice") or "").strip() or None
     if notice and len(notice) > 5000:
         raise DomainError(_l("Use at most %(n)d characters.", n=5000), "privacy_notice")
+    reasons = (changes.get("refund_reasons") or "").strip() or None
+    for number, line in enumerate((reasons or "").splitlines(), start=1):
+        code = line.partition("|")[0].strip()
+        if line.strip() and not re.fullmatch(r"[a-z0-9_]{1,40}", code):
+            raise DomainError(
+                _l('Line %(n)d: a code of lowercase letters, digits and _, then "| label".', n=number),
+                "refund_reasons",
+            )
+    threshold = changes.get("approval_threshold")
+    if threshold is None or not 0 <= threshold <= 10**9:
+        raise DomainError(_l("Enter a whole amount of 0 or more."), "approval_threshold")
+    options = {}
+    for name in ("outside_options_en", "outside_options_zh"):
+        options[name] = (changes.get(name) or "").strip() or None
+        if options[name] and len(options[name]) > 5000:
+            raise DomainError(_l("Use at most %(n)d characters.", n=5000), name)
     wanted = {
+        "approval_threshold_minor": threshold * 10 ** get_currency_precision(current_tenant().currency),
+        "refund_reasons": reasons,
+        **options,
         "ticket_prefix": prefix,
         "form_submissions_per_hour": changes["form_submissions_per_hour"],
         "agent_display": changes["agent_display"],
@@ -130,9 +149,9 @@ def update_settings(changes: dict, *, actor: Actor) -> TenantSettings:
     for name, value in wanted.items():
         before = getattr(settings, name)
         if before != value:
-            if name == "privacy_notice":
+            if name in ("privacy_notice", "outside_options_en", "outside_options_zh", "refund_reasons"):
                 before, shown = (digest(before) if before else None), (digest(value) if value else None)
-                diff["privacy_notice_sha256"] = {"before": before, "after": shown}
+                diff[f"{name}_sha256"] = {"before": before, "after": shown}
             else:
                 diff[name] = {"before": before, "after": value}
             setattr(settings, name, value)

@@ -1,5 +1,6 @@
 """The admin's page for their organisation's settings."""
 
+from babel.numbers import get_currency_precision
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 
@@ -9,6 +10,7 @@ from crm.extensions import db
 from crm.provisioning import service
 from crm.provisioning.forms import SettingsForm
 from crm.webforms import show_error
+from tenants import current_tenant
 from tenants.ext import URL_PREFIX
 
 bp = Blueprint("settings", __name__, url_prefix=URL_PREFIX)
@@ -17,7 +19,11 @@ bp = Blueprint("settings", __name__, url_prefix=URL_PREFIX)
 @bp.route("/admin/settings", methods=["GET", "POST"])
 @requires("settings.manage")
 def edit():
-    form = SettingsForm(obj=service.tenant_settings())
+    settings = service.tenant_settings()
+    form = SettingsForm(obj=settings)
+    if not form.is_submitted():
+        digits = get_currency_precision(current_tenant().currency)
+        form.approval_threshold.data = settings.approval_threshold_minor // 10**digits
     status = 200
     if form.is_submitted():
         status = 400

@@ -174,6 +174,14 @@ def start_first_contact(subject_type: str, subject_id: int, *, started_at: datet
     return clock
 
 
+def started(ticket: Ticket, new: list[Clock], *, actor: Actor) -> None:
+    """Clocks another domain started on a ticket (payout, an outside body's deadline):
+    the ticket's nearest deadline follows, and the start is recorded."""
+    db.session.flush()
+    refresh_ticket(ticket, clocks_of("ticket", ticket.id))
+    record("clock.started", "ticket", ticket.id, actor=actor, data={"clocks": [_summary(c) for c in new]})
+
+
 def meet(
     subject_type: str, subject_id: int, metric: Metric, *, actor: Actor, at: datetime | None = None
 ) -> list[Clock]:
@@ -190,6 +198,8 @@ def meet(
         record(
             "clock.met", subject_type, subject_id, actor=actor, data={"clocks": [_summary(c) for c in met]}
         )
+        if subject_type == "ticket":
+            refresh_ticket(db.session.get(Ticket, subject_id), clocks_of(subject_type, subject_id))
     return met
 
 

@@ -13,6 +13,8 @@ METRIC_LABELS = {
     Metric.REGULATORY_FINAL: _l("Regulatory final answer"),
     Metric.REGULATORY_SUMMARY: _l("Summary resolution marker"),
     Metric.FIRST_CONTACT: _l("First contact"),
+    Metric.PAYOUT: _l("Payout"),
+    Metric.ESCALATION: _l("Outside body's deadline"),
 }
 
 STATE_LABELS = {

@@ -54,6 +54,8 @@ class Metric(enum.StrEnum):
     REGULATORY_FINAL = "regulatory_final"
     REGULATORY_SUMMARY = "regulatory_summary"  # a marker: resolved within N business days
     FIRST_CONTACT = "first_contact"  # leads
+    PAYOUT = "payout"  # an approved refund paid within the policy's payout days
+    ESCALATION = "escalation"  # the deadline an outside body set
 
 
 REGULATORY_METRICS = frozenset(

@@ -14,6 +14,7 @@ SUBJECTS = {
     "reply": _l("New reply to your request %(reference)s"),
     "request_info": _l("We need more information for your request %(reference)s"),
     "resolved": _l("Your request %(reference)s is resolved"),
+    "final_response": _l("Our decision on your request %(reference)s"),
 }
 LINK_PLACEHOLDER = "[…]"
 

@@ -4,6 +4,7 @@ themselves, and canned replies; with the labels staff see for each coded value."
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
+    DateField,
     EmailField,
     FileField,
     MultipleFileField,
@@ -40,6 +41,7 @@ VIEW_LABELS = {
     "breached": _l("Breached"),
     "open": _l("New and open"),
     "awaiting_customer": _l("Awaiting customer"),
+    "pending_approval": _l("Awaiting approval"),
     "resolved": _l("Resolved"),
     "closed": _l("Closed"),
     "all": _l("All"),
@@ -247,6 +249,11 @@ class NewTicketForm(FlaskForm):
         description=_l("In the customer's words where you can: this is the request on record."),
         rows=6,
     )
+    # A referral from an outside body (channel "regulator referral"): its case and deadline.
+    referral_body = SelectField(_l("Outside body"), choices=[], default="")
+    referral_case_number = StringField(_l("Its case number"), validators=[Optional(), _too_long(100)])
+    referral_received_on = DateField(_l("Received on"), validators=[Optional()])
+    referral_deadline_on = DateField(_l("Deadline it set"), validators=[Optional()])
 
 
 class CannedReplyForm(FlaskForm):

@@ -8,6 +8,7 @@ STATUS_LABELS = {
     Status.NEW: _l("New"),
     Status.OPEN: _l("Open"),
     Status.AWAITING_CUSTOMER: _l("Awaiting customer"),
+    Status.PENDING_APPROVAL: _l("Awaiting approval"),
     Status.RESOLVED: _l("Resolved"),
     Status.CLOSED: _l("Closed"),
     Status.WITHDRAWN: _l("Withdrawn"),

@@ -49,19 +49,23 @@ class Status(enum.StrEnum):
     NEW = "new"
     OPEN = "open"
     AWAITING_CUSTOMER = "awaiting_customer"
+    PENDING_APPROVAL = "pending_approval"  # a refund decision waits for a manager
     RESOLVED = "resolved"
     CLOSED = "closed"
     WITHDRAWN = "withdrawn"
 
 
-OPEN_STATES = frozenset({Status.NEW, Status.OPEN, Status.AWAITING_CUSTOMER})
+OPEN_STATES = frozenset({Status.NEW, Status.OPEN, Status.AWAITING_CUSTOMER, Status.PENDING_APPROVAL})
 
 # new → open → awaiting_customer ⇄ open → resolved → closed; resolved → open (reopen);
+# a refund decision a manager must approve: pending_approval → resolved, or back to open;
 # withdrawn from any open state.
+DECIDING = frozenset({Status.PENDING_APPROVAL, Status.RESOLVED, Status.WITHDRAWN})
 TRANSITIONS: dict[Status, frozenset[Status]] = {
-    Status.NEW: frozenset({Status.OPEN, Status.AWAITING_CUSTOMER, Status.RESOLVED, Status.WITHDRAWN}),
-    Status.OPEN: frozenset({Status.AWAITING_CUSTOMER, Status.RESOLVED, Status.WITHDRAWN}),
-    Status.AWAITING_CUSTOMER: frozenset({Status.OPEN, Status.RESOLVED, Status.WITHDRAWN}),
+    Status.NEW: frozenset({Status.OPEN, Status.AWAITING_CUSTOMER, *DECIDING}),
+    Status.OPEN: frozenset({Status.AWAITING_CUSTOMER, *DECIDING}),
+    Status.AWAITING_CUSTOMER: frozenset({Status.OPEN, *DECIDING}),
+    Status.PENDING_APPROVAL: frozenset({Status.OPEN, Status.RESOLVED, Status.WITHDRAWN}),
     Status.RESOLVED: frozenset({Status.OPEN, Status.CLOSED}),
     Status.CLOSED: frozenset(),
     Status.WITHDRAWN: frozenset(),
@@ -116,6 +120,8 @@ class Ticket(TenantScoped, db.Model):
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     warn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     needs_manager: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Taken outside: a consumer association, the 12315 platform, a regulator or a court.
+    escalated: Mapped[bool] = mapped_column(Boolean, default=False)
     # The refund policy version in force when the request came in: what the customer saw.
     policy_version_id: Mapped[int | None] = mapped_column(BigIntId)
     merged_into_id: Mapped[int | None] = mapped_column(BigIntId)

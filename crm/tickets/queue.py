@@ -37,6 +37,7 @@ VIEW_STATUSES: dict[str, frozenset[Status] | None] = {
     "breached": OPEN_STATES,
     "open": frozenset({Status.NEW, Status.OPEN}),
     "awaiting_customer": frozenset({Status.AWAITING_CUSTOMER}),
+    "pending_approval": frozenset({Status.PENDING_APPROVAL}),
     "resolved": frozenset({Status.RESOLVED}),
     "closed": frozenset({Status.CLOSED}),
     "all": None,

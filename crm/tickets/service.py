@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 
 from babel.numbers import get_currency_precision
+from flask_babel import format_currency
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
@@ -26,6 +27,7 @@ from crm.notify import service as notify
 from crm.policies import service as policies
 from crm.provisioning.models import AgentDisplay, TenantSettings
 from crm.provisioning.service import tenant_settings
+from crm.refunds import ledger
 from crm.sla import clocks
 from crm.tickets import emails
 from crm.tickets.labels import STATUS_LABELS
@@ -200,6 +202,15 @@ def to_minor_units(amount: Decimal | str | None, currency: str) -> int | None:
     if minor > 10**15:
         raise DomainError(_l("The amount is too large."), "amount")
     return int(minor)
+
+
+def from_minor_units(minor: int, currency: str) -> Decimal:
+    return Decimal(minor).scaleb(-get_currency_precision(currency))
+
+
+def format_money(minor: int, currency: str) -> str:
+    """An amount in minor units as the page's language writes it: ¥186.50, CN¥186.50."""
+    return format_currency(from_minor_units(minor, currency), currency)
 
 
 def check_text(value: str | None, field_name: str, limit: int, *, required: bool) -> str:
@@ -682,7 +693,34 @@ def resolve(ticket: Ticket, body: str, *, user: User, ip: str | None) -> None:
     ticket.needs_manager = False
 
 
+def change_status(ticket: Ticket, new: Status, *, actor: Actor, user: User) -> None:
+    """A status change another domain decides (a refund waiting for approval)."""
+    _set_status(ticket, new, actor, author_kind="staff", author=user)
+
+
+def resolve_after_final_response(ticket: Ticket, *, actor: Actor, user: User) -> None:
+    _set_status(ticket, Status.RESOLVED, actor, author_kind="staff", author=user)
+    ticket.needs_manager = False
+
+
+def add_event_entry(
+    ticket: Ticket, details: dict, *, user: User, actor: Actor, uploads: list[Upload] = ()
+) -> tuple[ThreadEntry, list[Attachment]]:
+    """A staff-only event in the thread (a payout recorded), with its files."""
+    entry = _add_entry(ticket, EntryKind.SYSTEM_EVENT, author_kind="staff", author=user, details=details)
+    return entry, _attach(ticket, entry, list(uploads), actor)
+
+
 def close(ticket: Ticket, *, user: User, ip: str | None) -> None:
+    owed = ledger.balance(ticket.id).owed_minor
+    if owed:
+        raise Conflict(
+            _l(
+                "%(owed)s of the approved refund is not paid yet: record the payout first.",
+                owed=format_money(owed, ticket.currency),
+            ),
+            "status",
+        )
     _set_status(ticket, Status.CLOSED, staff_actor(user, ip), author_kind="staff", author=user)
 
 

@@ -15,6 +15,7 @@ from flask_babel import format_currency, format_decimal, format_timedelta, ngett
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from wtforms import SelectChoice
 
 from crm.access import Role, can, client_ip, current_actor, requires
 from crm.audit.chain import digest
@@ -28,6 +29,8 @@ from crm.i18n import SUPPORTED_LOCALES
 from crm.policies import service as policies
 from crm.portal.forms import ConfirmForm
 from crm.provisioning.service import tenant_settings
+from crm.refunds import service as refunds
+from crm.refunds.labels import BODY_LABELS
 from crm.sla.clocks import clocks_of
 from crm.sla.explain import explain_all, format_late
 from crm.tickets import canned, queue, service
@@ -55,7 +58,7 @@ from crm.tickets.labels import (
     REASON_LABELS,
     STATUS_LABELS,
 )
-from crm.tickets.models import Ticket
+from crm.tickets.models import Channel, Ticket
 from crm.webforms import show_error, uploads_of
 from tenants import current_tenant
 from tenants.ext import URL_PREFIX
@@ -445,6 +448,9 @@ def withdraw(number: int):
 def new_ticket():
     tenant_locale = current_tenant().locale
     form = NewTicketForm(locale=tenant_locale if tenant_locale in SUPPORTED_LOCALES else "zh_CN")
+    form.referral_body.choices = [SelectChoice("", "—")] + [
+        SelectChoice(body, label) for body, label in BODY_LABELS.items()
+    ]
     status = 200
     if form.is_submitted():
         status = 400
@@ -466,6 +472,8 @@ def new_ticket():
                     user=_me(),
                     ip=client_ip(),
                 )
+                if form.channel.data == Channel.REGULATOR_REFERRAL:
+                    _record_referral(ticket, form)
             except DomainError as error:
                 db.session.rollback()
                 _show_error(form, error)
@@ -475,6 +483,20 @@ def new_ticket():
                 flash(_("Ticket %(reference)s opened.", reference=ticket.reference), "success")
                 return redirect(url_for(".show", number=ticket.number))
     return render_template("tickets/new.html", form=form), status
+
+
+def _record_referral(ticket: Ticket, form: NewTicketForm) -> None:
+    """A ticket opened from an outside body's referral carries its case and deadline."""
+    referral = refunds.Referral(
+        form.referral_body.data,
+        form.referral_case_number.data,
+        form.referral_received_on.data,
+        form.referral_deadline_on.data,
+    )
+    try:
+        refunds.record_escalation(ticket, referral, user=_me(), ip=client_ip())
+    except DomainError as error:
+        raise DomainError(error.message, f"referral_{error.field}") from None
 
 
 # --- canned replies ----------------------------------------------------------------------

@@ -1,0 +1,515 @@
+"""Refund decisions, their second approval, the final response, payouts and outside
+escalations: the only code that changes them. Each step queues its audit event, with the
+policy version's id and hash where one applies; the caller commits.
+
+- The applicable policy version is the one in force on the purchase date (at the start of
+  that day in the tenant's zone) if the customer gave one and a version was in force then;
+  otherwise the one the ticket was received under. Another version needs a written reason.
+- A decision needs a second person with the manager role when it approves more than the
+  tenant's threshold, or denies a ticket that was escalated outside; the ticket waits in
+  ``pending_approval`` meanwhile. Otherwise it is final at once.
+- A final decision is told to the customer in a final response (thread and email, in
+  their language), which resolves the ticket; an approved refund then has a payout clock
+  of the policy's ``payout_days`` calendar days.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import render_template
+from flask_babel import force_locale, format_date
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from crm.access import Role
+from crm.audit.chain import digest
+from crm.audit.service import record
+from crm.auth.models import User
+from crm.columns import utcnow
+from crm.errors import Conflict, DomainError, NotFound
+from crm.extensions import db
+from crm.policies import service as policies
+from crm.policies.models import PolicyVersion
+from crm.provisioning.service import tenant_settings
+from crm.refunds import ledger
+from crm.refunds.calculator import Calculation, Usage, suggest
+from crm.refunds.labels import OUTCOME_LABELS, default_outside_options, reason_choices
+from crm.refunds.models import DecisionStatus, Escalation, Outcome, OutsideBody, Payout, RefundDecision
+from crm.sla import clocks
+from crm.sla.models import Metric, Unit
+from crm.tickets import service as tickets
+from crm.tickets.links import external_url
+from crm.tickets.models import Status, Ticket
+from tenants import current_tenant
+
+MAX_TEXT = 5000
+PAYOUT_METHODS = ("original_payment", "bank_transfer", "alipay", "wechat_pay", "cash", "other")
+
+
+# --- which policy, and what it suggests ---------------------------------------------------
+
+
+def _start_of(day: date) -> datetime:
+    return datetime.combine(day, time(0), ZoneInfo(current_tenant().timezone)).astimezone(UTC)
+
+
+def applicable_version(ticket: Ticket) -> PolicyVersion | None:
+    if ticket.purchase_date is not None:
+        version = policies.in_force(_start_of(ticket.purchase_date))
+        if version is not None:
+            return version
+    return policies.version_by_id(ticket.policy_version_id)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What the agent enters to compute and record a decision."""
+
+    paid: str | None = None
+    cancellation_date: date | None = None
+    service_days_total: int | None = None
+    service_days_used: int | None = None
+    balance_used: str | None = None
+
+
+def _usage(ticket: Ticket, inputs: Inputs) -> tuple[int, Usage]:
+    paid_minor = tickets.to_minor_units(inputs.paid, ticket.currency) if inputs.paid else ticket.amount_minor
+    if paid_minor is None:
+        raise DomainError(_l("Enter the amount the customer paid."), "paid")
+    balance_used = (
+        tickets.to_minor_units(inputs.balance_used, ticket.currency) if inputs.balance_used else None
+    )
+    usage = Usage(inputs.service_days_total, inputs.service_days_used, balance_used)
+    return paid_minor, usage
+
+
+def calculate(ticket: Ticket, version: PolicyVersion, inputs: Inputs) -> Calculation:
+    paid_minor, usage = _usage(ticket, inputs)
+    return suggest(
+        policies.terms_of(version),
+        paid_minor=paid_minor,
+        currency=ticket.currency,
+        purchase_date=ticket.purchase_date,
+        cancellation_date=inputs.cancellation_date,
+        usage=usage,
+    )
+
+
+# --- proposing, approving, rejecting -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Proposal:
+    version_number: int
+    outcome: str
+    reason_code: str
+    clause: str
+    amount: str
+    inputs: Inputs
+    version_reason: str = ""
+    differs_reason: str = ""
+    note: str = ""
+
+
+def _policy_data(version: PolicyVersion) -> dict:
+    return {"policy_version_id": version.id, "policy_number": version.number, "policy_sha256": version.sha256}
+
+
+def needs_approval(ticket: Ticket, outcome: str, amount_minor: int) -> bool:
+    if outcome == Outcome.DENIED:
+        return ticket.escalated
+    return amount_minor > tenant_settings().approval_threshold_minor
+
+
+def propose(ticket: Ticket, proposal: Proposal, *, user: User, ip: str | None) -> RefundDecision:
+    """Record the agent's decision. It is final at once, or waits for a manager."""
+    if ticket.status == Status.PENDING_APPROVAL:
+        raise Conflict(_l("A decision on this ticket is already waiting for approval."), "outcome")
+    if not ticket.is_open:
+        raise Conflict(_l("Reopen the ticket before deciding on it."), "outcome")
+    version = policies.by_number(proposal.version_number, published_only=True)
+    if version is None:
+        raise DomainError(_l("Choose a published policy version."), "version_number")
+    applicable = applicable_version(ticket)
+    version_reason = tickets.check_text(proposal.version_reason, "version_reason", MAX_TEXT, required=False)
+    if applicable is not None and version.id != applicable.id and not version_reason:
+        raise DomainError(
+            _l(
+                "Say why this request is judged under version %(n)d rather than %(m)d.",
+                n=version.number,
+                m=applicable.number,
+            ),
+            "version_reason",
+        )
+    try:
+        outcome = Outcome(proposal.outcome)
+    except ValueError:
+        raise DomainError(_l("Choose the outcome."), "outcome") from None
+    if proposal.reason_code not in dict(reason_choices()):
+        raise DomainError(_l("Choose a reason from the list."), "reason_code")
+    clause = tickets.check_text(proposal.clause, "clause", 200, required=True)
+    calculation = calculate(ticket, version, proposal.inputs)
+    paid_minor = _usage(ticket, proposal.inputs)[0]
+    amount_minor = tickets.to_minor_units(proposal.amount, ticket.currency)
+    amount_minor = 0 if amount_minor is None and outcome == Outcome.DENIED else amount_minor
+    if amount_minor is None:
+        raise DomainError(_l("Enter the amount to refund."), "amount")
+    if amount_minor > paid_minor:
+        raise DomainError(_l("The refund cannot be more than the amount paid."), "amount")
+    if outcome == Outcome.DENIED and amount_minor != 0:
+        raise DomainError(_l("A denial refunds nothing: the amount must be 0."), "amount")
+    if outcome == Outcome.APPROVED_FULL and amount_minor != paid_minor:
+        raise DomainError(_l("A full refund is the whole amount paid."), "amount")
+    if outcome == Outcome.APPROVED_PARTIAL and not 0 < amount_minor < paid_minor:
+        raise DomainError(_l("A partial refund is more than 0 and less than the amount paid."), "amount")
+    differs_reason = tickets.check_text(proposal.differs_reason, "differs_reason", MAX_TEXT, required=False)
+    if amount_minor != calculation.suggested_minor and not differs_reason:
+        raise DomainError(_l("The amount differs from the suggested refund: say why."), "differs_reason")
+    note = tickets.check_text(proposal.note, "note", MAX_TEXT, required=False)
+    waits = needs_approval(ticket, outcome, amount_minor)
+    decision = RefundDecision(
+        ticket_id=ticket.id,
+        policy_version_id=version.id,
+        version_reason=version_reason or None,
+        outcome=outcome,
+        reason_code=proposal.reason_code,
+        clause=clause,
+        currency=ticket.currency,
+        paid_minor=paid_minor,
+        amount_minor=amount_minor,
+        suggested_minor=calculation.suggested_minor,
+        calculation={
+            "inputs": {
+                "paid_minor": paid_minor,
+                "purchase_date": ticket.purchase_date.isoformat() if ticket.purchase_date else None,
+                "cancellation_date": proposal.inputs.cancellation_date.isoformat()
+                if proposal.inputs.cancellation_date
+                else None,
+                "service_days_total": proposal.inputs.service_days_total,
+                "service_days_used": proposal.inputs.service_days_used,
+                "balance_used": proposal.inputs.balance_used,
+            },
+            "lines": [[line.text, line.amount_minor, line.total_minor] for line in calculation.lines],
+        },
+        differs_reason=differs_reason or None,
+        note=note,
+        status=DecisionStatus.PENDING_APPROVAL if waits else DecisionStatus.APPROVED,
+        proposed_by_id=user.id,
+    )
+    db.session.add(decision)
+    db.session.flush()
+    actor = tickets.staff_actor(user, ip)
+    record(
+        "refund.decision_proposed",
+        "ticket",
+        ticket.id,
+        actor=actor,
+        data={
+            "decision_id": decision.id,
+            "outcome": outcome,
+            "reason_code": decision.reason_code,
+            "clause": clause,
+            "amount_minor": amount_minor,
+            "suggested_minor": decision.suggested_minor,
+            "paid_minor": paid_minor,
+            "currency": decision.currency,
+            "needs_approval": waits,
+            **_policy_data(version),
+        },
+    )
+    if waits:
+        tickets.change_status(ticket, Status.PENDING_APPROVAL, actor=actor, user=user)
+    else:
+        decision.decided_by_id, decision.decided_at = user.id, utcnow()
+        _finalise(ticket, decision, version, user=user, ip=ip)
+    return decision
+
+
+def _pending(ticket: Ticket) -> RefundDecision:
+    decision = ledger.latest_decision(ticket.id)
+    if decision is None or decision.status != DecisionStatus.PENDING_APPROVAL:
+        raise Conflict(_l("No decision on this ticket is waiting for approval."), "decision")
+    return decision
+
+
+def _second_person(decision: RefundDecision, user: User) -> None:
+    if user.role != Role.MANAGER:
+        raise DomainError(_l("Only a manager can approve or reject a refund decision."), "decision")
+    if decision.proposed_by_id == user.id:
+        raise Conflict(_l("A decision needs a second person: you proposed this one."), "decision")
+
+
+def approve(ticket: Ticket, *, user: User, ip: str | None, note: str = "") -> RefundDecision:
+    decision = _pending(ticket)
+    _second_person(decision, user)
+    version = policies.version_by_id(decision.policy_version_id)
+    decision.status = DecisionStatus.APPROVED
+    decision.decided_by_id, decision.decided_at = user.id, utcnow()
+    decision.decision_note = tickets.check_text(note, "note", MAX_TEXT, required=False) or None
+    record(
+        "refund.decision_approved",
+        "ticket",
+        ticket.id,
+        actor=tickets.staff_actor(user, ip),
+        data={"decision_id": decision.id, "proposed_by": decision.proposed_by_id, **_policy_data(version)},
+    )
+    _finalise(ticket, decision, version, user=user, ip=ip)
+    return decision
+
+
+def reject(ticket: Ticket, note: str, *, user: User, ip: str | None) -> RefundDecision:
+    """The second person sends the decision back to the agent, saying why."""
+    decision = _pending(ticket)
+    _second_person(decision, user)
+    decision.status = DecisionStatus.REJECTED
+    decision.decided_by_id, decision.decided_at = user.id, utcnow()
+    decision.decision_note = tickets.check_text(note, "note", MAX_TEXT, required=True)
+    actor = tickets.staff_actor(user, ip)
+    version = policies.version_by_id(decision.policy_version_id)
+    record(
+        "refund.decision_rejected",
+        "ticket",
+        ticket.id,
+        actor=actor,
+        data={
+            "decision_id": decision.id,
+            "note_sha256": digest(decision.decision_note),
+            **_policy_data(version),
+        },
+    )
+    tickets.change_status(ticket, Status.OPEN, actor=actor, user=user)
+    return decision
+
+
+# --- telling the customer ------------------------------------------------------------------
+
+
+def payout_due(decision: RefundDecision, version: PolicyVersion) -> date:
+    """The last day the money may be paid: ``payout_days`` calendar days after approval."""
+    zone = ZoneInfo(current_tenant().timezone)
+    return decision.decided_at.astimezone(zone).date() + timedelta(
+        days=policies.terms_of(version).payout_days
+    )
+
+
+def outside_options(locale: str) -> str:
+    settings = tenant_settings()
+    custom = settings.outside_options_zh if locale.startswith("zh") else settings.outside_options_en
+    return custom or default_outside_options(locale)
+
+
+def final_response_text(ticket: Ticket, decision: RefundDecision, version: PolicyVersion) -> str:
+    locale = ticket.customer.locale
+    with force_locale(locale):
+        return render_template(
+            "refunds/final_response.txt",
+            ticket=ticket,
+            decision=decision,
+            version=version,
+            outcome=OUTCOME_LABELS[Outcome(decision.outcome)],
+            reason=dict(reason_choices()).get(decision.reason_code, decision.reason_code),
+            amount=tickets.format_money(decision.amount_minor, decision.currency),
+            payout_due=format_date(payout_due(decision, version), "long")
+            if decision.approved_amount_minor
+            else None,
+            outside=outside_options(locale),
+            policy_url=external_url("policies.published", number=version.number),
+        ).strip()
+
+
+def _finalise(
+    ticket: Ticket, decision: RefundDecision, version: PolicyVersion, *, user: User, ip: str | None
+) -> None:
+    """Send the final response (thread and email), resolve, and start the payout clock."""
+    body = final_response_text(ticket, decision, version)
+    tickets.reply(ticket, body, user=user, ip=ip, template="final_response")
+    decision.final_response_at = utcnow()
+    actor = tickets.staff_actor(user, ip)
+    record(
+        "refund.final_response_sent",
+        "ticket",
+        ticket.id,
+        actor=actor,
+        data={"decision_id": decision.id, "body_sha256": digest(body), **_policy_data(version)},
+    )
+    tickets.resolve_after_final_response(ticket, actor=actor, user=user)
+    if decision.approved_amount_minor:
+        clock = clocks.start_clock(
+            "ticket",
+            ticket.id,
+            Metric.PAYOUT,
+            unit=Unit.CALENDAR_DAYS,
+            target=policies.terms_of(version).payout_days,
+            started_at=decision.decided_at,
+            calendar=None,
+            rule=f"policy-v{version.number}",
+            warn_percent=clocks.REGULATORY_WARN_PERCENT,
+        )
+        clocks.started(ticket, [clock], actor=actor)
+
+
+# --- payouts ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PayoutEntry:
+    amount: str
+    method: str
+    reference: str
+    paid_at: datetime
+    receipt: tickets.Upload | None = None
+
+
+def record_payout(ticket: Ticket, entry: PayoutEntry, *, user: User, ip: str | None) -> Payout:
+    balance = ledger.balance(ticket.id)
+    decision = balance.decision
+    if decision is None or decision.status != DecisionStatus.APPROVED:
+        raise Conflict(_l("There is no approved refund to pay on this ticket."), "amount")
+    if decision.outcome == Outcome.DENIED:
+        raise Conflict(_l("The refund was denied: there is nothing to pay."), "amount")
+    amount_minor = tickets.to_minor_units(entry.amount, decision.currency)
+    if not amount_minor:
+        raise DomainError(_l("Enter the amount paid."), "amount")
+    if amount_minor > balance.owed_minor:
+        raise DomainError(
+            _l(
+                "That is more than is still owed (%(owed)s).",
+                owed=tickets.format_money(balance.owed_minor, decision.currency),
+            ),
+            "amount",
+        )
+    if entry.method not in PAYOUT_METHODS:
+        raise DomainError(_l("Choose how it was paid."), "method")
+    reference = tickets.check_text(entry.reference, "reference", 100, required=True)
+    if entry.paid_at.tzinfo is None or entry.paid_at > utcnow() + timedelta(minutes=5):
+        raise DomainError(_l("The payment time cannot be in the future."), "paid_at")
+    actor = tickets.staff_actor(user, ip)
+    payout = Payout(
+        ticket_id=ticket.id,
+        decision_id=decision.id,
+        amount_minor=amount_minor,
+        method=entry.method,
+        reference=reference,
+        paid_at=entry.paid_at,
+        recorded_by_id=user.id,
+    )
+    uploads = [entry.receipt] if entry.receipt else []
+    entry_row, attached = tickets.add_event_entry(
+        ticket,
+        {"payout": tickets.format_money(amount_minor, decision.currency)},
+        user=user,
+        actor=actor,
+        uploads=uploads,
+    )
+    payout.receipt_id = attached[0].id if attached else None
+    db.session.add(payout)
+    db.session.flush()
+    paid_off = balance.paid_minor + amount_minor >= balance.approved_minor
+    record(
+        "refund.payout_recorded",
+        "ticket",
+        ticket.id,
+        actor=actor,
+        data={
+            "payout_id": payout.id,
+            "decision_id": decision.id,
+            "amount_minor": amount_minor,
+            "currency": decision.currency,
+            "method": entry.method,
+            "reference": reference,
+            "paid_at": entry.paid_at.astimezone(UTC).isoformat(),
+            "receipt_sha256": attached[0].sha256 if attached else None,
+            "entry_id": entry_row.id,
+            "paid_in_full": paid_off,
+        },
+    )
+    if paid_off:
+        clocks.meet("ticket", ticket.id, Metric.PAYOUT, actor=actor, at=entry.paid_at)
+    return payout
+
+
+# --- outside escalations --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Referral:
+    body: str
+    case_number: str
+    received_on: date | None
+    deadline_on: date | None
+
+
+def record_escalation(ticket: Ticket, referral: Referral, *, user: User, ip: str | None) -> Escalation:
+    """The customer went to an outside body: its case, and its deadline as a clock."""
+    try:
+        body = OutsideBody(referral.body)
+    except ValueError:
+        raise DomainError(_l("Choose the body the customer went to."), "body") from None
+    case_number = tickets.check_text(referral.case_number, "case_number", 100, required=True)
+    if referral.received_on is None:
+        raise DomainError(_l("Give the date the referral was received."), "received_on")
+    if referral.deadline_on is None:
+        raise DomainError(_l("Give the deadline the body set."), "deadline_on")
+    if referral.deadline_on < referral.received_on:
+        raise DomainError(_l("The deadline cannot be before the date received."), "deadline_on")
+    if referral.received_on > utcnow().date() + timedelta(days=1):
+        raise DomainError(_l("The date received cannot be in the future."), "received_on")
+    actor = tickets.staff_actor(user, ip)
+    clock = clocks.start_clock(
+        "ticket",
+        ticket.id,
+        Metric.ESCALATION,
+        unit=Unit.CALENDAR_DAYS,
+        target=(referral.deadline_on - referral.received_on).days,
+        started_at=_start_of(referral.received_on),
+        calendar=None,
+        rule=body,
+        warn_percent=clocks.REGULATORY_WARN_PERCENT,
+    )
+    escalation = Escalation(
+        ticket_id=ticket.id,
+        body=body,
+        case_number=case_number,
+        received_on=referral.received_on,
+        deadline_on=referral.deadline_on,
+        recorded_by_id=user.id,
+    )
+    db.session.add(escalation)
+    db.session.flush()
+    escalation.clock_id = clock.id
+    ticket.escalated = True
+    record(
+        "refund.escalation_recorded",
+        "ticket",
+        ticket.id,
+        actor=actor,
+        data={
+            "escalation_id": escalation.id,
+            "body": body,
+            "case_number": case_number,
+            "received_on": referral.received_on.isoformat(),
+            "deadline_on": referral.deadline_on.isoformat(),
+        },
+    )
+    clocks.started(ticket, [clock], actor=actor)
+    return escalation
+
+
+def escalations_of(ticket: Ticket) -> list[Escalation]:
+    return list(
+        db.session.scalars(
+            select(Escalation).where(Escalation.ticket_id == ticket.id).order_by(Escalation.id)
+        )
+    )
+
+
+def payouts_of(ticket: Ticket) -> list[Payout]:
+    return list(db.session.scalars(select(Payout).where(Payout.ticket_id == ticket.id).order_by(Payout.id)))
+
+
+def require_decision(decision_id: int) -> RefundDecision:
+    decision = db.session.get(RefundDecision, decision_id)
+    if decision is None:
+        raise NotFound(_l("No such decision."), "decision")
+    return decision

@@ -1,0 +1,206 @@
+"""A ticket's refund page: the applicable policy, the calculator, the decision and its
+approval, payouts and outside escalations."""
+
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import SelectChoice
+
+from crm.access import Role, can, client_ip, requires
+from crm.auth import service as auth
+from crm.errors import DomainError
+from crm.extensions import db
+from crm.policies import service as policies
+from crm.refunds import ledger, service
+from crm.refunds.forms import ApprovalForm, DecisionForm, EscalationForm, PayoutForm
+from crm.refunds.labels import BODY_LABELS, METHOD_LABELS, OUTCOME_LABELS, reason_choices
+from crm.refunds.models import DecisionStatus
+from crm.tickets import service as tickets
+from crm.tickets.models import Ticket
+from crm.tickets.views import workspace_helpers
+from crm.webforms import show_error, uploads_of
+from tenants import current_tenant
+from tenants.ext import URL_PREFIX
+
+bp = Blueprint("refunds", __name__, url_prefix=URL_PREFIX)
+# The ticket workspace's labels and formatters, for the badges this page shares with it.
+bp.context_processor(workspace_helpers)
+FORMS = {
+    "decision": DecisionForm,
+    "approval": ApprovalForm,
+    "payout": PayoutForm,
+    "escalation": EscalationForm,
+}
+
+
+def _ticket_or_404(number: int) -> Ticket:
+    return tickets.ticket_by_number(number) or abort(404)
+
+
+def _decision_form(ticket: Ticket, form: DecisionForm | None = None) -> DecisionForm:
+    fresh = form is None
+    form = form or DecisionForm(prefix="decision", formdata=None)
+    published = [item.version for item in policies.published_history()]
+    form.version_number.choices = [SelectChoice(v.number, _("Version %(n)d", n=v.number)) for v in published]
+    form.reason_code.choices = [SelectChoice("", "—")] + [
+        SelectChoice(code, label) for code, label in reason_choices()
+    ]
+    if fresh:
+        applicable = service.applicable_version(ticket)
+        form.version_number.data = applicable.number if applicable else None
+        if ticket.amount_minor is not None:
+            form.paid.data = str(tickets.from_minor_units(ticket.amount_minor, ticket.currency))
+    return form
+
+
+def _render(ticket: Ticket, status: int = 200, *, calculation=None, **bound: FlaskForm):
+    decision_form = _decision_form(ticket, bound.get("decision"))
+    forms = {name: bound.get(name) or form(prefix=name, formdata=None) for name, form in FORMS.items()}
+    forms["decision"] = decision_form
+    balance = ledger.balance(ticket.id)
+    decision = balance.decision
+    return render_template(
+        "refunds/ticket.html",
+        ticket=ticket,
+        forms=forms,
+        balance=balance,
+        decision=decision,
+        decision_version=policies.version_by_id(decision.policy_version_id) if decision else None,
+        applicable=service.applicable_version(ticket),
+        pinned=policies.version_by_id(ticket.policy_version_id),
+        calculation=calculation,
+        payouts=service.payouts_of(ticket),
+        escalations=service.escalations_of(ticket),
+        staff={user.id: user.display_name for user in auth.list_users()},
+        outcome_labels=OUTCOME_LABELS,
+        reasons=dict(reason_choices()),
+        body_labels=BODY_LABELS,
+        method_labels=METHOD_LABELS,
+        money=tickets.format_money,
+        may_decide=can(current_user, "tickets.work"),
+        may_approve=current_user.role == Role.MANAGER,
+        Pending=DecisionStatus.PENDING_APPROVAL,
+    ), status
+
+
+def _refused(ticket: Ticket, name: str, form: FlaskForm, error: DomainError, **extra):
+    db.session.rollback()
+    show_error(form, error)
+    return _render(ticket, error.status, **{name: form}, **extra)
+
+
+@bp.route("/tickets/<int:number>/refund")
+@requires("tickets.view")
+def page(number: int):
+    return _render(_ticket_or_404(number))
+
+
+@bp.route("/tickets/<int:number>/refund", methods=["POST"])
+@requires("tickets.work")
+def decide(number: int):
+    """One form, two buttons: "calculate" shows the arithmetic, "propose" records it."""
+    ticket = _ticket_or_404(number)
+    form = _decision_form(ticket, DecisionForm(prefix="decision"))
+    if not form.validate():
+        return _render(ticket, 400, decision=form)
+    try:
+        version = policies.require(form.version_number.data or 0, published_only=True)
+        calculation = service.calculate(ticket, version, form.inputs())
+    except DomainError as error:
+        return _refused(ticket, "decision", form, error)
+    if request.form.get("action") != "propose":
+        return _render(ticket, calculation=calculation, decision=form)
+    proposal = service.Proposal(
+        version_number=version.number,
+        outcome=form.outcome.data,
+        reason_code=form.reason_code.data,
+        clause=form.clause.data,
+        amount=(form.amount.data or "").strip(),
+        inputs=form.inputs(),
+        version_reason=form.version_reason.data,
+        differs_reason=form.differs_reason.data,
+        note=form.note.data,
+    )
+    try:
+        decision = service.propose(ticket, proposal, user=current_user, ip=client_ip())
+    except DomainError as error:
+        return _refused(ticket, "decision", form, error, calculation=calculation)
+    waits = decision.status == DecisionStatus.PENDING_APPROVAL
+    db.session.commit()
+    flash(
+        _("The decision waits for a manager's approval.")
+        if waits
+        else _("Decision recorded; the final response has been sent to the customer."),
+        "success",
+    )
+    return redirect(url_for(".page", number=number))
+
+
+@bp.route("/tickets/<int:number>/refund/<any(approve, reject):verdict>", methods=["POST"])
+@requires("tickets.work")
+def second_person(number: int, verdict: str):
+    ticket = _ticket_or_404(number)
+    form = ApprovalForm(prefix="approval")
+    if not form.validate():
+        return _render(ticket, 400, approval=form)
+    try:
+        if verdict == "approve":
+            service.approve(ticket, user=current_user, ip=client_ip(), note=form.note.data)
+        else:
+            service.reject(ticket, form.note.data, user=current_user, ip=client_ip())
+    except DomainError as error:
+        return _refused(ticket, "approval", form, error)
+    db.session.commit()
+    flash(
+        _("Approved; the final response has been sent to the customer.")
+        if verdict == "approve"
+        else _("The decision is sent back to the agent."),
+        "success",
+    )
+    return redirect(url_for(".page", number=number))
+
+
+@bp.route("/tickets/<int:number>/payouts", methods=["POST"])
+@requires("tickets.work")
+def payout(number: int):
+    ticket = _ticket_or_404(number)
+    form = PayoutForm(prefix="payout")
+    if not form.validate():
+        return _render(ticket, 400, payout=form)
+    receipts = uploads_of("payout-receipt")
+    entry = service.PayoutEntry(
+        amount=form.amount.data,
+        method=form.method.data,
+        reference=form.reference.data,
+        paid_at=form.paid_at.data.replace(tzinfo=ZoneInfo(current_tenant().timezone)),
+        receipt=tickets.Upload(receipts[0].filename, receipts[0].content) if receipts else None,
+    )
+    try:
+        service.record_payout(ticket, entry, user=current_user, ip=client_ip())
+    except DomainError as error:
+        return _refused(ticket, "payout", form, error)
+    db.session.commit()
+    flash(_("Payout recorded."), "success")
+    return redirect(url_for(".page", number=number))
+
+
+@bp.route("/tickets/<int:number>/escalations", methods=["POST"])
+@requires("tickets.work")
+def escalation(number: int):
+    ticket = _ticket_or_404(number)
+    form = EscalationForm(prefix="escalation")
+    if not form.validate():
+        return _render(ticket, 400, escalation=form)
+    referral = service.Referral(
+        form.body.data, form.case_number.data, form.received_on.data, form.deadline_on.data
+    )
+    try:
+        service.record_escalation(ticket, referral, user=current_user, ip=client_ip())
+    except DomainError as error:
+        return _refused(ticket, "escalation", form, error)
+    db.session.commit()
+    flash(_("Escalation recorded; its deadline is on the ticket's clocks."), "success")
+    return redirect(url_for(".page", number=number))
