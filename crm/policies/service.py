@@ -261,6 +261,7 @@ def publish(
         )
     terms_of(version)  # a draft stored before a validation rule changed is checked again
     previous = in_force(effective_from)
+    following = _next_scheduled(effective_from)
     version.status = PolicyStatus.PUBLISHED
     version.sha256 = content_hash(version.texts, version.terms)
     version.effective_from = effective_from
@@ -279,19 +280,31 @@ def publish(
         },
     )
     if previous is not None:
-        record(
-            "policy.superseded",
-            "policy_version",
-            previous.id,
-            actor=actor,
-            data={
-                "number": previous.number,
-                "sha256": previous.sha256,
-                "by_number": version.number,
-                "at": format_instant(effective_from),
-            },
-        )
+        _record_superseded(previous, by=version, at=effective_from, actor=actor)
+    if following is not None:
+        # Taking effect before a version already scheduled: it is superseded when that starts.
+        _record_superseded(version, by=following, at=following.effective_from, actor=actor)
     return version
+
+
+def _record_superseded(old: PolicyVersion, *, by: PolicyVersion, at: datetime, actor: Actor) -> None:
+    record(
+        "policy.superseded",
+        "policy_version",
+        old.id,
+        actor=actor,
+        data={"number": old.number, "sha256": old.sha256, "by_number": by.number, "at": format_instant(at)},
+    )
+
+
+def _next_scheduled(after: datetime) -> PolicyVersion | None:
+    """The published version that takes effect first after ``after``, if any."""
+    return db.session.scalars(
+        select(PolicyVersion)
+        .where(PolicyVersion.status == PolicyStatus.PUBLISHED, PolicyVersion.effective_from > after)
+        .order_by(PolicyVersion.effective_from, PolicyVersion.number)
+        .limit(1)
+    ).one_or_none()
 
 
 def require(number: int, *, published_only: bool = False) -> PolicyVersion:

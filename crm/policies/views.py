@@ -143,6 +143,8 @@ def admin_edit(number: int):
         )
     except DomainError as error:
         db.session.rollback()
+        # A term's refusal names its path ("required_evidence[1]"); show it beside the field.
+        error.field = error.field and error.field.split("[", 1)[0]
         show_error(form, error)
         return _edit_page(service.by_number(number), form, publish_form, error.status)
     db.session.commit()
