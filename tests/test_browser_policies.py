@@ -23,8 +23,9 @@ WORDS = {
         "password": "Password",
         "sign_in": "Sign in",
         "new_draft": "New draft from the latest version",
-        "created": "Draft version 1 created from the latest version.",
+        "created": "Draft version 1 created: write the policy in place of the starter text.",
         "text": "Policy text, English (Markdown)",
+        "other_text": "Policy text, Simplified Chinese (Markdown)",
         "payout": "Payout within (days)",
         "save": "Save draft",
         "saved": "Draft saved; the preview below shows it.",
@@ -45,8 +46,9 @@ WORDS = {
         "password": "密码",
         "sign_in": "登录",
         "new_draft": "根据最新版本新建草稿",
-        "created": "已根据最新版本创建第 1 版草稿。",
+        "created": "已创建第 1 版草稿：请用实际政策替换示例文字。",
         "text": "政策正文（简体中文，Markdown）",
+        "other_text": "政策正文（英文，Markdown）",
         "payout": "付款期限（天）",
         "save": "保存草稿",
         "saved": "草稿已保存，可在下方预览。",
@@ -90,11 +92,13 @@ def test_a_manager_publishes_a_policy_and_a_customer_reads_the_version_in_force(
     assert words["created"] in staff.locator(".alert").first.inner_text()
     check_and_shoot(staff, f"policy-2-draft-{locale}")
 
-    # 2. The manager writes the text in the page's language and changes a term.
+    # 2. The manager writes the text in the page's language (clearing the other language's
+    #    starter text) and changes a term.
     staff.set_viewport_size(DESK)
     staff.get_by_label(words["text"]).fill(
         f"# {words['heading']}\n\n- 7 days: full refund\n- **Payout** within 10 days\n"
     )
+    staff.get_by_label(words["other_text"]).fill("")  # the starter text is never published
     staff.get_by_label(words["payout"]).fill("10")
     with staff.expect_navigation():
         staff.get_by_role("button", name=words["save"]).click()

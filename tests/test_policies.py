@@ -933,7 +933,9 @@ def test_another_tenants_manager_can_neither_see_nor_change_this_tenants_version
 def test_every_step_is_audited_and_the_chain_verifies(app, client, runner, signed_in):
     tenant, manager = signed_in("manager")
     send_page_form(client, admin_url(tenant), {})
-    send_page_form(client, admin_url(tenant, "/1"), {"text_en": "# First\n", "payout_days": "12"})
+    send_page_form(
+        client, admin_url(tenant, "/1"), {"text_en": "# First\n", "text_zh_CN": "", "payout_days": "12"}
+    )
     send_page_form(client, admin_url(tenant, "/1"), {"confirm": "y"}, action="/publish")
     send_page_form(client, admin_url(tenant), {})
     send_page_form(client, admin_url(tenant, "/2"), {"text_en": "# Second\n"})
@@ -973,3 +975,18 @@ def test_every_step_is_audited_and_the_chain_verifies(app, client, runner, signe
     result = runner.invoke(args=["audit", "verify", "--tenant", tenant.slug])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("ok: ")
+
+
+def test_the_starter_text_is_never_published(app, client, signed_in):
+    """A first draft starts with placeholder text in both languages; publishing it as it
+    is would put the placeholder before customers, so it is refused until written."""
+    tenant, _manager = signed_in("manager")
+    send_page_form(client, admin_url(tenant), {})
+    refused = send_page_form(client, admin_url(tenant, "/1"), {"confirm": "y"}, action="/publish")
+    assert refused.status_code == 422
+    assert "The English text is still the starter placeholder" in refused.text
+    with acting_for(app, tenant):
+        assert stored_row(app, tenant, 1)["status"] == "draft"
+    send_page_form(client, admin_url(tenant, "/1"), {"text_en": "# Refunds\n", "text_zh_CN": ""})
+    published = send_page_form(client, admin_url(tenant, "/1"), {"confirm": "y"}, action="/publish")
+    assert published.status_code == 302

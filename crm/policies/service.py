@@ -22,10 +22,16 @@ from crm.audit.service import Actor, record
 from crm.columns import utcnow
 from crm.errors import Conflict, DomainError, NotFound
 from crm.extensions import db, insert_or_ignore
+from crm.i18n import LOCALE_NAMES
 from crm.policies.models import PolicyStatus, PolicyVersion
 from crm.policies.terms import Terms
 
 LOCALES = ("en", "zh_CN")
+# What a tenant's first draft says until someone writes the policy; never publishable.
+STARTER_TEXTS = {
+    "en": "# Refund policy\n\nDescribe when customers get their money back, and how.\n",
+    "zh_CN": "# 退款政策\n\n请说明客户在什么情况下可以退款，以及如何退款。\n",
+}
 MAX_TEXT = 100_000
 MAX_FILE_BYTES = 1024 * 1024
 # Publishing "now" may be a little in the past by the time it lands; more is refused, as it
@@ -260,6 +266,15 @@ def publish(
             "effective_from",
         )
     terms_of(version)  # a draft stored before a validation rule changed is checked again
+    for locale, text in version.texts.items():
+        if text == STARTER_TEXTS.get(locale):
+            raise DomainError(
+                _l(
+                    "The %(language)s text is still the starter placeholder: write the policy, or clear it.",
+                    language=LOCALE_NAMES.get(locale, locale),
+                ),
+                f"text_{locale}",
+            )
     previous = in_force(effective_from)
     following = _next_scheduled(effective_from)
     version.status = PolicyStatus.PUBLISHED
@@ -319,7 +334,7 @@ def require(number: int, *, published_only: bool = False) -> PolicyVersion:
 
 @dataclass(frozen=True)
 class DiffLine:
-    kind: str  # "same", "added", "removed", "section"
+    kind: str  # "same", "added", "removed", "section" (text: a locale, or "terms")
     text: str
 
 
@@ -327,7 +342,7 @@ def diff(old: PolicyVersion, new: PolicyVersion) -> list[DiffLine]:
     """What changed from ``old`` to ``new``: each language's text, then the terms."""
 
     def sections(version: PolicyVersion) -> dict[str, list[str]]:
-        found = {f"text ({locale})": version.texts.get(locale, "").splitlines() for locale in LOCALES}
+        found = {locale: version.texts.get(locale, "").splitlines() for locale in LOCALES}
         found["terms"] = json.dumps(version.terms, indent=2, ensure_ascii=False, sort_keys=True).splitlines()
         return found
 

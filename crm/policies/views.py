@@ -24,10 +24,6 @@ from tenants.ext import URL_PREFIX
 
 bp = Blueprint("policies", __name__, url_prefix=URL_PREFIX)
 
-STARTER_TEXTS = {
-    "en": "# Refund policy\n\nDescribe when customers get their money back, and how.\n",
-    "zh_CN": "# 退款政策\n\n请说明客户在什么情况下可以退款，以及如何退款。\n",
-}
 STARTER_TERMS = {
     "cooling_off_days": 7,
     "prorate_unused_balance": True,
@@ -95,7 +91,7 @@ def admin_list():
         if not LogoutForm().validate():  # "new draft" sends nothing but its CSRF token
             abort(400)
         latest = next(iter(service.versions()), None)
-        texts, terms = (latest.texts, latest.terms) if latest else (STARTER_TEXTS, STARTER_TERMS)
+        texts, terms = (latest.texts, latest.terms) if latest else (service.STARTER_TEXTS, STARTER_TERMS)
         try:
             version = service.create_draft(texts, terms, actor=current_actor(), user_id=current_user.id)
         except DomainError as error:
@@ -104,7 +100,12 @@ def admin_list():
             return redirect(url_for(".admin_list"))
         number = version.number
         db.session.commit()
-        flash(_("Draft version %(n)d created from the latest version.", n=number), "success")
+        flash(
+            _("Draft version %(n)d created from the latest version.", n=number)
+            if latest
+            else _("Draft version %(n)d created: write the policy in place of the starter text.", n=number),
+            "success",
+        )
         return redirect(url_for(".admin_edit", number=number))
     return render_template(
         "policies/admin_list.html", versions=service.versions(), current=service.in_force()
