@@ -38,7 +38,7 @@ class DecisionForm(FlaskForm):
     )
     service_days_used = IntegerField(_l("Days used"), validators=[Optional(), NumberRange(min=0, max=36_500)])
     balance_used = StringField(_l("Prepaid balance used"), validators=[Length(max=20)])
-    outcome = SelectField(_l("Outcome"), choices=_choices(OUTCOME_LABELS, blank="—"), default="")
+    outcome = SelectField(_l("Refund outcome"), choices=_choices(OUTCOME_LABELS, blank="—"), default="")
     reason_code = SelectField(_l("Reason"), choices=[], default="")
     clause = StringField(
         _l("Clause relied on"), validators=[Length(max=200)], description=_l("e.g. clause 2, unused balance")
