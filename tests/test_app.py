@@ -148,7 +148,15 @@ def test_demo_seed_is_idempotent_and_its_chain_verifies(app, runner):
     assert verify.exit_code == 0 and verify.output.startswith("ok: ")
     with app.app_context(), tenant_context(tenant_by_slug("demo")):
         statuses = set(db.session.scalars(select(Ticket.status)))
-    assert statuses == {"new", "open", "awaiting_customer", "resolved", "closed", "withdrawn"}
+    assert statuses == {
+        "new",
+        "open",
+        "awaiting_customer",
+        "pending_approval",
+        "resolved",
+        "closed",
+        "withdrawn",
+    }
 
 
 def test_unknown_pages_get_a_friendly_404(client, make_tenant):

@@ -3,6 +3,7 @@ audit trail is real. Safe to run again: what exists is left alone."""
 
 from contextlib import suppress
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from crm.errors import DomainError
 from crm.extensions import db
 from crm.policies import service as policies
 from crm.provisioning import service as provisioning
+from crm.refunds import service as refunds
 from crm.sla import calendars, versions
 from crm.sla.models import ConfigKind
 from crm.sla.rules import DEFAULT_CALENDAR, DEFAULT_KEY
@@ -75,7 +77,7 @@ REQUESTS = (
         "cancelled_contract",
         "500.00",
         "合同已于9月解除，但仍被扣费500元。",
-        "resolved",
+        "decided",
     ),
     (
         "Zhao Min",
@@ -211,7 +213,56 @@ def _seed_tickets() -> dict[str, str]:
         user=agent,
         ip=None,
     )
+    _seed_refunds(agent, phone_ticket)
     return links
+
+
+def _seed_refunds(agent: User, complaint: Ticket) -> None:
+    """A refund decided (its final response sent, its payout owed); a customer who was not
+    satisfied and went to the 12315 platform, whose denial waits for a manager's approval;
+    and a complaint the customer took to the telecom regulator."""
+    charged_after, disputed = tickets.ticket_by_number(1004), tickets.ticket_by_number(1007)
+    refunds.propose(
+        charged_after,
+        refunds.Proposal(
+            version_number=1,
+            outcome="approved_full",
+            reason_code="billing_error",
+            clause="clause 3",
+            amount="500.00",
+            inputs=refunds.Inputs(),
+            differs_reason="Charged after the contract ended: returned whole, no fee on money not owed.",
+        ),
+        user=agent,
+        ip=None,
+    )
+    today = utcnow().date()
+    refunds.record_escalation(
+        disputed,
+        refunds.Referral("platform_12315", "12315-2026-33871", today, today + timedelta(days=10)),
+        user=agent,
+        ip=None,
+    )
+    refunds.propose(
+        disputed,
+        refunds.Proposal(
+            version_number=1,
+            outcome="denied",
+            reason_code="outside_policy",
+            clause="clause 2",
+            amount="0",
+            inputs=refunds.Inputs(balance_used="150.00"),
+            differs_reason="The unused balance, 200.00, was refunded in full on the first decision.",
+        ),
+        user=agent,
+        ip=None,
+    )
+    refunds.record_escalation(
+        complaint,
+        refunds.Referral("telecom_regulator", "MIIT-12300-2026-0118", today, today + timedelta(days=7)),
+        user=agent,
+        ip=None,
+    )
 
 
 def _play(ticket: Ticket, fate: str, agent: User, manager: User) -> None:
