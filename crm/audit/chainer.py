@@ -23,6 +23,9 @@ class BackgroundChainer:
         self._wake = threading.Event()
         self._waiting: set[tuple[Engine, int]] = set()
         self._thread: threading.Thread | None = None
+        # One pass at a time: a drain called while the thread is chaining waits for that
+        # pass, so "drained" means chained, not merely handed over.
+        self._pass = threading.Lock()
 
     def submit(self, engine: Engine, tenant_ids) -> None:
         """Have these tenants' waiting events chained soon."""
@@ -35,14 +38,16 @@ class BackgroundChainer:
         self._wake.set()
 
     def drain(self) -> None:
-        """Chain everything handed over so far, now, in this thread."""
-        with self._lock:
-            waiting, self._waiting = self._waiting, set()
-        for engine, tenant_id in sorted(waiting, key=lambda item: item[1]):
-            try:
-                self._chain(engine, tenant_id)
-            except SQLAlchemyError:
-                log.exception("audit events of tenant %s wait in the inbox to be chained", tenant_id)
+        """Chain everything handed over so far, now, in this thread (after any pass the
+        chainer thread is in the middle of)."""
+        with self._pass:
+            with self._lock:
+                waiting, self._waiting = self._waiting, set()
+            for engine, tenant_id in sorted(waiting, key=lambda item: item[1]):
+                try:
+                    self._chain(engine, tenant_id)
+                except SQLAlchemyError:
+                    log.exception("audit events of tenant %s wait in the inbox to be chained", tenant_id)
 
     def _run(self) -> None:
         while True:

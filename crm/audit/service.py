@@ -166,9 +166,9 @@ def _write_pending(session: Session) -> None:
         for item in pending
     ]
     # The tenant in context at commit may be another one (or none, for the operator's
-    # CLI): the rows name their tenant themselves.
-    # render_nulls: one INSERT for all rows, even where some values are None.
-    session.execute(insert(AuditInbox), rows, execution_options={"tenant_guard": False, "render_nulls": True})
+    # CLI): the rows name their tenant themselves. A Core INSERT on the session's own
+    # connection: the same transaction, without the ORM's per-statement machinery.
+    session.connection().execute(insert(AuditInbox.__table__), rows)
     session.info.setdefault(TO_CHAIN_KEY, set()).update(row["tenant_id"] for row in rows)
 
 
