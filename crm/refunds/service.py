@@ -34,10 +34,10 @@ from crm.policies.models import PolicyVersion
 from crm.provisioning.service import tenant_settings
 from crm.refunds import ledger
 from crm.refunds.calculator import Calculation, Usage, suggest
-from crm.refunds.labels import OUTCOME_LABELS, default_outside_options, reason_choices
+from crm.refunds.labels import METHOD_LABELS, OUTCOME_LABELS, default_outside_options, reason_choices
 from crm.refunds.models import DecisionStatus, Escalation, Outcome, OutsideBody, Payout, RefundDecision
-from crm.sla import clocks
-from crm.sla.models import Metric, Unit
+from crm.sla import clocks, versions
+from crm.sla.models import ConfigKind, Metric, Unit
 from crm.tickets import service as tickets
 from crm.tickets.links import external_url
 from crm.tickets.models import Status, Ticket
@@ -342,7 +342,9 @@ def _finalise(
             unit=Unit.CALENDAR_DAYS,
             target=policies.terms_of(version).payout_days,
             started_at=decision.decided_at,
-            calendar=None,
+            # Whole days end at midnight in the calendar's zone, the tenant's; without a
+            # calendar the clock would count UTC days and end at 08:00 in Shanghai.
+            calendar=versions.current(ConfigKind.CALENDAR),
             rule=f"policy-v{version.number}",
             warn_percent=clocks.REGULATORY_WARN_PERCENT,
         )
@@ -395,11 +397,17 @@ def record_payout(ticket: Ticket, entry: PayoutEntry, *, user: User, ip: str | N
         recorded_by_id=user.id,
     )
     uploads = [entry.receipt] if entry.receipt else []
+    amount_text = tickets.format_money(amount_minor, decision.currency)
     entry_row, attached = tickets.add_event_entry(
         ticket,
-        {"payout": tickets.format_money(amount_minor, decision.currency)},
+        {"payout": amount_text},
         user=user,
         actor=actor,
+        # The line staff read in the thread (else the entry there is blank), in the
+        # recorder's language as a note would be.
+        body=" · ".join(
+            (str(_l("Payout recorded.")), amount_text, str(METHOD_LABELS[entry.method]), reference)
+        ),
         uploads=uploads,
     )
     payout.receipt_id = attached[0].id if attached else None
@@ -463,7 +471,7 @@ def record_escalation(ticket: Ticket, referral: Referral, *, user: User, ip: str
         unit=Unit.CALENDAR_DAYS,
         target=(referral.deadline_on - referral.received_on).days,
         started_at=_start_of(referral.received_on),
-        calendar=None,
+        calendar=versions.current(ConfigKind.CALENDAR),  # the tenant's days, as for payouts
         rule=body,
         warn_percent=clocks.REGULATORY_WARN_PERCENT,
     )

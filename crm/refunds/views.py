@@ -11,7 +11,7 @@ from wtforms import SelectChoice
 
 from crm.access import Role, can, client_ip, requires
 from crm.auth import service as auth
-from crm.errors import DomainError
+from crm.errors import Conflict, DomainError
 from crm.extensions import db
 from crm.policies import service as policies
 from crm.refunds import ledger, service
@@ -88,7 +88,12 @@ def _render(ticket: Ticket, status: int = 200, *, calculation=None, **bound: Fla
 
 def _refused(ticket: Ticket, name: str, form: FlaskForm, error: DomainError, **extra):
     db.session.rollback()
-    show_error(form, error)
+    if isinstance(error, Conflict):
+        # About the ticket's state, whose form may no longer be on the page (a denial has
+        # no payout form; a decision waiting for approval, no decision form): say it on top.
+        flash(error.message, "danger")
+    else:
+        show_error(form, error)
     return _render(ticket, error.status, **{name: form}, **extra)
 
 

@@ -405,9 +405,9 @@ def on_status_change(
                 _finish(clock, at, ClockState.STOPPED)
                 changes["stopped"].append(clock)
         elif new == Status.RESOLVED:
-            if state not in UNFINISHED:
-                continue
-            if metric == Metric.RESOLUTION or metric in REGULATORY_METRICS:
+            if state not in UNFINISHED or metric == Metric.PAYOUT:
+                continue  # money owed is watched until it is paid, resolved or not
+            if metric in (Metric.RESOLUTION, Metric.ESCALATION) or metric in REGULATORY_METRICS:
                 _finish(clock, at, ClockState.MET)
                 changes["met"].append(clock)
             else:  # nothing is left to answer once the request is resolved

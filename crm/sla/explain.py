@@ -14,6 +14,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from crm.columns import utcnow
+from crm.refunds.labels import BODY_LABELS
 from crm.sla import versions
 from crm.sla.labels import METRIC_LABELS, PAUSE_REASONS
 from crm.sla.models import Clock, ClockState, Metric, Unit
@@ -96,6 +97,18 @@ def _target_reason(clock: Clock, calendar_label: str | None, profile: Profile | 
             calendar=calendar_label,
             rule=clock.rule,
             version=version.version,
+        )
+    if clock.metric == Metric.PAYOUT:
+        return _(
+            "%(days)d calendar days after the refund was approved, to the end of that day (%(policy)s)",
+            days=clock.target,
+            policy=_("refund policy version %(n)s", n=clock.rule.removeprefix("policy-v")),
+        )
+    if clock.metric == Metric.ESCALATION:
+        return _(
+            "the deadline %(body)s set: %(days)d calendar days after it received the case",
+            body=BODY_LABELS.get(clock.rule, clock.rule),
+            days=clock.target,
         )
     name = profile.name if profile else clock.rule
     if clock.unit == Unit.BUSINESS_DAYS:

@@ -688,6 +688,14 @@ def _change(ticket: Ticket, field_name: str, value, action: str, actor: Actor) -
 
 def resolve(ticket: Ticket, body: str, *, user: User, ip: str | None) -> None:
     """Resolve with a final answer to the customer (the outcome and the reason)."""
+    if ticket.status == Status.PENDING_APPROVAL:
+        raise Conflict(
+            _l(
+                "A refund decision waits for a manager's approval; "
+                "its final response will resolve the ticket."
+            ),
+            "body",
+        )
     reply(ticket, body, user=user, ip=ip, template="resolved")
     _set_status(ticket, Status.RESOLVED, staff_actor(user, ip), author_kind="staff", author=user)
     ticket.needs_manager = False
@@ -704,10 +712,13 @@ def resolve_after_final_response(ticket: Ticket, *, actor: Actor, user: User) ->
 
 
 def add_event_entry(
-    ticket: Ticket, details: dict, *, user: User, actor: Actor, uploads: list[Upload] = ()
+    ticket: Ticket, details: dict, *, user: User, actor: Actor, body: str = "", uploads: list[Upload] = ()
 ) -> tuple[ThreadEntry, list[Attachment]]:
-    """A staff-only event in the thread (a payout recorded), with its files."""
-    entry = _add_entry(ticket, EntryKind.SYSTEM_EVENT, author_kind="staff", author=user, details=details)
+    """A staff-only event in the thread (a payout recorded), with its files; ``body`` is
+    the line the thread shows for it."""
+    entry = _add_entry(
+        ticket, EntryKind.SYSTEM_EVENT, author_kind="staff", author=user, body=body, details=details
+    )
     return entry, _attach(ticket, entry, list(uploads), actor)
 
 
