@@ -181,7 +181,7 @@ def payout(number: int):
         method=form.method.data,
         reference=form.reference.data,
         paid_at=form.paid_at.data.replace(tzinfo=ZoneInfo(current_tenant().timezone)),
-        receipt=tickets.Upload(receipts[0].filename, receipts[0].content) if receipts else None,
+        receipt=receipts[0] if receipts else None,
     )
     try:
         service.record_payout(ticket, entry, user=current_user, ip=client_ip())
