@@ -1,9 +1,11 @@
 """Ticket operations at the service level: numbering, customers, status rules, audit."""
 
 import threading
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+import time_machine
 from sqlalchemy import select
 
 from crm.audit.models import AuditEvent
@@ -166,3 +168,25 @@ def test_two_simultaneous_submits_of_one_form_make_one_ticket(app, desk):
     assert references == ["RF-1001", "RF-1001"]
     with acting_for(app, tenant):
         assert tickets.ticket_by_number(1002) is None
+
+
+def test_last_activity_is_the_receipt_until_something_happens_later(app, desk):
+    """A new ticket's own first entries leave "last activity" at its receipt (no second
+    write for it); anything in a later transaction moves it."""
+    tenant, agent = desk
+    with (
+        time_machine.travel(datetime(2026, 9, 16, 2, 0, tzinfo=UTC), tick=False),
+        acting_for(app, tenant) as session,
+    ):
+        ticket = tickets.submit_refund_request(refund_request(), nonce="activity", ip=None).ticket
+        session.commit()
+        assert ticket.updated_at == ticket.created_at == datetime(2026, 9, 16, 2, 0, tzinfo=UTC)
+    with (
+        time_machine.travel(datetime(2026, 9, 16, 3, 0, tzinfo=UTC), tick=False),
+        acting_for(app, tenant) as session,
+    ):
+        ticket = tickets.ticket_by_number(ticket.number)
+        user = session.get(User, agent.id)
+        tickets.add_note(ticket, "Checked the bill.", user=user, ip=None)
+        session.commit()
+        assert ticket.updated_at == datetime(2026, 9, 16, 3, 0, tzinfo=UTC)

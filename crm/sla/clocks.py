@@ -135,6 +135,37 @@ def start_clock(
     alerts: bool = True,
 ) -> Clock:
     """A running clock on any subject (the caller records the event)."""
+    clock = _new_clock(
+        subject_type,
+        subject_id,
+        metric,
+        unit=unit,
+        target=target,
+        started_at=started_at,
+        calendar=calendar,
+        config=config,
+        rule=rule,
+        warn_percent=warn_percent,
+        alerts=alerts,
+    )
+    db.session.add(clock)
+    return clock
+
+
+def _new_clock(
+    subject_type: str,
+    subject_id: int | None,
+    metric: Metric,
+    *,
+    unit: Unit,
+    target: int,
+    started_at: datetime,
+    calendar: ConfigVersion | None,
+    config: ConfigVersion | None,
+    rule: str | None,
+    warn_percent: int | None,
+    alerts: bool,
+) -> Clock:
     clock = Clock(
         subject_type=subject_type,
         subject_id=subject_id,
@@ -153,7 +184,6 @@ def start_clock(
     )
     spec = versions.calendar_spec(calendar) if calendar else None
     _schedule(clock, spec, spec.timezone if spec else "UTC")
-    db.session.add(clock)
     return clock
 
 
@@ -207,10 +237,17 @@ def _ticket_rule(ticket: Ticket, policy_version: ConfigVersion) -> tuple[int, ru
     return versions.policy(policy_version).match(ticket.kind, ticket.priority, ticket.channel)
 
 
-def start_ticket_clocks(ticket: Ticket, *, actor: Actor) -> None:
-    """A new ticket's clocks: first response and resolution from the first SLA rule that
-    covers it, and the regulatory deadlines of the profile its kind and channel get."""
-    started = []
+def plan_ticket_clocks(ticket: Ticket) -> list[Clock]:
+    """A new ticket's clocks, before the ticket is inserted: first response and
+    resolution from the first SLA rule that covers it, and the regulatory deadlines of the
+    profile its kind and channel get. The ticket's deadline columns are set from them, so
+    its INSERT carries them; ``start_ticket_clocks`` stores them once it has an id."""
+    versions.prefetch(
+        (ConfigKind.SLA_POLICY, rules.DEFAULT_KEY),
+        (ConfigKind.DEADLINES, rules.DEFAULT_KEY),
+        (ConfigKind.CALENDAR, rules.DEFAULT_CALENDAR),
+    )
+    planned = []
     policy_version = versions.current(ConfigKind.SLA_POLICY)
     matched = _ticket_rule(ticket, policy_version)
     if matched:
@@ -219,10 +256,10 @@ def start_ticket_clocks(ticket: Ticket, *, actor: Actor) -> None:
         for metric in (Metric.FIRST_RESPONSE, Metric.RESOLUTION):
             target = rule.target(metric)
             if target:
-                started.append(
-                    start_clock(
+                planned.append(
+                    _new_clock(
                         "ticket",
-                        ticket.id,
+                        None,
                         metric,
                         unit=Unit.BUSINESS_MINUTES,
                         target=target,
@@ -231,6 +268,7 @@ def start_ticket_clocks(ticket: Ticket, *, actor: Actor) -> None:
                         config=policy_version,
                         rule=str(position),
                         warn_percent=rule.warn_percent,
+                        alerts=True,
                     )
                 )
     deadlines_version = versions.current(ConfigKind.DEADLINES)
@@ -239,10 +277,10 @@ def start_ticket_clocks(ticket: Ticket, *, actor: Actor) -> None:
     if profile:
         calendar = versions.calendar(deadline_rules.calendar)
         for deadline in profile.deadlines:
-            started.append(
-                start_clock(
+            planned.append(
+                _new_clock(
                     "ticket",
-                    ticket.id,
+                    None,
                     deadline.metric,
                     unit=deadline.unit,
                     target=deadline.days,
@@ -254,13 +292,21 @@ def start_ticket_clocks(ticket: Ticket, *, actor: Actor) -> None:
                     alerts=deadline.alerts,
                 )
             )
-    if not started:
-        return
-    db.session.flush()
-    first_response = [clock for clock in started if clock.metric == Metric.FIRST_RESPONSE]
+    first_response = [clock for clock in planned if clock.metric == Metric.FIRST_RESPONSE]
     ticket.respond_by = first_response[0].due_at if first_response else None
-    refresh_ticket(ticket, started)
-    record("clock.started", "ticket", ticket.id, actor=actor, data={"clocks": [_summary(c) for c in started]})
+    refresh_ticket(ticket, planned)
+    return planned
+
+
+def start_ticket_clocks(ticket: Ticket, planned: list[Clock], *, actor: Actor) -> None:
+    """Store the planned clocks of a ticket just inserted, and record their start."""
+    if not planned:
+        return
+    for clock in planned:
+        clock.subject_id = ticket.id
+    db.session.add_all(planned)
+    db.session.flush()
+    record("clock.started", "ticket", ticket.id, actor=actor, data={"clocks": [_summary(c) for c in planned]})
 
 
 # --- what happens to a ticket's clocks ---------------------------------------------------

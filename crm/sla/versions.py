@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 
 from crm.audit.chain import canonical_text, digest
 from crm.audit.service import Actor, record
@@ -73,6 +73,30 @@ def current(kind: ConfigKind, key: str | None = None) -> ConfigVersion | None:
             version = _newest(kind, key)
         cache[cache_key] = version
     return cache[cache_key]
+
+
+def prefetch(*pairs: tuple[ConfigKind, str]) -> None:
+    """Read the newest version of each (kind, key) in one query into the session's cache,
+    for ``current`` (a ticket's creation asks for three)."""
+    tenant_id, cache = current_tenant_id(), _cache()
+    wanted = [(kind, key) for kind, key in pairs if (tenant_id, kind, key) not in cache]
+    if not wanted:
+        return
+    pair = tuple_(ConfigVersion.kind, ConfigVersion.key)
+    newest = (
+        select(ConfigVersion.kind, ConfigVersion.key, func.max(ConfigVersion.version).label("version"))
+        .where(pair.in_(wanted))
+        .group_by(ConfigVersion.kind, ConfigVersion.key)
+        .subquery()
+    )
+    query = select(ConfigVersion).join(
+        newest,
+        (ConfigVersion.kind == newest.c.kind)
+        & (ConfigVersion.key == newest.c.key)
+        & (ConfigVersion.version == newest.c.version),
+    )
+    for version in db.session.scalars(query):
+        cache[(tenant_id, version.kind, version.key)] = version
 
 
 def _newest(kind: ConfigKind, key: str) -> ConfigVersion | None:

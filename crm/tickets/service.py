@@ -9,7 +9,8 @@ from decimal import Decimal, InvalidOperation
 from babel.numbers import get_currency_precision
 from flask_babel import format_currency
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session
 
 from crm.access import PERMISSIONS
 from crm.audit.chain import digest
@@ -20,7 +21,7 @@ from crm.columns import utcnow
 from crm.customers import service as customers
 from crm.customers.models import Customer
 from crm.errors import Conflict, DomainError, NotFound
-from crm.extensions import db, insert_or_ignore
+from crm.extensions import db, insert_or_ignore, pending_in_transaction
 from crm.files.models import Attachment
 from crm.files.storage import RefusedFile, store
 from crm.notify import service as notify
@@ -47,6 +48,8 @@ from crm.tickets.models import (
 )
 from tenants import current_tenant
 
+# Tickets received in the current transaction: their entries need no "last activity" UPDATE.
+RECEIVED_KEY = "tickets_received"
 MAX_FILES = 5
 MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_DESCRIPTION = 20_000
@@ -259,7 +262,8 @@ def _add_entry(
     )
     db.session.add(entry)
     db.session.flush()
-    ticket.updated_at = utcnow()
+    if ticket.id not in db.session.info.get(RECEIVED_KEY, ()):
+        ticket.updated_at = utcnow()  # received in this transaction: created_at says it
     return entry
 
 
@@ -392,6 +396,7 @@ def _create_ticket(
     actor: Actor,
 ) -> Ticket:
     number, reference = _allocate_number()
+    now = utcnow()
     ticket = Ticket(
         number=number,
         reference=reference,
@@ -406,10 +411,14 @@ def _create_ticket(
         amount_minor=amount_minor,
         currency=currency,
         policy_version_id=policy.id if (policy := policies.in_force()) else None,
+        created_at=now,
+        updated_at=now,
     )
+    planned = clocks.plan_ticket_clocks(ticket)  # sets its deadlines before the INSERT
     db.session.add(ticket)
     db.session.flush()
-    clocks.start_ticket_clocks(ticket, actor=actor)
+    pending_in_transaction(RECEIVED_KEY).append(ticket.id)
+    clocks.start_ticket_clocks(ticket, planned, actor=actor)
     record(
         "ticket.created",
         "ticket",
@@ -822,3 +831,9 @@ def not_satisfied(ticket: Ticket, body: str, *, ip: str | None) -> None:
         actor=actor,
         data={"why": "customer_not_satisfied"},
     )
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget_received(session: Session, *args) -> None:
+    session.info.pop(RECEIVED_KEY, None)
