@@ -144,7 +144,10 @@ def admin_edit(number: int):
         )
     except DomainError as error:
         db.session.rollback()
-        # A term's refusal names its path ("required_evidence[1]"); show it beside the field.
+        # A term's refusal starts with its key ("handling_fee_percent: …", for files); beside
+        # its field the label says which term it is. A path into a list ("[1]") stays.
+        if error.field and "[" not in error.field and error.message.startswith(f"{error.field}: "):
+            error.message = error.message.removeprefix(f"{error.field}: ")
         error.field = error.field and error.field.split("[", 1)[0]
         show_error(form, error)
         return _edit_page(service.by_number(number), form, publish_form, error.status)
