@@ -1,6 +1,7 @@
 """A ticket's refund page: the applicable policy, the calculator, the decision and its
 approval, payouts and outside escalations."""
 
+from datetime import date
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -56,6 +57,29 @@ def _decision_form(ticket: Ticket, form: DecisionForm | None = None) -> Decision
     return form
 
 
+def _decision_lines(ticket: Ticket, decision) -> list[tuple[str, int, int]]:
+    """The proposed arithmetic in the reader's language: recomputed from the inputs kept
+    with the decision, and shown only if it gives the same amount (else as stored)."""
+    stored = [tuple(line) for line in decision.calculation["lines"]]
+    saved = decision.calculation["inputs"]
+    inputs = service.Inputs(
+        paid=str(tickets.from_minor_units(saved["paid_minor"], decision.currency)),
+        cancellation_date=date.fromisoformat(saved["cancellation_date"])
+        if saved["cancellation_date"]
+        else None,
+        service_days_total=saved["service_days_total"],
+        service_days_used=saved["service_days_used"],
+        balance_used=saved["balance_used"],
+    )
+    try:
+        again = service.calculate(ticket, policies.version_by_id(decision.policy_version_id), inputs)
+    except DomainError:
+        return stored
+    if again.suggested_minor != decision.suggested_minor:
+        return stored
+    return [(line.text, line.amount_minor, line.total_minor) for line in again.lines]
+
+
 def _render(ticket: Ticket, status: int = 200, *, calculation=None, **bound: FlaskForm):
     decision_form = _decision_form(ticket, bound.get("decision"))
     forms = {name: bound.get(name) or form(prefix=name, formdata=None) for name, form in FORMS.items()}
@@ -69,6 +93,7 @@ def _render(ticket: Ticket, status: int = 200, *, calculation=None, **bound: Fla
         balance=balance,
         decision=decision,
         decision_version=policies.version_by_id(decision.policy_version_id) if decision else None,
+        decision_lines=_decision_lines(ticket, decision) if decision else [],
         applicable=service.applicable_version(ticket),
         pinned=policies.version_by_id(ticket.policy_version_id),
         calculation=calculation,
