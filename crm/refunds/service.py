@@ -27,7 +27,7 @@ from crm.audit.chain import digest
 from crm.audit.service import record
 from crm.auth.models import User
 from crm.columns import utcnow
-from crm.errors import Conflict, DomainError, NotFound
+from crm.errors import Conflict, DomainError
 from crm.extensions import db
 from crm.policies import service as policies
 from crm.policies.models import PolicyVersion
@@ -44,7 +44,7 @@ from crm.tickets.models import Status, Ticket
 from tenants import current_tenant
 
 MAX_TEXT = 5000
-PAYOUT_METHODS = ("original_payment", "bank_transfer", "alipay", "wechat_pay", "cash", "other")
+PAYOUT_METHODS = tuple(METHOD_LABELS)
 
 
 # --- which policy, and what it suggests ---------------------------------------------------
@@ -514,10 +514,3 @@ def escalations_of(ticket: Ticket) -> list[Escalation]:
 
 def payouts_of(ticket: Ticket) -> list[Payout]:
     return list(db.session.scalars(select(Payout).where(Payout.ticket_id == ticket.id).order_by(Payout.id)))
-
-
-def require_decision(decision_id: int) -> RefundDecision:
-    decision = db.session.get(RefundDecision, decision_id)
-    if decision is None:
-        raise NotFound(_l("No such decision."), "decision")
-    return decision

@@ -53,9 +53,10 @@ def _local_date(moment: datetime, timezone: str):
     return moment.astimezone(ZoneInfo(timezone)).date()
 
 
-def _schedule(clock: Clock, spec: CalendarSpec | None, timezone: str) -> None:
-    """Set ``due_at``, ``warn_at`` and ``check_at`` from the clock's target and pauses.
-    A breached clock keeps the due time it was breached against."""
+def _schedule(clock: Clock, spec: CalendarSpec | None) -> None:
+    """Set ``due_at``, ``warn_at`` and ``check_at`` from the clock's target and pauses
+    (days are the calendar's local days; UTC days for a clock without one). A breached
+    clock keeps the due time it was breached against."""
     if clock.state != ClockState.RUNNING:
         clock.check_at = None
         return
@@ -68,12 +69,13 @@ def _schedule(clock: Clock, spec: CalendarSpec | None, timezone: str) -> None:
                 warn_seconds = seconds * clock.warn_percent // 100
                 clock.warn_at = timeline.add_seconds(clock.started_at, warn_seconds + clock.paused_seconds)
         else:
-            received = _local_date(clock.started_at, spec.timezone if spec else timezone)
+            timezone = spec.timezone if spec else "UTC"
+            received = _local_date(clock.started_at, timezone)
             if clock.unit == Unit.BUSINESS_DAYS:
                 last_day = nth_working_day_after(spec, received, clock.target)
             else:
                 last_day = received + timedelta(days=clock.target)
-            clock.due_at = _end_of_day(last_day, spec.timezone if spec else timezone)
+            clock.due_at = _end_of_day(last_day, timezone)
             if clock.warn_percent:
                 clock.warn_at = (
                     clock.started_at + (clock.due_at - clock.started_at) * clock.warn_percent / 100
@@ -183,7 +185,7 @@ def _new_clock(
         pauses=[],
     )
     spec = versions.calendar_spec(calendar) if calendar else None
-    _schedule(clock, spec, spec.timezone if spec else "UTC")
+    _schedule(clock, spec)
     return clock
 
 
@@ -324,7 +326,7 @@ def clocks_of(subject_type: str, subject_id: int) -> list[Clock]:
 
 def reschedule(clock: Clock) -> None:
     spec = _calendar_of(clock)
-    _schedule(clock, spec, spec.timezone if spec else "UTC")
+    _schedule(clock, spec)
 
 
 def _pause(clock: Clock, at: datetime, why: str) -> None:

@@ -17,7 +17,7 @@ from crm.columns import utcnow
 from crm.refunds.labels import BODY_LABELS
 from crm.sla import versions
 from crm.sla.labels import METRIC_LABELS, PAUSE_REASONS
-from crm.sla.models import Clock, ClockState, Metric, Unit
+from crm.sla.models import Clock, ClockState, ConfigKind, Metric, Unit
 from crm.sla.rules import BUILTIN_PROFILES, Profile
 
 
@@ -146,7 +146,7 @@ def _profile(clock: Clock) -> Profile | None:
     if clock.rule in BUILTIN_PROFILES:
         return BUILTIN_PROFILES[clock.rule]
     version = versions.by_id(clock.config_version_id)
-    if version is None or version.kind != "deadlines":
+    if version is None or version.kind != ConfigKind.DEADLINES:
         return None
     return versions.deadline_rules(version).profiles().get(clock.rule)
 
