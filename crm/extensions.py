@@ -53,12 +53,18 @@ def pending_in_transaction(key: str) -> list:
 _INSERT_BY_DIALECT = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
 
 
-def insert_or_ignore(model: type, row: dict) -> bool:
-    """Insert ``row`` for the tenant in context unless its key exists; True if inserted.
+def insert_new(model: type, rows: list[dict], *returning) -> list:
+    """Insert ``rows`` for the tenant in context, skipping those whose key (or another
+    unique key) exists; the ``returning`` columns of the rows inserted.
 
     On PostgreSQL a concurrent insert of the same key waits for the other transaction,
-    so exactly one caller gets True."""
+    so exactly one caller inserts it."""
     insert = _INSERT_BY_DIALECT[db.session.get_bind().dialect.name]
-    statement = insert(model).on_conflict_do_nothing().returning(*model.__table__.primary_key.columns)
-    inserted = db.session.execute(statement, [{**row, "tenant_id": current_tenant_id()}]).all()
-    return bool(inserted)
+    statement = insert(model).on_conflict_do_nothing().returning(*returning)
+    tenant_id = current_tenant_id()
+    return db.session.execute(statement, [{**row, "tenant_id": tenant_id} for row in rows]).all()
+
+
+def insert_or_ignore(model: type, row: dict) -> bool:
+    """Insert ``row`` for the tenant in context unless its key exists; True if inserted."""
+    return bool(insert_new(model, [row], *model.__table__.primary_key.columns))

@@ -17,8 +17,6 @@ from datetime import datetime, timedelta
 from flask import current_app, render_template
 from flask_babel import force_locale, ngettext
 from sqlalchemy import Select, and_, literal, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from crm import jobs
 from crm.access import Role
@@ -26,7 +24,7 @@ from crm.audit.chain import format_instant
 from crm.audit.service import Actor, record
 from crm.auth.models import User
 from crm.columns import utcnow
-from crm.extensions import db
+from crm.extensions import db, insert_new
 from crm.notify.service import queue_email
 from crm.sla import rules, versions
 from crm.sla.labels import EVENT_LABELS, METRIC_LABELS
@@ -261,9 +259,6 @@ def _act(clock: Clock, action: str, data: dict) -> None:
     )
 
 
-_INSERT = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
-
-
 def _notify(batch: _Batch) -> int:
     """An in-app notification per person, clock and event (the unique key makes a
     second one impossible), and one email per person listing what concerns them."""
@@ -272,10 +267,8 @@ def _notify(batch: _Batch) -> int:
         wanted.setdefault((user.id, clock.id, event), (user, clock, event, to))
     if not wanted:
         return 0
-    insert = _INSERT[db.session.get_bind().dialect.name]
     rows = [
         {
-            "tenant_id": current_tenant_id(),
             "user_id": user.id,
             "clock_id": clock.id,
             "event": event,
@@ -285,12 +278,8 @@ def _notify(batch: _Batch) -> int:
         }
         for user, clock, event, _to in wanted.values()
     ]
-    statement = (
-        insert(Notification)
-        .on_conflict_do_nothing()
-        .returning(Notification.user_id, Notification.clock_id, Notification.event)
-    )
-    fresh = [wanted[tuple(row)] for row in db.session.execute(statement, rows)]
+    inserted = insert_new(Notification, rows, Notification.user_id, Notification.clock_id, Notification.event)
+    fresh = [wanted[tuple(row)] for row in inserted]
     told: dict[tuple[int, str, str], list[int]] = defaultdict(list)
     by_user: dict[int, list[tuple[Clock, str]]] = defaultdict(list)
     for user, clock, event, to in fresh:
