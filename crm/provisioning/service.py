@@ -4,7 +4,7 @@ import re
 from zoneinfo import available_timezones
 
 import phonenumbers
-from babel.numbers import get_currency_precision, list_currencies
+from babel.numbers import list_currencies
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
@@ -13,6 +13,7 @@ from crm.audit.service import Actor, record, start_chain
 from crm.errors import Conflict, DomainError, NotFound
 from crm.extensions import db
 from crm.i18n import SUPPORTED_LOCALES
+from crm.money import whole_to_minor
 from crm.provisioning.models import AgentDisplay, TenantSettings
 from tenants import Tenant, TenantStatus, current_tenant, current_tenant_id, tenant_context
 
@@ -135,7 +136,7 @@ def update_settings(changes: dict, *, actor: Actor) -> TenantSettings:
         if options[name] and len(options[name]) > 5000:
             raise DomainError(_l("Use at most %(n)d characters.", n=5000), name)
     wanted = {
-        "approval_threshold_minor": threshold * 10 ** get_currency_precision(current_tenant().currency),
+        "approval_threshold_minor": whole_to_minor(threshold, current_tenant().currency),
         "refund_reasons": reasons,
         **options,
         "ticket_prefix": prefix,

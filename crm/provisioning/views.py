@@ -1,12 +1,12 @@
 """The admin's page for their organisation's settings."""
 
-from babel.numbers import get_currency_precision
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 
 from crm.access import current_actor, requires
 from crm.errors import DomainError
 from crm.extensions import db
+from crm.money import from_minor_units
 from crm.provisioning import service
 from crm.provisioning.forms import SettingsForm
 from crm.webforms import show_error
@@ -22,8 +22,9 @@ def edit():
     settings = service.tenant_settings()
     form = SettingsForm(obj=settings)
     if not form.is_submitted():
-        digits = get_currency_precision(current_tenant().currency)
-        form.approval_threshold.data = settings.approval_threshold_minor // 10**digits
+        form.approval_threshold.data = int(
+            from_minor_units(settings.approval_threshold_minor, current_tenant().currency)
+        )
     status = 200
     if form.is_submitted():
         status = 400

@@ -47,11 +47,12 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 from babel.numbers import get_currency_precision, list_currencies
-from flask_babel import format_currency, format_percent, ngettext
+from flask_babel import format_percent, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from crm.errors import DomainError
+from crm.money import format_money
 from crm.policies.terms import Terms
 
 
@@ -238,7 +239,7 @@ class _Sheet:
         return int(amount.scaleb(self.digits).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
     def money(self, amount_minor: int) -> str:
-        return format_currency(Decimal(amount_minor).scaleb(-self.digits), self.currency)
+        return format_money(amount_minor, self.currency)
 
 
 def _divide_half_up(numerator: int, denominator: int) -> int:

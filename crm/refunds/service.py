@@ -29,6 +29,7 @@ from crm.auth.models import User
 from crm.columns import utcnow
 from crm.errors import Conflict, DomainError
 from crm.extensions import db
+from crm.money import format_money
 from crm.policies import service as policies
 from crm.policies.models import PolicyVersion
 from crm.provisioning.service import tenant_settings
@@ -309,7 +310,7 @@ def final_response_text(ticket: Ticket, decision: RefundDecision, version: Polic
             version=version,
             outcome=OUTCOME_LABELS[Outcome(decision.outcome)],
             reason=dict(reason_choices()).get(decision.reason_code, decision.reason_code),
-            amount=tickets.format_money(decision.amount_minor, decision.currency),
+            amount=format_money(decision.amount_minor, decision.currency),
             payout_due=format_date(payout_due(decision, version), "long")
             if decision.approved_amount_minor
             else None,
@@ -377,7 +378,7 @@ def record_payout(ticket: Ticket, entry: PayoutEntry, *, user: User, ip: str | N
         raise DomainError(
             _l(
                 "That is more than is still owed (%(owed)s).",
-                owed=tickets.format_money(balance.owed_minor, decision.currency),
+                owed=format_money(balance.owed_minor, decision.currency),
             ),
             "amount",
         )
@@ -397,7 +398,7 @@ def record_payout(ticket: Ticket, entry: PayoutEntry, *, user: User, ip: str | N
         recorded_by_id=user.id,
     )
     uploads = [entry.receipt] if entry.receipt else []
-    amount_text = tickets.format_money(amount_minor, decision.currency)
+    amount_text = format_money(amount_minor, decision.currency)
     entry_row, attached = tickets.add_event_entry(
         ticket,
         {"payout": amount_text},

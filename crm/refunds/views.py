@@ -14,6 +14,7 @@ from crm.access import Role, can, client_ip, requires
 from crm.auth import service as auth
 from crm.errors import Conflict, DomainError
 from crm.extensions import db
+from crm.money import format_money, from_minor_units
 from crm.policies import service as policies
 from crm.refunds import ledger, service
 from crm.refunds.forms import ApprovalForm, DecisionForm, EscalationForm, PayoutForm
@@ -53,7 +54,7 @@ def _decision_form(ticket: Ticket, form: DecisionForm | None = None) -> Decision
         applicable = service.applicable_version(ticket)
         form.version_number.data = applicable.number if applicable else None
         if ticket.amount_minor is not None:
-            form.paid.data = str(tickets.from_minor_units(ticket.amount_minor, ticket.currency))
+            form.paid.data = str(from_minor_units(ticket.amount_minor, ticket.currency))
     return form
 
 
@@ -63,7 +64,7 @@ def _decision_lines(ticket: Ticket, decision) -> list[tuple[str, int, int]]:
     stored = [tuple(line) for line in decision.calculation["lines"]]
     saved = decision.calculation["inputs"]
     inputs = service.Inputs(
-        paid=str(tickets.from_minor_units(saved["paid_minor"], decision.currency)),
+        paid=str(from_minor_units(saved["paid_minor"], decision.currency)),
         cancellation_date=date.fromisoformat(saved["cancellation_date"])
         if saved["cancellation_date"]
         else None,
@@ -104,7 +105,7 @@ def _render(ticket: Ticket, status: int = 200, *, calculation=None, **bound: Fla
         reasons=dict(reason_choices()),
         body_labels=BODY_LABELS,
         method_labels=METHOD_LABELS,
-        money=tickets.format_money,
+        money=format_money,
         may_decide=can(current_user, "tickets.work"),
         may_approve=current_user.role == Role.MANAGER,
         Pending=DecisionStatus.PENDING_APPROVAL,

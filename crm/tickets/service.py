@@ -7,7 +7,6 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 
 from babel.numbers import get_currency_precision
-from flask_babel import format_currency
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
@@ -24,6 +23,7 @@ from crm.errors import Conflict, DomainError, NotFound
 from crm.extensions import db, insert_or_ignore, pending_in_transaction
 from crm.files.models import Attachment
 from crm.files.storage import RefusedFile, store
+from crm.money import format_money
 from crm.notify import service as notify
 from crm.policies import service as policies
 from crm.provisioning.models import AgentDisplay, TenantSettings
@@ -205,15 +205,6 @@ def to_minor_units(amount: Decimal | str | None, currency: str) -> int | None:
     if minor > 10**15:
         raise DomainError(_l("The amount is too large."), "amount")
     return int(minor)
-
-
-def from_minor_units(minor: int, currency: str) -> Decimal:
-    return Decimal(minor).scaleb(-get_currency_precision(currency))
-
-
-def format_money(minor: int, currency: str) -> str:
-    """An amount in minor units as the page's language writes it: ¥186.50, CN¥186.50."""
-    return format_currency(from_minor_units(minor, currency), currency)
 
 
 def check_text(value: str | None, field_name: str, limit: int, *, required: bool) -> str:

@@ -7,11 +7,9 @@ the error beside what was typed.
 """
 
 from collections.abc import Callable
-from decimal import Decimal
 
-from babel.numbers import get_currency_precision
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
-from flask_babel import format_currency, format_decimal, format_timedelta, ngettext
+from flask_babel import format_decimal, format_timedelta, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -26,6 +24,7 @@ from crm.errors import Conflict, DomainError
 from crm.extensions import db
 from crm.files.storage import blob_path
 from crm.i18n import SUPPORTED_LOCALES
+from crm.money import format_money
 from crm.policies import service as policies
 from crm.portal.forms import ConfirmForm
 from crm.provisioning.service import tenant_settings
@@ -104,9 +103,6 @@ def workspace_helpers() -> dict:
         hours, rest = divmod(seconds, 3600)
         return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
-    def money(amount_minor: int, currency: str) -> str:
-        return format_currency(Decimal(amount_minor).scaleb(-get_currency_precision(currency)), currency)
-
     def file_size(size: int) -> str:
         if size < 1024:
             return ngettext("%(num)d byte", "%(num)d bytes", size)
@@ -118,7 +114,7 @@ def workspace_helpers() -> dict:
         "label": label,
         "age": age,
         "duration": duration,
-        "money": money,
+        "money": format_money,
         "file_size": file_size,
         "number_of": queue.ticket_number_in,
         "now": utcnow(),
