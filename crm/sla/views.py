@@ -4,16 +4,15 @@ member's notifications."""
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import func, select, update
 
 from crm.access import Role, current_actor, requires
-from crm.audit.service import record
 from crm.auth import service as auth
 from crm.auth.forms import LogoutForm
 from crm.columns import utcnow
 from crm.errors import DomainError
 from crm.extensions import db
 from crm.sla import calendars as calendar_service
+from crm.sla import notifications as notices
 from crm.sla import rules, versions
 from crm.sla.businesstime import CalendarError, CalendarSpec, format_intervals, format_weekly, parse_hours
 from crm.sla.forms import (
@@ -26,13 +25,11 @@ from crm.sla.forms import (
     policy_form,
 )
 from crm.sla.labels import EVENT_LABELS, METRIC_LABELS, UNIT_LABELS
-from crm.sla.models import Clock, ConfigKind, Notification
-from crm.tickets.models import Ticket
+from crm.sla.models import ConfigKind
 from crm.webforms import show_error
 from tenants.ext import URL_PREFIX
 
 bp = Blueprint("sla", __name__, url_prefix=URL_PREFIX)
-NOTIFICATIONS_SHOWN = 100
 
 
 def _saved(version, what: str):
@@ -311,17 +308,9 @@ def _posted_profiles(form) -> dict:
 @bp.route("/notifications")
 @requires("desk.view")
 def notifications():
-    rows = db.session.execute(
-        select(Notification, Clock, Ticket.number, Ticket.reference)
-        .join(Clock, Clock.id == Notification.clock_id)
-        .outerjoin(Ticket, (Notification.subject_type == "ticket") & (Ticket.id == Notification.subject_id))
-        .where(Notification.user_id == current_user.id)
-        .order_by(Notification.id.desc())
-        .limit(NOTIFICATIONS_SHOWN)
-    ).all()
     return render_template(
         "sla/notifications.html",
-        rows=rows,
+        rows=notices.recent(current_user.id),
         event_labels=EVENT_LABELS,
         metric_labels=METRIC_LABELS,
     )
@@ -332,24 +321,11 @@ def notifications():
 def notifications_read():
     if not LogoutForm().validate():  # a form with nothing but its CSRF token
         abort(400)
-    marked = db.session.execute(
-        update(Notification)
-        .where(Notification.user_id == current_user.id, Notification.read_at.is_(None))
-        .values(read_at=utcnow())
-    ).rowcount
-    if marked:
-        record("notifications.read", "user", current_user.id, actor=current_actor(), data={"count": marked})
+    notices.mark_all_read(current_user.id, actor=current_actor())
     db.session.commit()
     return redirect(url_for(".notifications"))
 
 
 @bp.app_context_processor
 def notification_count() -> dict:
-    def unread_notifications() -> int:
-        return db.session.scalar(
-            select(func.count())
-            .select_from(Notification)
-            .where(Notification.user_id == current_user.id, Notification.read_at.is_(None))
-        )
-
-    return {"unread_notifications": unread_notifications}
+    return {"unread_notifications": lambda: notices.unread_count(current_user.id)}
