@@ -100,15 +100,20 @@ class Published:
     standing: str  # "in_force", "superseded" or "scheduled"
 
 
-def published_history() -> list[Published]:
-    """Every published version, newest first, with where it stands now."""
-    current = in_force()
-    now = utcnow()
+def published() -> list[PolicyVersion]:
+    """Every published version, the latest to take effect first."""
     query = (
         select(PolicyVersion)
         .where(PolicyVersion.status == PolicyStatus.PUBLISHED)
         .order_by(PolicyVersion.effective_from.desc(), PolicyVersion.number.desc())
     )
+    return list(db.session.scalars(query))
+
+
+def published_history() -> list[Published]:
+    """Every published version, newest first, with where it stands now."""
+    current = in_force()
+    now = utcnow()
     return [
         Published(
             version,
@@ -116,7 +121,7 @@ def published_history() -> list[Published]:
             if current is not None and version.id == current.id
             else ("scheduled" if version.effective_from > now else "superseded"),
         )
-        for version in db.session.scalars(query)
+        for version in published()
     ]
 
 

@@ -16,6 +16,7 @@ from crm.errors import Conflict, DomainError
 from crm.extensions import db
 from crm.money import format_money, from_minor_units
 from crm.policies import service as policies
+from crm.policies.models import PolicyVersion
 from crm.refunds import ledger, service
 from crm.refunds.forms import ApprovalForm, DecisionForm, EscalationForm, PayoutForm
 from crm.refunds.labels import BODY_LABELS, METHOD_LABELS, OUTCOME_LABELS, reason_choices
@@ -42,16 +43,20 @@ def _ticket_or_404(number: int) -> Ticket:
     return tickets.ticket_by_number(number) or abort(404)
 
 
-def _decision_form(ticket: Ticket, form: DecisionForm | None = None) -> DecisionForm:
+def _decision_form(
+    ticket: Ticket, form: DecisionForm | None = None, applicable: PolicyVersion | None = None
+) -> DecisionForm:
+    """The decision form with its choices; a fresh one starts from the applicable version
+    and the amount the customer asked for."""
     fresh = form is None
     form = form or DecisionForm(prefix="decision", formdata=None)
-    published = [item.version for item in policies.published_history()]
-    form.version_number.choices = [SelectChoice(v.number, _("Version %(n)d", n=v.number)) for v in published]
+    form.version_number.choices = [
+        SelectChoice(v.number, _("Version %(n)d", n=v.number)) for v in policies.published()
+    ]
     form.reason_code.choices = [SelectChoice("", "—")] + [
         SelectChoice(code, label) for code, label in reason_choices()
     ]
     if fresh:
-        applicable = service.applicable_version(ticket)
         form.version_number.data = applicable.number if applicable else None
         if ticket.amount_minor is not None:
             form.paid.data = str(from_minor_units(ticket.amount_minor, ticket.currency))
@@ -82,7 +87,8 @@ def _decision_lines(ticket: Ticket, decision) -> list[tuple[str, int, int]]:
 
 
 def _render(ticket: Ticket, status: int = 200, *, calculation=None, **bound: FlaskForm):
-    decision_form = _decision_form(ticket, bound.get("decision"))
+    applicable = service.applicable_version(ticket)
+    decision_form = _decision_form(ticket, bound.get("decision"), applicable)
     forms = {name: bound.get(name) or form(prefix=name, formdata=None) for name, form in FORMS.items()}
     forms["decision"] = decision_form
     balance = ledger.balance(ticket.id)
@@ -95,7 +101,7 @@ def _render(ticket: Ticket, status: int = 200, *, calculation=None, **bound: Fla
         decision=decision,
         decision_version=policies.version_by_id(decision.policy_version_id) if decision else None,
         decision_lines=_decision_lines(ticket, decision) if decision else [],
-        applicable=service.applicable_version(ticket),
+        applicable=applicable,
         pinned=policies.version_by_id(ticket.policy_version_id),
         calculation=calculation,
         payouts=service.payouts_of(ticket),
