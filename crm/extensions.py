@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
-from tenants import Base, Tenants, current_tenant_id
+from tenants import Base, TenantContextError, Tenants, current_tenant_id
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
@@ -58,11 +58,17 @@ def insert_new(model: type, rows: list[dict], *returning) -> list:
     unique key) exists; the ``returning`` columns of the rows inserted.
 
     On PostgreSQL a concurrent insert of the same key waits for the other transaction,
-    so exactly one caller inserts it."""
-    insert = _INSERT_BY_DIALECT[db.session.get_bind().dialect.name]
-    statement = insert(model).on_conflict_do_nothing().returning(*returning)
+    so exactly one caller inserts it. A Core statement on the session's connection (the
+    same transaction, after a flush of what is pending), without the ORM's per-statement
+    work: the rows are stamped with the tenant here, which is what the guard checks."""
     tenant_id = current_tenant_id()
-    return db.session.execute(statement, [{**row, "tenant_id": tenant_id} for row in rows]).all()
+    if tenant_id is None:
+        raise TenantContextError(f"insert into {model.__name__} with no tenant in context")
+    db.session.flush()
+    connection = db.session.connection()
+    insert = _INSERT_BY_DIALECT[connection.dialect.name]
+    statement = insert(model.__table__).on_conflict_do_nothing().returning(*returning)
+    return connection.execute(statement, [{**row, "tenant_id": tenant_id} for row in rows]).all()
 
 
 def insert_or_ignore(model: type, row: dict) -> bool:

@@ -36,8 +36,6 @@ from crm.audit.chain import (
     GENESIS_HASH,
     canonical_text,
     check_json_value,
-    event_body,
-    event_hash,
     stored_event_hash,
 )
 from crm.audit.chainer import BackgroundChainer
@@ -235,29 +233,82 @@ def _take_chain_lock(connection: Connection, tenant_id: int) -> bool:
     return True
 
 
+# The waiting events as hashing needs them: ``data`` as its stored (canonical) text, so
+# it is hashed and moved onto the chain as it is, never parsed and written out again.
+_WAITING = (
+    _INBOX.c.id,
+    type_coerce(_INBOX.c.occurred_at, DateTime(timezone=True)).label("occurred_at"),
+    _INBOX.c.actor_kind,
+    _INBOX.c.actor_id,
+    _INBOX.c.actor_label,
+    _INBOX.c.ip,
+    _INBOX.c.action,
+    _INBOX.c.subject_type,
+    _INBOX.c.subject_id,
+    cast(_INBOX.c.data, Text).label("data"),
+)
+
+
 def _chain_batch(connection: Connection, tenant_id: int, batch: int) -> int:
     waiting = connection.execute(
-        select(_INBOX.c.id, *_INBOX_COLUMNS)
-        .where(_INBOX.c.tenant_id == tenant_id)
-        .order_by(_INBOX.c.id)
-        .limit(batch)
+        select(*_WAITING).where(_INBOX.c.tenant_id == tenant_id).order_by(_INBOX.c.id).limit(batch)
     ).all()
     if not waiting:
         return 0
     seq, prev_hash = connection.execute(
         select(_HEADS.c.seq, _HEADS.c.hash).where(_HEADS.c.tenant_id == tenant_id).with_for_update()
     ).one()
-    rows = []
-    for item in waiting:
+    links = []
+    for inbox_id, *content in waiting:
         seq += 1
-        row = {"tenant_id": tenant_id, "seq": seq, **item._mapping, "prev_hash": prev_hash}
-        del row["id"]
-        prev_hash = row["hash"] = event_hash(prev_hash, event_body(**row))
-        rows.append(row)
-    connection.execute(insert(_EVENTS), rows)
-    connection.execute(delete(_INBOX).where(_INBOX.c.id.in_([item.id for item in waiting])))
-    connection.execute(update(_HEADS).where(_HEADS.c.tenant_id == tenant_id).values(seq=seq, hash=prev_hash))
-    return len(rows)
+        hash_ = stored_event_hash(tenant_id, seq, *content, prev_hash)
+        links.append({"id": inbox_id, "seq": seq, "prev_hash": prev_hash, "hash": hash_})
+        prev_hash = hash_
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            _MOVE_TO_CHAIN,
+            {
+                "tenant": tenant_id,
+                "ids": [link["id"] for link in links],
+                "seqs": [link["seq"] for link in links],
+                "prev_hashes": [link["prev_hash"] for link in links],
+                "hashes": [link["hash"] for link in links],
+                "head_seq": seq,
+                "head_hash": prev_hash,
+            },
+        )
+    else:
+        connection.execute(_COPY_TO_CHAIN, links)
+        connection.execute(delete(_INBOX).where(_INBOX.c.id.in_([link["id"] for link in links])))
+        connection.execute(
+            update(_HEADS).where(_HEADS.c.tenant_id == tenant_id).values(seq=seq, hash=prev_hash)
+        )
+    return len(links)
+
+
+_CONTENT = ", ".join(column.name for column in _INBOX_COLUMNS)
+# The rows are copied inside the database, so each event's ``data`` lands on the chain
+# byte for byte as it was hashed. PostgreSQL: one statement moves the batch and advances
+# the head; elsewhere an INSERT … SELECT per event, then the DELETE and the UPDATE.
+_MOVE_TO_CHAIN = text(f"""
+WITH links AS (
+    SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:seqs AS bigint[]),
+                         CAST(:prev_hashes AS text[]), CAST(:hashes AS text[]))
+        AS link(id, seq, prev_hash, hash)
+), moved AS (
+    DELETE FROM audit_inbox USING links WHERE audit_inbox.id = links.id
+    RETURNING audit_inbox.tenant_id, links.seq, {", ".join(f"audit_inbox.{c.name}" for c in _INBOX_COLUMNS)},
+              links.prev_hash, links.hash
+), head AS (
+    UPDATE audit_heads SET seq = :head_seq, hash = :head_hash WHERE tenant_id = :tenant
+)
+INSERT INTO audit_events (tenant_id, seq, {_CONTENT}, prev_hash, hash)
+SELECT tenant_id, seq, {_CONTENT}, prev_hash, hash FROM moved
+""")
+_COPY_TO_CHAIN = text(f"""
+INSERT INTO audit_events (tenant_id, seq, {_CONTENT}, prev_hash, hash)
+SELECT tenant_id, :seq, {_CONTENT}, :prev_hash, :hash FROM audit_inbox WHERE id = :id
+""")
 
 
 BACKGROUND = BackgroundChainer(chain_pending)
