@@ -82,16 +82,25 @@ def version_by_id(version_id: int | None) -> PolicyVersion | None:
     return db.session.get(PolicyVersion, version_id) if version_id is not None else None
 
 
-def in_force(at: datetime | None = None) -> PolicyVersion | None:
-    """The published version in force at ``at`` (now by default)."""
-    return db.session.scalars(
-        select(PolicyVersion)
+def _in_force(entity, at: datetime | None):
+    return (
+        select(entity)
         .where(
             PolicyVersion.status == PolicyStatus.PUBLISHED, PolicyVersion.effective_from <= (at or utcnow())
         )
         .order_by(PolicyVersion.effective_from.desc(), PolicyVersion.number.desc())
         .limit(1)
-    ).one_or_none()
+    )
+
+
+def in_force(at: datetime | None = None) -> PolicyVersion | None:
+    """The published version in force at ``at`` (now by default)."""
+    return db.session.scalars(_in_force(PolicyVersion, at)).one_or_none()
+
+
+def in_force_id() -> int | None:
+    """The id of the version in force now, which a new ticket pins (without loading it)."""
+    return db.session.scalar(_in_force(PolicyVersion.id, None))
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from flask_babel import lazy_gettext as _l
 
 from crm.sla.clocks import clocks_of
 from crm.sla.explain import public_deadlines
+from crm.sla.models import Clock
 from crm.tickets.models import Ticket
 from tenants import current_tenant
 
@@ -19,8 +20,14 @@ SUBJECTS = {
 LINK_PLACEHOLDER = "[…]"
 
 
-def compose(template: str, *, ticket: Ticket, message: str, link: str) -> tuple[str, str]:
-    """Subject and plain-text body of ``template`` in the customer's language."""
+def compose(
+    template: str, *, ticket: Ticket, message: str, link: str, clocks: list[Clock] | None = None
+) -> tuple[str, str]:
+    """Subject and plain-text body of ``template`` in the customer's language. A receipt
+    states the deadlines of ``clocks`` (read from the ticket when not given)."""
+    deadlines = []
+    if template == "receipt":
+        deadlines = public_deadlines(clocks if clocks is not None else clocks_of("ticket", ticket.id))
     with force_locale(ticket.customer.locale):
         subject = str(SUBJECTS[template] % {"reference": ticket.reference})
         body = render_template(
@@ -30,7 +37,7 @@ def compose(template: str, *, ticket: Ticket, message: str, link: str) -> tuple[
             message=message,
             link=link,
             tenant=current_tenant(),
-            deadlines=public_deadlines(clocks_of("ticket", ticket.id)) if template == "receipt" else [],
+            deadlines=deadlines,
         )
     return subject, body
 

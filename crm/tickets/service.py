@@ -30,6 +30,7 @@ from crm.provisioning.models import AgentDisplay, TenantSettings
 from crm.provisioning.service import tenant_settings
 from crm.refunds import ledger
 from crm.sla import clocks
+from crm.sla.models import Clock
 from crm.tickets import emails
 from crm.tickets.labels import STATUS_LABELS
 from crm.tickets.links import mint_tracking_link, token_digest, tracking_url
@@ -46,7 +47,7 @@ from crm.tickets.models import (
     Ticket,
     TrackingLink,
 )
-from tenants import current_tenant
+from tenants import current_tenant, current_tenant_id
 
 # Tickets received in the current transaction: their entries need no "last activity" UPDATE.
 RECEIVED_KEY = "tickets_received"
@@ -364,12 +365,18 @@ def _set_status(
 
 
 def _allocate_number() -> tuple[int, str]:
-    """The tenant's next ticket number; the settings row's lock serialises it."""
-    number, prefix = db.session.execute(
-        update(TenantSettings)
-        .values(next_ticket_number=TenantSettings.next_ticket_number + 1)
-        .returning(TenantSettings.next_ticket_number, TenantSettings.ticket_prefix)
-    ).one()
+    """The tenant's next ticket number; the settings row's lock serialises it. A Core
+    statement on the session's connection, scoped to the tenant here."""
+    number, prefix = (
+        db.session.connection()
+        .execute(
+            update(TenantSettings.__table__)
+            .where(TenantSettings.tenant_id == current_tenant_id())
+            .values(next_ticket_number=TenantSettings.next_ticket_number + 1)
+            .returning(TenantSettings.next_ticket_number, TenantSettings.ticket_prefix)
+        )
+        .one()
+    )
     return number - 1, f"{prefix}-{number - 1}"
 
 
@@ -385,7 +392,8 @@ def _create_ticket(
     amount_minor: int | None,
     currency: str,
     actor: Actor,
-) -> Ticket:
+) -> tuple[Ticket, list[Clock]]:
+    """The ticket and the clocks it started."""
     number, reference = _allocate_number()
     now = utcnow()
     ticket = Ticket(
@@ -401,7 +409,7 @@ def _create_ticket(
         purchase_date=purchase_date,
         amount_minor=amount_minor,
         currency=currency,
-        policy_version_id=policy.id if (policy := policies.in_force()) else None,
+        policy_version_id=policies.in_force_id(),
         created_at=now,
         updated_at=now,
     )
@@ -428,7 +436,7 @@ def _create_ticket(
             "policy_version_id": ticket.policy_version_id,
         },
     )
-    return ticket
+    return ticket, planned
 
 
 def _repeated_submission(nonce: str) -> Submission | None:
@@ -473,7 +481,7 @@ def submit_refund_request(request: RefundRequest, *, nonce: str, ip: str | None)
         actor=Actor.system(),
     )
     actor = customer_actor(customer, ip)
-    ticket = _create_ticket(
+    ticket, started = _create_ticket(
         customer=customer,
         kind=Kind.REFUND,
         channel=Channel.WEB_FORM,
@@ -486,9 +494,13 @@ def submit_refund_request(request: RefundRequest, *, nonce: str, ip: str | None)
         actor=actor,
     )
     _add_message(ticket, EntryKind.INBOUND_MESSAGE, description, actor=actor, uploads=request.uploads)
-    db.session.execute(update(SubmissionUse).where(SubmissionUse.nonce == nonce).values(ticket_id=ticket.id))
+    db.session.connection().execute(
+        update(SubmissionUse.__table__)
+        .where(SubmissionUse.tenant_id == ticket.tenant_id, SubmissionUse.nonce == nonce)
+        .values(ticket_id=ticket.id)
+    )
     token = mint_tracking_link(ticket)
-    notify_customer(ticket, "receipt", actor=actor, token=token)
+    notify_customer(ticket, "receipt", actor=actor, token=token, ticket_clocks=started)
     return Submission(ticket, token)
 
 
@@ -522,7 +534,7 @@ def open_ticket(
     found = customers.match_or_create(
         name=name, phone=phone, email=email, account_ref=account_ref, locale=customer.locale, actor=actor
     )
-    ticket = _create_ticket(
+    ticket, _clocks = _create_ticket(
         customer=found,
         kind=kind,
         channel=channel,
@@ -541,15 +553,24 @@ def open_ticket(
 
 
 def notify_customer(
-    ticket: Ticket, template: str, *, actor: Actor, message: str = "", token: str | None = None
+    ticket: Ticket,
+    template: str,
+    *,
+    actor: Actor,
+    message: str = "",
+    token: str | None = None,
+    ticket_clocks: list[Clock] | None = None,
 ) -> None:
     """Email the customer (if they gave an address) in their language, with a fresh
-    tracking link; the email's copy goes into the thread."""
+    tracking link; the email's copy goes into the thread. ``ticket_clocks``: its clocks, when
+    the caller has them (a receipt states the deadlines)."""
     customer = ticket.customer
     if not customer.email:
         return
     token = token or mint_tracking_link(ticket)
-    subject, body = emails.compose(template, ticket=ticket, message=message, link=tracking_url(token))
+    subject, body = emails.compose(
+        template, ticket=ticket, message=message, link=tracking_url(token), clocks=ticket_clocks
+    )
     outbox = notify.queue_email(
         to=customer.email,
         subject=subject,
