@@ -166,7 +166,7 @@ def _write_pending(session: Session) -> None:
     # The tenant in context at commit may be another one (or none, for the operator's
     # CLI): the rows name their tenant themselves. A Core INSERT on the session's own
     # connection: the same transaction, without the ORM's per-statement machinery.
-    session.connection().execute(insert(AuditInbox.__table__), rows)
+    session.connection().execute(_INBOX_INSERT, rows)
     session.info.setdefault(TO_CHAIN_KEY, set()).update(row["tenant_id"] for row in rows)
 
 
@@ -188,7 +188,7 @@ def _chain_after_commit(session: Session) -> None:
 
 
 _INBOX = AuditInbox.__table__
-_EVENTS = AuditEvent.__table__
+_INBOX_INSERT = insert(_INBOX)
 _HEADS = AuditHead.__table__
 _INBOX_COLUMNS = tuple(column for column in _INBOX.c if column.key not in ("id", "tenant_id"))
 CHAIN_LOCK_CLASS = 0x4C44  # pg_advisory_xact_lock(class, tenant): "LD", the audit chains
