@@ -44,6 +44,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     audit_service.install(db.session.session_factory.class_)
     jobs.init_app(app)
     jobs.on_worker_start(app, sla_sweep.schedule_next)
+    jobs.on_worker_start(app, audit_service.schedule_chain_stragglers)
     csrf.init_app(app)
     limiter.init_app(app)
     bootstrap.init_app(app)

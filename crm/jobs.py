@@ -10,7 +10,7 @@ transaction. Jobs take ids, not ORM objects, and must be idempotent: rq retries 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import click
@@ -22,6 +22,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 from werkzeug.utils import import_string
 
+from crm.columns import utcnow
 from crm.extensions import db, pending_in_transaction
 from tenants import Tenant, current_tenant_id, tenant_context
 
@@ -61,6 +62,18 @@ def schedule_at(when: datetime, func: Callable, *, job_id: str) -> None:
     """Have a worker started ``--with-scheduler`` run ``func()`` (for no tenant) at
     ``when``. Booking the same ``job_id`` again replaces the booking: it runs once."""
     queue().enqueue_at(when, run_job, args=(_path_of(func), None, (), {}), job_id=job_id, description=job_id)
+
+
+def book_next_minute(func: Callable, job_prefix: str, now: datetime | None = None) -> str | None:
+    """Book ``func`` for the start of the next minute under a job id made of that minute,
+    so however many workers or redeploys book it, it runs once a minute. Without Redis
+    nothing is booked (cron runs the matching command instead)."""
+    if not current_app.config.get("REDIS_URL"):
+        return None
+    at = (now or utcnow()).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    job_id = job_prefix + at.strftime("%Y%m%d%H%M")
+    schedule_at(at, func, job_id=job_id)
+    return job_id
 
 
 def on_worker_start(app: Flask, func: Callable[[], Any]) -> None:

@@ -5,21 +5,25 @@ import json
 import sqlite3
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 import sqlalchemy
+import time_machine
+from rq import SimpleWorker
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import DBAPIError
 
-from crm import create_app
+from crm import create_app, jobs
 from crm.audit import service as audit_service
 from crm.audit.models import AuditEvent
 from crm.audit.service import Actor, record, verify_chain
 from crm.auth import service as auth
+from crm.columns import utcnow
 from crm.config import ConfigError, from_environment
 from crm.extensions import db
 from tenants import TenantContextError, tenant_context
-from tests.conftest import POSTGRES_URL, acting_for, login, requires_postgres, submit
+from tests.conftest import POSTGRES_URL, acting_for, login, requires_postgres, requires_redis, submit
 
 
 @pytest.fixture
@@ -301,6 +305,61 @@ def test_events_left_waiting_by_a_failed_chaining_are_chained_later(app, runner,
         assert verify_chain().count == 3
 
 
+def strand(app, tenant, action: str, minutes_ago: float) -> None:
+    """An event committed to the inbox by a process that died before chaining it."""
+    with acting_for(app, tenant) as session:
+        listener = audit_service._chain_after_commit
+        sqlalchemy.event.remove(type(session()), "after_commit", listener)
+        try:
+            with time_machine.travel(utcnow() - timedelta(minutes=minutes_ago)):
+                record(action, "thing", 1, actor=Actor.system())
+            session.commit()
+        finally:
+            sqlalchemy.event.listen(type(session()), "after_commit", listener)
+
+
+def test_stragglers_of_every_tenant_are_chained_and_fresh_events_left_to_their_writer(
+    app, runner, make_tenant
+):
+    first, second, busy = make_tenant(), make_tenant(), make_tenant()
+    strand(app, first, "test.stranded", minutes_ago=5)
+    strand(app, second, "test.stranded", minutes_ago=2)
+    strand(app, busy, "test.just_committed", minutes_ago=0)  # its writer is chaining it now
+    result = runner.invoke(args=["audit", "chain-stragglers"])
+    assert result.exit_code == 0, result.output
+    assert "chained 2 waiting events of 2 tenants" in result.output
+    for tenant, waiting in ((first, 0), (second, 0), (busy, 1)):
+        with acting_for(app, tenant) as session:
+            assert audit_service.waiting_count() == waiting
+            actions = session.scalars(select(AuditEvent.action).order_by(AuditEvent.seq)).all()
+            assert actions == (["tenant.created", "test.stranded"] if waiting == 0 else ["tenant.created"])
+            assert verify_chain().ok
+    assert "chained 0 waiting events of 0 tenants" in runner.invoke(args=["audit", "chain-stragglers"]).output
+
+
+@requires_redis
+def test_the_worker_chains_stragglers_every_minute(rq_app, make_tenant):
+    """Booked on worker start, the job chains what waited too long and books the next
+    minute under one id, however often it is booked."""
+    tenant = make_tenant()
+    strand(rq_app, tenant, "test.stranded", minutes_ago=3)
+    with rq_app.app_context():
+        booked = {
+            audit_service.schedule_chain_stragglers(now=utcnow() - timedelta(minutes=1)) for _ in range(2)
+        }
+        registry = jobs.queue().scheduled_job_registry
+        assert registry.get_job_ids() == list(booked)
+        SimpleWorker([jobs.queue()], connection=jobs.redis_connection()).work(burst=True, with_scheduler=True)
+        [next_job] = registry.get_job_ids()
+        assert next_job.startswith(audit_service.CHAIN_JOB_PREFIX) and next_job not in booked
+    with acting_for(rq_app, tenant) as session:
+        assert audit_service.waiting_count() == 0
+        assert session.scalars(select(AuditEvent.action).order_by(AuditEvent.seq)).all() == [
+            "tenant.created",
+            "test.stranded",
+        ]
+
+
 def test_background_chaining_chains_soon_after_the_commit(app, make_tenant):
     background = create_app(
         {
@@ -321,6 +380,7 @@ def test_background_chaining_chains_soon_after_the_commit(app, make_tenant):
             time.sleep(0.02)
         report = verify_chain()
     assert report.ok and report.count == 21
+    audit_service.BACKGROUND.drain()  # the chainer's pass ends, and returns its connection
     with background.app_context():
         db.engine.dispose()
 

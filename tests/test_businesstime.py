@@ -316,14 +316,14 @@ def test_parse_hours_reads_the_days_it_names(text, expected):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("fry 09:00-17:00", "'fry' is not a day"),
-        ("mon 25:00-26:00", "'25:00' is not a time of day"),
-        ("mon 9am-5pm", "'9am' is not a time of day"),
+        ("fry 09:00-17:00", "“fry” is not a day"),
+        ("mon 25:00-26:00", "“25:00” is not a time of day"),
+        ("mon 9am-5pm", "“9am” is not a time of day"),
         ("mon 18:00-09:00", "18:00-09:00 ends before it starts"),
         ("mon 09:00-12:00,11:00-13:00", "09:00-12:00 and 11:00-13:00 overlap"),
         ("mon-fri 09:00-17:00; fri 10:00-12:00", "fri already has hours"),
         ("mon,mon 09:00-17:00", "mon is named twice"),
-        ("fri-mon 09:00-17:00", "'fri-mon' is not one"),
+        ("fri-mon 09:00-17:00", "“fri-mon” is not one"),
         ("mon-fri", "give days then hours"),
         ("mon 09:00-12:00; 24x7", "must be the whole"),
         ("", "No opening hours given"),
@@ -336,7 +336,7 @@ def test_bad_hours_are_refused_with_a_message_quoting_the_clause(text, message):
 
     assert message in str(refused.value)
     if text.strip() and "24x7" not in text:
-        assert str(refused.value).startswith(repr(text.split(";")[-1].strip()))
+        assert str(refused.value).startswith(f"“{text.split(';')[-1].strip()}”")
 
 
 @pytest.mark.parametrize(
@@ -389,11 +389,11 @@ def test_any_calendar_survives_json(case):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"timezone": "Mars/Olympus"}, "'Mars/Olympus' is not a known time zone"),
+        ({"timezone": "Mars/Olympus"}, "“Mars/Olympus” is not a known time zone"),
         ({"weekly": {"mon": []}}, "'weekly' must give hours for each of mon"),
         ({"weekly": CHINA_OFFICE_JSON["weekly"] | {"mon": "09:00-12:00"}}, "weekly: mon: give a list"),
-        ({"weekly": CHINA_OFFICE_JSON["weekly"] | {"tue": ["09:00-25:00"]}}, "weekly: tue: '25:00'"),
-        ({"holidays": {"2026-13-01": "x"}}, "holidays: '2026-13-01' is not a date"),
+        ({"weekly": CHINA_OFFICE_JSON["weekly"] | {"tue": ["09:00-25:00"]}}, "weekly: tue: “25:00”"),
+        ({"holidays": {"2026-13-01": "x"}}, "holidays: “2026-13-01” is not a date"),
         ({"workdays": {"2026-10-10": ["09:00-12:00", "11:00-13:00"]}}, "workdays: 2026-10-10: .* overlap"),
         ({"weekley": {}}, "Unknown calendar field 'weekley'"),
     ],

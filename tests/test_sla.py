@@ -328,6 +328,50 @@ def test_replies_meet_response_clocks_and_resolve_reopen_withdraw_drive_resoluti
     assert_audit_chain_verifies(runner, desk.tenant)
 
 
+def test_an_answered_call_is_a_response_and_an_unanswered_one_is_not(app, runner, desk):
+    def call(ticket_id: int, direction: str, outcome: str) -> None:
+        with acting_for(app, desk.tenant) as session:
+            agent = staff(session, desk.agent)
+            tickets.log_call(
+                session.get(Ticket, ticket_id),
+                direction=direction,
+                number="138 0013 8000",
+                duration_seconds=0 if outcome == "no_answer" else 240,
+                outcome=outcome,
+                notes="",
+                user=agent,
+                ip=None,
+            )
+            session.commit()
+
+    with travel(WEDNESDAY_5PM) as traveller:
+        ticket_id = submit_refund(app, desk.tenant, "called")
+        traveller.move_to(shanghai(2026, 9, 17, 9, 10))
+        call(ticket_id, "outbound", "no_answer")
+        with acting_for(app, desk.tenant):
+            assert clocks_by_metric(ticket_id)[Metric.FIRST_RESPONSE].state == ClockState.RUNNING
+
+        traveller.move_to(shanghai(2026, 9, 17, 9, 40))
+        call(ticket_id, "outbound", "answered")
+        with acting_for(app, desk.tenant) as session:
+            first = clocks_by_metric(ticket_id)[Metric.FIRST_RESPONSE]
+            assert first.state == ClockState.MET and first.met_at == shanghai(2026, 9, 17, 9, 40)
+            assert session.get(Ticket, ticket_id).due_at == shanghai(2026, 9, 24, 17)  # resolution's
+
+        traveller.move_to(shanghai(2026, 9, 17, 10))
+        with acting_for(app, desk.tenant) as session:
+            tickets.customer_reply(session.get(Ticket, ticket_id), "还没收到退款。", ip=None)
+            session.commit()
+        traveller.move_to(shanghai(2026, 9, 17, 10, 30))
+        call(ticket_id, "inbound", "answered")  # the customer rang and got through
+        with acting_for(app, desk.tenant) as session:
+            following = clocks_by_metric(ticket_id)[Metric.NEXT_RESPONSE]
+            assert following.state == ClockState.MET and following.met_at == shanghai(2026, 9, 17, 10, 30)
+            met = [metrics_in(event) for event in events(session, "clock.met", ticket_id)]
+            assert met == [["first_response"], ["next_response"]]
+    assert_audit_chain_verifies(runner, desk.tenant)
+
+
 def test_a_merged_duplicate_has_its_clocks_stopped_not_met(app, desk):
     with travel(WEDNESDAY_5PM) as traveller:
         kept_id = submit_refund(app, desk.tenant, "n1")
@@ -1019,7 +1063,7 @@ def test_calendar_commands_version_each_change_and_compute_due_times(app, runner
 
 BAD_COMMANDS = [
     (["calendar", "set-hours", "{tenant}", "mon-fri 18:00-09:00"], "ends before it starts"),
-    (["calendar", "set-hours", "{tenant}", "funday 09:00-17:00"], "'funday' is not a day"),
+    (["calendar", "set-hours", "{tenant}", "funday 09:00-17:00"], "“funday” is not a day"),
     (["calendar", "set-hours", "{tenant}", ""], "No opening hours given"),
     (["calendar", "add-holiday", "{tenant}", "2026-02-30"], "'2026-02-30' is not a date"),
     (["calendar", "add-workday", "{tenant}", "2026-12-26", "--hours", "25:00-26:00"], "is not a time of day"),

@@ -372,7 +372,7 @@ def test_editing_a_calendar_saves_a_version_with_its_hours_holidays_and_working_
         ),
         ({"workdays": "2026-12-27 25:00-26:00"}, "workdays", "Line 1, “2026-12-27 25:00-26:00”"),
         ({"hours": "mon-fri 18:00-09:00"}, "hours", "ends before it starts"),
-        ({"hours": "funday 09:00-17:00"}, "hours", "&#39;funday&#39; is not a day"),
+        ({"hours": "funday 09:00-17:00"}, "hours", "“funday” is not a day"),
         ({"hours": ""}, "hours", "This field is required."),
         ({"timezone": "Mars/Olympus_Mons"}, "timezone", "The calendar was not changed"),
     ],
@@ -386,6 +386,18 @@ def test_bad_calendar_input_is_refused_beside_its_field_and_saves_nothing(
     assert message in field_feedback(response.text, field_id)
     for name, value in changes.items():
         assert form_fields(response.text)[name] == value  # what was typed is kept
+    assert versions_made(app, tenant, "calendar") == [1]
+
+
+def test_a_chinese_page_explains_bad_hours_in_chinese(app, client, signed_in):
+    tenant, _manager = signed_in("manager")
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "zh-CN"
+    response = send_page_form(client, calendar_url(tenant), {"hours": "mon-fri 09:00-12:00,11:00-13:00"})
+    assert response.status_code == 422
+    feedback = field_feedback(response.text, "hours")
+    assert "日历未修改：“mon-fri 09:00-12:00,11:00-13:00”：09:00-12:00 与 11:00-13:00 重叠。" in feedback
+    response = send_page_form(client, calendar_url(tenant), {"hours": "周一至周五 9点到6点"})
+    assert "“周一至周五”不是星期几的写法（请使用 mon, tue, wed" in field_feedback(response.text, "hours")
     assert versions_made(app, tenant, "calendar") == [1]
 
 

@@ -32,6 +32,16 @@ def verify(tenant: Tenant) -> None:
 @tenant_option
 @operator_command
 def chain(tenant: Tenant) -> None:
-    """Chain events still waiting in the inbox (normally none: each commit chains its
-    own; after a crash between a commit and its chaining, this sweeps them up)."""
+    """Chain the tenant's events still waiting in the inbox (normally none: each commit
+    has them chained; after a crash between a commit and its chaining, this sweeps them
+    up)."""
     click.echo(f"chained {service.chain_pending(db.engine, tenant.id)} waiting events")
+
+
+@audit_cli.command("chain-stragglers")
+@operator_command
+def chain_stragglers() -> None:
+    """Chain, for every tenant, events that have waited in the inbox more than 30 s. The
+    rq worker does this every minute; without Redis, run it from cron."""
+    chained = service.chain_stragglers(db.engine)
+    click.echo(f"chained {sum(chained.values())} waiting events of {len(chained)} tenants")

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import chinese_calendar
 import icalendar
+from flask_babel import lazy_gettext as _l
 
 Interval = tuple[int, int]  # minutes after local midnight, 0 <= start < end <= 1440 (1440 = 24:00)
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -55,13 +56,17 @@ class NoWorkingTime(CalendarError):
 # --- Hours as text ----------------------------------------------------------------------
 
 
+def _not_a_time(text: str):
+    return _l("“%(text)s” is not a time of day (use HH:MM, from 00:00 to 24:00).", text=text.strip())
+
+
 def _minute_of_day(text: str) -> int:
     match = _TIME_RE.fullmatch(text.strip())
     if match is None:
-        raise CalendarError(f"{text.strip()!r} is not a time of day (use HH:MM, from 00:00 to 24:00)")
+        raise CalendarError(_not_a_time(text))
     hours, minutes = int(match[1]), int(match[2])
     if minutes > 59 or hours > 24 or (hours == 24 and minutes):
-        raise CalendarError(f"{text.strip()!r} is not a time of day (use HH:MM, from 00:00 to 24:00)")
+        raise CalendarError(_not_a_time(text))
     return hours * 60 + minutes
 
 
@@ -72,7 +77,9 @@ def _clock(minute: int) -> str:
 def _parse_interval(text: str) -> Interval:
     start, dash, end = text.strip().partition("-")
     if not dash:
-        raise CalendarError(f"{text.strip()!r} is not a time range (write it like 09:00-17:30)")
+        raise CalendarError(
+            _l("“%(text)s” is not a time range (write it like 09:00-17:30).", text=text.strip())
+        )
     return _minute_of_day(start), _minute_of_day(end)
 
 
@@ -93,29 +100,46 @@ def _checked_intervals(intervals: Iterable, where: str) -> tuple[Interval, ...]:
         if not all(isinstance(minute, int) and not isinstance(minute, bool) for minute in (start, end)):
             raise CalendarError(f"{where}: {interval!r} is not a (start, end) pair of minutes")
         if not 0 <= start < DAY_MINUTES or not 0 < end <= DAY_MINUTES:
-            raise CalendarError(f"{where}: {_clock(start)}-{_clock(end)} is outside the day (00:00 to 24:00)")
+            raise CalendarError(
+                _l(
+                    "%(where)s: %(range)s is outside the day (00:00 to 24:00).",
+                    where=where,
+                    range=f"{_clock(start)}-{_clock(end)}",
+                )
+            )
         if end <= start:
             raise CalendarError(
-                f"{where}: {_clock(start)}-{_clock(end)} ends before it starts "
-                "(hours cannot run past midnight; split them at 24:00)"
+                _l(
+                    "%(where)s: %(range)s ends before it starts "
+                    "(hours cannot run past midnight; split them at 24:00).",
+                    where=where,
+                    range=f"{_clock(start)}-{_clock(end)}",
+                )
             )
         checked.append((start, end))
     checked.sort()
     for (start, end), (next_start, next_end) in itertools.pairwise(checked):
         if next_start < end:
             raise CalendarError(
-                f"{where}: {_clock(start)}-{_clock(end)} and {_clock(next_start)}-{_clock(next_end)} overlap"
+                _l(
+                    "%(where)s: %(first)s and %(second)s overlap.",
+                    where=where,
+                    first=f"{_clock(start)}-{_clock(end)}",
+                    second=f"{_clock(next_start)}-{_clock(next_end)}",
+                )
             )
     return tuple(checked)
 
 
-def parse_intervals(text: str) -> tuple[Interval, ...]:
-    """Hours such as "09:00-12:00,13:30-18:00" (or "closed") as sorted intervals."""
+def parse_intervals(text: str, where: str | None = None) -> tuple[Interval, ...]:
+    """Hours such as "09:00-12:00,13:30-18:00" (or "closed") as sorted intervals; errors
+    about them begin with ``where`` (the text itself, quoted, unless given)."""
     if text.strip().lower() == "closed":
         return ()
     if not text.strip():
-        raise CalendarError("No hours given: write them like 09:00-17:30, or 'closed'")
-    return _checked_intervals((_parse_interval(part) for part in text.split(",")), repr(text.strip()))
+        raise CalendarError(_l("No hours given: write them like 09:00-17:30, or “closed”."))
+    where = where or f"“{text.strip()}”"
+    return _checked_intervals((_parse_interval(part) for part in text.split(",")), where)
 
 
 def format_intervals(intervals: Iterable[Interval]) -> str:
@@ -129,16 +153,29 @@ def _parse_days(text: str, clause: str) -> list[int]:
         first, dash, last = item.partition("-")
         if first not in _DAY_NUMBERS or (dash and last not in _DAY_NUMBERS):
             bad = first if first not in _DAY_NUMBERS else last
-            raise CalendarError(f"{clause!r}: {bad!r} is not a day (use {', '.join(WEEKDAYS)})")
+            raise CalendarError(
+                _l(
+                    "“%(clause)s”: “%(bad)s” is not a day (use %(days)s).",
+                    clause=clause,
+                    bad=bad,
+                    days=", ".join(WEEKDAYS),
+                )
+            )
         start = _DAY_NUMBERS[first]
         end = _DAY_NUMBERS[last] if dash else start
         if end < start:
             raise CalendarError(
-                f"{clause!r}: a range of days runs forward from mon to sun, so {item!r} is not one"
+                _l(
+                    "“%(clause)s”: a range of days runs forward from mon to sun, so “%(item)s” is not one.",
+                    clause=clause,
+                    item=item,
+                )
             )
         for day in range(start, end + 1):
             if day in days:
-                raise CalendarError(f"{clause!r}: {WEEKDAYS[day]} is named twice")
+                raise CalendarError(
+                    _l("“%(clause)s”: %(day)s is named twice.", clause=clause, day=WEEKDAYS[day])
+                )
             days.append(day)
     return days
 
@@ -150,7 +187,9 @@ def parse_hours(text: str) -> dict[int, tuple[Interval, ...]]:
     10:00-16:00; sun closed". "24x7" on its own opens every day all day.
     """
     if not text.strip():
-        raise CalendarError("No opening hours given: write them like 'mon-fri 09:00-17:00; sat-sun closed'")
+        raise CalendarError(
+            _l("No opening hours given: write them like “mon-fri 09:00-17:00; sat-sun closed”.")
+        )
     if text.strip().lower() == "24x7":
         return {day: ((0, DAY_MINUTES),) for day in range(7)}
     hours: dict[int, tuple[Interval, ...]] = {}
@@ -158,20 +197,31 @@ def parse_hours(text: str) -> dict[int, tuple[Interval, ...]]:
         if not clause:
             continue
         if clause.lower() == "24x7":
-            raise CalendarError("'24x7' must be the whole of the hours, not one clause among others")
+            raise CalendarError(_l("“24x7” must be the whole of the hours, not one clause among others."))
         match = _CLAUSE_RE.fullmatch(clause)
         if match is None:
             raise CalendarError(
-                f"{clause!r}: give days then hours, like 'mon-fri 09:00-17:00' or 'sun closed'"
+                _l(
+                    "“%(clause)s”: give days then hours, like “mon-fri 09:00-17:00” or “sun closed”.",
+                    clause=clause,
+                )
             )
         days = _parse_days(match["days"], clause)
         try:
-            intervals = parse_intervals(match["hours"])
+            intervals = parse_intervals(match["hours"], f"“{clause}”")
         except CalendarError as error:
-            raise CalendarError(f"{clause!r}: {error}") from None
+            if str(error).startswith(f"“{clause}”"):
+                raise
+            raise CalendarError(_l("“%(clause)s”: %(error)s", clause=clause, error=error)) from None
         for day in days:
             if day in hours:
-                raise CalendarError(f"{clause!r}: {WEEKDAYS[day]} already has hours in an earlier clause")
+                raise CalendarError(
+                    _l(
+                        "“%(clause)s”: %(day)s already has hours in an earlier clause.",
+                        clause=clause,
+                        day=WEEKDAYS[day],
+                    )
+                )
             hours[day] = intervals
     return hours
 
@@ -198,12 +248,12 @@ def format_weekly(weekly: Iterable[Iterable[Interval]]) -> str:
 
 def _zone(name: str) -> ZoneInfo:
     if not isinstance(name, str) or not name.strip():
-        raise CalendarError("The time zone is missing (give an IANA name such as Asia/Shanghai)")
+        raise CalendarError(_l("The time zone is missing (give an IANA name such as Asia/Shanghai)."))
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         raise CalendarError(
-            f"{name!r} is not a known time zone (give an IANA name such as Asia/Shanghai)"
+            _l("“%(name)s” is not a known time zone (give an IANA name such as Asia/Shanghai).", name=name)
         ) from None
 
 
@@ -218,12 +268,20 @@ def _checked_dates(entries: Iterable, what: str) -> tuple:
         if not isinstance(day, date) or isinstance(day, datetime):
             raise CalendarError(f"{what}: {day!r} is not a date")
         if not FIRST_YEAR <= day.year <= LAST_YEAR:
-            raise CalendarError(f"{what}: {day.isoformat()} is outside the years {FIRST_YEAR}-{LAST_YEAR}")
+            raise CalendarError(
+                _l(
+                    "%(what)s: %(day)s is outside the years %(first)s-%(last)s.",
+                    what=what,
+                    day=day.isoformat(),
+                    first=FIRST_YEAR,
+                    last=LAST_YEAR,
+                )
+            )
         checked.append((day, value))
     checked.sort(key=operator.itemgetter(0))
     for (day, _), (next_day, _) in itertools.pairwise(checked):
         if day == next_day:
-            raise CalendarError(f"{what}: {day.isoformat()} is given twice")
+            raise CalendarError(_l("%(what)s: %(day)s is given twice.", what=what, day=day.isoformat()))
     return tuple(checked)
 
 
@@ -233,7 +291,9 @@ def _json_date(text: object, what: str) -> date:
             raise ValueError
         return date.fromisoformat(text)
     except ValueError:
-        raise CalendarError(f"{what}: {text!r} is not a date (use YYYY-MM-DD)") from None
+        raise CalendarError(
+            _l("%(what)s: “%(text)s” is not a date (use YYYY-MM-DD).", what=what, text=text)
+        ) from None
 
 
 def _json_intervals(value: object, where: str) -> tuple[Interval, ...]:

@@ -392,16 +392,26 @@ def _apply(ticket: Ticket, changes: dict[str, list[Clock]], clocks: list[Clock],
     refresh_ticket(ticket, clocks)
 
 
-def on_public_reply(ticket: Ticket, *, actor: Actor, at: datetime | None = None) -> None:
-    """The first public reply meets first response (and a regulator's "respond" deadline);
-    any public reply meets the next-response clock a customer's message started."""
-    at = at or utcnow()
+def _meet_waiting(ticket: Ticket, metrics: tuple[Metric, ...], actor: Actor, at: datetime) -> None:
     clocks = clocks_of("ticket", ticket.id)
-    answered = (Metric.FIRST_RESPONSE, Metric.NEXT_RESPONSE, Metric.REGULATORY_RESPONSE)
-    met = [c for c in clocks if c.metric in answered and c.state in UNFINISHED]
+    met = [c for c in clocks if c.metric in metrics and c.state in UNFINISHED]
     for clock in met:
         _finish(clock, at, ClockState.MET)
     _apply(ticket, {"met": met}, clocks, actor)
+
+
+def on_public_reply(ticket: Ticket, *, actor: Actor, at: datetime | None = None) -> None:
+    """The first public reply meets first response (and a regulator's "respond" deadline);
+    any public reply meets the next-response clock a customer's message started."""
+    answered = (Metric.FIRST_RESPONSE, Metric.NEXT_RESPONSE, Metric.REGULATORY_RESPONSE)
+    _meet_waiting(ticket, answered, actor, at or utcnow())
+
+
+def on_answered_call(ticket: Ticket, *, actor: Actor, at: datetime | None = None) -> None:
+    """A call in which staff spoke with the customer answers them: it meets first and
+    next response. A regulator's response deadline asks for an answer on the record, so
+    it waits for a public reply."""
+    _meet_waiting(ticket, (Metric.FIRST_RESPONSE, Metric.NEXT_RESPONSE), actor, at or utcnow())
 
 
 def on_customer_message(ticket: Ticket, *, actor: Actor, at: datetime | None = None) -> None:

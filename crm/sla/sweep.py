@@ -12,9 +12,9 @@ exactly one records a breach and acts on it.
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from flask import current_app, render_template
+from flask import render_template
 from flask_babel import force_locale, ngettext
 from sqlalchemy import Select, and_, literal, select, tuple_, update
 
@@ -343,11 +343,5 @@ def sweep_job() -> None:
 
 
 def schedule_next(now: datetime | None = None) -> str | None:
-    """Book the sweep for the start of the next minute under a job id made of that
-    minute, so however many workers or redeploys book it, it runs once a minute."""
-    if not current_app.config.get("REDIS_URL"):
-        return None
-    at = (now or utcnow()).replace(second=0, microsecond=0) + timedelta(minutes=1)
-    job_id = SWEEP_JOB_PREFIX + at.strftime("%Y%m%d%H%M")
-    jobs.schedule_at(at, sweep_job, job_id=job_id)
-    return job_id
+    """Book the sweep for the start of the next minute (once, however many book it)."""
+    return jobs.book_next_minute(sweep_job, SWEEP_JOB_PREFIX, now)

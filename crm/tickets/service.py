@@ -645,7 +645,8 @@ def log_call(
     ip: str | None,
     recording: Upload | None = None,
 ) -> ThreadEntry:
-    """A phone call with the customer, with its recording if there is one."""
+    """A phone call with the customer, with its recording if there is one. A call the
+    customer answered (either way) is a response to them, for the response clocks."""
     if direction not in CALL_DIRECTIONS:
         raise DomainError(_l("Choose the call's direction."), "direction")
     if outcome not in CALL_OUTCOMES:
@@ -672,6 +673,8 @@ def log_call(
         data={**details, "number": digest(number), "entry_id": entry.id, "notes_sha256": digest(notes)},
     )
     _attach(ticket, entry, [recording] if recording else [], actor)
+    if outcome == "answered":
+        clocks.on_answered_call(ticket, actor=actor)
     return entry
 
 
