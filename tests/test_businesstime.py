@@ -429,6 +429,9 @@ def test_china_2026_has_national_day_and_weekend_make_up_days():
     assert date(2026, 10, 10) in makeup_days
     assert makeup_days and all(day.weekday() >= 5 for day in makeup_days)
     assert not set(makeup_days) & set(holidays)
+    in_chinese, same_makeup_days = china_year(2026, chinese_names=True)
+    assert in_chinese[date(2026, 10, 1)] == "国庆节" and in_chinese[date(2026, 2, 17)] == "春节"
+    assert in_chinese.keys() == holidays.keys() and same_makeup_days == makeup_days
 
 
 @pytest.mark.parametrize("year", [1999, 2150])

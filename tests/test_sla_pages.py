@@ -401,19 +401,26 @@ def test_a_chinese_page_explains_bad_hours_in_chinese(app, client, signed_in):
     assert versions_made(app, tenant, "calendar") == [1]
 
 
-def test_importing_mainland_chinas_holidays_adds_them_and_the_make_up_days(app, client, signed_in):
-    tenant, _manager = signed_in("manager")
+@pytest.mark.parametrize(
+    "locale, national_day, nothing_changed",
+    [(None, "National Day", "Nothing changed."), ("zh_CN", "国庆节", "没有任何改动。")],
+)
+def test_importing_mainland_chinas_holidays_adds_them_and_the_make_up_days(
+    app, client, signed_in, make_tenant, locale, national_day, nothing_changed
+):
+    """The holidays are named in the tenant's language (with none, the page's: English)."""
+    tenant, _manager = signed_in("manager", make_tenant(locale=locale))
     url = calendar_url(tenant)
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
     response = send_page_form(client, url, {"year": "2026"}, action="/import-cn")
     assert response.status_code == 302
     page = client.get(url).text
-    assert "Calendar saved as version 2." in page
     fields = form_fields(page)
-    assert "2026-10-01 National Day" in fields["holidays"].splitlines()
+    assert f"2026-10-01 {national_day}" in fields["holidays"].splitlines()
     assert "2026-10-10 09:00-18:00" in fields["workdays"].splitlines()  # a Saturday worked
     # The page shows the calendar exactly as saved: sent back untouched, nothing changes.
     assert send_page_form(client, url, {}).status_code == 302
-    assert "Nothing changed." in client.get(url).text
+    assert nothing_changed in client.get(url).text
     assert versions_made(app, tenant, "calendar") == [1, 2]
 
 

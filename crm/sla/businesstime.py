@@ -681,12 +681,12 @@ def timeline_for(spec: CalendarSpec) -> Timeline:
 # --- Importers --------------------------------------------------------------------------
 
 
-def china_year(year: int) -> tuple[dict[date, str], list[date]]:
+def china_year(year: int, *, chinese_names: bool = False) -> tuple[dict[date, str], list[date]]:
     """Mainland China's statutory holidays of a year and its make-up working days.
 
     Holidays are every date chinese_calendar lists as a holiday, weekends inside a
-    holiday block included, named in English ("National Day"); make-up days are the
-    weekend dates that are working days.
+    holiday block included, named in English ("National Day") or Chinese ("国庆节");
+    make-up days are the weekend dates that are working days.
     """
     try:
         chinese_calendar.is_workday(date(year, 1, 1))
@@ -701,7 +701,7 @@ def china_year(year: int) -> tuple[dict[date, str], list[date]]:
     while day.year == year:
         on_holiday, name = chinese_calendar.get_holiday_detail(day)
         if on_holiday and name:
-            holidays[day] = name
+            holidays[day] = chinese_calendar.Holiday(name).chinese if chinese_names else name
         elif not on_holiday and day.weekday() >= 5:
             makeup_days.append(day)
         day += timedelta(days=1)

@@ -9,6 +9,7 @@ from flask_babel import lazy_gettext as _l
 
 from crm.audit.service import Actor
 from crm.errors import DomainError
+from crm.i18n import page_locale
 from crm.sla import versions
 from crm.sla.businesstime import (
     CalendarError,
@@ -20,6 +21,7 @@ from crm.sla.businesstime import (
 )
 from crm.sla.models import ConfigKind, ConfigVersion
 from crm.sla.versions import calendar_error
+from tenants import current_tenant
 
 NAME_RE = re.compile(r"^[\w][\w .'&()-]{0,58}[\w.)]$|^\w$")
 MAX_ICS_BYTES = 1024 * 1024
@@ -108,9 +110,11 @@ def add_dates(
 
 
 def import_china(name: str, year: int, *, actor: Actor, user_id: int | None = None) -> ConfigVersion | None:
-    """Mainland China's public holidays and make-up working days for ``year``."""
+    """Mainland China's public holidays and make-up working days for ``year``, named in
+    the tenant's language (the desk's shared one, whoever imports them), else the page's."""
+    language = current_tenant().locale or page_locale()
     try:
-        holidays, workdays = china_year(year)
+        holidays, workdays = china_year(year, chinese_names=language.startswith("zh"))
     except CalendarError as error:
         raise calendar_error(error, "year") from None
     return add_dates(name, holidays=holidays, workdays=workdays, actor=actor, user_id=user_id)
