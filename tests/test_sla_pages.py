@@ -505,6 +505,15 @@ def test_a_new_calendar_is_created_listed_and_its_name_kept_unique(app, client, 
 # --- regulatory deadlines ----------------------------------------------------------------
 
 
+def test_built_in_profiles_are_named_and_sourced_in_the_pages_language(client, signed_in):
+    tenant, _manager = signed_in("manager")
+    english = client.get(admin_url(tenant, "deadlines")).text
+    assert "China: telecom complaint, 15 calendar days" in english
+    chinese = client.get(admin_url(tenant, "deadlines"), headers={"Accept-Language": "zh-CN"}).text
+    assert "中国：电信投诉，15 个自然日" in chinese and "工业和信息化部《电信服务规范》" in chinese
+    assert "China: telecom complaint" not in chinese
+
+
 def test_deadline_rules_assign_built_in_and_custom_profiles_that_new_tickets_follow(
     app, client, signed_in, make_user
 ):

@@ -94,6 +94,9 @@ class Deadline:
 
 @dataclass(frozen=True)
 class Profile:
+    """Deadlines an outside body sets. A built-in profile's name and source are
+    translated; a tenant's own are shown as written."""
+
     code: str
     name: str
     source: str
@@ -106,23 +109,29 @@ BUILTIN_PROFILES: dict[str, Profile] = {
     for profile in (
         Profile(
             "cn-telecom",
-            "China: telecom complaint, 15 calendar days",
-            "MIIT Telecommunications Service Specifications (电信服务规范): a telecom operator "
-            "answers a user's complaint within 15 days of receiving it.",
+            _l("China: telecom complaint, 15 calendar days"),
+            _l(
+                "MIIT Telecommunications Service Specifications (电信服务规范): a telecom operator "
+                "answers a user's complaint within 15 days of receiving it."
+            ),
             (Deadline(Metric.REGULATORY_FINAL, 15, Unit.CALENDAR_DAYS),),
         ),
         Profile(
             "cn-12315-odr",
-            "China: 12315 platform ODR, 10 business days",
-            "SAMR 12315 platform online dispute resolution (ODR): the business negotiates with "
-            "the consumer within 10 working days of the complaint being passed to it.",
+            _l("China: 12315 platform ODR, 10 business days"),
+            _l(
+                "SAMR 12315 platform online dispute resolution (ODR): the business negotiates with "
+                "the consumer within 10 working days of the complaint being passed to it."
+            ),
             (Deadline(Metric.REGULATORY_FINAL, 10, Unit.BUSINESS_DAYS),),
         ),
         Profile(
             "uk-fca",
-            "UK FCA: final response within 8 weeks",
-            "FCA Handbook DISP 1.6: a final response within eight weeks of receipt; DISP 1.5: "
-            "a summary resolution by the close of the third business day after receipt.",
+            _l("UK FCA: final response within 8 weeks"),
+            _l(
+                "FCA Handbook DISP 1.6: a final response within eight weeks of receipt; DISP 1.5: "
+                "a summary resolution by the close of the third business day after receipt."
+            ),
             (
                 Deadline(Metric.REGULATORY_FINAL, 56, Unit.CALENDAR_DAYS),
                 Deadline(Metric.REGULATORY_SUMMARY, 3, Unit.BUSINESS_DAYS, alerts=False),
@@ -130,9 +139,11 @@ BUILTIN_PROFILES: dict[str, Profile] = {
         ),
         Profile(
             "us-cfpb",
-            "US CFPB: respond in 15 days, final in 60",
-            "CFPB company portal: companies respond to a complaint within 15 days and give "
-            "a final response within 60 days.",
+            _l("US CFPB: respond in 15 days, final in 60"),
+            _l(
+                "CFPB company portal: companies respond to a complaint within 15 days and give "
+                "a final response within 60 days."
+            ),
             (
                 Deadline(Metric.REGULATORY_RESPONSE, 15, Unit.CALENDAR_DAYS),
                 Deadline(Metric.REGULATORY_FINAL, 60, Unit.CALENDAR_DAYS),
