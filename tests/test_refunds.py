@@ -722,6 +722,43 @@ def test_resolving_a_reopened_ticket_leaves_the_payout_clock_running(app, desk):
         assert "On track Due Thu, Oct 1 24:00" in clock_line(agent, tenant, ticket.number, "Payout")
 
 
+def test_deciding_again_after_a_reopen_counts_what_was_paid_and_keeps_the_payout_deadline(app, runner, desk):
+    """The customer was not satisfied with a partial refund, half of it already paid: the
+    new decision cannot refund less than was paid, and it does not restart the deadline."""
+    tenant = desk.tenant
+    with travel(WEDNESDAY_10AM):
+        ticket = received(app, tenant)
+        agent = staff_client(app, tenant, desk.agent)
+        assert decide(agent, tenant, ticket.number, **PARTIAL).status_code == 302
+        assert pay(agent, tenant, ticket.number, "50.00").status_code == 302
+    with travel(shanghai(2026, 9, 21, 10)):
+        with acting_for(app, tenant) as session:
+            tickets.not_satisfied(tickets.ticket_by_number(ticket.number), "只退一部分不合理。", ip=None)
+            session.commit()
+        agent = staff_client(app, tenant, desk.agent)
+        before = record_state(app, tenant)
+        less = decide(
+            agent, tenant, ticket.number, **{**PARTIAL, "amount": "40.00", "differs_reason": "Re-read."}
+        )
+        assert less.status_code == 422
+        assert "CN¥50.00 has already been paid out on this ticket: a new decision cannot refund less." in (
+            field_feedback(less.text, "decision-amount")
+        )
+        assert record_state(app, tenant) == before
+
+        assert decide(agent, tenant, ticket.number, **FULL, amount="199.00").status_code == 302
+        page = page_text(agent, refund_url(tenant, ticket.number))
+        assert "Approved CN¥199.00 · paid CN¥50.00 · owed CN¥149.00" in page
+        # Still the deadline the first approval set, not a new one from today.
+        assert "On track Due Thu, Oct 1 24:00" in clock_line(agent, tenant, ticket.number, "Payout")
+        assert pay(agent, tenant, ticket.number, "149.00", paid_at="2026-09-21T09:00").status_code == 302
+        assert "Met Mon, Sep 21 09:00" in clock_line(agent, tenant, ticket.number, "Payout")
+    first, second = events(app, tenant, "refund.decision_proposed")
+    assert first.data["replaces_decision_id"] is None
+    assert second.data["replaces_decision_id"] == first.data["decision_id"]
+    assert_audit_chain_verifies(runner, tenant)
+
+
 def test_nothing_is_paid_on_a_denial(app, desk):
     tenant = desk.tenant
     with travel(WEDNESDAY_10AM):

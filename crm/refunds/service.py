@@ -164,6 +164,15 @@ def propose(ticket: Ticket, proposal: Proposal, *, user: User, ip: str | None) -
         raise DomainError(_l("A full refund is the whole amount paid."), "amount")
     if outcome == Outcome.APPROVED_PARTIAL and not 0 < amount_minor < paid_minor:
         raise DomainError(_l("A partial refund is more than 0 and less than the amount paid."), "amount")
+    standing = ledger.balance(ticket.id)  # a decision made before the ticket was reopened
+    if amount_minor < standing.paid_minor:
+        raise DomainError(
+            _l(
+                "%(paid)s has already been paid out on this ticket: a new decision cannot refund less.",
+                paid=format_money(standing.paid_minor, ticket.currency),
+            ),
+            "amount",
+        )
     differs_reason = tickets.check_text(proposal.differs_reason, "differs_reason", MAX_TEXT, required=False)
     if amount_minor != calculation.suggested_minor and not differs_reason:
         raise DomainError(_l("The amount differs from the suggested refund: say why."), "differs_reason")
@@ -216,6 +225,7 @@ def propose(ticket: Ticket, proposal: Proposal, *, user: User, ip: str | None) -
             "paid_minor": paid_minor,
             "currency": decision.currency,
             "needs_approval": waits,
+            "replaces_decision_id": standing.decision.id if standing.decision else None,
             **_policy_data(version),
         },
     )
@@ -335,7 +345,13 @@ def _finalise(
         data={"decision_id": decision.id, "body_sha256": digest(body), **_policy_data(version)},
     )
     tickets.resolve_after_final_response(ticket, actor=actor, user=user)
-    if decision.approved_amount_minor:
+    # A decision made again after a reopen keeps the payout deadline already running:
+    # deciding again never buys the provider more time to pay.
+    payout_running = any(
+        clock.metric == Metric.PAYOUT and clock.state in clocks.UNFINISHED
+        for clock in clocks.clocks_of("ticket", ticket.id)
+    )
+    if ledger.balance(ticket.id).owed_minor and not payout_running:
         clock = clocks.start_clock(
             "ticket",
             ticket.id,
