@@ -476,8 +476,11 @@ def time_fetch(app: Flask, tenant: CurrentTenant, batch: int) -> tuple[int, floa
     """The same columns, order and streaming as verify_chain, with no hashing."""
     with app.app_context(), tenant_context(tenant):
         began = time.perf_counter()
-        result = db.session.execute(
-            select(*VERIFY_COLUMNS).order_by(AuditEvent.seq).execution_options(yield_per=batch)
+        result = db.session.connection().execute(
+            select(*VERIFY_COLUMNS)
+            .where(AuditEvent.tenant_id == tenant.id)
+            .order_by(AuditEvent.seq)
+            .execution_options(yield_per=batch)
         )
         count = sum(len(partition) for partition in result.partitions())
         return count, time.perf_counter() - began

@@ -107,14 +107,19 @@ def stored_event_hash(
 ) -> str:
     """``event_hash(prev_hash, event_body(…))`` written out directly for a stored row, with
     ``data_text`` (the stored, already canonical JSON) spliced in as it is: verification
-    hashes what is stored without parsing it. ``occurred_at`` may be naive UTC."""
-    if occurred_at.tzinfo is not None:
-        occurred_at = occurred_at.astimezone(UTC).replace(tzinfo=None)
+    hashes what is stored without parsing it. ``occurred_at`` may be naive UTC. Columns
+    that are never NULL are quoted without the NULL check: this runs once per event a
+    verification reads."""
+    if occurred_at.tzinfo is not None and occurred_at.utcoffset():
+        occurred_at = occurred_at.astimezone(UTC)
+    # "YYYY-MM-DDTHH:MM:SS.ffffff", without the "+00:00" an aware UTC time would add.
+    instant = occurred_at.isoformat(timespec="microseconds")[:26]
+    quote = encode_basestring
     text = (
-        f'{prev_hash}{{"action":{_string(action)},"actor":{{"id":{_string(actor_id)},'
-        f'"kind":{_string(actor_kind)},"label":{_string(actor_label)}}},"data":{data_text},'
-        f'"ip":{_string(ip)},"occurred_at":"{occurred_at.isoformat(timespec="microseconds")}Z",'
-        f'"prev_hash":{_string(prev_hash)},"seq":{int(seq)},'
-        f'"subject":{{"id":{_string(subject_id)},"type":{_string(subject_type)}}},"tenant_id":{int(tenant_id)}}}'
+        f'{prev_hash}{{"action":{quote(action)},"actor":{{"id":{_string(actor_id)},'
+        f'"kind":{quote(actor_kind)},"label":{quote(actor_label)}}},"data":{data_text},'
+        f'"ip":{_string(ip)},"occurred_at":"{instant}Z",'
+        f'"prev_hash":{quote(prev_hash)},"seq":{int(seq)},'
+        f'"subject":{{"id":{_string(subject_id)},"type":{quote(subject_type)}}},"tenant_id":{int(tenant_id)}}}'
     )
     return hashlib.sha256(text.encode()).hexdigest()
