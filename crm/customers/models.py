@@ -2,12 +2,14 @@
 
 from datetime import datetime
 
-from sqlalchemy import Index, String, UniqueConstraint
+from sqlalchemy import Computed, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm.columns import UTCDateTime, utcnow
 from crm.extensions import db
 from tenants import BigIntId, TenantScoped
+
+PHONE_TAIL = "substr(phone, length(phone) - 3)"
 
 
 class Customer(TenantScoped, db.Model):
@@ -18,12 +20,16 @@ class Customer(TenantScoped, db.Model):
         Index(None, "tenant_id", "email"),
         Index(None, "tenant_id", "account_ref"),
         Index(None, "tenant_id", "name"),
+        Index(None, "tenant_id", "phone_tail"),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     # E.164, e.g. +8613800138000
     phone: Mapped[str | None] = mapped_column(String(20))
+    # The phone's last four digits (尾号), kept by the database: a search by the end of
+    # a number finds its few candidates by index instead of reading every customer.
+    phone_tail: Mapped[str | None] = mapped_column(String(4), Computed(PHONE_TAIL, persisted=True))
     email: Mapped[str | None] = mapped_column(String(254))
     account_ref: Mapped[str | None] = mapped_column(String(100))
     # The language the customer wrote in; their emails use it.

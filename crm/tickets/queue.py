@@ -10,7 +10,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, func, literal, or_, select, tuple_, union_all
+from sqlalchemy import ColumnElement, and_, func, literal, or_, select, tuple_, union_all
 
 from crm.columns import UTCDateTime, utcnow
 from crm.customers.models import Customer
@@ -112,16 +112,24 @@ def _sort_value(ticket: Ticket, sort: str) -> datetime:
 
 
 def matching_customer_ids(q: str, country: str) -> list[int]:
-    """Customers whose name contains ``q``, whose phone ends in its digits (or equals it
-    read as a number of ``country``), or whose email or account reference is ``q``."""
-    conditions = [Customer.name.icontains(q, autoescape=True), Customer.account_ref == q]
+    """Customers whose phone ends in the digits of ``q`` (or equals it read as a number of
+    ``country``), whose email or account reference is ``q``, or, when ``q`` reads as a
+    name (no "@", not a phone number or a ticket's reference), whose name contains it.
+
+    Only the name needs every customer of the tenant read; the rest go by index (a
+    phone's last four digits are kept in ``phone_tail``)."""
+    conditions = [Customer.account_ref == q]
+    digits = re.sub(r"\D", "", q)
     if "@" in q:
         conditions.append(Customer.email == q.lower())
-    digits = re.sub(r"\D", "", q)
-    if len(digits) >= 4 and re.fullmatch(r"[\d\s()+.\-]+", q):
-        conditions.append(Customer.phone.endswith(digits, autoescape=True))
+    elif len(digits) >= 4 and re.fullmatch(r"[\d\s()+.\-]+", q):
+        conditions.append(
+            and_(Customer.phone_tail == digits[-4:], Customer.phone.endswith(digits, autoescape=True))
+        )
         with suppress(DomainError):  # not a whole number: the suffix still matches
             conditions.append(Customer.phone == normalise_phone(q, country))
+    elif ticket_number_in(q) is None:
+        conditions.append(Customer.name.icontains(q, autoescape=True))
     query = select(Customer.id).where(or_(*conditions)).limit(CUSTOMER_MATCH_LIMIT)
     return list(db.session.scalars(query))
 
