@@ -164,16 +164,18 @@ def test_filters_by_kind_priority_and_reason(app, client, desk):
         "9000",
         "WW@Example.test",
         "ACC-42",
+        "王五",
     ],
 )
 def test_search_finds_a_ticket_by_number_name_phone_email_or_account(app, client, desk, q):
     tenant, _agent = desk
-    new_ticket(app, tenant, customer={"name": "Li Lei", "phone": "13800138000", "email": "ll@example.test"})
+    li_lei = {"name": "Li Lei 李雷", "phone": "13800138000", "email": "ll@example.test"}
+    new_ticket(app, tenant, customer=li_lei)
     new_ticket(
         app,
         tenant,
         customer={
-            "name": "Wang Wu",
+            "name": "Wang Wu 王五",
             "phone": "13900139000",
             "email": "ww@example.test",
             "account_ref": "ACC-42",
