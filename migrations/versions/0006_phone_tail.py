@@ -1,6 +1,7 @@
 """Customers' phone tails: the last four digits of each phone number, a generated column
 with an index, so a search by the end of a number reads its few candidates instead of
-every customer of the tenant.
+every customer of the tenant. On PostgreSQL adding a stored generated column rewrites
+the table: on a desk with millions of customers, run it in a quiet hour.
 
 Revision ID: 0006_phone_tail
 Revises: 0005_refunds
