@@ -446,6 +446,9 @@ def test_a_year_the_package_does_not_know_is_refused(app, client, signed_in):
     response = send_page_form(client, url, {"year": "2100"}, action="/import-cn")
     assert 400 <= response.status_code < 500
     assert "has no data for 2100" in field_feedback(response.text, "year")
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "zh-CN"
+    response = send_page_form(client, url, {"year": "2100"}, action="/import-cn")
+    assert "数据包中没有 2100 年的数据" in field_feedback(response.text, "year")
     assert versions_made(app, tenant, "calendar") == [1]
 
 

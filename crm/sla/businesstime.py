@@ -693,7 +693,12 @@ def china_year(year: int, *, chinese_names: bool = False) -> tuple[dict[date, st
         chinese_calendar.is_workday(date(year, 12, 31))
     except NotImplementedError:
         raise CalendarError(
-            f"chinesecalendar {chinese_calendar.__version__} has no data for {year}; upgrade chinesecalendar"
+            _l(
+                "chinesecalendar %(version)s has no data for %(year)s; upgrade chinesecalendar, or add "
+                "the year's holidays by hand or from an iCalendar file.",
+                version=chinese_calendar.__version__,
+                year=year,
+            )
         ) from None
     holidays: dict[date, str] = {}
     makeup_days: list[date] = []
@@ -718,13 +723,15 @@ def ics_holidays(data: bytes) -> dict[date, str]:
     try:
         calendar = icalendar.Calendar.from_ical(data)
     except Exception as error:  # the parser raises many types on bad input; callers get one
-        raise CalendarError(f"This is not an iCalendar file that can be read ({error})") from None
+        raise CalendarError(
+            _l("This is not an iCalendar file that can be read (%(error)s).", error=error)
+        ) from None
     if getattr(calendar, "name", None) != "VCALENDAR":
-        raise CalendarError("This is not an iCalendar file: it has no VCALENDAR")
+        raise CalendarError(_l("This is not an iCalendar file: it has no VCALENDAR."))
     holidays: dict[date, str] = {}
     for event in calendar.walk("VEVENT"):
         summary = str(event.get("SUMMARY", "")).strip()
-        title = repr(summary) if summary else "(untitled)"
+        title = f"“{summary}”" if summary else _l("(untitled)")
         try:
             start = event["DTSTART"].dt
             if "DTEND" in event:
@@ -734,13 +741,17 @@ def ics_holidays(data: bytes) -> dict[date, str]:
             else:
                 end = start + timedelta(days=1)
         except (KeyError, ValueError, TypeError, AttributeError):
-            raise CalendarError(f"The event {title} has no readable start or end date") from None
+            raise CalendarError(
+                _l("The event %(title)s has no readable start or end date.", title=title)
+            ) from None
         if isinstance(start, datetime) or not isinstance(start, date):
             continue
         if isinstance(end, datetime) or not isinstance(end, date) or end <= start:
-            raise CalendarError(f"The all-day event {title} does not end on a later date")
+            raise CalendarError(_l("The all-day event %(title)s does not end on a later date.", title=title))
         if (end - start).days > _ICS_MAX_EVENT_DAYS:
-            raise CalendarError(f"The event {title} lasts more than a year; is it a holiday?")
+            raise CalendarError(
+                _l("The event %(title)s lasts more than a year; is it a holiday?", title=title)
+            )
         day = start
         while day < end:
             names = holidays.get(day)
