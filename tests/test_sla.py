@@ -372,6 +372,40 @@ def test_an_answered_call_is_a_response_and_an_unanswered_one_is_not(app, runner
     assert_audit_chain_verifies(runner, desk.tenant)
 
 
+def test_raising_the_priority_shortens_running_targets_and_lowering_it_never_lengthens_them(
+    app, runner, desk
+):
+    with travel(WEDNESDAY_5PM) as traveller:
+        ticket_id = submit_refund(app, desk.tenant, "urgent")
+        traveller.move_to(shanghai(2026, 9, 16, 17, 20))
+        with acting_for(app, desk.tenant) as session:
+            ticket = session.get(Ticket, ticket_id)
+            tickets.set_priority(ticket, "urgent", user=staff(session, desk.agent), ip=None)
+            session.commit()
+            by_metric = clocks_by_metric(ticket_id)
+            first, resolution = by_metric[Metric.FIRST_RESPONSE], by_metric[Metric.RESOLUTION]
+            # Rule 1 (urgent): 60 min and 9 h, counted from receipt on the same calendar.
+            assert (first.target, first.rule, first.due_at) == (60, "1", shanghai(2026, 9, 16, 18))
+            # Wed 17:00-18:00, Thu 09:00-12:00 and 13:30-18:00 (8 h 30 min), Fri 09:00-09:30.
+            assert (resolution.target, resolution.rule) == (9 * 60, "1")
+            assert resolution.due_at == shanghai(2026, 9, 18, 9, 30)
+            assert ticket.due_at == shanghai(2026, 9, 16, 18)
+            assert ticket.respond_by == shanghai(2026, 9, 17, 17, 30)  # the receipt's promise stays
+
+        traveller.move_to(shanghai(2026, 9, 16, 17, 30))
+        with acting_for(app, desk.tenant) as session:
+            ticket = session.get(Ticket, ticket_id)
+            tickets.set_priority(ticket, "low", user=staff(session, desk.agent), ip=None)
+            session.commit()
+            lowered = clocks_by_metric(ticket_id)
+            assert lowered[Metric.FIRST_RESPONSE].due_at == shanghai(2026, 9, 16, 18)
+            assert lowered[Metric.RESOLUTION].due_at == shanghai(2026, 9, 18, 9, 30)
+            [retargeted] = events(session, "clock.retargeted", ticket_id)
+            assert metrics_in(retargeted) == ["first_response", "resolution"]
+            assert [clock["target"] for clock in retargeted.data["clocks"]] == [60, 9 * 60]
+    assert_audit_chain_verifies(runner, desk.tenant)
+
+
 def test_a_merged_duplicate_has_its_clocks_stopped_not_met(app, desk):
     with travel(WEDNESDAY_5PM) as traveller:
         kept_id = submit_refund(app, desk.tenant, "n1")

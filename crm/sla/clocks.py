@@ -23,6 +23,8 @@ from crm.sla.models import REGULATORY_METRICS, Clock, ClockState, ConfigKind, Co
 from crm.tickets.models import Status, Ticket
 
 UNFINISHED = (ClockState.RUNNING, ClockState.PAUSED)
+# The clocks an SLA policy's rules set (the regulatory and payout ones follow other rules).
+SLA_METRICS = (Metric.FIRST_RESPONSE, Metric.NEXT_RESPONSE, Metric.RESOLUTION)
 REGULATORY_WARN_PERCENT = 80
 # A lead's promise: "we call you within 3 hours" (business hours, on the default calendar).
 FIRST_CONTACT_MINUTES = 180
@@ -412,6 +414,36 @@ def on_answered_call(ticket: Ticket, *, actor: Actor, at: datetime | None = None
     next response. A regulator's response deadline asks for an answer on the record, so
     it waits for a public reply."""
     _meet_waiting(ticket, (Metric.FIRST_RESPONSE, Metric.NEXT_RESPONSE), actor, at or utcnow())
+
+
+def on_priority_change(ticket: Ticket, *, actor: Actor) -> None:
+    """Staff changed the ticket's priority: each running SLA clock takes the target of
+    the rule that now covers the ticket, in the policy version the clock pinned, when
+    that target is shorter. A reclassification never lengthens a deadline already
+    running (the customer may have been told it), and a clock keeps its start, its
+    pauses and its calendar. A breached clock stays as it was breached."""
+    clocks = clocks_of("ticket", ticket.id)
+    retargeted = []
+    for clock in clocks:
+        if (
+            clock.metric not in SLA_METRICS
+            or clock.state not in UNFINISHED
+            or clock.breached_at is not None
+            or clock.config_version_id is None
+        ):
+            continue
+        policy = versions.policy(versions.by_id(clock.config_version_id))
+        matched = policy.match(ticket.kind, ticket.priority, ticket.channel)
+        if matched is None:
+            continue
+        position, rule = matched
+        target = rule.target(Metric(clock.metric))
+        if target is None or target >= clock.target:
+            continue
+        clock.target, clock.rule, clock.warn_percent = target, str(position), rule.warn_percent
+        reschedule(clock)
+        retargeted.append(clock)
+    _apply(ticket, {"retargeted": retargeted}, clocks, actor)
 
 
 def on_customer_message(ticket: Ticket, *, actor: Actor, at: datetime | None = None) -> None:

@@ -697,7 +697,11 @@ def set_priority(ticket: Ticket, priority: str, *, user: User, ip: str | None) -
         priority = Priority(priority)
     except ValueError:
         raise DomainError(_l("Choose a priority from the list."), "priority") from None
-    _change(ticket, "priority", priority, "ticket.priority_changed", staff_actor(user, ip))
+    if priority == ticket.priority:
+        return
+    actor = staff_actor(user, ip)
+    _change(ticket, "priority", priority, "ticket.priority_changed", actor)
+    clocks.on_priority_change(ticket, actor=actor)
 
 
 def _change(ticket: Ticket, field_name: str, value, action: str, actor: Actor) -> None:
