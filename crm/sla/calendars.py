@@ -9,7 +9,6 @@ from flask_babel import lazy_gettext as _l
 
 from crm.audit.service import Actor
 from crm.errors import DomainError
-from crm.i18n import page_locale
 from crm.sla import versions
 from crm.sla.businesstime import (
     CalendarError,
@@ -109,10 +108,13 @@ def add_dates(
     return save_spec(name, _changed(name, "holidays", **changes), actor=actor, user_id=user_id)
 
 
-def import_china(name: str, year: int, *, actor: Actor, user_id: int | None = None) -> ConfigVersion | None:
+def import_china(
+    name: str, year: int, *, actor: Actor, user_id: int | None = None, language: str = "en"
+) -> ConfigVersion | None:
     """Mainland China's public holidays and make-up working days for ``year``, named in
-    the tenant's language (the desk's shared one, whoever imports them), else the page's."""
-    language = current_tenant().locale or page_locale()
+    the tenant's language (the desk's shared one, whoever imports them), else in
+    ``language`` (the importer's)."""
+    language = current_tenant().locale or language
     try:
         holidays, workdays = china_year(year, chinese_names=language.startswith("zh"))
     except CalendarError as error:

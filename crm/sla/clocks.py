@@ -220,20 +220,14 @@ def meet(
     subject_type: str, subject_id: int, metric: Metric, *, actor: Actor, at: datetime | None = None
 ) -> list[Clock]:
     """Meet the subject's unfinished clocks of ``metric`` (a lead's first contact)."""
-    at = at or utcnow()
-    met = [
-        clock
-        for clock in clocks_of(subject_type, subject_id)
-        if clock.metric == metric and clock.state in UNFINISHED
-    ]
-    for clock in met:
-        _finish(clock, at, ClockState.MET)
+    clocks = clocks_of(subject_type, subject_id)
+    met = _meet_unfinished(clocks, (metric,), at or utcnow())
     if met:
         record(
             "clock.met", subject_type, subject_id, actor=actor, data={"clocks": [_summary(c) for c in met]}
         )
         if subject_type == "ticket":
-            refresh_ticket(db.session.get(Ticket, subject_id), clocks_of(subject_type, subject_id))
+            refresh_ticket(db.session.get(Ticket, subject_id), clocks)
     return met
 
 
@@ -394,12 +388,17 @@ def _apply(ticket: Ticket, changes: dict[str, list[Clock]], clocks: list[Clock],
     refresh_ticket(ticket, clocks)
 
 
-def _meet_waiting(ticket: Ticket, metrics: tuple[Metric, ...], actor: Actor, at: datetime) -> None:
-    clocks = clocks_of("ticket", ticket.id)
+def _meet_unfinished(clocks: list[Clock], metrics: tuple[Metric, ...], at: datetime) -> list[Clock]:
+    """Meet those of ``clocks`` of ``metrics`` still running or paused; the ones met."""
     met = [c for c in clocks if c.metric in metrics and c.state in UNFINISHED]
     for clock in met:
         _finish(clock, at, ClockState.MET)
-    _apply(ticket, {"met": met}, clocks, actor)
+    return met
+
+
+def _meet_waiting(ticket: Ticket, metrics: tuple[Metric, ...], actor: Actor, at: datetime) -> None:
+    clocks = clocks_of("ticket", ticket.id)
+    _apply(ticket, {"met": _meet_unfinished(clocks, metrics, at)}, clocks, actor)
 
 
 def on_public_reply(ticket: Ticket, *, actor: Actor, at: datetime | None = None) -> None:

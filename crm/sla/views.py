@@ -11,6 +11,7 @@ from crm.auth.forms import LogoutForm
 from crm.columns import utcnow
 from crm.errors import DomainError
 from crm.extensions import db
+from crm.i18n import page_locale
 from crm.sla import calendars as calendar_service
 from crm.sla import notifications as notices
 from crm.sla import rules, versions
@@ -165,7 +166,7 @@ def calendar_import_china(name: str):
     if china.validate():
         try:
             saved = calendar_service.import_china(
-                name, china.year.data, actor=current_actor(), user_id=current_user.id
+                name, china.year.data, actor=current_actor(), user_id=current_user.id, language=page_locale()
             )
         except DomainError as error:
             status = _refused(china, error)
