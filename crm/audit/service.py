@@ -234,20 +234,24 @@ def _take_chain_lock(connection: Connection, tenant_id: int) -> bool:
     return True
 
 
-# The waiting events as hashing needs them: ``data`` as its stored (canonical) text, so
-# it is hashed and moved onto the chain as it is, never parsed and written out again.
-_WAITING = (
-    _INBOX.c.id,
-    type_coerce(_INBOX.c.occurred_at, DateTime(timezone=True)).label("occurred_at"),
-    _INBOX.c.actor_kind,
-    _INBOX.c.actor_id,
-    _INBOX.c.actor_label,
-    _INBOX.c.ip,
-    _INBOX.c.action,
-    _INBOX.c.subject_type,
-    _INBOX.c.subject_id,
-    cast(_INBOX.c.data, Text).label("data"),
-)
+def _hashed_content(table) -> tuple:
+    """An event's content columns of ``table`` (inbox or chain), in the order
+    ``stored_event_hash`` takes them and as it takes them: ``occurred_at`` as stored
+    (naive on SQLite; skipping the column type's conversion is a good part of
+    verification's time) and ``data`` as its stored canonical text, never parsed."""
+
+    def as_hashed(column):
+        if column.name == "occurred_at":
+            return type_coerce(column, DateTime(timezone=True)).label("occurred_at")
+        if column.name == "data":
+            return cast(column, Text).label("data")
+        return column
+
+    return tuple(as_hashed(table.c[column.name]) for column in _INBOX_COLUMNS)
+
+
+# The waiting events as hashing needs them: hashed and moved onto the chain as stored.
+_WAITING = (_INBOX.c.id, *_hashed_content(_INBOX))
 
 
 def _chain_batch(connection: Connection, tenant_id: int, batch: int) -> int:
@@ -279,8 +283,12 @@ def _chain_batch(connection: Connection, tenant_id: int, batch: int) -> int:
             },
         )
     else:
-        connection.execute(_COPY_TO_CHAIN, links)
-        connection.execute(delete(_INBOX).where(_INBOX.c.id.in_([link["id"] for link in links])))
+        connection.execute(_COPY_TO_CHAIN, [{**link, "tenant": tenant_id} for link in links])
+        connection.execute(
+            delete(_INBOX).where(
+                _INBOX.c.tenant_id == tenant_id, _INBOX.c.id.in_([link["id"] for link in links])
+            )
+        )
         connection.execute(
             update(_HEADS).where(_HEADS.c.tenant_id == tenant_id).values(seq=seq, hash=prev_hash)
         )
@@ -297,7 +305,8 @@ WITH links AS (
                          CAST(:prev_hashes AS text[]), CAST(:hashes AS text[]))
         AS link(id, seq, prev_hash, hash)
 ), moved AS (
-    DELETE FROM audit_inbox USING links WHERE audit_inbox.id = links.id
+    DELETE FROM audit_inbox USING links
+    WHERE audit_inbox.id = links.id AND audit_inbox.tenant_id = :tenant
     RETURNING audit_inbox.tenant_id, links.seq, {", ".join(f"audit_inbox.{c.name}" for c in _INBOX_COLUMNS)},
               links.prev_hash, links.hash
 ), head AS (
@@ -308,7 +317,8 @@ SELECT tenant_id, seq, {_CONTENT}, prev_hash, hash FROM moved
 """)
 _COPY_TO_CHAIN = text(f"""
 INSERT INTO audit_events (tenant_id, seq, {_CONTENT}, prev_hash, hash)
-SELECT tenant_id, :seq, {_CONTENT}, :prev_hash, :hash FROM audit_inbox WHERE id = :id
+SELECT tenant_id, :seq, {_CONTENT}, :prev_hash, :hash FROM audit_inbox
+WHERE id = :id AND tenant_id = :tenant
 """)
 
 
@@ -369,18 +379,7 @@ class ChainReport:
 VERIFY_COLUMNS = (
     AuditEvent.tenant_id,
     AuditEvent.seq,
-    # As stored (naive on SQLite): stored_event_hash takes either, and skipping the
-    # column type's conversion is a good part of verification's time.
-    type_coerce(AuditEvent.occurred_at, DateTime(timezone=True)).label("occurred_at"),
-    AuditEvent.actor_kind,
-    AuditEvent.actor_id,
-    AuditEvent.actor_label,
-    AuditEvent.ip,
-    AuditEvent.action,
-    AuditEvent.subject_type,
-    AuditEvent.subject_id,
-    # The stored text, unparsed: data is stored as canonical JSON and hashes as it is.
-    cast(AuditEvent.data, Text).label("data"),
+    *_hashed_content(AuditEvent.__table__),
     AuditEvent.prev_hash,
     AuditEvent.hash,
 )
