@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import chinese_calendar
-import icalendar
 from flask_babel import lazy_gettext as _l
 
 Interval = tuple[int, int]  # minutes after local midnight, 0 <= start < end <= 1440 (1440 = 24:00)
@@ -688,6 +686,8 @@ def china_year(year: int, *, chinese_names: bool = False) -> tuple[dict[date, st
     holiday block included, named in English ("National Day") or Chinese ("国庆节");
     make-up days are the weekend dates that are working days.
     """
+    import chinese_calendar  # here, not at the top: every process imports this module, few import holidays
+
     try:
         chinese_calendar.is_workday(date(year, 1, 1))
         chinese_calendar.is_workday(date(year, 12, 31))
@@ -720,6 +720,8 @@ def ics_holidays(data: bytes) -> dict[date, str]:
     dates; timed events are skipped, and recurrence rules are not expanded. When two
     events fall on one date their names are joined.
     """
+    import icalendar  # as chinese_calendar above: only an import needs it
+
     try:
         calendar = icalendar.Calendar.from_ical(data)
     except Exception as error:  # the parser raises many types on bad input; callers get one

@@ -2,7 +2,7 @@
 
 from flask_babel import lazy_gettext as _l
 
-from crm.sla.models import ClockState, Metric, Unit
+from crm.sla.models import Metric, Unit
 from crm.sla.rules import Action
 
 METRIC_LABELS = {
@@ -15,13 +15,6 @@ METRIC_LABELS = {
     Metric.FIRST_CONTACT: _l("First contact"),
     Metric.PAYOUT: _l("Payout"),
     Metric.ESCALATION: _l("Outside body's deadline"),
-}
-
-STATE_LABELS = {
-    ClockState.RUNNING: _l("Running"),
-    ClockState.PAUSED: _l("Paused"),
-    ClockState.MET: _l("Met"),
-    ClockState.STOPPED: _l("Stopped"),
 }
 
 UNIT_LABELS = {

@@ -5,7 +5,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from crm.access import Role, current_actor, requires
+from crm.access import current_actor, requires
 from crm.auth import service as auth
 from crm.auth.forms import LogoutForm
 from crm.columns import utcnow
@@ -27,6 +27,7 @@ from crm.sla.forms import (
 )
 from crm.sla.labels import EVENT_LABELS, METRIC_LABELS, UNIT_LABELS
 from crm.sla.models import ConfigKind
+from crm.tickets.service import list_assignable_users
 from crm.webforms import show_error
 from tenants.ext import URL_PREFIX
 
@@ -203,10 +204,6 @@ def calendar_import_ics(name: str):
 # --- the SLA policy ----------------------------------------------------------------------
 
 
-def _assignable_users():
-    return [user for user in auth.list_users() if user.is_active and user.role != Role.AUDITOR]
-
-
 @bp.route("/admin/sla", methods=["GET", "POST"])
 @requires("sla.manage")
 def policy_edit():
@@ -217,13 +214,13 @@ def policy_edit():
     if request.method == "POST":
         rows = sum(1 for key in request.form if key.endswith("-first_response"))
         form = policy_form(min(rows, rules.MAX_RULES + NEW_ROWS))()
-        form.set_choices(names, _assignable_users())
+        form.set_choices(names, list_assignable_users())
         status = _save_document(form, ConfigKind.SLA_POLICY, _("SLA policy"))
         if status is None:
             return redirect(url_for(".policy_edit"))
     else:
         form = policy_form(len(policy.rules) + NEW_ROWS)(formdata=None)
-        form.set_choices(names, _assignable_users())
+        form.set_choices(names, list_assignable_users())
         for position, (entry, rule) in enumerate(zip(form.rule_rows, policy.rules, strict=False), start=1):
             row = entry.form
             row.position.data = position * 10
