@@ -238,9 +238,7 @@ def _draft(version: PolicyVersion) -> PolicyVersion:
     return version
 
 
-def update_draft(
-    version: PolicyVersion, texts: object, terms: object, *, actor: Actor, user_id: int | None = None
-) -> bool:
+def update_draft(version: PolicyVersion, texts: object, terms: object, *, actor: Actor) -> bool:
     """Change a draft's text and terms; False if nothing changed."""
     _draft(version)
     texts, terms = _checked(texts, terms)

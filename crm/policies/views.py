@@ -139,9 +139,7 @@ def admin_edit(number: int):
     if not form.validate():
         return _edit_page(version, form, publish_form, 400)
     try:
-        changed = service.update_draft(
-            version, form.texts(), form.terms(), actor=current_actor(), user_id=current_user.id
-        )
+        changed = service.update_draft(version, form.texts(), form.terms(), actor=current_actor())
     except DomainError as error:
         db.session.rollback()
         # A term's refusal starts with its key ("handling_fee_percent: …", for files); beside

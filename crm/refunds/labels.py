@@ -53,9 +53,9 @@ def reason_choices() -> list[tuple[str, str]]:
     return pairs
 
 
-def default_outside_options(locale: str) -> str:
-    """Where a customer in mainland China can turn: pre-filled, each tenant can change it."""
-    del locale  # the text follows the forced locale of the caller
+def default_outside_options() -> str:
+    """Where a customer in mainland China can turn: pre-filled, each tenant can change it.
+    In the caller's (forced) locale."""
     return _(
         "- your local consumer association (消费者协会);\n"
         "- the 12315 platform of the market regulator: www.12315.cn, or call 12315;\n"

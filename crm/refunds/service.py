@@ -307,7 +307,7 @@ def payout_due(decision: RefundDecision, version: PolicyVersion) -> date:
 def outside_options(locale: str) -> str:
     settings = tenant_settings()
     custom = settings.outside_options_zh if locale.startswith("zh") else settings.outside_options_en
-    return custom or default_outside_options(locale)
+    return custom or default_outside_options()
 
 
 def final_response_text(ticket: Ticket, decision: RefundDecision, version: PolicyVersion) -> str:

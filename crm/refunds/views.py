@@ -14,7 +14,7 @@ from crm.access import Role, can, client_ip, requires
 from crm.auth import service as auth
 from crm.errors import Conflict, DomainError
 from crm.extensions import db
-from crm.money import format_money, from_minor_units
+from crm.money import from_minor_units
 from crm.policies import service as policies
 from crm.policies.models import PolicyVersion
 from crm.refunds import ledger, service
@@ -111,7 +111,6 @@ def _render(ticket: Ticket, status: int = 200, *, calculation=None, **bound: Fla
         reasons=dict(reason_choices()),
         body_labels=BODY_LABELS,
         method_labels=METHOD_LABELS,
-        money=format_money,
         may_decide=can(current_user, "tickets.work"),
         may_approve=current_user.role == Role.MANAGER,
         Pending=DecisionStatus.PENDING_APPROVAL,
