@@ -427,6 +427,25 @@ def test_a_merged_duplicate_has_its_clocks_stopped_not_met(app, desk):
 # --- versions ----------------------------------------------------------------------------
 
 
+def test_a_rule_without_a_resolution_target_still_times_the_next_response(app, desk):
+    with travel(WEDNESDAY_5PM) as traveller:
+        with acting_for(app, desk.tenant) as session:
+            answers_only = Policy((Rule(first_response=120, next_response=60),))
+            versions.save(ConfigKind.SLA_POLICY, "default", answers_only.to_json(), actor=OPERATOR)
+            session.commit()
+        ticket_id = submit_refund(app, desk.tenant, "no-resolution")
+        traveller.move_to(shanghai(2026, 9, 17, 9, 30))
+        with acting_for(app, desk.tenant) as session:
+            ticket = session.get(Ticket, ticket_id)
+            tickets.reply(ticket, "我们正在核实。", user=staff(session, desk.agent), ip=None)
+            tickets.customer_reply(ticket, "请尽快。", ip=None)
+            session.commit()
+            following = clocks_by_metric(ticket_id)[Metric.NEXT_RESPONSE]
+            assert following.state == ClockState.RUNNING and following.target == 60
+            assert following.due_at == shanghai(2026, 9, 17, 10, 30)
+            assert Metric.RESOLUTION not in clocks_by_metric(ticket_id)
+
+
 def test_a_new_policy_applies_to_new_tickets_while_existing_ones_keep_theirs(app, runner, desk):
     with travel(WEDNESDAY_5PM) as traveller:
         old_id = submit_refund(app, desk.tenant, "n1")

@@ -453,7 +453,7 @@ def on_customer_message(ticket: Ticket, *, actor: Actor, at: datetime | None = N
     waiting = (Metric.FIRST_RESPONSE, Metric.NEXT_RESPONSE)
     if any(c.metric in waiting and c.state in UNFINISHED for c in clocks):
         return
-    policy_clock = next((c for c in clocks if c.metric == Metric.RESOLUTION and c.config_version_id), None)
+    policy_clock = next((c for c in clocks if c.metric in SLA_METRICS and c.config_version_id), None)
     if policy_clock is None:
         return
     policy_version = versions.by_id(policy_clock.config_version_id)
