@@ -1,5 +1,6 @@
 """Finding and recording customers. One person's requests come together under one
-record, matched by normalised phone number, else by email."""
+record, for history: the same name with the same normalised phone number, else email.
+A customer record never decides where mail goes (see ``link_customer``)."""
 
 import phonenumbers
 from flask_babel import lazy_gettext as _l
@@ -23,48 +24,52 @@ def normalise_phone(raw: str, region: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def find_customer(phone: str | None, email: str | None) -> Customer | None:
-    """The tenant's customer with this phone, else with this email (one query)."""
+def find_customer(name: str, phone: str | None, email: str | None) -> Customer | None:
+    """The tenant's customer with this name and phone, else this name and email (one query)."""
     matches = [
         column == value for column, value in ((Customer.phone, phone), (Customer.email, email)) if value
     ]
     if not matches:
         return None
     by_phone_first = (Customer.phone == phone).desc() if phone else Customer.id
-    query = select(Customer).where(or_(*matches)).order_by(by_phone_first, Customer.id).limit(1)
+    query = (
+        select(Customer)
+        .where(Customer.name == name, or_(*matches))
+        .order_by(by_phone_first, Customer.id)
+        .limit(1)
+    )
     return db.session.scalars(query).first()
 
 
-def match_or_create(
+def create_customer(
     *, name: str, phone: str | None, email: str | None, account_ref: str | None, locale: str, actor: Actor
 ) -> Customer:
-    """The existing customer with this phone or email (details filled in where they were
-    missing), or a new one."""
-    customer = find_customer(phone, email)
-    if customer is None:
-        customer = Customer(name=name, phone=phone, email=email, account_ref=account_ref, locale=locale)
-        db.session.add(customer)
-        db.session.flush()
-        record(
-            "customer.created",
-            "customer",
-            customer.id,
-            actor=actor,
-            data={
-                "name_sha256": digest(name),
-                "phone_sha256": digest(phone) if phone else None,
-                "email_sha256": digest(email) if email else None,
-            },
-        )
-        return customer
-    filled = {}
-    for field, value in (("phone", phone), ("email", email), ("account_ref", account_ref)):
-        if value and not getattr(customer, field):
-            setattr(customer, field, value)
-            filled[f"{field}_sha256"] = digest(value)
-    if locale != customer.locale:
-        filled["locale"] = {"before": customer.locale, "after": locale}
-        customer.locale = locale
-    if filled:
-        record("customer.updated", "customer", customer.id, actor=actor, data=filled)
+    customer = Customer(name=name, phone=phone, email=email, account_ref=account_ref, locale=locale)
+    db.session.add(customer)
+    db.session.flush()
+    record(
+        "customer.created",
+        "customer",
+        customer.id,
+        actor=actor,
+        data={
+            "name_sha256": digest(name),
+            "phone_sha256": digest(phone) if phone else None,
+            "email_sha256": digest(email) if email else None,
+        },
+    )
     return customer
+
+
+def link_customer(
+    *, name: str, phone: str | None, email: str | None, account_ref: str | None, locale: str, actor: Actor
+) -> Customer:
+    """The customer record a new request is filed under, for its history: the one with the
+    same name and phone (else name and email), or a new one.
+
+    Never changes an existing record: anyone can type anyone's phone number, and a
+    recycled virtual number reaches a new person. Mail about a ticket goes to the details
+    given for that ticket, never to the record's."""
+    return find_customer(name, phone, email) or create_customer(
+        name=name, phone=phone, email=email, account_ref=account_ref, locale=locale, actor=actor
+    )

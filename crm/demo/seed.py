@@ -273,7 +273,7 @@ def _play(ticket: Ticket, fate: str, agent: User, manager: User) -> None:
     if fate == "withdrawn":
         tickets.withdraw_by_customer(ticket, ip=None)
         return
-    chinese = ticket.customer.locale == "zh_CN"
+    chinese = ticket.requester.locale == "zh_CN"
     tickets.add_note(ticket, "Checked billing: the charge is on record.", user=agent, ip=None)
     tickets.reply(
         ticket,

@@ -94,7 +94,14 @@ def calculate(ticket: Ticket, version: PolicyVersion, inputs: Inputs) -> Calcula
         purchase_date=ticket.purchase_date,
         cancellation_date=inputs.cancellation_date,
         usage=usage,
+        reason=ticket.reason,
     )
+
+
+def received_on(ticket: Ticket) -> date:
+    """The day the request came in, in the tenant's zone: the customer's notice of
+    cancellation unless the agent knows an earlier one."""
+    return ticket.created_at.astimezone(ZoneInfo(current_tenant().timezone)).date()
 
 
 # --- proposing, approving, rejecting -------------------------------------------------------
@@ -311,7 +318,7 @@ def outside_options(locale: str) -> str:
 
 
 def final_response_text(ticket: Ticket, decision: RefundDecision, version: PolicyVersion) -> str:
-    locale = ticket.customer.locale
+    locale = ticket.requester.locale
     with force_locale(locale):
         return render_template(
             "refunds/final_response.txt",

@@ -95,8 +95,7 @@ def delete_canned(reply: CannedReply, *, actor: Actor) -> None:
 
 def render_canned(reply: CannedReply, ticket: Ticket) -> str:
     """The reply's text for ``ticket``, its placeholders filled in."""
-    customer = ticket.customer
     # Written the same way in every language, in the tenant's time zone: no misreading.
     deadline = format_datetime(ticket.respond_by, "yyyy-MM-dd HH:mm") if ticket.respond_by else ""
-    values = {"customer_name": customer.name, "ticket_number": ticket.reference, "deadline": deadline}
+    values = {"customer_name": ticket.requester_name, "ticket_number": ticket.reference, "deadline": deadline}
     return PLACEHOLDER_RE.sub(lambda match: values.get(match.group(1), match.group(0)), reply.body)

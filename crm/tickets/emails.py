@@ -28,12 +28,12 @@ def compose(
     deadlines = []
     if template == "receipt":
         deadlines = public_deadlines(clocks if clocks is not None else clocks_of("ticket", ticket.id))
-    with force_locale(ticket.customer.locale):
+    with force_locale(ticket.requester.locale):
         subject = str(SUBJECTS[template] % {"reference": ticket.reference})
         body = render_template(
             f"emails/{template}.txt",
             ticket=ticket,
-            customer=ticket.customer,
+            customer=ticket.requester,
             message=message,
             link=link,
             tenant=current_tenant(),

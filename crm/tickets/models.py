@@ -1,6 +1,7 @@
 """Tickets, their threads, canned replies, and used form-submission tokens."""
 
 import enum
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -81,6 +82,18 @@ class Reason(enum.StrEnum):
     OTHER = "other"
 
 
+@dataclass(frozen=True)
+class Requester:
+    """Who asked, exactly as they gave their details for this ticket: what staff see and
+    where mail about the ticket goes. The linked customer record is history only."""
+
+    name: str
+    phone: str | None
+    email: str | None
+    account_ref: str | None
+    locale: str
+
+
 class Ticket(TenantScoped, db.Model):
     __tablename__ = "tickets"
     __table_args__ = (
@@ -96,6 +109,7 @@ class Ticket(TenantScoped, db.Model):
         Index(None, "tenant_id", "created_at", "id"),
         Index(None, "tenant_id", "customer_id"),
         Index(None, "tenant_id", "account_ref"),
+        Index(None, "tenant_id", "requester_email"),
         # "Breached", "breaching soon" and the sort by next due time.
         Index(None, "tenant_id", "due_at", "id"),
     )
@@ -109,6 +123,12 @@ class Ticket(TenantScoped, db.Model):
     status: Mapped[str] = mapped_column(String(24), default=Status.NEW)
     reason: Mapped[str | None] = mapped_column(String(32))
     customer_id: Mapped[int] = mapped_column(BigIntId)
+    # The requester's details as submitted for this ticket (the account is ``account_ref``).
+    # Never taken from, nor written to, another submission's records.
+    requester_name: Mapped[str] = mapped_column(String(200))
+    requester_phone: Mapped[str | None] = mapped_column(String(20))  # E.164
+    requester_email: Mapped[str | None] = mapped_column(String(254))
+    requester_locale: Mapped[str] = mapped_column(String(16), default="zh_CN")
     assignee_id: Mapped[int | None] = mapped_column(BigIntId)
     account_ref: Mapped[str | None] = mapped_column(String(100))
     purchase_date: Mapped[date | None] = mapped_column(Date)
@@ -129,18 +149,28 @@ class Ticket(TenantScoped, db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    # Ids are unique across tenants, so the id alone joins; the composite key above is
-    # what keeps the reference inside the tenant.
+    # History only: who else asked under the same record. Ids are unique across tenants,
+    # so the id alone joins; the composite key above keeps the reference inside the tenant.
     customer: Mapped[Customer] = relationship(
         primaryjoin="Ticket.customer_id == Customer.id",
         foreign_keys=[customer_id],
         viewonly=True,
-        lazy="joined",
+        lazy="select",
     )
 
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATES
+
+    @property
+    def requester(self) -> Requester:
+        return Requester(
+            self.requester_name,
+            self.requester_phone,
+            self.requester_email,
+            self.account_ref,
+            self.requester_locale,
+        )
 
 
 class EntryKind(enum.StrEnum):

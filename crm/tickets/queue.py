@@ -113,15 +113,19 @@ def _sort_value(ticket: Ticket, sort: str) -> datetime:
 
 def matching_customer_ids(q: str, country: str) -> list[int]:
     """Customers whose phone ends in the digits of ``q`` (or equals it read as a number of
-    ``country``), whose email or account reference is ``q``, or, when ``q`` reads as a
+    ``country``), whose account reference is ``q``, or, when ``q`` reads as a
     name (no "@", not a phone number or a ticket's reference), whose name contains it.
+
+    A ticket's requester has its customer's name and phone (a request is filed under the
+    record with both the same), so these find tickets by what was typed for them; its
+    email can differ, and is searched on the ticket itself.
 
     Only the name needs every customer of the tenant read; the rest go by index (a
     phone's last four digits are kept in ``phone_tail``)."""
     conditions = [Customer.account_ref == q]
     digits = re.sub(r"\D", "", q)
     if "@" in q:
-        conditions.append(Customer.email == q.lower())
+        pass  # an email is searched on the tickets themselves
     elif len(digits) >= 4 and re.fullmatch(r"[\d\s()+.\-]+", q):
         conditions.append(
             and_(Customer.phone_tail == digits[-4:], Customer.phone.endswith(digits, autoescape=True))
@@ -140,6 +144,8 @@ def matching_customer_ids(q: str, country: str) -> list[int]:
 
 def _search(q: str, country: str) -> ColumnElement:
     conditions = [Ticket.account_ref == q]
+    if "@" in q:  # the address given for the ticket, whichever customer record it is under
+        conditions.append(Ticket.requester_email == q.lower())
     number = ticket_number_in(q)
     if number is not None:
         conditions.append(Ticket.number == number)

@@ -93,8 +93,9 @@ class Submission:
     repeated: bool = False
 
 
-def customer_actor(customer: Customer, ip: str | None) -> Actor:
-    return Actor("customer", str(customer.id), f"customer:{customer.id}", ip)
+def customer_actor(ticket: Ticket, ip: str | None) -> Actor:
+    """The requester of ``ticket``, acting through their tracking link or the form."""
+    return Actor("customer", str(ticket.customer_id), f"customer:{ticket.customer_id}", ip)
 
 
 def staff_actor(user: User, ip: str | None) -> Actor:
@@ -230,6 +231,33 @@ def _check_uploads(uploads: list[Upload]) -> None:
                 ),
                 "attachments",
             )
+
+
+def checked_requester(details: CustomerDetails, *, phone_required: bool) -> CustomerDetails:
+    """The requester's details as they will be kept: trimmed, the phone in E.164, the
+    email checked. Without a phone, an email is required."""
+    name = check_text(details.name, "name", 200, required=True)
+    phone = None
+    if details.phone or phone_required:
+        phone = customers.normalise_phone(details.phone or "", tenant_settings().country)
+    email = check_email(details.email) if details.email else None
+    if not phone and not email:
+        raise DomainError(_l("Give the customer's phone number or email."), "phone")
+    account_ref = check_text(details.account_ref, "account_ref", 100, required=False) or None
+    return CustomerDetails(
+        name=name, phone=phone, email=email, account_ref=account_ref, locale=details.locale
+    )
+
+
+def _link_customer(requester: CustomerDetails, *, actor: Actor) -> Customer:
+    return customers.link_customer(
+        name=requester.name,
+        phone=requester.phone,
+        email=requester.email,
+        account_ref=requester.account_ref,
+        locale=requester.locale,
+        actor=actor,
+    )
 
 
 # --- the thread --------------------------------------------------------------------------
@@ -383,17 +411,17 @@ def _allocate_number() -> tuple[int, str]:
 def _create_ticket(
     *,
     customer: Customer,
+    requester: CustomerDetails,
     kind: Kind,
     channel: Channel,
     priority: Priority,
     reason: str | None,
-    account_ref: str | None,
     purchase_date: date | None,
     amount_minor: int | None,
     currency: str,
     actor: Actor,
 ) -> tuple[Ticket, list[Clock]]:
-    """The ticket and the clocks it started."""
+    """The ticket and the clocks it started; ``requester`` is checked and normalised."""
     number, reference = _allocate_number()
     now = utcnow()
     ticket = Ticket(
@@ -405,7 +433,11 @@ def _create_ticket(
         status=Status.NEW,
         reason=reason,
         customer_id=customer.id,
-        account_ref=account_ref,
+        requester_name=requester.name,
+        requester_phone=requester.phone,
+        requester_email=requester.email,
+        requester_locale=requester.locale,
+        account_ref=requester.account_ref,
         purchase_date=purchase_date,
         amount_minor=amount_minor,
         currency=currency,
@@ -430,6 +462,12 @@ def _create_ticket(
             "priority": priority,
             "reason": reason,
             "customer_id": customer.id,
+            "requester": {
+                "name_sha256": digest(requester.name),
+                "phone_sha256": digest(requester.phone) if requester.phone else None,
+                "email_sha256": digest(requester.email) if requester.email else None,
+                "account_sha256": digest(requester.account_ref) if requester.account_ref else None,
+            },
             "amount_minor": amount_minor,
             "currency": currency,
             "purchase_date": purchase_date.isoformat() if purchase_date else None,
@@ -451,12 +489,7 @@ def _repeated_submission(nonce: str) -> Submission | None:
 def submit_refund_request(request: RefundRequest, *, nonce: str, ip: str | None) -> Submission:
     """The hosted form's submit. A repeated ``nonce`` (a double click, a resent form)
     returns the ticket the first submit made instead of making another."""
-    settings = tenant_settings()
-    details = request.customer
-    name = check_text(details.name, "name", 200, required=True)
-    phone = customers.normalise_phone(details.phone or "", settings.country)
-    email = check_email(details.email) if details.email else None
-    account_ref = check_text(details.account_ref, "account_ref", 100, required=False) or None
+    requester = checked_requester(request.customer, phone_required=True)
     description = check_text(request.description, "description", MAX_DESCRIPTION, required=True)
     try:
         reason = Reason(request.reason)
@@ -472,22 +505,15 @@ def submit_refund_request(request: RefundRequest, *, nonce: str, ip: str | None)
     if not insert_or_ignore(SubmissionUse, {"nonce": nonce, "used_at": utcnow(), "attempts": 1}):
         return _repeated_submission(nonce)
 
-    customer = customers.match_or_create(
-        name=name,
-        phone=phone,
-        email=email,
-        account_ref=account_ref,
-        locale=details.locale,
-        actor=Actor.system(),
-    )
-    actor = customer_actor(customer, ip)
+    customer = _link_customer(requester, actor=Actor.system())
+    actor = Actor("customer", str(customer.id), f"customer:{customer.id}", ip)
     ticket, started = _create_ticket(
         customer=customer,
+        requester=requester,
         kind=Kind.REFUND,
         channel=Channel.WEB_FORM,
         priority=Priority.NORMAL,
         reason=reason,
-        account_ref=account_ref,
         purchase_date=request.purchase_date,
         amount_minor=amount_minor,
         currency=currency,
@@ -523,24 +549,16 @@ def open_ticket(
         raise DomainError(_l("Choose a kind, channel, priority and reason from the lists."), "kind") from None
     if channel not in (Channel.PHONE, Channel.EMAIL, Channel.REGULATOR_REFERRAL):
         raise DomainError(_l("Staff open tickets for phone, email and regulator referrals."), "channel")
-    name = check_text(customer.name, "name", 200, required=True)
-    phone = customers.normalise_phone(customer.phone, tenant_settings().country) if customer.phone else None
-    email = check_email(customer.email) if customer.email else None
-    if not phone and not email:
-        raise DomainError(_l("Give the customer's phone number or email."), "phone")
+    requester = checked_requester(customer, phone_required=False)
     description = check_text(description, "description", MAX_DESCRIPTION, required=True)
-    account_ref = check_text(customer.account_ref, "account_ref", 100, required=False) or None
     actor = staff_actor(user, ip)
-    found = customers.match_or_create(
-        name=name, phone=phone, email=email, account_ref=account_ref, locale=customer.locale, actor=actor
-    )
     ticket, _clocks = _create_ticket(
-        customer=found,
+        customer=_link_customer(requester, actor=actor),
+        requester=requester,
         kind=kind,
         channel=channel,
         priority=priority,
         reason=reason,
-        account_ref=account_ref or found.account_ref,
         purchase_date=None,
         amount_minor=None,
         currency=current_tenant().currency,
@@ -564,18 +582,18 @@ def notify_customer(
     """Email the customer (if they gave an address) in their language, with a fresh
     tracking link; the email's copy goes into the thread. ``ticket_clocks``: its clocks, when
     the caller has them (a receipt states the deadlines)."""
-    customer = ticket.customer
-    if not customer.email:
+    requester = ticket.requester
+    if not requester.email:
         return
     token = token or mint_tracking_link(ticket)
     subject, body = emails.compose(
         template, ticket=ticket, message=message, link=tracking_url(token), clocks=ticket_clocks
     )
     outbox = notify.queue_email(
-        to=customer.email,
+        to=requester.email,
         subject=subject,
         body=body,
-        locale=customer.locale,
+        locale=requester.locale,
         ticket_id=ticket.id,
         actor=actor,
     )
@@ -584,7 +602,7 @@ def notify_customer(
         EntryKind.OUTBOUND_EMAIL,
         author_kind="system",
         body=emails.without_link(body, token),
-        details={"outbox_id": outbox.id, "to": customer.email, "subject": subject},
+        details={"outbox_id": outbox.id, "to": requester.email, "subject": subject},
     )
 
 
@@ -816,7 +834,7 @@ def customer_reply(ticket: Ticket, body: str, *, ip: str | None, uploads: list[U
     if not ticket.is_open:
         raise Conflict(_l("This request is closed. Submit a new request if you need more help."), "body")
     body = check_text(body, "body", MAX_DESCRIPTION, required=True)
-    actor = customer_actor(ticket.customer, ip)
+    actor = customer_actor(ticket, ip)
     _check_uploads(list(uploads))
     entry = _add_message(ticket, EntryKind.INBOUND_MESSAGE, body, actor=actor, uploads=uploads)
     if ticket.status == Status.AWAITING_CUSTOMER:
@@ -828,7 +846,7 @@ def customer_reply(ticket: Ticket, body: str, *, ip: str | None, uploads: list[U
 def withdraw_by_customer(ticket: Ticket, *, ip: str | None) -> None:
     if not ticket.is_open:
         raise Conflict(_l("Only an open request can be withdrawn."), "status")
-    _set_status(ticket, Status.WITHDRAWN, customer_actor(ticket.customer, ip), author_kind="customer")
+    _set_status(ticket, Status.WITHDRAWN, customer_actor(ticket, ip), author_kind="customer")
 
 
 def not_satisfied(ticket: Ticket, body: str, *, ip: str | None) -> None:
@@ -836,7 +854,7 @@ def not_satisfied(ticket: Ticket, body: str, *, ip: str | None) -> None:
     if ticket.status != Status.RESOLVED:
         raise Conflict(_l("Only a resolved request can be reopened."), "status")
     body = check_text(body, "body", MAX_DESCRIPTION, required=False)
-    actor = customer_actor(ticket.customer, ip)
+    actor = customer_actor(ticket, ip)
     if body:
         _add_message(ticket, EntryKind.INBOUND_MESSAGE, body, actor=actor)
     _set_status(ticket, Status.OPEN, actor, author_kind="customer")

@@ -205,7 +205,7 @@ def _render_ticket(ticket: Ticket, status: int = 200, **bound: FlaskForm):
         if "priority" not in bound:
             forms["priority"].priority.data = ticket.priority
         if "call" not in bound:
-            forms["call"].phone.data = ticket.customer.phone
+            forms["call"].phone.data = ticket.requester.phone
         canned_replies = [(reply, canned.render_canned(reply, ticket)) for reply in canned.list_canned()]
     return (
         render_template(
@@ -307,7 +307,7 @@ def _show_error(form: FlaskForm, error: DomainError, aliases: dict[str, str] | N
 
 def _sent(message: str) -> Callable[[Ticket], str]:
     def done(ticket: Ticket) -> str:
-        if ticket.customer.email:
+        if ticket.requester.email:
             return message
         return message + " " + _("The customer has no email address: no email was sent.")
 
