@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import Flask
 
-from crm import cli, errors, jobs, site
+from crm import cli, errors, input_guard, jobs, site
 from crm.audit import service as audit_service
 from crm.audit import views as audit_views
 from crm.auth import views as auth_views
@@ -56,6 +56,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     login_manager.session_protection = "basic"
 
     errors.init_app(app)
+    input_guard.init_app(app)
     init_templating(app)
     cli.init_app(app)
     blueprints = (

@@ -1,10 +1,10 @@
 """Domain errors raised by services, and the HTTP error pages."""
 
-from flask import Flask, render_template
+from flask import Flask, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
-from werkzeug.routing import IntegerConverter
+from werkzeug.datastructures import ImmutableMultiDict
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 
 class DomainError(Exception):
@@ -21,6 +21,12 @@ class DomainError(Exception):
         super().__init__(message)
         self.message = message
         self.field = field
+
+
+class InvalidInput(DomainError):
+    """Input no form could hold: a control character, a number past the database's range."""
+
+    status = 400
 
 
 class NotFound(DomainError):
@@ -47,21 +53,17 @@ def _render(status: int, message: str | None = None):
     return render_template("errors/error.html", status=status, message=body), status
 
 
-class DatabaseInt(IntegerConverter):
-    """``<int:…>`` in URLs, bounded to the database's 64-bit integers: a longer number
-    names nothing and is a 404, not a driver error."""
-
-    def __init__(self, url_map, *args, **kwargs) -> None:
-        kwargs.setdefault("max", 2**63 - 1)
-        super().__init__(url_map, *args, **kwargs)
-
-
 def init_app(app: Flask) -> None:
-    app.url_map.converters["int"] = DatabaseInt
-
     @app.errorhandler(CSRFError)
     def csrf_failed(error: CSRFError):
         return _render(400, _l("The form expired or was sent from elsewhere. Reload the page and try again."))
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(error: RequestEntityTooLarge):
+        # The page's forms (the language switch) would read the body again and raise again:
+        # they get an empty one, as werkzeug caches a parsed body.
+        request.__dict__.update(form=ImmutableMultiDict(), files=ImmutableMultiDict())
+        return _render(413)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -5,6 +5,8 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, StringField
 from wtforms.validators import Length, NumberRange, Optional
 
+from crm.input_guard import BIGINT_MAX, sane_date
+
 
 class AuditFilterForm(FlaskForm):
     class Meta:
@@ -14,6 +16,7 @@ class AuditFilterForm(FlaskForm):
     action = StringField(_l("Action"), validators=[Optional(), Length(max=64)])
     subject_type = StringField(_l("Subject type"), validators=[Optional(), Length(max=32)])
     subject_id = StringField(_l("Subject ID"), validators=[Optional(), Length(max=64)])
-    since = DateField(_l("From"), validators=[Optional()])
-    until = DateField(_l("To"), validators=[Optional()])
-    before = IntegerField(validators=[Optional(), NumberRange(min=1)])
+    since = DateField(_l("From"), validators=[Optional(), sane_date])
+    until = DateField(_l("To"), validators=[Optional(), sane_date])
+    # The page link's cursor: an event's sequence number.
+    before = IntegerField(validators=[Optional(), NumberRange(min=1, max=BIGINT_MAX)])

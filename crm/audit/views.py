@@ -3,7 +3,8 @@
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, flash, render_template, request
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from crm.access import Role, current_actor, requires
@@ -31,6 +32,8 @@ def events():
     filters = service.EventFilter()
     if request.args and not form.validate():
         status = 400
+        if form.before.errors:  # not a field on the page: say what is wrong above it
+            flash(_("This page link is not valid; start from the first page."), "warning")
     elif request.args:
         tz = current_tenant().timezone
         filters = service.EventFilter(

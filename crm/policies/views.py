@@ -15,6 +15,7 @@ from crm.columns import utcnow
 from crm.errors import DomainError
 from crm.extensions import db
 from crm.i18n import page_locale
+from crm.input_guard import INTEGER_MAX, query_int
 from crm.policies import service
 from crm.policies.forms import DraftForm, PublishForm
 from crm.policies.models import PolicyVersion
@@ -65,7 +66,7 @@ def in_force():
     return render_template("policies/public.html", current=True, **_shown(version))
 
 
-@bp.route("/policy/<int:number>")
+@bp.route("/policy/<int32:number>")
 def published(number: int):
     version = service.by_number(number, published_only=True)
     if version is None:
@@ -126,7 +127,7 @@ def _edit_page(version: PolicyVersion, form: DraftForm, publish_form: PublishFor
     ), status
 
 
-@bp.route("/admin/policies/<int:number>", methods=["GET", "POST"])
+@bp.route("/admin/policies/<int32:number>", methods=["GET", "POST"])
 @requires("policies.manage")
 def admin_edit(number: int):
     version = service.by_number(number) or abort(404)
@@ -154,7 +155,7 @@ def admin_edit(number: int):
     return redirect(url_for(".admin_edit", number=number))
 
 
-@bp.route("/admin/policies/<int:number>/publish", methods=["POST"])
+@bp.route("/admin/policies/<int32:number>/publish", methods=["POST"])
 @requires("policies.manage")
 def admin_publish(number: int):
     version = service.by_number(number) or abort(404)
@@ -180,8 +181,8 @@ def admin_publish(number: int):
 @bp.route("/admin/policies/compare")
 @requires("policies.manage")
 def admin_compare():
-    old = service.by_number(request.args.get("a", type=int) or 0)
-    new = service.by_number(request.args.get("b", type=int) or 0)
+    old = service.by_number(query_int("a", maximum=INTEGER_MAX) or 0)
+    new = service.by_number(query_int("b", maximum=INTEGER_MAX) or 0)
     if old is None or new is None:
         flash(_("Choose two versions to compare."), "warning")
         return redirect(url_for(".admin_list"))

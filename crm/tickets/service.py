@@ -198,15 +198,26 @@ def to_minor_units(amount: Decimal | str | None, currency: str) -> int | None:
         value = Decimal(str(amount).strip())
     except InvalidOperation:
         raise DomainError(_l("Enter an amount such as 199.00."), "amount") from None
-    if not value.is_finite() or value < 0:
+    if not value.is_finite():
+        raise DomainError(_l("Enter an amount such as 199.00."), "amount")
+    if value < 0:
         raise DomainError(_l("The amount cannot be negative."), "amount")
+    if value.is_zero():
+        return 0
+    # Counted in integers from the digits as written: Decimal arithmetic would overflow its
+    # context on 1E+999999999 and round 1E-999999999 to zero.
     digits = get_currency_precision(currency)
-    minor = value.scaleb(digits)
-    if minor != minor.to_integral_value():
+    if value.adjusted() > 15:
+        raise DomainError(_l("The amount is too large."), "amount")
+    _, coefficient, exponent = value.as_tuple()
+    shift = exponent + digits
+    if shift < 0 and any(coefficient[shift:]):
         raise DomainError(_l("Use at most %(n)d decimal places.", n=digits), "amount")
+    whole = int("".join(map(str, coefficient)))
+    minor = whole * 10**shift if shift >= 0 else whole // 10**-shift
     if minor > 10**15:
         raise DomainError(_l("The amount is too large."), "amount")
-    return int(minor)
+    return minor
 
 
 def check_text(value: str | None, field_name: str, limit: int, *, required: bool) -> str:
