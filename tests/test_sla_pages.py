@@ -560,8 +560,10 @@ def test_deadline_rules_assign_built_in_and_custom_profiles_that_new_tickets_fol
         complaint_card = deadlines_card(ticket_page(client, tenant, complaint))
         inquiry_card = deadlines_card(ticket_page(client, tenant, inquiry))
     assert "Regulatory final answer" in complaint_card
-    # 15 calendar days after 16 September: the end of 1 October.
-    assert "Due Thu, Oct 1 24:00" in complaint_card
+    # 15 calendar days after 16 September end with 1 October, National Day: the period
+    # ends with the next working day, 8 October (Civil Code art. 203).
+    assert "Due Thu, Oct 8 24:00" in complaint_card
+    assert "moved from Oct 1 (National Day) to Oct 8, the next working day" in complaint_card
     assert "15 calendar days after the day of receipt" in complaint_card
     assert "Source: MIIT Telecommunications Service Specifications (电信服务规范)" in complaint_card
     assert "Regulatory final answer" in inquiry_card and "Due Fri, Oct 16 24:00" in inquiry_card

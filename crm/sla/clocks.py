@@ -8,8 +8,7 @@ their new times; the caller commits.
 """
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -17,8 +16,9 @@ from crm.audit.chain import format_instant
 from crm.audit.service import Actor, record
 from crm.columns import utcnow
 from crm.extensions import db
-from crm.sla import rules, versions
+from crm.sla import breaches, official, rules, versions
 from crm.sla.businesstime import CalendarSpec, timeline_for
+from crm.sla.deadlines import DayDeadline, day_deadline
 from crm.sla.models import REGULATORY_METRICS, Clock, ClockState, ConfigKind, ConfigVersion, Metric, Unit
 from crm.tickets.models import Status, Ticket
 
@@ -28,31 +28,27 @@ SLA_METRICS = (Metric.FIRST_RESPONSE, Metric.NEXT_RESPONSE, Metric.RESOLUTION)
 REGULATORY_WARN_PERCENT = 80
 # A lead's promise: "we call you within 3 hours" (business hours, on the default calendar).
 FIRST_CONTACT_MINUTES = 180
-MAX_DAYS_SEARCHED = 3660
 
 
 # --- computing a clock's times ----------------------------------------------------------
 
 
-def _end_of_day(day, timezone: str) -> datetime:
-    """Local midnight at the end of ``day``: a deadline "within N days" runs to then."""
-    return datetime.combine(day + timedelta(days=1), time(0), ZoneInfo(timezone)).astimezone(UTC)
-
-
-def nth_working_day_after(spec: CalendarSpec, day, count: int):
-    """The ``count``-th date after ``day`` that has working hours on the calendar."""
-    found = 0
-    for offset in range(1, MAX_DAYS_SEARCHED):
-        candidate = day + timedelta(days=offset)
-        if spec.hours_on(candidate):
-            found += 1
-            if found == count:
-                return candidate
-    raise ValueError("the calendar has no working days")
-
-
-def _local_date(moment: datetime, timezone: str):
-    return moment.astimezone(ZoneInfo(timezone)).date()
+def day_deadline_of(clock: Clock, spec: CalendarSpec | None) -> DayDeadline:
+    """A clock counted in days: when it ends, and why. A regulatory clock counts as its
+    profile says (the jurisdiction's time zone and official working days, moved off a
+    holiday where the law says so); others count on their calendar's days (UTC days
+    without one)."""
+    profile = versions.profile_of(clock) if clock.metric in REGULATORY_METRICS else None
+    country = profile.country if profile else None
+    return day_deadline(
+        clock.started_at,
+        clock.target,
+        clock.unit,
+        timezone=(profile and profile.timezone) or (spec.timezone if spec else "UTC"),
+        country=country,
+        spec=spec,
+        roll_forward=bool(profile and profile.roll_forward),
+    )
 
 
 def _schedule(clock: Clock, spec: CalendarSpec | None) -> None:
@@ -71,13 +67,7 @@ def _schedule(clock: Clock, spec: CalendarSpec | None) -> None:
                 warn_seconds = seconds * clock.warn_percent // 100
                 clock.warn_at = timeline.add_seconds(clock.started_at, warn_seconds + clock.paused_seconds)
         else:
-            timezone = spec.timezone if spec else "UTC"
-            received = _local_date(clock.started_at, timezone)
-            if clock.unit == Unit.BUSINESS_DAYS:
-                last_day = nth_working_day_after(spec, received, clock.target)
-            else:
-                last_day = received + timedelta(days=clock.target)
-            clock.due_at = _end_of_day(last_day, timezone)
+            clock.due_at = day_deadline_of(clock, spec).due_at
             if clock.warn_percent:
                 clock.warn_at = (
                     clock.started_at + (clock.due_at - clock.started_at) * clock.warn_percent / 100
@@ -118,6 +108,20 @@ def _summary(clock: Clock) -> dict:
         "started_at": format_instant(clock.started_at),
         "due_at": format_instant(clock.due_at) if clock.due_at else None,
         "paused_seconds": clock.paused_seconds,
+        **_official_calendar(clock),
+    }
+
+
+def _official_calendar(clock: Clock) -> dict:
+    """For a clock counted on a country's official working days: which, and from what."""
+    if clock.metric not in REGULATORY_METRICS:
+        return {}
+    profile = versions.profile_of(clock)
+    if profile is None or profile.country is None:
+        return {}
+    return {
+        "official_calendar": f"{profile.country} ({official.package_of(profile.country)})",
+        "timezone": profile.timezone,
     }
 
 
@@ -221,7 +225,7 @@ def meet(
 ) -> list[Clock]:
     """Meet the subject's unfinished clocks of ``metric`` (a lead's first contact)."""
     clocks = clocks_of(subject_type, subject_id)
-    met = _meet_unfinished(clocks, (metric,), at or utcnow())
+    met = _meet_unfinished(clocks, (metric,), at or utcnow(), actor)
     if met:
         record(
             "clock.met", subject_type, subject_id, actor=actor, data={"clocks": [_summary(c) for c in met]}
@@ -235,11 +239,15 @@ def _ticket_rule(ticket: Ticket, policy_version: ConfigVersion) -> tuple[int, ru
     return versions.policy(policy_version).match(ticket.kind, ticket.priority, ticket.channel)
 
 
-def plan_ticket_clocks(ticket: Ticket) -> list[Clock]:
+def plan_ticket_clocks(ticket: Ticket, *, received_at: datetime | None = None) -> list[Clock]:
     """A new ticket's clocks, before the ticket is inserted: first response and
     resolution from the first SLA rule that covers it, and the regulatory deadlines of the
     profile its kind and channel get. The ticket's deadline columns are set from them, so
-    its INSERT carries them; ``start_ticket_clocks`` stores them once it has an id."""
+    its INSERT carries them; ``start_ticket_clocks`` stores them once it has an id.
+
+    ``received_at``: when the complaint truly came in, if before the ticket was logged
+    (a letter, a call logged later). The regulatory clocks run from then, as the law
+    counts from receipt; the desk's own SLA clocks run from the ticket's creation."""
     versions.prefetch(
         (ConfigKind.SLA_POLICY, rules.DEFAULT_KEY),
         (ConfigKind.DEADLINES, rules.DEFAULT_KEY),
@@ -282,7 +290,7 @@ def plan_ticket_clocks(ticket: Ticket) -> list[Clock]:
                     deadline.metric,
                     unit=deadline.unit,
                     target=deadline.days,
-                    started_at=ticket.created_at,
+                    started_at=received_at or ticket.created_at,
                     calendar=calendar,
                     config=deadlines_version,
                     rule=profile.code,
@@ -388,9 +396,13 @@ def _apply(ticket: Ticket, changes: dict[str, list[Clock]], clocks: list[Clock],
     refresh_ticket(ticket, clocks)
 
 
-def _meet_unfinished(clocks: list[Clock], metrics: tuple[Metric, ...], at: datetime) -> list[Clock]:
-    """Meet those of ``clocks`` of ``metrics`` still running or paused; the ones met."""
+def _meet_unfinished(
+    clocks: list[Clock], metrics: tuple[Metric, ...], at: datetime, actor: Actor
+) -> list[Clock]:
+    """Meet those of ``clocks`` of ``metrics`` still running or paused; the ones met.
+    One met after its due time is breached first, if nobody has recorded that yet."""
     met = [c for c in clocks if c.metric in metrics and c.state in UNFINISHED]
+    breaches.record_overdue(met, at, detected_by="met", escalate=False)
     for clock in met:
         _finish(clock, at, ClockState.MET)
     return met
@@ -398,7 +410,7 @@ def _meet_unfinished(clocks: list[Clock], metrics: tuple[Metric, ...], at: datet
 
 def _meet_waiting(ticket: Ticket, metrics: tuple[Metric, ...], actor: Actor, at: datetime) -> None:
     clocks = clocks_of("ticket", ticket.id)
-    _apply(ticket, {"met": _meet_unfinished(clocks, metrics, at)}, clocks, actor)
+    _apply(ticket, {"met": _meet_unfinished(clocks, metrics, at, actor)}, clocks, actor)
 
 
 def on_public_reply(ticket: Ticket, *, actor: Actor, at: datetime | None = None) -> None:
@@ -443,6 +455,8 @@ def on_priority_change(ticket: Ticket, *, actor: Actor) -> None:
         reschedule(clock)
         retargeted.append(clock)
     _apply(ticket, {"retargeted": retargeted}, clocks, actor)
+    # A shorter target may put the due time in the past: that is a breach now, at it.
+    breaches.record_overdue(retargeted, utcnow(), detected_by="retargeted", escalate=True)
 
 
 def on_customer_message(ticket: Ticket, *, actor: Actor, at: datetime | None = None) -> None:
@@ -491,24 +505,35 @@ def on_status_change(
         metric, state = clock.metric, clock.state
         if gone:
             if state in UNFINISHED:
-                _finish(clock, at, ClockState.STOPPED)
                 changes["stopped"].append(clock)
         elif new == Status.RESOLVED:
             if state not in UNFINISHED or metric == Metric.PAYOUT:
                 continue  # money owed is watched until it is paid, resolved or not
             if metric in (Metric.RESOLUTION, Metric.ESCALATION) or metric in REGULATORY_METRICS:
-                _finish(clock, at, ClockState.MET)
                 changes["met"].append(clock)
             else:  # nothing is left to answer once the request is resolved
-                _finish(clock, at, ClockState.STOPPED)
                 changes["stopped"].append(clock)
         elif metric == Metric.RESOLUTION:
             if new == Status.AWAITING_CUSTOMER and state == ClockState.RUNNING:
-                _pause(clock, at, Status.AWAITING_CUSTOMER)
                 changes["paused"].append(clock)
             elif new == Status.OPEN and (
                 state == ClockState.PAUSED or (state == ClockState.MET and old == Status.RESOLVED)
             ):
-                _resume(clock, at)
                 changes["resumed"].append(clock)
+    # Each clock checks its own due time before it changes: one past it is breached now,
+    # at its due time, whether or not the sweep has come by. A clock that goes on
+    # (paused) gets the rule's escalations too; one that ends here only tells people.
+    breaches.record_overdue(changes["paused"], at, detected_by="paused", escalate=True)
+    breaches.record_overdue(changes["met"], at, detected_by="met", escalate=False)
+    breaches.record_overdue(changes["stopped"], at, detected_by="stopped", escalate=False)
+    for clock in changes["paused"]:
+        _pause(clock, at, Status.AWAITING_CUSTOMER)
+    for clock in changes["resumed"]:
+        _resume(clock, at)
+    for state, finished in ((ClockState.MET, changes["met"]), (ClockState.STOPPED, changes["stopped"])):
+        for clock in finished:
+            _finish(clock, at, state)
     _apply(ticket, changes, clocks, actor)
+    # A resumed clock's new due time is after the resumption, unless it was paused with no
+    # business time left; that too is a breach now.
+    breaches.record_overdue(changes["resumed"], at, detected_by="resumed", escalate=True)

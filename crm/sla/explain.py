@@ -15,10 +15,11 @@ from flask_babel import lazy_gettext as _l
 
 from crm.columns import utcnow
 from crm.refunds.labels import BODY_LABELS
-from crm.sla import versions
-from crm.sla.labels import METRIC_LABELS, PAUSE_REASONS
-from crm.sla.models import Clock, ClockState, ConfigKind, Metric, Unit
-from crm.sla.rules import BUILTIN_PROFILES, Profile
+from crm.sla import official, versions
+from crm.sla.clocks import day_deadline_of
+from crm.sla.labels import COUNTRY_LABELS, METRIC_LABELS, PAUSE_REASONS
+from crm.sla.models import REGULATORY_METRICS, Clock, ClockState, Metric, Unit
+from crm.sla.rules import Profile
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,8 @@ def _target_reason(clock: Clock, calendar_label: str | None, profile: Profile | 
             days=clock.target,
         )
     name = profile.name if profile else clock.rule
+    if profile is not None and profile.country:
+        return _official_target_reason(clock, profile)
     if clock.unit == Unit.BUSINESS_DAYS:
         return _(
             "%(days)d business days on calendar “%(calendar)s” after the day of receipt, "
@@ -124,6 +127,81 @@ def _target_reason(clock: Clock, calendar_label: str | None, profile: Profile | 
         days=clock.target,
         profile=name,
     )
+
+
+def _official_target_reason(clock: Clock, profile: Profile) -> str:
+    received = _short_date(clock.started_at.astimezone(ZoneInfo(profile.timezone)).date())
+    if clock.unit == Unit.BUSINESS_DAYS:
+        return _(
+            "%(days)d working days after the day of receipt (%(received)s, %(timezone)s time), "
+            "on the official calendar of %(country)s, not the desk's hours; never paused (%(profile)s)",
+            days=clock.target,
+            received=received,
+            timezone=profile.timezone,
+            country=COUNTRY_LABELS[profile.country],
+            profile=profile.name,
+        )
+    return _(
+        "%(days)d calendar days after the day of receipt (%(received)s, %(timezone)s time), "
+        "to the end of that day, never paused (%(profile)s)",
+        days=clock.target,
+        received=received,
+        timezone=profile.timezone,
+        profile=profile.name,
+    )
+
+
+def _official_reasons(clock: Clock, spec, profile: Profile) -> list[str]:
+    """How the official calendar shaped a regulatory deadline: the public holidays and
+    make-up working days its working days skipped or counted, and a last day moved off
+    a holiday."""
+    deadline = day_deadline_of(clock, spec)
+    country, chinese = profile.country, str(get_locale()).startswith("zh")
+    reasons = []
+    if clock.unit == Unit.BUSINESS_DAYS:
+        days, day = [], deadline.received
+        while day < deadline.last_day:
+            day += timedelta(days=1)
+            name = official.holiday_name(country, day, chinese=chinese)
+            if name:
+                days.append((day, name))
+        for start, stop, name in _date_ranges(days):
+            span = _short_date(start) if start == stop else f"{_short_date(start)}–{_short_date(stop)}"
+            reasons.append(_("%(span)s: public holiday %(name)s", span=span, name=name))
+        day = deadline.received
+        while day < deadline.last_day:
+            day += timedelta(days=1)
+            if official.is_makeup_day(country, day):
+                reasons.append(_("%(day)s is an official working day", day=_short_date(day)))
+    if deadline.moved_from is not None:
+        holiday = official.holiday_name(country, deadline.moved_from, chinese=chinese)
+        if holiday:
+            reasons.append(
+                _(
+                    "moved from %(from)s (%(holiday)s) to %(to)s, the next working day",
+                    holiday=holiday,
+                    to=_short_date(deadline.last_day),
+                    **{"from": _short_date(deadline.moved_from)},
+                )
+            )
+        else:
+            reasons.append(
+                _(
+                    "moved from %(from)s, not a working day, to %(to)s, the next working day",
+                    to=_short_date(deadline.last_day),
+                    **{"from": _short_date(deadline.moved_from)},
+                )
+            )
+    for year in deadline.missing_years:
+        reasons.append(
+            _(
+                "%(package)s has no official calendar for %(year)d yet: its days were counted "
+                "Monday to Friday, less the holidays on the rules' calendar",
+                package=official.package_of(country),
+                year=year,
+            )
+        )
+    return reasons
 
 
 def _pause_reasons(clock: Clock) -> list[str]:
@@ -142,15 +220,6 @@ def _pause_reasons(clock: Clock) -> list[str]:
     ]
 
 
-def _profile(clock: Clock) -> Profile | None:
-    if clock.rule in BUILTIN_PROFILES:
-        return BUILTIN_PROFILES[clock.rule]
-    version = versions.by_id(clock.config_version_id)
-    if version is None or version.kind != ConfigKind.DEADLINES:
-        return None
-    return versions.deadline_rules(version).profiles().get(clock.rule)
-
-
 def _standing(clock: Clock, now: datetime) -> tuple[str, timedelta | None]:
     if clock.state == ClockState.STOPPED:
         return "stopped", None
@@ -158,6 +227,9 @@ def _standing(clock: Clock, now: datetime) -> tuple[str, timedelta | None]:
         late = clock.due_at is not None and clock.met_at > clock.due_at
         return ("met_late", clock.met_at - clock.due_at) if late else ("met", None)
     if clock.state == ClockState.PAUSED:
+        # A clock paused after it was breached is still late: the wait does not excuse it.
+        if clock.breached_at is not None:
+            return "breached", now - clock.due_at
         return "paused", None
     if clock.due_at is not None and clock.due_at <= now:
         return "breached", now - clock.due_at
@@ -170,11 +242,13 @@ def explain(clock: Clock, now: datetime | None = None) -> ClockView:
     now = now or utcnow()
     calendar = versions.by_id(clock.calendar_version_id)
     spec = versions.calendar_spec(calendar) if calendar else None
-    profile = None if clock.unit == Unit.BUSINESS_MINUTES else _profile(clock)
+    profile = versions.profile_of(clock) if clock.metric in REGULATORY_METRICS else None
     reasons = [_target_reason(clock, calendar.label if calendar else None, profile)]
     reasons += _pause_reasons(clock)
     end = clock.due_at or clock.met_at or clock.stopped_at or now
-    if spec is not None and clock.unit != Unit.CALENDAR_DAYS:
+    if profile is not None and profile.country:
+        reasons += _official_reasons(clock, spec, profile)
+    elif spec is not None and clock.unit != Unit.CALENDAR_DAYS:
         reasons += _calendar_reasons(clock, spec, end)
     if clock.metric == Metric.REGULATORY_SUMMARY:
         reasons.append(_("a marker for reports: missing it raises no alarm"))

@@ -12,9 +12,16 @@ METRIC_LABELS = {
     Metric.REGULATORY_RESPONSE: _l("Regulatory response"),
     Metric.REGULATORY_FINAL: _l("Regulatory final answer"),
     Metric.REGULATORY_SUMMARY: _l("Summary resolution marker"),
+    Metric.REGULATORY_FINAL_LATEST: _l("Regulatory final answer, exceptional cases"),
     Metric.FIRST_CONTACT: _l("First contact"),
     Metric.PAYOUT: _l("Payout"),
     Metric.ESCALATION: _l("Outside body's deadline"),
+}
+
+COUNTRY_LABELS = {
+    "CN": _l("mainland China"),
+    "GB": _l("the UK (England and Wales)"),
+    "US": _l("the US (federal holidays)"),
 }
 
 UNIT_LABELS = {

@@ -53,13 +53,21 @@ class Metric(enum.StrEnum):
     REGULATORY_RESPONSE = "regulatory_response"
     REGULATORY_FINAL = "regulatory_final"
     REGULATORY_SUMMARY = "regulatory_summary"  # a marker: resolved within N business days
+    # The outer limit where the rules allow more time in exceptional cases, after a
+    # holding reply (UK payment services: 35 business days instead of 15).
+    REGULATORY_FINAL_LATEST = "regulatory_final_latest"
     FIRST_CONTACT = "first_contact"  # leads
     PAYOUT = "payout"  # an approved refund paid within the policy's payout days
     ESCALATION = "escalation"  # the deadline an outside body set
 
 
 REGULATORY_METRICS = frozenset(
-    {Metric.REGULATORY_RESPONSE, Metric.REGULATORY_FINAL, Metric.REGULATORY_SUMMARY}
+    {
+        Metric.REGULATORY_RESPONSE,
+        Metric.REGULATORY_FINAL,
+        Metric.REGULATORY_SUMMARY,
+        Metric.REGULATORY_FINAL_LATEST,
+    }
 )
 
 

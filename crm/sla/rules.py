@@ -13,6 +13,7 @@ from flask_babel import lazy_gettext as _l
 from crm.errors import DomainError
 from crm.sla.businesstime import CalendarSpec
 from crm.sla.models import Metric, Unit
+from crm.sla.official import COUNTRIES
 from crm.tickets.models import Channel, Kind, Priority
 
 ANY = "*"
@@ -95,13 +96,25 @@ class Deadline:
 @dataclass(frozen=True)
 class Profile:
     """Deadlines an outside body sets. A built-in profile's name and source are
-    translated; a tenant's own are shown as written."""
+    translated; a tenant's own are shown as written.
+
+    With a ``country``, the days are that jurisdiction's: local midnight is in its time
+    zone and working days are its official ones (``crm.sla.official``), whatever the
+    desk's hours. Without one (a tenant's own profile, unless it names a country) they
+    are the rules' calendar's. ``roll_forward``: a period whose last day is not a
+    working day ends at the end of the next working day."""
 
     code: str
     name: str
     source: str
     deadlines: tuple[Deadline, ...]
     builtin: bool = True
+    country: str | None = None
+    roll_forward: bool = False
+
+    @property
+    def timezone(self) -> str | None:
+        return COUNTRIES[self.country].timezone if self.country else None
 
 
 BUILTIN_PROFILES: dict[str, Profile] = {
@@ -115,6 +128,10 @@ BUILTIN_PROFILES: dict[str, Profile] = {
                 "answers a user's complaint within 15 days of receiving it."
             ),
             (Deadline(Metric.REGULATORY_FINAL, 15, Unit.CALENDAR_DAYS),),
+            country="CN",
+            # Civil Code art. 203: a period whose last day is a statutory holiday ends on
+            # the day after the holiday.
+            roll_forward=True,
         ),
         Profile(
             "cn-12315-odr",
@@ -124,6 +141,8 @@ BUILTIN_PROFILES: dict[str, Profile] = {
                 "the consumer within 10 working days of the complaint being passed to it."
             ),
             (Deadline(Metric.REGULATORY_FINAL, 10, Unit.BUSINESS_DAYS),),
+            country="CN",
+            roll_forward=True,
         ),
         Profile(
             "uk-fca",
@@ -136,6 +155,22 @@ BUILTIN_PROFILES: dict[str, Profile] = {
                 Deadline(Metric.REGULATORY_FINAL, 56, Unit.CALENDAR_DAYS),
                 Deadline(Metric.REGULATORY_SUMMARY, 3, Unit.BUSINESS_DAYS, alerts=False),
             ),
+            country="GB",
+        ),
+        Profile(
+            "uk-psd",
+            _l("UK payment services: final response within 15 business days"),
+            _l(
+                "Payment Services Regulations 2017 reg. 101 and FCA Handbook DISP 1.6.2A: a final "
+                "response to a payment services complaint by the end of the fifteenth business day "
+                "after receipt; in exceptional situations beyond the firm's control, a holding reply "
+                "by then saying why, and the final response by the end of the thirty-fifth business day."
+            ),
+            (
+                Deadline(Metric.REGULATORY_FINAL, 15, Unit.BUSINESS_DAYS),
+                Deadline(Metric.REGULATORY_FINAL_LATEST, 35, Unit.BUSINESS_DAYS),
+            ),
+            country="GB",
         ),
         Profile(
             "us-cfpb",
@@ -148,6 +183,7 @@ BUILTIN_PROFILES: dict[str, Profile] = {
                 Deadline(Metric.REGULATORY_RESPONSE, 15, Unit.CALENDAR_DAYS),
                 Deadline(Metric.REGULATORY_FINAL, 60, Unit.CALENDAR_DAYS),
             ),
+            country="US",
         ),
     )
 }
@@ -191,6 +227,9 @@ class DeadlineRules:
                     "source": profile.source,
                     "days": profile.deadlines[0].days,
                     "unit": profile.deadlines[0].unit,
+                    # Written only when set, so documents saved before these existed read the same.
+                    **({"country": profile.country} if profile.country else {}),
+                    **({"roll_forward": True} if profile.roll_forward else {}),
                 }
                 for profile in self.custom
             ],
@@ -323,7 +362,29 @@ def custom_profile_from_json(data: dict[str, Any]) -> Profile:
         raise DomainError(_l("Count a profile in calendar days or business days."), "custom")
     days = _int_in(data.get("days"), 1, MAX_DAYS, "custom")
     source = str(data.get("source") or "").strip()[:500]
-    return Profile(code, name, source, (Deadline(Metric.REGULATORY_FINAL, days, unit),), builtin=False)
+    country = data.get("country") or None
+    if country is not None and country not in COUNTRIES:
+        raise DomainError(
+            _l(
+                "Count official working days of %(countries)s, or of your calendar.",
+                countries=", ".join(COUNTRIES),
+            ),
+            "custom",
+        )
+    roll_forward = data.get("roll_forward", False)
+    if not isinstance(roll_forward, bool):
+        raise DomainError(
+            _l("Say whether a deadline on a non-working day moves to the next working day."), "custom"
+        )
+    return Profile(
+        code,
+        name,
+        source,
+        (Deadline(Metric.REGULATORY_FINAL, days, unit),),
+        builtin=False,
+        country=country,
+        roll_forward=roll_forward,
+    )
 
 
 def deadline_rules_from_json(data: dict[str, Any], calendars: set[str] | None = None) -> DeadlineRules:

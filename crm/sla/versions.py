@@ -18,7 +18,7 @@ from crm.errors import Conflict, DomainError, NotFound
 from crm.extensions import db, insert_or_ignore
 from crm.sla import rules
 from crm.sla.businesstime import CalendarError, CalendarSpec
-from crm.sla.models import ConfigKind, ConfigVersion
+from crm.sla.models import Clock, ConfigKind, ConfigVersion
 from tenants import current_tenant, current_tenant_id
 
 CACHE_KEY = "sla_current_versions"
@@ -231,3 +231,14 @@ def policy(version: ConfigVersion) -> rules.Policy:
 
 def deadline_rules(version: ConfigVersion) -> rules.DeadlineRules:
     return _parsed(version, rules.deadline_rules_from_json)
+
+
+def profile_of(clock: Clock) -> rules.Profile | None:
+    """The regulatory profile a clock was started under: a built-in one by its code, or
+    the tenant's own in the deadline rules version the clock pinned."""
+    if clock.rule in rules.BUILTIN_PROFILES:
+        return rules.BUILTIN_PROFILES[clock.rule]
+    version = by_id(clock.config_version_id)
+    if version is None or version.kind != ConfigKind.DEADLINES:
+        return None
+    return deadline_rules(version).profiles().get(clock.rule)
