@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import Flask
 
-from crm import cli, errors, input_guard, jobs, site
+from crm import cli, errors, http_edge, input_guard, jobs, site
 from crm.audit import service as audit_service
 from crm.audit import views as audit_views
 from crm.auth import views as auth_views
@@ -37,6 +37,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(DEFAULTS)
     app.config.from_mapping(from_environment(Path(app.instance_path)))
     app.config.from_mapping(config or {})
+    # First: the trusted hosts and proxies, and the response headers; before the limiter,
+    # whose Retry-After the edge must see (see http_edge.init_app).
+    http_edge.init_app(app)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))

@@ -2,8 +2,10 @@
 clear message rather than a traceback."""
 
 import os
+import re
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -53,6 +55,61 @@ def secret_key(env: dict[str, str], instance_path: Path, production: bool) -> st
     return path.read_text().strip()
 
 
+HOSTNAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+DEVELOPMENT_BASE_URL = "http://127.0.0.1:5000"
+
+
+def public_base_url(raw: str | None, production: bool) -> str:
+    """``PUBLIC_BASE_URL``, where customers reach the public pages: every absolute link
+    (emails, receipts, tracking links) is built on it, never on a request's Host header."""
+    if not raw:
+        if production:
+            raise ConfigError(
+                "PUBLIC_BASE_URL must be set when CRM_ENV=production: the address customers use, "
+                "e.g. https://desk.example.com. Links in emails and receipts are built on it."
+            )
+        return DEVELOPMENT_BASE_URL
+    expected = "Expected http(s)://host[:port][/path], e.g. https://desk.example.com."
+    parts = urlsplit(raw.strip())
+    try:
+        parts.port  # noqa: B018  (raises on a port that is not a number in range)
+    except ValueError:
+        raise ConfigError(f"PUBLIC_BASE_URL has an invalid port: {raw!r}. {expected}") from None
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or not HOSTNAME_RE.fullmatch(parts.hostname)
+        or parts.username is not None
+        or parts.query
+        or parts.fragment
+        or raw.strip().endswith(("?", "#"))
+    ):
+        raise ConfigError(f"PUBLIC_BASE_URL is not a base URL: {raw!r}. {expected}")
+    return raw.strip().rstrip("/")
+
+
+def host_list(raw: str | None) -> list[str]:
+    """``TRUSTED_HOSTS``: extra host names requests may use, comma-separated; a leading
+    dot (``.example.com``) trusts every subdomain."""
+    hosts = [host.strip().lower() for host in (raw or "").split(",") if host.strip()]
+    for host in hosts:
+        if not HOSTNAME_RE.fullmatch(host.removeprefix(".")):
+            raise ConfigError(
+                f"TRUSTED_HOSTS: {host!r} is not a host name. "
+                "Expected names separated by commas, e.g. desk.example.com,.example.net"
+            )
+    return hosts
+
+
+def proxy_count(raw: str | None) -> int:
+    """``TRUSTED_PROXIES``: how many proxies in front of the app set X-Forwarded-* (0: none)."""
+    if not raw:
+        return 0
+    if not (raw.strip().isascii() and raw.strip().isdigit()):
+        raise ConfigError(f"TRUSTED_PROXIES must be a whole number of proxies (0, 1, 2…), not {raw!r}.")
+    return int(raw)
+
+
 def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> dict:
     """Flask config values read from the environment."""
     env = dict(os.environ if env is None else env)
@@ -68,8 +125,12 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         "REDIS_URL": env.get("REDIS_URL") or None,
         "SMTP_URL": env.get("SMTP_URL") or None,
         "MAIL_FROM": env.get("MAIL_FROM") or "ledgerdesk@localhost",
-        # Where customers reach the public pages; links in emails sent outside a request.
-        "PUBLIC_BASE_URL": (env.get("PUBLIC_BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
+        # Where customers reach the public pages: every absolute link is built on it.
+        "PUBLIC_BASE_URL": public_base_url(env.get("PUBLIC_BASE_URL"), production),
+        # Hosts requests may name besides PUBLIC_BASE_URL's (crm.http_edge adds that one).
+        "TRUSTED_HOSTS": host_list(env.get("TRUSTED_HOSTS")),
+        # Proxies in front of the app whose X-Forwarded-For/-Proto are believed.
+        "TRUSTED_PROXIES": proxy_count(env.get("TRUSTED_PROXIES")),
         "RATELIMIT_STORAGE_URI": env.get("REDIS_URL") or "memory://",
         # Evidence files, stored by SHA-256; default instance/uploads.
         "UPLOAD_FOLDER": env.get("UPLOAD_FOLDER") or None,
@@ -97,4 +158,6 @@ DEFAULTS = {
     "LOGIN_WINDOW_MINUTES": 15,
     "LOGIN_LOCK_MINUTES": 15,
     "WTF_CSRF_TIME_LIMIT": None,
+    # A 429 from a rate limit says when to come back (Retry-After).
+    "RATELIMIT_HEADERS_ENABLED": True,
 }

@@ -59,6 +59,8 @@ def app(tmp_path_factory) -> Iterator[Flask]:
             # Cheap hashing keeps the suite fast; production keeps scrypt's defaults.
             "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
             "UPLOAD_FOLDER": str(tmp_path_factory.mktemp("uploads")),
+            # Links in mail and receipts are built on it; the test client's host.
+            "PUBLIC_BASE_URL": "http://localhost",
         }
     )
     with app.app_context():
@@ -76,7 +78,13 @@ def rq_app(app):
         {
             **{
                 key: app.config[key]
-                for key in ("TESTING", "SQLALCHEMY_DATABASE_URI", "PASSWORD_HASH_METHOD", "UPLOAD_FOLDER")
+                for key in (
+                    "TESTING",
+                    "SQLALCHEMY_DATABASE_URI",
+                    "PASSWORD_HASH_METHOD",
+                    "UPLOAD_FOLDER",
+                    "PUBLIC_BASE_URL",
+                )
             },
             "REDIS_URL": REDIS_URL,
             "JOBS_QUEUE": f"crm-test-{uuid.uuid4().hex[:8]}",

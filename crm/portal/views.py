@@ -27,6 +27,7 @@ from crm.provisioning.service import tenant_settings
 from crm.sla.clocks import clocks_of
 from crm.sla.explain import public_deadlines
 from crm.tickets import service as tickets
+from crm.tickets.links import tracking_url
 from crm.tickets.models import Status
 from crm.webforms import show_error, uploads_of
 from tenants import current_tenant
@@ -126,7 +127,7 @@ def receipt(number: int):
     ticket = tickets.ticket_by_number(number)
     if ticket is None:
         abort(404)
-    link = url_for("portal.track", token=kept["token"], _external=True)
+    link = tracking_url(kept["token"])
     deadlines = public_deadlines(clocks_of("ticket", ticket.id))
     return render_template("portal/receipt.html", ticket=ticket, link=link, deadlines=deadlines)
 

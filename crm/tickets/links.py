@@ -5,12 +5,11 @@ import secrets
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import current_app, has_request_context, url_for
+from flask import current_app
 
 from crm.columns import utcnow
 from crm.extensions import db
 from crm.tickets.models import Ticket, TrackingLink
-from tenants import current_tenant
 
 LINK_DAYS = 365
 
@@ -37,10 +36,11 @@ def tracking_url(token: str) -> str:
 
 
 def external_url(endpoint: str, **values) -> str:
-    """An absolute link into the tenant's pages; outside a request (jobs, CLI) it is built
-    on PUBLIC_BASE_URL."""
-    if has_request_context():
-        return url_for(endpoint, **values, _external=True)
+    """An absolute link into the tenant's pages, always on PUBLIC_BASE_URL.
+
+    Never on the request's Host header: anyone can send a request with ``Host:
+    evil.example``, and a link built on it would carry a customer's secret token there."""
+    current_app.inject_url_defaults(endpoint, values)  # the tenant's /t/<slug> prefix
     base = urlsplit(current_app.config["PUBLIC_BASE_URL"])
     adapter = current_app.url_map.bind(base.netloc, script_name=base.path or "/", url_scheme=base.scheme)
-    return adapter.build(endpoint, {"tenant": current_tenant().slug, **values}, force_external=True)
+    return adapter.build(endpoint, values, force_external=True)
