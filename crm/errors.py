@@ -67,6 +67,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
+        if error.response is not None:  # the page was made where the error arose (a form's 429)
+            return error.response
         return _render(error.code or 500)
 
     @app.errorhandler(DomainError)

@@ -167,8 +167,11 @@ def test_submissions_are_rate_limited_per_tenant_and_address(app, client, make_t
         send_form(client, tenant.slug, good_fields(phone=f"1380013800{n}")).status_code for n in range(3)
     ]
     assert statuses == [302, 302, 429]
-    limited = send_form(client, tenant.slug, good_fields())
-    assert limited.status_code == 429 and "Too many requests" in limited.text
+    limited = send_form(client, tenant.slug, good_fields(name="韩梅梅"))
+    assert limited.status_code == 429 and "send it again in" in limited.text
+    assert int(limited.headers["Retry-After"]) > 0
+    assert 'value="韩梅梅"' in limited.text  # what they typed is kept
+    assert f'action="/t/{tenant.slug}/refund"' in limited.text or '<form method="post"' in limited.text
     assert ticket_count(app, tenant) == 2
     assert send_form(client, other.slug, good_fields()).status_code == 302  # another tenant's limit
 

@@ -34,16 +34,23 @@ def detect(content: bytes) -> str | None:
     return "message/rfc822" if _looks_like_email(content) else "text/plain"
 
 
-def _is_text(content: bytes) -> bool:
-    if b"\x00" in content:
-        return False
-    for encoding in ("utf-8", "gb18030"):
+TEXT_ENCODINGS = ("utf-8", "gb18030")
+
+
+def text_encoding(content: bytes) -> str | None:
+    """The encoding text is written in (UTF-8, else GB18030, which covers GBK and
+    GB2312), or None when it is neither."""
+    for encoding in TEXT_ENCODINGS:
         try:
             content.decode(encoding)
-            return True
+            return encoding
         except UnicodeDecodeError:
             continue
-    return False
+    return None
+
+
+def _is_text(content: bytes) -> bool:
+    return b"\x00" not in content and text_encoding(content) is not None
 
 
 def _looks_like_email(content: bytes) -> bool:

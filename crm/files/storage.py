@@ -11,9 +11,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from flask import current_app
+from flask import Response, current_app, send_file
 
-from crm.files.sniff import ALLOWED, detect
+from crm.files.models import Attachment
+from crm.files.sniff import ALLOWED, detect, text_encoding
 
 
 @dataclass(frozen=True)
@@ -57,3 +58,17 @@ def store(tenant_id: int, content: bytes, original_name: str | None) -> StoredFi
             handle.write(content)
         os.replace(handle.name, path)
     return StoredFile(sha256, len(content), content_type, safe_filename(original_name, sha256, content_type))
+
+
+def send_attachment(attachment: Attachment) -> Response:
+    """The file as a download of the type its bytes were found to be; text and mail carry
+    the charset they are written in, so GB18030 is never read as UTF-8."""
+    path = blob_path(attachment.tenant_id, attachment.sha256)
+    response = send_file(
+        path, mimetype=attachment.content_type, as_attachment=True, download_name=attachment.filename
+    )
+    if attachment.content_type in ("text/plain", "message/rfc822"):
+        charset = text_encoding(path.read_bytes()) or "utf-8"
+        response.headers["Content-Type"] = f"{attachment.content_type}; charset={charset}"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -10,6 +10,11 @@ from crm.columns import UTCDateTime, utcnow
 from crm.extensions import db
 from tenants import BigIntId, TenantScoped, tenant_fk
 
+# Where a customer's tracking link goes in a stored message. The outbox never holds a
+# usable link: the sending job mints one and puts it here only in what it hands to the
+# mail server, so nobody reading a held or queued message can act as the customer.
+TRACKING_LINK_SLOT = "[tracking-link]"
+
 
 class OutboxStatus(enum.StrEnum):
     QUEUED = "queued"  # waiting for the sending job
@@ -38,3 +43,8 @@ class OutboxMessage(TenantScoped, db.Model):
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def readable_body(self) -> str:
+        """The body as staff may read it: the link's place marked, not filled."""
+        return self.body.replace(TRACKING_LINK_SLOT, "[…]")

@@ -5,7 +5,6 @@ job sends it after the commit over ``SMTP_URL``, with rq's retries. Without
 ``SMTP_URL`` the message is held in the outbox, where admins can read it.
 """
 
-import re
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -24,12 +23,12 @@ from crm.audit.service import Actor, record
 from crm.columns import utcnow
 from crm.errors import DomainError
 from crm.extensions import db
-from crm.notify.models import OutboxMessage, OutboxStatus
+from crm.notify.models import TRACKING_LINK_SLOT, OutboxMessage, OutboxStatus
+from crm.tickets.links import mint_tracking_link, tracking_url
 from crm.tickets.models import Ticket
 from tenants import current_tenant
 
 MAX_ATTEMPTS = 4  # the first try and rq's three retries
-TRACKING_LINK = re.compile(r"(/track/)[A-Za-z0-9_-]+")
 # 7-bit bodies (base64 or quoted-printable when not ASCII): we do not negotiate 8BITMIME.
 MAIL_POLICY = SMTP.clone(cte_type="7bit")
 
@@ -37,7 +36,8 @@ MAIL_POLICY = SMTP.clone(cte_type="7bit")
 def queue_email(
     *, to: str, subject: str, body: str, locale: str, ticket_id: int | None, actor: Actor
 ) -> OutboxMessage:
-    """Write the message to the outbox; it is sent after the transaction commits."""
+    """Write the message to the outbox; it is sent after the transaction commits. A
+    ``TRACKING_LINK_SLOT`` in ``body`` becomes a new tracking link to the ticket when sent."""
     held = not current_app.config.get("SMTP_URL")
     message = OutboxMessage(
         ticket_id=ticket_id,
@@ -106,13 +106,11 @@ def send_outbox_message(message_id: int) -> None:
         return
     message.attempts += 1
     try:
-        deliver(message)
+        deliver(message, _with_tracking_link(message))
     except (OSError, smtplib.SMTPException) as error:
         message.last_error = f"{type(error).__name__}: {error}"[:500]
         if message.attempts >= MAX_ATTEMPTS:
             message.status = OutboxStatus.FAILED
-            # Never to be sent: keep no working copy of the customer's secret link.
-            _blank_tracking_links(message)
             record(
                 "email.failed", "email", message.id, actor=Actor.system(), data={"attempts": message.attempts}
             )
@@ -122,16 +120,19 @@ def send_outbox_message(message_id: int) -> None:
         raise
     message.status = OutboxStatus.SENT
     message.sent_at = utcnow()
-    # Delivered: the customer's mailbox has the secret link; our copy need not.
-    _blank_tracking_links(message)
     record("email.sent", "email", message.id, actor=Actor.system(), data={"attempts": message.attempts})
 
 
-def _blank_tracking_links(message: OutboxMessage) -> None:
-    message.body = TRACKING_LINK.sub(r"\1[…]", message.body)
+def _with_tracking_link(message: OutboxMessage) -> str:
+    """The body to hand to the mail server: its link slot filled with a new link to the
+    ticket (only the link's digest is stored, and never in the outbox)."""
+    if message.ticket_id is None or TRACKING_LINK_SLOT not in message.body:
+        return message.body
+    ticket = db.session.scalars(select(Ticket).where(Ticket.id == message.ticket_id)).one()
+    return message.body.replace(TRACKING_LINK_SLOT, tracking_url(mint_tracking_link(ticket)))
 
 
-def deliver(message: OutboxMessage) -> None:
+def deliver(message: OutboxMessage, body: str) -> None:
     """Hand the message to the SMTP server of ``SMTP_URL``
     (``smtp://[user:pass@]host[:port]`` or ``smtps://…``; ``?starttls=1`` upgrades)."""
     url = urlsplit(current_app.config["SMTP_URL"])
@@ -142,7 +143,7 @@ def deliver(message: OutboxMessage) -> None:
     email["Subject"] = message.subject
     email["Date"] = format_datetime(utcnow())
     email["Message-ID"] = make_msgid(domain=sender.partition("@")[2] or "localhost")
-    email.set_content(message.body)
+    email.set_content(body)
     smtp_class = smtplib.SMTP_SSL if url.scheme == "smtps" else smtplib.SMTP
     with smtp_class(
         url.hostname or "localhost", url.port or (465 if url.scheme == "smtps" else 25), timeout=20

@@ -15,9 +15,14 @@ from wtforms import (
     TelField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
+from crm.auth.service import check_email
+from crm.customers.service import normalise_phone
+from crm.errors import DomainError
 from crm.files.sniff import ACCEPTED_FILES
+from crm.provisioning.service import tenant_settings
+from crm.tickets import service as tickets
 from crm.tickets.models import Reason
 
 REASON_LABELS = {
@@ -33,6 +38,13 @@ REQUIRED = _l("This field is required.")
 
 def _too_long(n: int):
     return Length(max=n, message=_l("Use at most %(n)d characters.", n=n))
+
+
+# What a person fills in (not the tokens or the honeypot).
+PERSON_FIELDS = frozenset(
+    {"name", "phone", "email", "account_ref", "purchase_date", "amount", "currency", "reason"}
+    | {"description", "attachments", "consent"}
+)
 
 
 class RefundForm(FlaskForm):
@@ -56,7 +68,7 @@ class RefundForm(FlaskForm):
         validators=[Optional(), _too_long(20)],
         render_kw={"inputmode": "decimal", "placeholder": "199.00"},
     )
-    currency = HiddenField()
+    currency = HiddenField(_l("Currency"))
     reason = SelectField(
         _l("Reason"),
         choices=[SelectChoice(reason.value, label) for reason, label in REASON_LABELS.items()],
@@ -75,10 +87,45 @@ class RefundForm(FlaskForm):
         ),
         render_kw={"accept": ACCEPTED_FILES},
     )
-    consent = BooleanField(validators=[DataRequired(_l("Please agree so that we can handle your request."))])
+    consent = BooleanField(
+        _l("Consent"), validators=[DataRequired(_l("Please agree so that we can handle your request."))]
+    )
     submission_token = HiddenField(validators=[DataRequired()])
     # Honeypot: invisible to people, filled in by bots.
     website = StringField(_l("Leave this empty"))
+
+    # Each field is checked by the rules the service applies, so one submit shows every
+    # mistake at once; the service checks again (it is the authority).
+    def validate_phone(self, field) -> None:
+        _as_field_error(normalise_phone, field.data, tenant_settings().country)
+
+    def validate_email(self, field) -> None:
+        _as_field_error(check_email, field.data)
+
+    def validate_currency(self, field) -> None:
+        _as_field_error(tickets.check_currency, field.data)
+
+    def validate_amount(self, field) -> None:
+        try:  # read in the chosen currency; one the tenant does not take is the currency's error
+            currency = tickets.check_currency(self.currency.data)
+        except DomainError:
+            currency = tickets.check_currency(None)
+        _as_field_error(tickets.check_claimed_amount, field.data, currency)
+
+    def validate_purchase_date(self, field) -> None:
+        _as_field_error(tickets.check_purchase_date, field.data)
+
+    @property
+    def visible_errors(self) -> list[tuple]:
+        """(field, first error) for every field a person can see and correct, in page order."""
+        return [(field, field.errors[0]) for field in self if field.errors and field.name in PERSON_FIELDS]
+
+
+def _as_field_error(check, *args) -> None:
+    try:
+        check(*args)
+    except DomainError as error:
+        raise ValidationError(error.message) from None
 
 
 class CustomerReplyForm(FlaskForm):

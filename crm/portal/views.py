@@ -1,33 +1,38 @@
 """Public pages, no account: the tenant's hosted refund form and receipt, and the
 customer's tracking page reached by their secret link."""
 
+import time
+from math import ceil
+
 from flask import (
     Blueprint,
+    Response,
     abort,
     current_app,
     flash,
+    make_response,
     redirect,
     render_template,
     request,
-    send_file,
     session,
     url_for,
 )
 from flask_babel import gettext as _
+from flask_limiter import RequestLimit
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from crm.access import client_ip
 from crm.errors import Conflict, DomainError
 from crm.extensions import db, limiter
-from crm.files.storage import blob_path
+from crm.files.storage import send_attachment
 from crm.i18n import page_locale
 from crm.policies import service as policies
 from crm.portal.forms import ConfirmForm, CustomerReplyForm, NotSatisfiedForm, RefundForm
-from crm.provisioning.service import tenant_settings
+from crm.provisioning.service import accepted_currencies, tenant_settings
 from crm.sla.clocks import clocks_of
 from crm.sla.explain import public_deadlines
 from crm.tickets import service as tickets
-from crm.tickets.links import tracking_url
+from crm.tickets.links import token_digest, tracking_url
 from crm.tickets.models import Status
 from crm.webforms import show_error, uploads_of
 from tenants import current_tenant
@@ -37,6 +42,13 @@ bp = Blueprint("portal", __name__, url_prefix=URL_PREFIX)
 
 RECEIPT_KEY = "refund_receipt"
 TOKEN_MAX_AGE = 24 * 3600
+# Every post of the form from one address, accepted or not: against floods, not people.
+FORM_ATTEMPTS_RATE = "60/hour"
+# The tracking pages, per link and per address: reads, and what changes a ticket.
+TRACKING_READS_PER_LINK = "60/minute"
+TRACKING_READS_PER_ADDRESS = "120/minute"
+TRACKING_POSTS_PER_LINK = "20/hour"
+TRACKING_POSTS_PER_ADDRESS = "60/hour"
 
 
 def _token_signer() -> URLSafeTimedSerializer:
@@ -44,15 +56,18 @@ def _token_signer() -> URLSafeTimedSerializer:
 
 
 def new_submission_token() -> str:
-    """A signed one-time nonce for one filling-in of the form."""
-    return _token_signer().dumps(tickets.new_nonce())
+    """A signed one-time nonce for one filling-in of this tenant's form."""
+    return _token_signer().dumps([current_tenant().id, tickets.new_nonce()])
 
 
 def nonce_of(token: str) -> str | None:
+    """The nonce of a token this tenant's form issued, else None (another tenant's form,
+    a forged or an expired token)."""
     try:
-        return _token_signer().loads(token, max_age=TOKEN_MAX_AGE)
-    except BadSignature:
+        tenant_id, nonce = _token_signer().loads(token, max_age=TOKEN_MAX_AGE)
+    except (BadSignature, TypeError, ValueError):
         return None
+    return nonce if tenant_id == current_tenant().id and isinstance(nonce, str) else None
 
 
 def form_rate() -> str:
@@ -63,20 +78,68 @@ def tenant_client_key() -> str:
     return f"{current_tenant().slug}:{client_ip()}"
 
 
+def tracking_link_key() -> str:
+    """The tracking link a request uses, by digest (the token itself is never a key)."""
+    return f"{current_tenant().slug}:{token_digest(request.view_args.get('token', ''))}"
+
+
+def _accepted(response: Response) -> bool:
+    """A submission that made (or found) a ticket: the form redirects to its receipt."""
+    return response.status_code == 302
+
+
+def _form_refused_for_now(limit: RequestLimit) -> Response:
+    """The hosted form's 429: what they typed, kept (not files), and when to try again."""
+    seconds = max(1, limit.reset_at - int(time.time()))
+    form = RefundForm()
+    response = make_response(_render_form(form, rate_limited_minutes=ceil(seconds / 60)), 429)
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
+def _render_form(form: RefundForm, **context) -> str:
+    return render_template(
+        "portal/refund.html",
+        form=form,
+        settings=tenant_settings(),
+        currencies=accepted_currencies(),
+        **context,
+    )
+
+
+tracking_posts_per_link = limiter.shared_limit(
+    TRACKING_POSTS_PER_LINK, scope="tracking-posts", key_func=tracking_link_key
+)
+tracking_posts_per_address = limiter.shared_limit(
+    TRACKING_POSTS_PER_ADDRESS, scope="tracking-posts-address", key_func=tenant_client_key
+)
+
+
 @bp.route("/refund", methods=["GET", "POST"])
-@limiter.limit(form_rate, key_func=tenant_client_key, methods=["POST"])
+# Only accepted submissions count towards the tenant's hourly limit, so a customer who
+# mistypes is not locked out; a separate, generous limit stops floods of bad posts.
+@limiter.limit(
+    form_rate,
+    key_func=tenant_client_key,
+    methods=["POST"],
+    deduct_when=_accepted,
+    on_breach=_form_refused_for_now,
+)
+@limiter.limit(
+    FORM_ATTEMPTS_RATE, key_func=tenant_client_key, methods=["POST"], on_breach=_form_refused_for_now
+)
 def refund():
     form = RefundForm(currency=current_tenant().currency)
     if request.method == "GET":
         form.submission_token.data = new_submission_token()
-        return render_template("portal/refund.html", form=form, settings=tenant_settings())
+        return _render_form(form)
     if form.website.data:
         abort(400)  # the honeypot: people never see this field
     nonce = nonce_of(form.submission_token.data or "")
     if nonce is None:
         form.submission_token.data = new_submission_token()
         flash(_("This form has expired. Please check your details and send it again."), "warning")
-        return render_template("portal/refund.html", form=form, settings=tenant_settings()), 400
+        return _render_form(form), 400
     status = 400
     if form.validate():
         refund_request = tickets.RefundRequest(
@@ -106,7 +169,7 @@ def refund():
             if submission.tracking_token:
                 session[RECEIPT_KEY] = {"ticket": number, "token": submission.tracking_token}
             return redirect(url_for("portal.receipt", number=number))
-    return render_template("portal/refund.html", form=form, settings=tenant_settings()), status
+    return _render_form(form), status
 
 
 @bp.context_processor
@@ -161,11 +224,15 @@ def _render_tracking(ticket, token: str, status: int = 200, **forms):
 
 
 @bp.route("/track/<token>")
+@limiter.limit(TRACKING_READS_PER_LINK, key_func=tracking_link_key)
+@limiter.limit(TRACKING_READS_PER_ADDRESS, key_func=tenant_client_key)
 def track(token: str):
     return _render_tracking(_ticket_of_link(token), token)
 
 
 @bp.route("/track/<token>/reply", methods=["POST"])
+@tracking_posts_per_link
+@tracking_posts_per_address
 def track_reply(token: str):
     ticket = _ticket_of_link(token)
     form = CustomerReplyForm()
@@ -186,6 +253,8 @@ def track_reply(token: str):
 
 
 @bp.route("/track/<token>/withdraw", methods=["POST"])
+@tracking_posts_per_link
+@tracking_posts_per_address
 def track_withdraw(token: str):
     ticket = _ticket_of_link(token)
     try:
@@ -200,6 +269,8 @@ def track_withdraw(token: str):
 
 
 @bp.route("/track/<token>/not-satisfied", methods=["POST"])
+@tracking_posts_per_link
+@tracking_posts_per_address
 def track_not_satisfied(token: str):
     ticket = _ticket_of_link(token)
     form = NotSatisfiedForm()
@@ -217,15 +288,12 @@ def track_not_satisfied(token: str):
 
 
 @bp.route("/track/<token>/files/<int:attachment_id>")
+@limiter.limit(TRACKING_READS_PER_LINK, key_func=tracking_link_key)
+@limiter.limit(TRACKING_READS_PER_ADDRESS, key_func=tenant_client_key)
 def track_file(token: str, attachment_id: int):
     """An attachment of a public entry, served as a download of its detected type."""
     ticket = _ticket_of_link(token)
     attachment = tickets.attachment_of_ticket(ticket, attachment_id, public_only=True)
     if attachment is None:
         abort(404)
-    return send_file(
-        blob_path(ticket.tenant_id, attachment.sha256),
-        mimetype=attachment.content_type,
-        as_attachment=True,
-        download_name=attachment.filename,
-    )
+    return send_attachment(attachment)

@@ -17,7 +17,6 @@ SUBJECTS = {
     "resolved": _l("Your request %(reference)s is resolved"),
     "final_response": _l("Our decision on your request %(reference)s"),
 }
-LINK_PLACEHOLDER = "[…]"
 
 
 def compose(
@@ -40,8 +39,3 @@ def compose(
             deadlines=deadlines,
         )
     return subject, body
-
-
-def without_link(body: str, token: str) -> str:
-    """The body with its secret link blanked, for copies kept beside the ticket."""
-    return "\n".join(LINK_PLACEHOLDER if token in line else line for line in body.splitlines())

@@ -8,7 +8,7 @@ from decimal import Decimal, InvalidOperation
 
 from babel.numbers import get_currency_precision
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import event, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
 from crm.access import PERMISSIONS
@@ -25,15 +25,16 @@ from crm.files.models import Attachment
 from crm.files.storage import RefusedFile, store
 from crm.money import format_money
 from crm.notify import service as notify
+from crm.notify.models import TRACKING_LINK_SLOT
 from crm.policies import service as policies
 from crm.provisioning.models import AgentDisplay, TenantSettings
-from crm.provisioning.service import tenant_settings
+from crm.provisioning.service import accepted_currencies, tenant_settings
 from crm.refunds import ledger
 from crm.sla import clocks
 from crm.sla.models import Clock
 from crm.tickets import emails
 from crm.tickets.labels import STATUS_LABELS
-from crm.tickets.links import mint_tracking_link, token_digest, tracking_url
+from crm.tickets.links import mint_tracking_link, token_digest
 from crm.tickets.models import (
     TRANSITIONS,
     Channel,
@@ -54,6 +55,12 @@ RECEIVED_KEY = "tickets_received"
 MAX_FILES = 5
 MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_DESCRIPTION = 20_000
+# All the files a customer may add to one ticket, with the form and every reply.
+CUSTOMER_FILES_PER_TICKET = 20
+CUSTOMER_BYTES_PER_TICKET = 50 * 2**20
+# How far back a purchase may be claimed on the form: the three-year limitation period
+# for civil claims in China (Civil Code art. 188), plus a year's margin for late payments.
+OLDEST_PURCHASE_DAYS = 4 * 365
 
 
 @dataclass(frozen=True)
@@ -220,6 +227,47 @@ def to_minor_units(amount: Decimal | str | None, currency: str) -> int | None:
     return minor
 
 
+def check_currency(code: str | None) -> str:
+    """The currency of a claim: one the tenant accepts (by default only its own)."""
+    accepted = accepted_currencies()
+    if not code:
+        return accepted[0]
+    if code not in accepted:
+        raise DomainError(
+            _l("We take refund requests in %(codes)s.", codes=", ".join(accepted)), "currency"
+        )
+    return code
+
+
+def check_claimed_amount(amount: Decimal | str | None, currency: str) -> int | None:
+    """The amount a customer asks back, in minor units: optional, but never zero."""
+    minor = to_minor_units(amount, currency)
+    if minor == 0:
+        raise DomainError(
+            _l("Enter the amount you ask back, or leave it empty if you do not know it."), "amount"
+        )
+    return minor
+
+
+def check_purchase_date(purchase_date: date | None) -> None:
+    """A purchase date the desk can act on: not in the future, nor so old that the claim
+    is past the limitation period (three years, Civil Code art. 188) plus a margin."""
+    if purchase_date is None:
+        return
+    today = utcnow().date()
+    if purchase_date > today + timedelta(days=1):
+        raise DomainError(_l("The purchase date cannot be in the future."), "purchase_date")
+    if purchase_date < today - timedelta(days=OLDEST_PURCHASE_DAYS):
+        raise DomainError(
+            _l(
+                "A purchase more than %(years)d years ago is too old to claim here. "
+                "Check the date, or contact us by phone.",
+                years=OLDEST_PURCHASE_DAYS // 365,
+            ),
+            "purchase_date",
+        )
+
+
 def check_text(value: str | None, field_name: str, limit: int, *, required: bool) -> str:
     value = (value or "").strip()
     if required and not value:
@@ -233,6 +281,10 @@ def _check_uploads(uploads: list[Upload]) -> None:
     if len(uploads) > MAX_FILES:
         raise DomainError(_l("Attach at most %(n)d files.", n=MAX_FILES), "attachments")
     for upload in uploads:
+        if not upload.content:
+            raise DomainError(
+                _l("%(name)s is empty: attach the file itself.", name=upload.filename or "?"), "attachments"
+            )
         if len(upload.content) > MAX_FILE_BYTES:
             raise DomainError(
                 _l(
@@ -506,10 +558,9 @@ def submit_refund_request(request: RefundRequest, *, nonce: str, ip: str | None)
         reason = Reason(request.reason)
     except ValueError:
         raise DomainError(_l("Choose a reason."), "reason") from None
-    if request.purchase_date and request.purchase_date > utcnow().date() + timedelta(days=1):
-        raise DomainError(_l("The purchase date cannot be in the future."), "purchase_date")
-    currency = request.currency or current_tenant().currency
-    amount_minor = to_minor_units(request.amount, currency)
+    check_purchase_date(request.purchase_date)
+    currency = check_currency(request.currency)
+    amount_minor = check_claimed_amount(request.amount, currency)
     _check_uploads(request.uploads)
     # Claim the token before creating anything: a concurrent submit of the same form
     # waits here for this one's commit, then finds its ticket.
@@ -537,7 +588,7 @@ def submit_refund_request(request: RefundRequest, *, nonce: str, ip: str | None)
         .values(ticket_id=ticket.id)
     )
     token = mint_tracking_link(ticket)
-    notify_customer(ticket, "receipt", actor=actor, token=token, ticket_clocks=started)
+    notify_customer(ticket, "receipt", actor=actor, ticket_clocks=started)
     return Submission(ticket, token)
 
 
@@ -587,18 +638,16 @@ def notify_customer(
     *,
     actor: Actor,
     message: str = "",
-    token: str | None = None,
     ticket_clocks: list[Clock] | None = None,
 ) -> None:
-    """Email the customer (if they gave an address) in their language, with a fresh
-    tracking link; the email's copy goes into the thread. ``ticket_clocks``: its clocks, when
-    the caller has them (a receipt states the deadlines)."""
+    """Email the requester (if they gave an address for this ticket) in their language,
+    with a tracking link minted when it is sent; the email's copy goes into the thread.
+    ``ticket_clocks``: its clocks, when the caller has them (a receipt states the deadlines)."""
     requester = ticket.requester
     if not requester.email:
         return
-    token = token or mint_tracking_link(ticket)
     subject, body = emails.compose(
-        template, ticket=ticket, message=message, link=tracking_url(token), clocks=ticket_clocks
+        template, ticket=ticket, message=message, link=TRACKING_LINK_SLOT, clocks=ticket_clocks
     )
     outbox = notify.queue_email(
         to=requester.email,
@@ -612,7 +661,7 @@ def notify_customer(
         ticket,
         EntryKind.OUTBOUND_EMAIL,
         author_kind="system",
-        body=emails.without_link(body, token),
+        body=outbox.readable_body,
         details={"outbox_id": outbox.id, "to": requester.email, "subject": subject},
     )
 
@@ -855,6 +904,30 @@ def customer_reply(ticket: Ticket, body: str, *, ip: str | None, uploads: list[U
 
 
 def withdraw_by_customer(ticket: Ticket, *, ip: str | None) -> None:
+def _check_customer_quota(ticket: Ticket, uploads: list[Upload]) -> None:
+    """What a tracking link may add to one ticket, in all: a leaked link cannot fill the
+    disk, and no real case needs more."""
+    if not uploads:
+        return
+    count, size = db.session.execute(
+        select(func.count(Attachment.id), func.coalesce(func.sum(Attachment.size), 0))
+        .join(ThreadEntry, ThreadEntry.id == Attachment.entry_id)
+        .where(Attachment.ticket_id == ticket.id, ThreadEntry.author_kind == "customer")
+    ).one()
+    if count + len(uploads) > CUSTOMER_FILES_PER_TICKET or size + sum(
+        len(upload.content) for upload in uploads
+    ) > CUSTOMER_BYTES_PER_TICKET:
+        raise DomainError(
+            _l(
+                "This request already holds as many files as it can take (%(n)d files or %(mb)d MB). "
+                "Send further evidence by email or post.",
+                n=CUSTOMER_FILES_PER_TICKET,
+                mb=CUSTOMER_BYTES_PER_TICKET // 2**20,
+            ),
+            "attachments",
+        )
+
+
     if not ticket.is_open:
         raise Conflict(_l("Only an open request can be withdrawn."), "status")
     _set_status(ticket, Status.WITHDRAWN, customer_actor(ticket, ip), author_kind="customer")
@@ -862,6 +935,7 @@ def withdraw_by_customer(ticket: Ticket, *, ip: str | None) -> None:
 
 def not_satisfied(ticket: Ticket, body: str, *, ip: str | None) -> None:
     """The customer rejects the resolution: the ticket reopens, flagged for a manager."""
+    _check_customer_quota(ticket, list(uploads))
     if ticket.status != Status.RESOLVED:
         raise Conflict(_l("Only a resolved request can be reopened."), "status")
     body = check_text(body, "body", MAX_DESCRIPTION, required=False)

@@ -8,7 +8,7 @@ the error beside what was typed.
 
 from collections.abc import Callable
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import format_decimal, format_timedelta, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -22,7 +22,7 @@ from crm.auth import service as auth
 from crm.columns import utcnow
 from crm.errors import Conflict, DomainError
 from crm.extensions import db
-from crm.files.storage import blob_path
+from crm.files.storage import send_attachment
 from crm.i18n import SUPPORTED_LOCALES
 from crm.money import format_money
 from crm.policies import service as policies
@@ -257,14 +257,7 @@ def download(number: int, attachment_id: int):
         ticket.id,
         {"attachment_id": attachment.id, "sha256": attachment.sha256},
     )
-    response = send_file(
-        blob_path(ticket.tenant_id, attachment.sha256),
-        mimetype=attachment.content_type,
-        as_attachment=True,
-        download_name=attachment.filename,
-    )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return send_attachment(attachment)
 
 
 def _act(
