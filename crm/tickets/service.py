@@ -32,7 +32,7 @@ from crm.provisioning.service import accepted_currencies, tenant_settings
 from crm.refunds import ledger
 from crm.sla import clocks
 from crm.sla.models import Clock
-from crm.tickets import emails
+from crm.tickets import emails, resolution
 from crm.tickets.labels import STATUS_LABELS
 from crm.tickets.links import mint_tracking_link, token_digest
 from crm.tickets.models import (
@@ -792,18 +792,33 @@ def _change(ticket: Ticket, field_name: str, value, action: str, actor: Actor) -
     ticket.updated_at = utcnow()
 
 
-def resolve(ticket: Ticket, body: str, *, user: User, ip: str | None) -> None:
-    """Resolve with a final answer to the customer (the outcome and the reason)."""
-    if ticket.status == Status.PENDING_APPROVAL:
-        raise Conflict(
-            _l(
-                "A refund decision waits for a manager's approval; "
-                "its final response will resolve the ticket."
-            ),
-            "body",
-        )
-    reply(ticket, body, user=user, ip=ip, template="resolved")
-    _set_status(ticket, Status.RESOLVED, staff_actor(user, ip), author_kind="staff", author=user)
+def resolve(
+    ticket: Ticket,
+    body: str,
+    *,
+    user: User,
+    ip: str | None,
+    no_refund_reason: str | None = None,
+    previewed_sha256: str | None = None,
+) -> None:
+    """Resolve with a final answer to the customer (the outcome and the reason), on the
+    grounds ``crm.tickets.resolution`` allows. With ``previewed_sha256``, only if the
+    customer would get exactly what that preview showed."""
+    grounds = resolution.grounds_to_resolve(ticket, user, no_refund_reason)
+    body = check_text(body, "body", MAX_DESCRIPTION, required=True)
+    sending = resolution.outgoing(ticket, "resolved", body)
+    if previewed_sha256 is not None and previewed_sha256 != sending.sha256:
+        raise Conflict(_l("What the customer would receive has changed since the preview: check it again."), "body")
+    entry = reply(ticket, body, user=user, ip=ip, template="resolved")
+    actor = staff_actor(user, ip)
+    _set_status(ticket, Status.RESOLVED, actor, author_kind="staff", author=user)
+    record(
+        "ticket.resolved",
+        "ticket",
+        ticket.id,
+        actor=actor,
+        data={**grounds, "entry_id": entry.id, "sent_sha256": sending.sha256, "review": ticket.needs_manager},
+    )
     ticket.needs_manager = False
 
 
@@ -889,21 +904,6 @@ def withdraw_by_staff(ticket: Ticket, *, user: User, ip: str | None) -> None:
 # --- the customer's actions (tracking page) ----------------------------------------------
 
 
-def customer_reply(ticket: Ticket, body: str, *, ip: str | None, uploads: list[Upload] = ()) -> ThreadEntry:
-    """The customer answers on the tracking page; a waiting ticket is open again."""
-    if not ticket.is_open:
-        raise Conflict(_l("This request is closed. Submit a new request if you need more help."), "body")
-    body = check_text(body, "body", MAX_DESCRIPTION, required=True)
-    actor = customer_actor(ticket, ip)
-    _check_uploads(list(uploads))
-    entry = _add_message(ticket, EntryKind.INBOUND_MESSAGE, body, actor=actor, uploads=uploads)
-    if ticket.status == Status.AWAITING_CUSTOMER:
-        _set_status(ticket, Status.OPEN, actor, author_kind="customer")
-    clocks.on_customer_message(ticket, actor=actor)
-    return entry
-
-
-def withdraw_by_customer(ticket: Ticket, *, ip: str | None) -> None:
 def _check_customer_quota(ticket: Ticket, uploads: list[Upload]) -> None:
     """What a tracking link may add to one ticket, in all: a leaked link cannot fill the
     disk, and no real case needs more."""
@@ -928,6 +928,22 @@ def _check_customer_quota(ticket: Ticket, uploads: list[Upload]) -> None:
         )
 
 
+def customer_reply(ticket: Ticket, body: str, *, ip: str | None, uploads: list[Upload] = ()) -> ThreadEntry:
+    """The customer answers on the tracking page; a waiting ticket is open again."""
+    if not ticket.is_open:
+        raise Conflict(_l("This request is closed. Submit a new request if you need more help."), "body")
+    body = check_text(body, "body", MAX_DESCRIPTION, required=True)
+    actor = customer_actor(ticket, ip)
+    _check_uploads(list(uploads))
+    _check_customer_quota(ticket, list(uploads))
+    entry = _add_message(ticket, EntryKind.INBOUND_MESSAGE, body, actor=actor, uploads=uploads)
+    if ticket.status == Status.AWAITING_CUSTOMER:
+        _set_status(ticket, Status.OPEN, actor, author_kind="customer")
+    clocks.on_customer_message(ticket, actor=actor)
+    return entry
+
+
+def withdraw_by_customer(ticket: Ticket, *, ip: str | None) -> None:
     if not ticket.is_open:
         raise Conflict(_l("Only an open request can be withdrawn."), "status")
     _set_status(ticket, Status.WITHDRAWN, customer_actor(ticket, ip), author_kind="customer")
@@ -935,7 +951,6 @@ def _check_customer_quota(ticket: Ticket, uploads: list[Upload]) -> None:
 
 def not_satisfied(ticket: Ticket, body: str, *, ip: str | None) -> None:
     """The customer rejects the resolution: the ticket reopens, flagged for a manager."""
-    _check_customer_quota(ticket, list(uploads))
     if ticket.status != Status.RESOLVED:
         raise Conflict(_l("Only a resolved request can be reopened."), "status")
     body = check_text(body, "body", MAX_DESCRIPTION, required=False)

@@ -32,21 +32,20 @@ from crm.refunds import service as refunds
 from crm.refunds.labels import BODY_LABELS
 from crm.sla.clocks import clocks_of
 from crm.sla.explain import explain_all, format_late
-from crm.tickets import canned, queue, service
+from crm.tickets import canned, queue, resolution, service
+from crm.tickets.final_forms import CloseForm, MergeForm, ResolveForm
 from crm.tickets.forms import (
     SORT_LABELS,
     VIEW_LABELS,
     AssignForm,
     CallForm,
     CannedReplyForm,
-    MergeForm,
     NewTicketForm,
     NoteForm,
     PriorityForm,
     QueueForm,
     ReplyForm,
     RequestInfoForm,
-    ResolveForm,
 )
 from crm.tickets.labels import (
     CHANNEL_LABELS,
@@ -85,6 +84,7 @@ ACTION_FORMS: dict[str, type[FlaskForm]] = {
     "assign": AssignForm,
     "priority": PriorityForm,
     "merge": MergeForm,
+    "close": CloseForm,
 }
 QUEUE_PARAMS = ("view", "q", "status", "kind", "priority", "reason", "assignee", "sort")
 # The message boxes a canned reply can be inserted into.
@@ -364,10 +364,42 @@ def log_call(number: int):
 @bp.route("/tickets/<int:number>/resolve", methods=["POST"])
 @requires("tickets.work")
 def resolve(number: int):
-    def perform(ticket, form):
-        service.resolve(ticket, form.body.data, user=_me(), ip=client_ip())
+    """Two steps. "Preview the final response" (``step=preview``) shows exactly what the
+    customer will get; from there "Send final response to the customer" (``step=send``)
+    sends it if it is still what was shown, and "Back to edit" returns to the form as typed."""
+    step = request.form.get("step")
+    form = ResolveForm(prefix="resolve")
+    if step == "send" and form.previewed.data:
 
-    return _act(number, perform, _sent(_("Ticket resolved.")), slot="resolve")
+        def perform(ticket, form):
+            service.resolve(
+                ticket,
+                form.body.data,
+                user=_me(),
+                ip=client_ip(),
+                no_refund_reason=form.no_refund_reason,
+                previewed_sha256=form.previewed.data,
+            )
+
+        return _act(number, perform, _sent(_("Ticket resolved.")), slot="resolve")
+    ticket = _ticket_or_404(number)
+    form.previewed.data = ""
+    if step == "edit":
+        return _render_ticket(ticket, resolve=form)
+    if not form.validate():
+        return _render_ticket(ticket, 400, resolve=form)
+    try:
+        preview = resolution.preview_resolution(
+            ticket, form.body.data, user=_me(), no_refund_reason=form.no_refund_reason
+        )
+    except DomainError as error:
+        if isinstance(error, Conflict):
+            flash(error.message, "danger")
+        else:
+            _show_error(form, error)
+        return _render_ticket(ticket, error.status, resolve=form)
+    form.previewed.data = preview.sha256
+    return render_template("tickets/resolve_preview.html", ticket=ticket, form=form, preview=preview)
 
 
 @bp.route("/tickets/<int:number>/assign", methods=["POST"])
@@ -408,7 +440,7 @@ def close(number: int):
     def perform(ticket, form):
         service.close(ticket, user=_me(), ip=client_ip())
 
-    return _act(number, perform, _said(_("Ticket closed.")))
+    return _act(number, perform, _said(_("Ticket closed.")), slot="close")
 
 
 @bp.route("/tickets/<int:number>/reopen", methods=["POST"])
