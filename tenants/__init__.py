@@ -1,5 +1,6 @@
 """Multi-tenancy as a small Flask extension: the Tenant model, the tenant of a request
-or job, and the one isolation guard every query and write passes through.
+or job, and the one isolation guard for the ORM's queries and writes through the session
+(raw SQL and statements on a bare connection bypass it: see ``tenants.guard``).
 
 This package never imports ``crm``.
 """

@@ -23,7 +23,7 @@ class Tenants:
 
     def init_app(self, app: Flask, db: SQLAlchemy) -> None:
         self.db = db
-        guard.install(db.session.session_factory.class_)
+        guard.install(db.session.session_factory)
         app.url_value_preprocessor(self._enter_tenant_of_url)
         app.before_request(self._enter_tenant_of_unrouted_path)
         app.url_defaults(self._fill_tenant_prefix)

@@ -50,7 +50,8 @@ class Tenant(Base):
 
 class TenantScoped:
     """Mixin for tenant-owned tables: a non-null ``tenant_id`` that the isolation guard
-    fills on insert and filters on every read, update and delete."""
+    fills on insert and adds to the ORM's reads, updates and deletes through the session
+    (``tenants.guard`` says what it does not cover)."""
 
     @declared_attr
     def tenant_id(cls) -> Mapped[int]:

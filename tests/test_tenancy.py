@@ -3,16 +3,17 @@
 import re
 
 import pytest
-from sqlalchemy import delete, func, insert, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, func, insert, literal, select, text, update
+from sqlalchemy.exc import IntegrityError, NoResultFound
 
 from crm.audit.service import Actor
 from crm.auth.models import User
+from crm.extensions import db
 from crm.files.models import Attachment
 from crm.sla import calendars
 from crm.tickets import canned
 from crm.tickets import service as tickets
-from tenants import TenantContextError
+from tenants import TenantContextError, tenant_context
 from tests.conftest import acting_for, login
 
 # Sign-in, and the refund policy every customer may read.
@@ -177,6 +178,16 @@ def test_moving_a_row_to_another_tenant_is_refused(app, make_tenant, make_user):
         with pytest.raises(TenantContextError):
             session.flush()
         session.rollback()
+    # Nor by taking a kept object into the other tenant's context and stamping it there.
+    with app.app_context():
+        with tenant_context(tenant_a):
+            kept = db.session.get(User, user.id)
+        with tenant_context(tenant_b):
+            kept.tenant_id = tenant_b.id
+            with pytest.raises(TenantContextError):
+                db.session.flush()
+            db.session.rollback()
+    assert _tenant_of(app, tenant_a, user.id) == user.email
 
 
 def test_database_refuses_a_reference_to_another_tenants_row_even_in_raw_sql(app, make_tenant, make_user):
@@ -195,4 +206,179 @@ def test_database_refuses_a_reference_to_another_tenants_row_even_in_raw_sql(app
         session.rollback()
         # The same statement pointing inside the tenant is accepted: the key is what refused it.
         session.execute(statement, {**params, "email": "same@example.test", "creator": creator_a.id})
+        session.rollback()
+
+
+# --- one session across tenants, as the SLA sweep uses it ------------------------------
+
+
+@pytest.mark.parametrize("commit_between", [False, True], ids=["same-transaction", "after-commit"])
+def test_get_never_returns_another_tenants_object_from_the_identity_map(
+    app, make_tenant, make_user, commit_between
+):
+    tenant_a, tenant_b = make_tenant(), make_tenant()
+    user_a = make_user(tenant_a)
+    with app.app_context():
+        with tenant_context(tenant_a):
+            kept = db.session.get(User, user_a.id)  # held, so the identity map keeps it
+            assert kept.email == user_a.email
+            if commit_between:
+                db.session.commit()
+        with tenant_context(tenant_b):
+            assert db.session.get(User, user_a.id) is None
+            with pytest.raises(NoResultFound):
+                db.session.get_one(User, user_a.id)
+        with tenant_context(None):
+            assert db.session.get(User, user_a.id) is None
+        with tenant_context(tenant_a):
+            assert db.session.get(User, user_a.id).email == user_a.email
+
+
+def test_a_kept_object_of_another_tenant_lazy_loads_nothing_of_it(app, make_tenant):
+    tenant_a, tenant_b = make_tenant(), make_tenant()
+    with app.app_context():
+        with tenant_context(tenant_a):
+            ticket = tickets.submit_refund_request(
+                tickets.RefundRequest(
+                    customer=tickets.CustomerDetails(name="Li Lei", phone="13800138000"),
+                    reason="other",
+                    description="Refund please.",
+                ),
+                nonce="lazy-load",
+                ip=None,
+            ).ticket
+            customer = ticket.customer  # held, so the identity map keeps it
+            assert customer.name == "Li Lei"
+            db.session.commit()
+            customer_id = ticket.customer_id
+        with tenant_context(tenant_b):
+            db.session.expire(ticket, ["customer"])
+            assert ticket.customer is None
+        with tenant_context(tenant_a):
+            assert db.session.get(type(customer), customer_id).name == "Li Lei"
+
+
+def test_merge_onto_another_tenants_object_is_refused(app, make_tenant, make_user):
+    tenant_a, tenant_b = make_tenant(), make_tenant()
+    user_a = make_user(tenant_a)
+    with app.app_context():
+        with tenant_context(tenant_a):
+            kept = db.session.get(User, user_a.id)
+        with tenant_context(tenant_b), pytest.raises(TenantContextError):
+            db.session.merge(User(id=user_a.id, display_name="taken over"))
+        db.session.rollback()
+        assert kept.email == user_a.email
+    with acting_for(app, tenant_a) as session:
+        assert session.get(User, user_a.id).display_name != "taken over"
+
+
+# --- bulk statements -----------------------------------------------------------------
+
+
+def _tenant_of(app, tenant, user_id: int) -> str | None:
+    """The email of ``user_id`` as ``tenant`` sees it (None: not one of its users)."""
+    with acting_for(app, tenant) as session:
+        return session.scalar(select(User.email).where(User.id == user_id))
+
+
+@pytest.mark.parametrize("synchronize_session", ["auto", "evaluate", "fetch", False])
+@pytest.mark.parametrize("spelling", ["keyword", "attribute", "column", "parameters"])
+def test_bulk_update_cannot_set_a_tenant_id(app, make_tenant, make_user, synchronize_session, spelling):
+    tenant_a, tenant_b = make_tenant(), make_tenant()
+    user_a = make_user(tenant_a)
+    statement = {
+        "keyword": update(User).values(tenant_id=tenant_b.id),
+        "attribute": update(User).values({User.tenant_id: tenant_b.id}),
+        "column": update(User).values({User.__table__.c.tenant_id: tenant_b.id}),
+        "parameters": update(User).where(User.id == user_a.id),
+    }[spelling]
+    parameters = {"tenant_id": tenant_b.id} if spelling == "parameters" else None
+    with acting_for(app, tenant_a) as session:
+        with pytest.raises(TenantContextError):
+            session.execute(
+                statement, parameters, execution_options={"synchronize_session": synchronize_session}
+            )
+            session.commit()
+        session.rollback()
+        # Even to its own tenant: an UPDATE never names the tenant.
+        with pytest.raises(TenantContextError):
+            session.execute(update(User).values(tenant_id=tenant_a.id))
+        session.rollback()
+    assert _tenant_of(app, tenant_a, user_a.id) == user_a.email
+    assert _tenant_of(app, tenant_b, user_a.id) is None
+
+
+def test_bulk_update_by_primary_key_reaches_only_the_tenants_rows(app, make_tenant, make_user):
+    tenant_a, tenant_b = make_tenant(), make_tenant()
+    user_a, user_b = make_user(tenant_a), make_user(tenant_b)
+    with acting_for(app, tenant_b) as session:
+        with pytest.raises(TenantContextError):
+            session.execute(update(User), [{"id": user_a.id, "tenant_id": tenant_b.id}])
+        session.rollback()
+        kept = session.get(User, user_b.id)
+        session.execute(
+            update(User),
+            [
+                {"id": user_a.id, "display_name": "renamed by b"},
+                {"id": user_b.id, "display_name": "renamed by b"},
+            ],
+        )
+        assert kept.display_name == "renamed by b"  # the session's own object follows
+        session.commit()
+    with acting_for(app, tenant_a) as session:
+        assert session.get(User, user_a.id).display_name != "renamed by b"
+    with acting_for(app, tenant_b) as session:
+        assert session.get(User, user_b.id).display_name == "renamed by b"
+
+
+def test_orm_insert_values_are_checked_like_bulk_rows(app, make_tenant):
+    tenant_a, tenant_b = make_tenant(), make_tenant()
+    with acting_for(app, tenant_a) as session:
+        for statement in (
+            insert(User).values(**_user_row(tenant_b.id, "values@example.test")),
+            insert(User).values(
+                [_user_row(tenant_a.id, "m1@example.test"), _user_row(tenant_b.id, "m2@example.test")]
+            ),
+            insert(User).from_select(
+                ["tenant_id", "email", "display_name", "role", "password_hash", "active", "session_token"],
+                select(
+                    literal(tenant_b.id),
+                    User.email + "x",
+                    User.display_name,
+                    User.role,
+                    User.password_hash,
+                    User.active,
+                    User.session_token,
+                ),
+            ),
+        ):
+            with pytest.raises(TenantContextError):
+                session.execute(statement)
+            session.rollback()
+        # Stamped with the tenant in context, the same statement goes through.
+        session.execute(insert(User).values(**_user_row(tenant_a.id, "own@example.test")))
+        session.commit()
+        assert session.scalar(select(func.count()).select_from(User)) == 1
+    with acting_for(app, tenant_b) as session:
+        assert session.scalar(select(func.count()).select_from(User)) == 0
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        lambda tenant: select(User.__table__),
+        lambda tenant: update(User.__table__).values(display_name="core"),
+        lambda tenant: delete(User.__table__),
+        lambda tenant: insert(User.__table__).values(**_user_row(tenant.id, "core@example.test")),
+    ],
+    ids=["select", "update", "delete", "insert"],
+)
+def test_core_statement_on_a_tenant_table_through_the_session_is_refused(
+    app, make_tenant, make_user, statement
+):
+    tenant_a, tenant_b = make_tenant(), make_tenant()
+    make_user(tenant_a)
+    with acting_for(app, tenant_b) as session:
+        with pytest.raises(TenantContextError):
+            session.execute(statement(tenant_a))
         session.rollback()
