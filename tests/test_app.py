@@ -67,7 +67,10 @@ def test_postgres_urls_get_the_psycopg_driver(tmp_path):
 def test_production_requires_a_secret_key(tmp_path):
     with pytest.raises(ConfigError, match="SECRET_KEY"):
         from_environment(tmp_path, {"CRM_ENV": "production"})
-    config = from_environment(tmp_path, {"CRM_ENV": "production", "SECRET_KEY": "s" * 40})
+    config = from_environment(
+        tmp_path,
+        {"CRM_ENV": "production", "SECRET_KEY": "s" * 40, "PUBLIC_BASE_URL": "https://desk.example.com"},
+    )
     assert config["SESSION_COOKIE_SECURE"] is True
 
 
