@@ -4,17 +4,21 @@ tenant does not take, and a form that shows every mistake at once."""
 
 import re
 from datetime import date, timedelta
+from decimal import Decimal
 from io import BytesIO
 
 import pytest
 from sqlalchemy import func, select, update
 
+from crm.auth.models import User
 from crm.files.models import Attachment
 from crm.provisioning.models import TenantSettings
+from crm.refunds import service as refunds
 from crm.tickets import service as tickets
 from crm.tickets.models import ThreadEntry
-from tests.conftest import CSRF_RE, acting_for
+from tests.conftest import CSRF_RE, acting_for, unique
 from tests.test_portal import LINK_RE, form_tokens, good_fields, send_form, ticket_count
+from tests.test_ticket_service import refund_request
 
 GB18030_TEXT = "退款申请：号码已注销，余额 199 元。".encode("gb18030")
 
@@ -162,3 +166,24 @@ def test_a_gb18030_text_file_is_served_in_its_own_encoding(app, client, make_ten
         assert download.headers["Content-Type"] == "text/plain; charset=gb18030"
         assert download.headers["X-Content-Type-Options"] == "nosniff"
         assert download.data.decode("gb18030") == GB18030_TEXT.decode("gb18030")
+
+
+@pytest.mark.parametrize(
+    ("currency", "amount", "needs_manager"),
+    [("CNY", "100.00", False), ("CNY", "600.00", True), ("KWD", "49.999", True), ("KWD", "0.100", True)],
+)
+def test_a_foreign_currency_approval_always_needs_a_manager(
+    app, make_tenant, make_user, currency, amount, needs_manager
+):
+    """The threshold (500 CNY by default) is in the tenant's currency; without a rate, an
+    amount in another currency cannot be compared, so a manager approves it."""
+    tenant = make_tenant()
+    agent = make_user(tenant, "agent")
+    with acting_for(app, tenant) as session:
+        session.execute(update(TenantSettings).values(accepted_currencies="KWD"))
+        request = refund_request(currency=currency, amount=Decimal(amount))
+        ticket = tickets.submit_refund_request(request, nonce=unique("n"), ip=None).ticket
+        user = session.get(User, agent.id)
+        minor = tickets.to_minor_units(amount, currency)
+        waits = refunds.approval_needed(ticket, "approved_full", minor, user)
+    assert (refunds.THRESHOLD in waits) is needs_manager

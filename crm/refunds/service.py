@@ -39,6 +39,7 @@ from crm.refunds.labels import METHOD_LABELS, OUTCOME_LABELS, default_outside_op
 from crm.refunds.models import DecisionStatus, Escalation, Outcome, OutsideBody, Payout, RefundDecision
 from crm.sla import clocks, versions
 from crm.sla.models import ConfigKind, Metric, Unit
+from crm.tickets import resolution
 from crm.tickets import service as tickets
 from crm.tickets.links import external_url
 from crm.tickets.models import Status, Ticket
@@ -124,18 +125,44 @@ def _policy_data(version: PolicyVersion) -> dict:
     return {"policy_version_id": version.id, "policy_number": version.number, "policy_sha256": version.sha256}
 
 
-def needs_approval(ticket: Ticket, outcome: str, amount_minor: int) -> bool:
-    if outcome == Outcome.DENIED:
-        return ticket.escalated
+# Why a decision waits for a second person, a manager.
+THRESHOLD, ESCALATED_DENIAL, MANAGER_REVIEW = "threshold", "escalated_denial", "manager_review"
+
+
+def _over_threshold(ticket: Ticket, amount_minor: int) -> bool:
+    """Above the tenant's threshold, which is in its own currency. An amount in another
+    currency has no rate to compare by here, so any approval of one needs a manager."""
+    if ticket.currency != current_tenant().currency:
+        return amount_minor > 0
     return amount_minor > tenant_settings().approval_threshold_minor
 
 
-def propose(ticket: Ticket, proposal: Proposal, *, user: User, ip: str | None) -> RefundDecision:
-    """Record the agent's decision. It is final at once, or waits for a manager."""
-    if ticket.status == Status.PENDING_APPROVAL:
-        raise Conflict(_l("A decision on this ticket is already waiting for approval."), "outcome")
-    if not ticket.is_open:
-        raise Conflict(_l("Reopen the ticket before deciding on it."), "outcome")
+def approval_needed(ticket: Ticket, outcome: str, amount_minor: int, user: User) -> tuple[str, ...]:
+    """Why ``user``'s decision must wait for a manager's approval (empty: final at once):
+    it approves more than the tenant's threshold, denies a ticket escalated outside, or
+    answers a customer who asked for a manager's review (after "not satisfied") and
+    ``user`` is not a manager who took no part in the previous answer."""
+    why = []
+    if outcome == Outcome.DENIED and ticket.escalated:
+        why.append(ESCALATED_DENIAL)
+    if outcome != Outcome.DENIED and _over_threshold(ticket, amount_minor):
+        why.append(THRESHOLD)
+    if ticket.needs_manager and not resolution.is_reviewer(ticket, user):
+        why.append(MANAGER_REVIEW)
+    return tuple(why)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A proposal that keeps every rule: its decision (not yet saved) and what it needs."""
+
+    decision: RefundDecision
+    version: PolicyVersion
+    waits_for: tuple[str, ...]
+    replaces: RefundDecision | None
+
+
+def _check_version(ticket: Ticket, proposal: Proposal) -> tuple[PolicyVersion, str]:
     version = policies.by_number(proposal.version_number, published_only=True)
     if version is None:
         raise DomainError(_l("Choose a published policy version."), "version_number")
@@ -150,16 +177,11 @@ def propose(ticket: Ticket, proposal: Proposal, *, user: User, ip: str | None) -
             ),
             "version_reason",
         )
-    try:
-        outcome = Outcome(proposal.outcome)
-    except ValueError:
-        raise DomainError(_l("Choose the outcome."), "outcome") from None
-    if proposal.reason_code not in dict(reason_choices()):
-        raise DomainError(_l("Choose a reason from the list."), "reason_code")
-    clause = tickets.check_text(proposal.clause, "clause", 200, required=True)
-    calculation = calculate(ticket, version, proposal.inputs)
-    paid_minor = _usage(ticket, proposal.inputs)[0]
-    amount_minor = tickets.to_minor_units(proposal.amount, ticket.currency)
+    return version, version_reason
+
+
+def _check_amount(ticket: Ticket, outcome: Outcome, amount: str, paid_minor: int, already_paid: int) -> int:
+    amount_minor = tickets.to_minor_units(amount, ticket.currency)
     amount_minor = 0 if amount_minor is None and outcome == Outcome.DENIED else amount_minor
     if amount_minor is None:
         raise DomainError(_l("Enter the amount to refund."), "amount")
@@ -171,20 +193,40 @@ def propose(ticket: Ticket, proposal: Proposal, *, user: User, ip: str | None) -
         raise DomainError(_l("A full refund is the whole amount paid."), "amount")
     if outcome == Outcome.APPROVED_PARTIAL and not 0 < amount_minor < paid_minor:
         raise DomainError(_l("A partial refund is more than 0 and less than the amount paid."), "amount")
-    standing = ledger.balance(ticket.id)  # a decision made before the ticket was reopened
-    if amount_minor < standing.paid_minor:
+    if amount_minor < already_paid:  # a decision made before the ticket was reopened
         raise DomainError(
             _l(
                 "%(paid)s has already been paid out on this ticket: a new decision cannot refund less.",
-                paid=format_money(standing.paid_minor, ticket.currency),
+                paid=format_money(already_paid, ticket.currency),
             ),
             "amount",
         )
+    return amount_minor
+
+
+def check_proposal(ticket: Ticket, proposal: Proposal, *, user: User) -> Checked:
+    """The decision ``proposal`` makes, checked against every rule; nothing is written."""
+    if ticket.status == Status.PENDING_APPROVAL:
+        raise Conflict(_l("A decision on this ticket is already waiting for approval."), "outcome")
+    if not ticket.is_open:
+        raise Conflict(_l("Reopen the ticket before deciding on it."), "outcome")
+    version, version_reason = _check_version(ticket, proposal)
+    try:
+        outcome = Outcome(proposal.outcome)
+    except ValueError:
+        raise DomainError(_l("Choose the outcome."), "outcome") from None
+    if proposal.reason_code not in dict(reason_choices()):
+        raise DomainError(_l("Choose a reason from the list."), "reason_code")
+    clause = tickets.check_text(proposal.clause, "clause", 200, required=True)
+    calculation = calculate(ticket, version, proposal.inputs)
+    paid_minor = _usage(ticket, proposal.inputs)[0]
+    standing = ledger.balance(ticket.id)
+    amount_minor = _check_amount(ticket, outcome, proposal.amount, paid_minor, standing.paid_minor)
     differs_reason = tickets.check_text(proposal.differs_reason, "differs_reason", MAX_TEXT, required=False)
     if amount_minor != calculation.suggested_minor and not differs_reason:
         raise DomainError(_l("The amount differs from the suggested refund: say why."), "differs_reason")
     note = tickets.check_text(proposal.note, "note", MAX_TEXT, required=False)
-    waits = needs_approval(ticket, outcome, amount_minor)
+    waits_for = approval_needed(ticket, outcome, amount_minor, user)
     decision = RefundDecision(
         ticket_id=ticket.id,
         policy_version_id=version.id,
@@ -206,14 +248,73 @@ def propose(ticket: Ticket, proposal: Proposal, *, user: User, ip: str | None) -
                 "service_days_total": proposal.inputs.service_days_total,
                 "service_days_used": proposal.inputs.service_days_used,
                 "balance_used": proposal.inputs.balance_used,
+                "reason": ticket.reason,
             },
             "lines": [[line.text, line.amount_minor, line.total_minor] for line in calculation.lines],
         },
         differs_reason=differs_reason or None,
         note=note,
-        status=DecisionStatus.PENDING_APPROVAL if waits else DecisionStatus.APPROVED,
+        status=DecisionStatus.PENDING_APPROVAL if waits_for else DecisionStatus.APPROVED,
         proposed_by_id=user.id,
     )
+    return Checked(decision, version, waits_for, standing.decision)
+
+
+@dataclass(frozen=True)
+class DecisionPreview:
+    """What recording a decision will do: wait for a manager (and why), or send the
+    customer ``outgoing``."""
+
+    waits_for: tuple[str, ...]
+    outgoing: resolution.Outgoing | None
+
+    @property
+    def sha256(self) -> str:
+        return self.outgoing.sha256 if self.outgoing else digest("waits:" + ",".join(self.waits_for))
+
+
+def _preview_of(ticket: Ticket, checked: Checked, user: User) -> DecisionPreview:
+    if checked.waits_for:
+        return DecisionPreview(checked.waits_for, None)
+    return DecisionPreview((), _final_outgoing(ticket, checked.decision, checked.version, user))
+
+
+def _final_outgoing(
+    ticket: Ticket, decision: RefundDecision, version: PolicyVersion, user: User
+) -> resolution.Outgoing:
+    """The final response ``decision`` would send if ``user`` made it final now. The
+    decision itself is left as it is (a copy is made final)."""
+    final = RefundDecision(
+        **{
+            column.key: getattr(decision, column.key)
+            for column in RefundDecision.__table__.columns
+            if column.key not in ("id", "tenant_id")
+        }
+    )
+    final.status, final.decided_by_id, final.decided_at = DecisionStatus.APPROVED, user.id, utcnow()
+    return resolution.outgoing(ticket, "final_response", final_response_text(ticket, final, version))
+
+
+def preview_decision(ticket: Ticket, proposal: Proposal, *, user: User) -> DecisionPreview:
+    """What ``propose`` would do with ``proposal``, checked the same way; nothing is written."""
+    return _preview_of(ticket, check_proposal(ticket, proposal, user=user), user)
+
+
+def _check_previewed(previewed_sha256: str | None, preview: DecisionPreview | resolution.Outgoing) -> None:
+    if previewed_sha256 is not None and previewed_sha256 != preview.sha256:
+        raise Conflict(
+            _l("What the customer would receive has changed since the preview: check it again."), "decision"
+        )
+
+
+def propose(
+    ticket: Ticket, proposal: Proposal, *, user: User, ip: str | None, previewed_sha256: str | None = None
+) -> RefundDecision:
+    """Record the decision. It is final at once (and told to the customer), or waits for a
+    manager. With ``previewed_sha256``, only if it does what that preview showed."""
+    checked = check_proposal(ticket, proposal, user=user)
+    _check_previewed(previewed_sha256, _preview_of(ticket, checked, user))
+    decision, version, waits = checked.decision, checked.version, bool(checked.waits_for)
     db.session.add(decision)
     db.session.flush()
     actor = tickets.staff_actor(user, ip)
@@ -224,15 +325,16 @@ def propose(ticket: Ticket, proposal: Proposal, *, user: User, ip: str | None) -
         actor=actor,
         data={
             "decision_id": decision.id,
-            "outcome": outcome,
+            "outcome": decision.outcome,
             "reason_code": decision.reason_code,
-            "clause": clause,
-            "amount_minor": amount_minor,
+            "clause": decision.clause,
+            "amount_minor": decision.amount_minor,
             "suggested_minor": decision.suggested_minor,
-            "paid_minor": paid_minor,
+            "paid_minor": decision.paid_minor,
             "currency": decision.currency,
             "needs_approval": waits,
-            "replaces_decision_id": standing.decision.id if standing.decision else None,
+            "approval_because": list(checked.waits_for),
+            "replaces_decision_id": checked.replaces.id if checked.replaces else None,
             **_policy_data(version),
         },
     )
@@ -258,10 +360,43 @@ def _second_person(decision: RefundDecision, user: User) -> None:
         raise Conflict(_l("A decision needs a second person: you proposed this one."), "decision")
 
 
-def approve(ticket: Ticket, *, user: User, ip: str | None, note: str = "") -> RefundDecision:
-    decision = _pending(ticket)
+def _check_approver(ticket: Ticket, decision: RefundDecision, user: User) -> None:
     _second_person(decision, user)
+    if ticket.needs_manager and not resolution.is_reviewer(ticket, user):
+        raise Conflict(
+            _l(
+                "The customer asked for a manager's review: it must come from a manager who took no "
+                "part in the previous answer."
+            ),
+            "decision",
+        )
+
+
+def may_approve(ticket: Ticket, decision: RefundDecision | None, user: User) -> bool:
+    """Whether the page offers ``user`` the approval of the decision waiting."""
+    if decision is None or decision.status != DecisionStatus.PENDING_APPROVAL:
+        return False
+    try:
+        _check_approver(ticket, decision, user)
+    except DomainError:
+        return False
+    return True
+
+
+def preview_approval(ticket: Ticket, *, user: User) -> resolution.Outgoing:
+    """The final response approving the waiting decision would send; nothing is written."""
+    decision = _pending(ticket)
+    _check_approver(ticket, decision, user)
+    return _final_outgoing(ticket, decision, policies.version_by_id(decision.policy_version_id), user)
+
+
+def approve(
+    ticket: Ticket, *, user: User, ip: str | None, note: str = "", previewed_sha256: str | None = None
+) -> RefundDecision:
+    decision = _pending(ticket)
+    _check_approver(ticket, decision, user)
     version = policies.version_by_id(decision.policy_version_id)
+    _check_previewed(previewed_sha256, _final_outgoing(ticket, decision, version, user))
     decision.status = DecisionStatus.APPROVED
     decision.decided_by_id, decision.decided_at = user.id, utcnow()
     decision.decision_note = tickets.check_text(note, "note", MAX_TEXT, required=False) or None
