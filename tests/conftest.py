@@ -33,8 +33,27 @@ CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 POSTGRES_URL = os.environ.get("DATABASE_URL")
 REDIS_URL = os.environ.get("REDIS_URL")
 
-requires_postgres = pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL (DATABASE_URL)")
-requires_redis = pytest.mark.skipif(not REDIS_URL, reason="needs Redis (REDIS_URL)")
+_skip_without_postgres = pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL (DATABASE_URL)")
+_skip_without_redis = pytest.mark.skipif(not REDIS_URL, reason="needs Redis (REDIS_URL)")
+
+
+def requires_postgres(test):
+    """Mark ``test`` ``postgres`` (``-m postgres`` selects it) and skip it without
+    DATABASE_URL: one decorator for both, so the marker and the skip cannot drift."""
+    return pytest.mark.postgres(_skip_without_postgres(test))
+
+
+def requires_redis(test):
+    """Mark ``test`` ``redis`` and skip it without REDIS_URL (see ``requires_postgres``)."""
+    return pytest.mark.redis(_skip_without_redis(test))
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """A test that takes ``rq_app`` needs Redis, decorated or not."""
+    for item in items:
+        if "rq_app" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("redis"):
+            item.add_marker(pytest.mark.redis)
+            item.add_marker(_skip_without_redis)
 
 
 def _fresh_database(tmp_path_factory) -> str:
