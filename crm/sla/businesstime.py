@@ -713,6 +713,64 @@ def china_year(year: int, *, chinese_names: bool = False) -> tuple[dict[date, st
     return holidays, makeup_days
 
 
+# The subdivision whose holidays a country's import takes when none is named: a UK
+# regulator's business days are England and Wales's (the FCA and the PSRs say "bank
+# holiday in England and Wales" where it matters).
+DEFAULT_SUBDIVISIONS = {"GB": "ENG"}
+
+
+def country_year(country: str, year: int, subdivision: str | None = None) -> dict[date, str]:
+    """A country's public holidays of a year, from the ``holidays`` package, by date, in
+    English. ``country`` is an ISO 3166 code (GB, US, DE...); ``subdivision`` a region
+    of it (ENG, SCT, NIR, WLS for GB), England and Wales by default for GB."""
+    import holidays  # as chinese_calendar above: only an import needs it
+
+    country = country.strip().upper()
+    subdivision = (subdivision or DEFAULT_SUBDIVISIONS.get(country) or "").strip().upper() or None
+    try:
+        calendar = holidays.country_holidays(country, subdiv=subdivision, years=year, language="en_US")
+    except NotImplementedError:
+        known = holidays.list_supported_countries()
+        if country not in known:
+            raise CalendarError(
+                _l(
+                    "“%(country)s” is not a country the holidays package knows (give an ISO code "
+                    "such as GB, US or DE).",
+                    country=country,
+                )
+            ) from None
+        raise CalendarError(
+            _l(
+                "%(country)s has no region “%(subdivision)s” (known: %(known)s).",
+                country=country,
+                subdivision=subdivision,
+                known=", ".join(known[country]) or "-",
+            )
+        ) from None
+    if not calendar.start_year <= year <= calendar.end_year:
+        raise CalendarError(
+            _l(
+                "The holidays package %(version)s knows %(country)s from %(first)s to %(last)s, "
+                "not %(year)s.",
+                version=holidays.__version__,
+                country=country,
+                first=calendar.start_year,
+                last=calendar.end_year,
+                year=year,
+            )
+        )
+    found = {day: str(name) for day, name in sorted(calendar.items()) if day.year == year}
+    if not found:
+        raise CalendarError(
+            _l(
+                "The holidays package lists no public holidays of %(country)s in %(year)s.",
+                country=country,
+                year=year,
+            )
+        )
+    return found
+
+
 def ics_holidays(data: bytes) -> dict[date, str]:
     """The all-day events of an iCalendar file as holidays, by date.
 

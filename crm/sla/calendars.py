@@ -14,6 +14,7 @@ from crm.sla.businesstime import (
     CalendarError,
     CalendarSpec,
     china_year,
+    country_year,
     ics_holidays,
     parse_hours,
     parse_intervals,
@@ -120,6 +121,28 @@ def import_china(
     except CalendarError as error:
         raise calendar_error(error, "year") from None
     return add_dates(name, holidays=holidays, workdays=workdays, actor=actor, user_id=user_id)
+
+
+def import_public_holidays(
+    name: str,
+    country: str,
+    year: int,
+    *,
+    subdivision: str | None = None,
+    actor: Actor,
+    user_id: int | None = None,
+    language: str = "en",
+) -> ConfigVersion | None:
+    """A country's public holidays for ``year`` from the ``holidays`` package (England
+    and Wales's bank holidays for GB unless another region is named). Mainland China's
+    come from ``chinesecalendar`` with its make-up working days, as ``import_china``."""
+    if country.strip().upper() == "CN":
+        return import_china(name, year, actor=actor, user_id=user_id, language=language)
+    try:
+        holidays = country_year(country, year, subdivision)
+    except CalendarError as error:
+        raise calendar_error(error, "country") from None
+    return add_dates(name, holidays=holidays, actor=actor, user_id=user_id)
 
 
 def import_ics(name: str, data: bytes, *, actor: Actor, user_id: int | None = None) -> ConfigVersion | None:

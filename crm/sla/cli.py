@@ -104,6 +104,25 @@ def import_cn(tenant: Tenant, name: str, year: int) -> None:
         _saved(calendars.import_china(name, year, actor=operator_actor()))
 
 
+@calendar_cli.command("import-holidays")
+@tenant_option
+@calendar_option
+@click.option("--country", required=True, help="ISO 3166 code: GB, US, DE... (CN: as import-cn).")
+@click.option(
+    "--subdivision", default=None, help="A region, e.g. SCT or NIR (GB: England and Wales if not given)."
+)
+@click.option("--year", type=click.IntRange(1800, 2200), default=date.today().year, show_default=True)
+@operator_command
+def import_holidays(tenant: Tenant, name: str, country: str, subdivision: str | None, year: int) -> None:
+    """A country's public holidays for YEAR, from the holidays package."""
+    with tenant_context(tenant):
+        _saved(
+            calendars.import_public_holidays(
+                name, country, year, subdivision=subdivision, actor=operator_actor()
+            )
+        )
+
+
 @calendar_cli.command("import-ics")
 @tenant_option
 @calendar_option

@@ -23,7 +23,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from crm.errors import DomainError
 from crm.sla import rules
 from crm.sla.businesstime import CalendarError, parse_intervals
-from crm.sla.labels import ACTION_LABELS, UNIT_LABELS
+from crm.sla.labels import ACTION_LABELS, COUNTRY_LABELS, UNIT_LABELS
 from crm.sla.models import Unit
 from crm.tickets.labels import CHANNEL_LABELS, KIND_LABELS, PRIORITY_LABELS
 
@@ -200,6 +200,16 @@ class CustomProfileForm(Form):
         choices=[SelectChoice(unit, UNIT_LABELS[unit]) for unit in (Unit.CALENDAR_DAYS, Unit.BUSINESS_DAYS)],
     )
     source = StringField(_l("Source"), validators=[Length(max=500)])
+    country = SelectField(
+        _l("Days counted on"),
+        choices=[SelectChoice("", _l("the calendar chosen above"))]
+        + [
+            SelectChoice(code, _l("official days of %(country)s", country=label))
+            for code, label in COUNTRY_LABELS.items()
+        ],
+        default="",
+    )
+    roll_forward = BooleanField(_l("A deadline on a non-working day moves to the next working day"))
     remove = BooleanField(_l("Remove"))
 
     def validate_code(self, field) -> None:
@@ -236,6 +246,9 @@ def deadlines_form(assignments: int, custom: int) -> type[FlaskForm]:
                         "days": e.form.days.data,
                         "unit": e.form.unit.data,
                         "source": e.form.source.data,
+                        # Only when set, as the stored documents have them.
+                        **({"country": e.form.country.data} if e.form.country.data else {}),
+                        **({"roll_forward": True} if e.form.roll_forward.data else {}),
                     }
                     for e in self.custom_
                     if e.form.code.data and not e.form.remove.data

@@ -25,7 +25,7 @@ from crm.sla.forms import (
     deadlines_form,
     policy_form,
 )
-from crm.sla.labels import EVENT_LABELS, METRIC_LABELS, UNIT_LABELS
+from crm.sla.labels import COUNTRY_LABELS, EVENT_LABELS, METRIC_LABELS, UNIT_LABELS
 from crm.sla.models import ConfigKind
 from crm.tickets.service import list_assignable_users
 from crm.webforms import show_error
@@ -276,6 +276,10 @@ def deadlines_edit():
             entry.form.code.data, entry.form.name.data = profile.code, profile.name
             entry.form.days.data, entry.form.unit.data = deadline.days, deadline.unit
             entry.form.source.data = profile.source
+            entry.form.country.data, entry.form.roll_forward.data = (
+                profile.country or "",
+                profile.roll_forward,
+            )
     db.session.commit()
     return render_template(
         "sla/deadlines.html",
@@ -286,6 +290,7 @@ def deadlines_edit():
         staff={user.id: user.display_name for user in auth.list_users()},
         metric_labels=METRIC_LABELS,
         unit_labels=UNIT_LABELS,
+        country_labels=COUNTRY_LABELS,
     ), status
 
 
