@@ -108,10 +108,17 @@ STAFF = {"agent": "agent", "manager": "manager", "approver": "manager"}
 
 
 def received(
-    app, tenant, *, paid: str | None = "199.00", purchased: date | None = PURCHASED, locale: str = "zh_CN"
+    app,
+    tenant,
+    *,
+    paid: str | None = "199.00",
+    purchased: date | None = PURCHASED,
+    locale: str = "zh_CN",
+    reason: str = "unused_balance",
 ) -> Received:
     """A refund request from the hosted form, received now."""
     request = refund_request(
+        reason=reason,
         purchase_date=purchased,
         amount=Decimal(paid) if paid else None,
         customer={"locale": locale, "email": "xm@example.test"},
@@ -138,11 +145,28 @@ def refund_url(tenant, number: int, tail: str = "") -> str:
 
 
 def decide(client, tenant, number: int, action: str = "propose", **fields: str):
-    """Fill in the refund page's decision form as a person would, and press a button."""
+    """Fill in the refund page's decision form as a person would, and press a button:
+    "calculate", "preview", or ("propose") preview and then confirm on the preview page."""
     changes = {f"decision-{name}": value for name, value in fields.items()}
-    return send_page_form(
-        client, refund_url(tenant, number), {**changes, "action": action}, action=f"/tickets/{number}/refund"
+    step = "preview" if action == "propose" else action
+    shown = send_page_form(
+        client, refund_url(tenant, number), {**changes, "action": step}, action=f"/tickets/{number}/refund"
     )
+    if action != "propose" or not is_preview(shown):
+        return shown
+    return confirm_preview(client, shown, "propose", f"/tickets/{number}/refund")
+
+
+def is_preview(response) -> bool:
+    return response.status_code == 200 and 'id="preview-heading"' in response.text
+
+
+def confirm_preview(client, preview, button: str, action: str):
+    """Press the button ``button`` (its ``action`` value) of the preview page's form that
+    posts to ``action``."""
+    target, fields = page_form(preview.text, action)
+    fields["action"] = button
+    return client.post(target, data=fields.to_dict(flat=False))
 
 
 def post_by_hand(client, page_url: str, target: str, fields: dict, *, form: str = ""):
@@ -155,11 +179,15 @@ def post_by_hand(client, page_url: str, target: str, fields: dict, *, form: str 
 
 
 def second_person(client, tenant, number: int, verdict: str, note: str = ""):
-    """The approval form as a manager finds it on the page: a note, then approve or send back."""
+    """The approval form as a manager finds it on the page: a note, then send back, or
+    approve: the final response's preview, and "Approve and send" there."""
     page = client.get(refund_url(tenant, number)).text
     _action, fields = page_form(page, "")
     fields["approval-note"] = note
-    return client.post(refund_url(tenant, number, f"/{verdict}"), data=fields)
+    response = client.post(refund_url(tenant, number, f"/{verdict}"), data=fields)
+    if verdict != "approve" or not is_preview(response):
+        return response
+    return confirm_preview(client, response, "send", "/refund/approve")
 
 
 def verdict_by_hand(client, tenant, number: int, verdict: str):
@@ -169,9 +197,22 @@ def verdict_by_hand(client, tenant, number: int, verdict: str):
 
 
 def close_by_hand(client, tenant, number: int):
-    """The ticket page's Close button."""
+    """The ticket page's Close button, its confirmation ticked."""
     url = f"/t/{tenant.slug}/tickets/{number}"
-    return post_by_hand(client, url, f"{url}/close", {})
+    return post_by_hand(client, url, f"{url}/close", {"close-confirm": "y"}, form="close")
+
+
+def resolve_on_page(client, tenant, number: int, body: str, **changes):
+    """The ticket page's Resolve: the preview of the final response, then "Send"."""
+    url = f"/t/{tenant.slug}/tickets/{number}"
+    shown = send_page_form(
+        client, url, {"resolve-body": body, "step": "preview", **changes}, action=f"/tickets/{number}/resolve"
+    )
+    if not is_preview(shown):
+        return shown
+    target, fields = page_form(shown.text, f"/tickets/{number}/resolve")
+    fields["step"] = "send"
+    return client.post(target, data=fields.to_dict(flat=False))
 
 
 def pay(client, tenant, number: int, amount: str, *, paid_at: str = "2026-09-16T10:00", receipt=None):
@@ -580,7 +621,7 @@ def test_sending_a_decision_back_needs_a_note_and_reopens_the_ticket(app, desk):
     assert "Decision Sent back" in page and "Ask for the contract first." in page
     assert status_of(app, tenant, big.number) == "open"
     # The agent can decide again; the customer has been told nothing.
-    assert "Record the decision" in page
+    assert "Preview the decision" in page
     assert events(app, tenant, "refund.final_response_sent") == []
     (rejected,) = events(app, tenant, "refund.decision_rejected")
     assert rejected.actor_id == str(desk.approver.id)
@@ -716,15 +757,15 @@ def test_resolving_a_reopened_ticket_leaves_the_payout_clock_running(app, desk):
         assert decide(agent, tenant, ticket.number, **PARTIAL).status_code == 302
         url = f"/t/{tenant.slug}/tickets/{ticket.number}"
         assert post_by_hand(agent, url, f"{url}/reopen", {}).status_code == 302
-        resolve = {"resolve-body": "See our decision above."}
-        resolved = send_page_form(agent, url, resolve, action=f"/tickets/{ticket.number}/resolve")
+        resolved = resolve_on_page(agent, tenant, ticket.number, "See our decision above.")
         assert resolved.status_code == 302
         assert "On track Due Thu, Oct 1 24:00" in clock_line(agent, tenant, ticket.number, "Payout")
 
 
 def test_deciding_again_after_a_reopen_counts_what_was_paid_and_keeps_the_payout_deadline(app, runner, desk):
     """The customer was not satisfied with a partial refund, half of it already paid: the
-    new decision cannot refund less than was paid, and it does not restart the deadline."""
+    new decision cannot refund less than was paid, and it does not restart the deadline.
+    (The agent's new decision is a manager's to make final: the customer asked for one.)"""
     tenant = desk.tenant
     with travel(WEDNESDAY_10AM):
         ticket = received(app, tenant)
@@ -747,6 +788,9 @@ def test_deciding_again_after_a_reopen_counts_what_was_paid_and_keeps_the_payout
         assert record_state(app, tenant) == before
 
         assert decide(agent, tenant, ticket.number, **FULL, amount="199.00").status_code == 302
+        assert status_of(app, tenant, ticket.number) == "pending_approval"
+        approver = staff_client(app, tenant, desk.approver)
+        assert second_person(approver, tenant, ticket.number, "approve").status_code == 302
         page = page_text(agent, refund_url(tenant, ticket.number))
         assert "Approved CN¥199.00 · paid CN¥50.00 · owed CN¥149.00" in page
         # Still the deadline the first approval set, not a new one from today.

@@ -5,13 +5,17 @@ the result is the arithmetic itself, each step a sentence with its effect and th
 running total. The rules, applied in this order:
 
 1. The first line is the amount paid; the running total starts there.
+   A charge taken twice (the ticket's reason ``duplicate_charge``) or not authorised by the
+   customer (``unauthorized_charge``) is refunded in full: giving back such a charge is not
+   a refund of the service, so no later rule applies (no cooling-off, non-refundable item,
+   use or handling fee). One line says why, and the suggestion is the amount paid.
 2. Cooling-off. If both the purchase date and the cancellation date are given and the
    cancellation came 0 to ``cooling_off_days`` calendar days after the purchase
    (inclusive; a cancellation on the day of purchase is day 0; a policy of 0 days has no
    cooling-off period at all), the refund is the full
    amount paid: one line says so, and no later rule applies. Otherwise one line (of
    effect 0) says why the cooling-off period does not apply: the cancellation came later,
-   or a date is not given.
+   or which date (purchase, cancellation, or both) is not given.
 3. Each non-refundable item of the terms is deducted, in the order the terms list it,
    one line each. A deduction never takes the total below zero: once the total is spent,
    an item deducts only what is left.
@@ -55,6 +59,18 @@ from crm.errors import DomainError
 from crm.money import format_money
 from crm.policies.terms import Terms
 
+# The ticket reasons whose refund gives back a wrongful charge, not a service bought.
+WRONGFUL_CHARGES = {
+    "duplicate_charge": _l(
+        "A charge taken twice is given back in full: this is not a refund of the service, "
+        "so nothing is deducted"
+    ),
+    "unauthorized_charge": _l(
+        "A charge the customer did not authorise is given back in full: this is not a refund of "
+        "the service, so nothing is deducted"
+    ),
+}
+
 
 @dataclass(frozen=True)
 class Usage:
@@ -87,14 +103,19 @@ def suggest(
     purchase_date: date | None,
     cancellation_date: date | None,
     usage: Usage = Usage(),
+    reason: str | None = None,
 ) -> Calculation:
-    """The refund ``terms`` suggest, by the rules in this module's docstring.
+    """The refund ``terms`` suggest, by the rules in this module's docstring; ``reason``
+    is the ticket's (``duplicate_charge``, ``unauthorized_charge``, …).
 
     Refuses (``DomainError`` naming the field) a negative amount, an unknown currency, a
     cancellation before the purchase, and usage that cannot be true."""
     _check(paid_minor, currency, purchase_date, cancellation_date, usage)
     sheet = _Sheet(currency)
     sheet.add(_("Amount paid: %(amount)s", amount=sheet.money(paid_minor)), paid_minor)
+    if reason in WRONGFUL_CHARGES:
+        sheet.add(str(WRONGFUL_CHARGES[reason]), 0)
+        return sheet.result(within_cooling_off=False)
 
     if purchase_date is not None and cancellation_date is not None:
         days = (cancellation_date - purchase_date).days
@@ -120,8 +141,12 @@ def suggest(
             ),
             0,
         )
+    elif purchase_date is None and cancellation_date is None:
+        sheet.add(_("Purchase and cancellation dates not given: the cooling-off period cannot apply"), 0)
+    elif purchase_date is None:
+        sheet.add(_("Purchase date not given: the cooling-off period cannot apply"), 0)
     else:
-        sheet.add(_("Purchase or cancellation date not given: the cooling-off period cannot apply"), 0)
+        sheet.add(_("Cancellation date not given: the cooling-off period cannot apply"), 0)
 
     for item in terms.non_refundable_items:
         _deduct_item(sheet, item.name, sheet.to_minor(item.amount))

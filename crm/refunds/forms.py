@@ -6,6 +6,7 @@ from flask_wtf.file import FileField
 from wtforms import (
     DateField,
     DateTimeLocalField,
+    HiddenField,
     IntegerField,
     SelectChoice,
     SelectField,
@@ -32,7 +33,11 @@ class DecisionForm(FlaskForm):
         description=_l("Required when the decision uses another version than the applicable one."),
     )
     paid = StringField(_l("Amount paid"), validators=[Length(max=20)])
-    cancellation_date = DateField(_l("Cancellation date"), validators=[Optional()])
+    cancellation_date = DateField(
+        _l("Cancellation date"),
+        validators=[Optional()],
+        description=_l("The day the customer cancelled: the day the request came in, unless it was earlier."),
+    )
     service_days_total = IntegerField(
         _l("Plan length (days)"), validators=[Optional(), NumberRange(min=1, max=36_500)]
     )
@@ -48,6 +53,8 @@ class DecisionForm(FlaskForm):
         _l("Why the amount differs from the suggestion"), validators=[Length(max=5000)], render_kw={"rows": 2}
     )
     note = TextAreaField(_l("Note for the record"), validators=[Length(max=5000)], render_kw={"rows": 2})
+    # The digest of the preview the agent saw, sent back with the button that records it.
+    previewed = HiddenField()
 
     def inputs(self) -> Inputs:
         return Inputs(
@@ -66,6 +73,7 @@ class ApprovalForm(FlaskForm):
         render_kw={"rows": 2},
         description=_l("Required to send a decision back."),
     )
+    previewed = HiddenField()
 
 
 class PayoutForm(FlaskForm):

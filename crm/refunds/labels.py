@@ -19,6 +19,16 @@ BODY_LABELS = {
     OutsideBody.COURT: _l("Court"),
 }
 
+# Why a decision waits for a manager (crm.refunds.service.approval_needed).
+WAIT_LABELS = {
+    "threshold": _l("It refunds more than the amount above which a manager approves."),
+    "escalated_denial": _l("It denies a request the customer took to an outside body."),
+    "manager_review": _l(
+        "The customer said they are not satisfied: a manager who took no part in the previous answer "
+        "must decide."
+    ),
+}
+
 METHOD_LABELS = {
     "original_payment": _l("Back to the original payment method"),
     "bank_transfer": _l("Bank transfer"),

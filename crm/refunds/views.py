@@ -10,7 +10,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import SelectChoice
 
-from crm.access import Role, can, client_ip, requires
+from crm.access import can, client_ip, requires
 from crm.auth import service as auth
 from crm.errors import Conflict, DomainError
 from crm.extensions import db
@@ -19,8 +19,9 @@ from crm.policies import service as policies
 from crm.policies.models import PolicyVersion
 from crm.refunds import ledger, service
 from crm.refunds.forms import ApprovalForm, DecisionForm, EscalationForm, PayoutForm
-from crm.refunds.labels import BODY_LABELS, METHOD_LABELS, OUTCOME_LABELS, reason_choices
+from crm.refunds.labels import BODY_LABELS, METHOD_LABELS, OUTCOME_LABELS, WAIT_LABELS, reason_choices
 from crm.refunds.models import DecisionStatus
+from crm.tickets import resolution
 from crm.tickets import service as tickets
 from crm.tickets.models import Ticket
 from crm.tickets.views import workspace_helpers
@@ -60,6 +61,9 @@ def _decision_form(
         form.version_number.data = applicable.number if applicable else None
         if ticket.amount_minor is not None:
             form.paid.data = str(from_minor_units(ticket.amount_minor, ticket.currency))
+        # With the purchase date the customer gave, the cooling-off period is checked
+        # from the start; the agent changes the day if the customer cancelled earlier.
+        form.cancellation_date.data = service.received_on(ticket)
     return form
 
 
@@ -112,7 +116,8 @@ def _render(ticket: Ticket, status: int = 200, *, calculation=None, **bound: Fla
         body_labels=BODY_LABELS,
         method_labels=METHOD_LABELS,
         may_decide=can(current_user, "tickets.work"),
-        may_approve=current_user.role == Role.MANAGER,
+        may_approve=service.may_approve(ticket, decision, current_user),
+        review_needed=ticket.needs_manager and not resolution.is_reviewer(ticket, current_user),
         Pending=DecisionStatus.PENDING_APPROVAL,
     ), status
 
@@ -134,23 +139,9 @@ def page(number: int):
     return _render(_ticket_or_404(number))
 
 
-@bp.route("/tickets/<int:number>/refund", methods=["POST"])
-@requires("tickets.work")
-def decide(number: int):
-    """One form, two buttons: "calculate" shows the arithmetic, "propose" records it."""
-    ticket = _ticket_or_404(number)
-    form = _decision_form(ticket, DecisionForm(prefix="decision"))
-    if not form.validate():
-        return _render(ticket, 400, decision=form)
-    try:
-        version = policies.require(form.version_number.data or 0, published_only=True)
-        calculation = service.calculate(ticket, version, form.inputs())
-    except DomainError as error:
-        return _refused(ticket, "decision", form, error)
-    if request.form.get("action") != "propose":
-        return _render(ticket, calculation=calculation, decision=form)
-    proposal = service.Proposal(
-        version_number=version.number,
+def _proposal(form: DecisionForm) -> service.Proposal:
+    return service.Proposal(
+        version_number=form.version_number.data or 0,
         outcome=form.outcome.data,
         reason_code=form.reason_code.data,
         clause=form.clause.data,
@@ -160,34 +151,97 @@ def decide(number: int):
         differs_reason=form.differs_reason.data,
         note=form.note.data,
     )
+
+
+@bp.route("/tickets/<int:number>/refund", methods=["POST"])
+@requires("tickets.work")
+def decide(number: int):
+    """One form, several steps (``action``): "calculate" shows the arithmetic; "preview"
+    shows what recording the decision will do (the final response the customer will get,
+    or that it waits for a manager); from the preview, "propose" records it if it still
+    does what was shown, and "edit" goes back to the form as typed. "propose" without a
+    preview shows the preview: nothing reaches the customer unseen."""
+    ticket = _ticket_or_404(number)
+    form = _decision_form(ticket, DecisionForm(prefix="decision"))
+    action = request.form.get("action")
+    if not form.validate():
+        return _render(ticket, 400, decision=form)
     try:
-        decision = service.propose(ticket, proposal, user=current_user, ip=client_ip())
+        version = policies.require(form.version_number.data or 0, published_only=True)
+        calculation = service.calculate(ticket, version, form.inputs())
+    except DomainError as error:
+        return _refused(ticket, "decision", form, error)
+    if action == "propose" and form.previewed.data:
+        try:
+            decision = service.propose(
+                ticket,
+                _proposal(form),
+                user=current_user,
+                ip=client_ip(),
+                previewed_sha256=form.previewed.data,
+            )
+        except DomainError as error:
+            form.previewed.data = ""
+            return _refused(ticket, "decision", form, error, calculation=calculation)
+        waits = decision.status == DecisionStatus.PENDING_APPROVAL
+        db.session.commit()
+        flash(
+            _("The decision waits for a manager's approval.")
+            if waits
+            else _("Decision recorded; the final response has been sent to the customer."),
+            "success",
+        )
+        return redirect(url_for(".page", number=number))
+    form.previewed.data = ""
+    if action not in ("preview", "propose"):  # "calculate", "edit"
+        return _render(ticket, calculation=calculation, decision=form)
+    try:
+        preview = service.preview_decision(ticket, _proposal(form), user=current_user)
     except DomainError as error:
         return _refused(ticket, "decision", form, error, calculation=calculation)
-    waits = decision.status == DecisionStatus.PENDING_APPROVAL
-    db.session.commit()
-    flash(
-        _("The decision waits for a manager's approval.")
-        if waits
-        else _("Decision recorded; the final response has been sent to the customer."),
-        "success",
+    form.previewed.data = preview.sha256
+    return render_template(
+        "refunds/preview.html",
+        ticket=ticket,
+        form=form,
+        preview=preview,
+        calculation=calculation,
+        outcome_labels=OUTCOME_LABELS,
+        reasons=dict(reason_choices()),
+        why_labels=WAIT_LABELS,
     )
-    return redirect(url_for(".page", number=number))
 
 
 @bp.route("/tickets/<int:number>/refund/<any(approve, reject):verdict>", methods=["POST"])
 @requires("tickets.work")
 def second_person(number: int, verdict: str):
+    """Sending back tells the customer nothing and is done at once. Approving sends the
+    final response: the first POST previews it, "send" from the preview approves it."""
     ticket = _ticket_or_404(number)
     form = ApprovalForm(prefix="approval")
+    action = request.form.get("action")
     if not form.validate():
         return _render(ticket, 400, approval=form)
+    if verdict == "approve" and action == "edit":
+        form.previewed.data = ""
+        return _render(ticket, approval=form)
     try:
-        if verdict == "approve":
-            service.approve(ticket, user=current_user, ip=client_ip(), note=form.note.data)
-        else:
+        if verdict == "reject":
             service.reject(ticket, form.note.data, user=current_user, ip=client_ip())
+        elif action == "send" and form.previewed.data:
+            service.approve(
+                ticket,
+                user=current_user,
+                ip=client_ip(),
+                note=form.note.data,
+                previewed_sha256=form.previewed.data,
+            )
+        else:
+            preview = service.preview_approval(ticket, user=current_user)
+            form.previewed.data = preview.sha256
+            return render_template("refunds/approval_preview.html", ticket=ticket, form=form, preview=preview)
     except DomainError as error:
+        form.previewed.data = ""
         return _refused(ticket, "approval", form, error)
     db.session.commit()
     flash(
