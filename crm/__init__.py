@@ -9,7 +9,6 @@ from crm import cli, errors, http_edge, input_guard, jobs, site
 from crm.audit import service as audit_service
 from crm.audit import views as audit_views
 from crm.auth import views as auth_views
-from crm.auth.service import load_session_user
 from crm.config import DEFAULTS, from_environment
 from crm.extensions import babel, bootstrap, csrf, db, limiter, login_manager, migrate, tenants
 from crm.health import bp as health_bp
@@ -53,7 +52,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     bootstrap.init_app(app)
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     login_manager.init_app(app)
-    login_manager.user_loader(load_session_user)
+    login_manager.user_loader(auth_views.load_signed_in_user)
     login_manager.login_view = "auth.login"
     login_manager.login_message = None
     login_manager.session_protection = "basic"

@@ -154,9 +154,15 @@ DEFAULTS = {
     "BABEL_DEFAULT_TIMEZONE": "UTC",
     "JOBS_QUEUE": "crm",
     "PASSWORD_HASH_METHOD": "scrypt",
+    # Failed sign-ins for one email from one address before that pair is locked.
     "LOGIN_MAX_FAILURES": 5,
     "LOGIN_WINDOW_MINUTES": 15,
     "LOGIN_LOCK_MINUTES": 15,
+    # Failed sign-ins from one address (an IPv6 /64), whatever the email: past this many
+    # in the window, every sign-in from it waits out the lock (429 with Retry-After).
+    "LOGIN_SOURCE_MAX_FAILURES": 20,
+    "LOGIN_SOURCE_WINDOW_MINUTES": 15,
+    "LOGIN_SOURCE_LOCK_MINUTES": 15,
     "WTF_CSRF_TIME_LIMIT": None,
     # A 429 from a rate limit says when to come back (Retry-After).
     "RATELIMIT_HEADERS_ENABLED": True,

@@ -1,10 +1,10 @@
-"""Staff users and the per-email sign-in throttle."""
+"""Staff users, their sessions, and the sign-in throttles."""
 
 import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, Integer, PrimaryKeyConstraint, String, UniqueConstraint
+from sqlalchemy import Boolean, Index, Integer, PrimaryKeyConstraint, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm.columns import UTCDateTime, utcnow
@@ -33,15 +33,22 @@ class User(TenantScoped, UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     locale: Mapped[str | None] = mapped_column(String(16))
-    # Part of the session cookie's identity: rotating it ends every session of the user.
+    # Part of the session cookie's identity: rotating it ends every session of the user
+    # (a password change, a deactivation); logging out or idling ends one StaffSession.
     session_token: Mapped[str] = mapped_column(String(32), default=new_session_token)
     created_by_id: Mapped[int | None] = mapped_column(BigIntId)
     # Auditors' access is time-boxed; None means no end.
     access_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+    # The secret of the StaffSession this object was signed in or loaded for; not a
+    # column: the cookie holds it, the database only its digest.
+    session_secret = None
+
     def get_id(self) -> str:
-        return f"{self.id}:{self.session_token}"
+        """The session cookie's identity: user, the user's session generation, and the
+        secret of this one session (see crm.auth.sessions)."""
+        return f"{self.id}:{self.session_token}:{self.session_secret}"
 
     @property
     def is_active(self) -> bool:
@@ -49,14 +56,52 @@ class User(TenantScoped, UserMixin, db.Model):
         return self.active and not expired
 
 
-class LoginThrottle(TenantScoped, db.Model):
-    """Failed sign-ins per email (by digest, existing or not), so the lockout behaves the
-    same whether or not the account exists."""
+class StaffSession(TenantScoped, db.Model):
+    """One signed-in browser of a staff user. The cookie carries a random secret; only
+    its SHA-256 is stored, and a session ends for good at logout or when idle too long."""
 
-    __tablename__ = "login_throttles"
-    __table_args__ = (PrimaryKeyConstraint("tenant_id", "email_digest"),)
+    __tablename__ = "staff_sessions"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "secret_digest"),
+        Index(None, "tenant_id", "user_id"),
+        tenant_fk(["user_id"], "users"),
+    )
 
-    email_digest: Mapped[str] = mapped_column(String(64))
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigIntId)
+    secret_digest: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # "logout" or "idle".
+    end_reason: Mapped[str | None] = mapped_column(String(16))
+
+
+class FailureCount:
+    """Failed sign-ins counted in a window, and the lock they led to."""
+
     failures: Mapped[int] = mapped_column(Integer, default=0)
     window_started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class LoginThrottle(FailureCount, TenantScoped, db.Model):
+    """Failed sign-ins per email and source address (both by digest, the email existing
+    or not): a stranger's guesses lock the stranger's address out of that account, not
+    the account's owner at theirs, and the answer is the same whether or not it exists."""
+
+    __tablename__ = "login_throttles"
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "email_digest", "source_digest"),)
+
+    email_digest: Mapped[str] = mapped_column(String(64))
+    source_digest: Mapped[str] = mapped_column(String(64))
+
+
+class LoginSourceThrottle(FailureCount, TenantScoped, db.Model):
+    """Failed sign-ins per source address, whatever the email: one address trying many
+    emails is slowed down to a stop."""
+
+    __tablename__ = "login_source_throttles"
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "source_digest"),)
+
+    source_digest: Mapped[str] = mapped_column(String(64))

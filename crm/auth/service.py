@@ -2,7 +2,7 @@
 commits once."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cache
 
 from email_validator import EmailNotValidError, validate_email
@@ -14,12 +14,15 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from crm.access import Role
 from crm.audit.chain import digest, format_instant
 from crm.audit.service import Actor, record
-from crm.auth.models import LoginThrottle, User, new_session_token
-from crm.auth.passwords import PASSWORD_MAX, PASSWORD_MIN
+from crm.auth import throttle
+from crm.auth.models import User, new_session_token
+from crm.auth.passwords import PASSWORD_MAX, PASSWORD_MIN, weakness
+from crm.auth.sessions import start_session
 from crm.columns import utcnow
 from crm.errors import Conflict, DomainError
-from crm.extensions import db, insert_or_ignore
+from crm.extensions import db
 from crm.i18n import SUPPORTED_LOCALES
+from tenants import current_tenant
 
 
 @cache
@@ -46,11 +49,20 @@ def check_email(email: str) -> str:
     return checked.normalized.lower()
 
 
-def check_password(password: str, field: str = "password") -> str:
+def check_password(password: str, *, email: str, display_name: str = "", field: str = "password") -> str:
+    """The password, if long enough and not easy to guess for the person with this
+    email and name in the tenant in context; else a DomainError saying why."""
     if len(password or "") < PASSWORD_MIN:
         raise DomainError(_l("Use at least %(n)d characters.", n=PASSWORD_MIN), field)
     if len(password) > PASSWORD_MAX:
         raise DomainError(_l("Use at most %(n)d characters.", n=PASSWORD_MAX), field)
+    tenant = current_tenant()
+    personal = [email, email.partition("@")[0], display_name]
+    if tenant is not None:
+        personal += [tenant.name, tenant.slug]
+    reason = weakness(password, personal)
+    if reason:
+        raise DomainError(reason, field)
     return password
 
 
@@ -93,10 +105,10 @@ def create_user(
     """Add a staff user to the tenant in context."""
     email = check_email(email)
     role = check_role(role)
-    check_password(password)
     display_name = (display_name or "").strip() or email.split("@")[0]
     if len(display_name) > 200:
         raise DomainError(_l("Use at most %(n)d characters.", n=200), "display_name")
+    check_password(password, email=email, display_name=display_name)
     if user_by_email(email) is not None:
         raise Conflict(_l("A user with this email already exists."), "email")
     user = User(
@@ -158,7 +170,7 @@ def change_password(user: User, *, current: str, new: str, actor: Actor) -> None
     """Set a new password; every other session of the user ends."""
     if not check_password_hash(user.password_hash, current or ""):
         raise DomainError(_l("The current password is not correct."), "current_password")
-    check_password(new, "new_password")
+    check_password(new, email=user.email, display_name=user.display_name, field="new_password")
     user.password_hash = hash_password(new)
     user.session_token = new_session_token()
     record("user.password_changed", "user", user.id, actor=actor)
@@ -176,81 +188,96 @@ def set_locale(user: User, locale: str | None, *, actor: Actor) -> None:
 
 @dataclass(frozen=True)
 class LoginRefused(Exception):
-    """Sign-in failed. ``locked`` says the email is paused; neither says if it exists."""
+    """Sign-in failed. ``locked`` says sign-in is paused, for ``retry_after`` seconds,
+    for this email from this address (``scope`` "email") or for every email from this
+    address ("source"); none of it says whether the email has an account."""
 
     locked: bool
-
-
-def _throttle(email: str) -> LoginThrottle:
-    """The email's throttle row, created if missing and locked for this transaction, so
-    parallel guesses at one email are counted one after another, none lost."""
-    key = digest(email)
-    insert_or_ignore(LoginThrottle, {"email_digest": key, "failures": 0, "window_started_at": utcnow()})
-    return db.session.scalars(
-        select(LoginThrottle).where(LoginThrottle.email_digest == key).with_for_update()
-    ).one()
+    scope: str | None = None
+    retry_after: int = 0
 
 
 def authenticate(email: str, password: str, *, ip: str | None) -> User:
-    """Return the user for these credentials or raise ``LoginRefused``.
+    """Return the user for these credentials, signed in to a new session, or raise
+    ``LoginRefused``.
 
-    Five failures for one email within 15 minutes pause sign-in for that email for 15
-    minutes, whether or not an account has it. Each failure and each lock is audited;
-    the caller commits either way."""
+    Failures are counted per email and source address: five within 15 minutes pause
+    that email from that address for 15 minutes, so a stranger elsewhere cannot lock
+    the owner out. Twenty from one address, whatever the emails, pause every sign-in
+    from it. Both behave the same whether or not an account has the email. Each
+    failure, refusal and lock is audited; the caller commits either way."""
     config = current_app.config
     email = normalise_email(email)
     now = utcnow()
-    throttle = _throttle(email)
+    counters = throttle.throttles_for(email, ip)
     user = user_by_email(email) if email else None
     subject = ("user", user.id) if user else ("login", None)
     anonymous = Actor("anonymous", None, "anonymous", ip)
-    if throttle.locked_until is not None and throttle.locked_until > now:
-        record(
-            "auth.login_refused",
-            *subject,
-            actor=anonymous,
-            data={"email_sha256": digest(email), "reason": "locked"},
-        )
-        raise LoginRefused(locked=True)
+    checks = (("source", counters.source, "source_locked"), ("email", counters.pair, "locked"))
+    for scope, row, reason in checks:
+        wait = throttle.seconds_locked(row, now)
+        if wait:
+            record(
+                "auth.login_refused",
+                *subject,
+                actor=anonymous,
+                data={"email_sha256": digest(email), "reason": reason},
+            )
+            raise LoginRefused(locked=True, scope=scope, retry_after=wait)
     stored_hash = user.password_hash if user else _decoy_hash(config["PASSWORD_HASH_METHOD"])
     password_ok = check_password_hash(stored_hash, password or "")
     if user is not None and password_ok and user.is_active:
-        throttle.failures, throttle.locked_until = 0, None
-        record("auth.login", "user", user.id, actor=Actor("user", str(user.id), user.email, ip))
+        throttle.clear(counters.pair)
+        staff_session = start_session(user, now)
+        record(
+            "auth.login",
+            "user",
+            user.id,
+            actor=Actor("user", str(user.id), user.email, ip),
+            data={"session_id": staff_session.id},
+        )
         return user
-    if now - throttle.window_started_at > timedelta(minutes=config["LOGIN_WINDOW_MINUTES"]):
-        throttle.failures, throttle.window_started_at = 0, now
-    throttle.failures += 1
     reason = "inactive" if (user is not None and password_ok) else "bad_credentials"
+    email_locked = throttle.count_failure(
+        counters.pair,
+        now,
+        max_failures=config["LOGIN_MAX_FAILURES"],
+        window_minutes=config["LOGIN_WINDOW_MINUTES"],
+        lock_minutes=config["LOGIN_LOCK_MINUTES"],
+    )
+    failures = config["LOGIN_MAX_FAILURES"] if email_locked else counters.pair.failures
+    source_locked = throttle.count_failure(
+        counters.source,
+        now,
+        max_failures=config["LOGIN_SOURCE_MAX_FAILURES"],
+        window_minutes=config["LOGIN_SOURCE_WINDOW_MINUTES"],
+        lock_minutes=config["LOGIN_SOURCE_LOCK_MINUTES"],
+    )
     record(
         "auth.login_failed",
         *subject,
         actor=anonymous,
-        data={"email_sha256": digest(email), "reason": reason, "failures": throttle.failures},
+        data={"email_sha256": digest(email), "reason": reason, "failures": failures},
     )
-    if throttle.failures >= config["LOGIN_MAX_FAILURES"]:
-        throttle.locked_until = now + timedelta(minutes=config["LOGIN_LOCK_MINUTES"])
-        throttle.failures, throttle.window_started_at = 0, now
+    if email_locked:
         record(
             "auth.locked",
             *subject,
             actor=Actor.system(),
-            data={"email_sha256": digest(email), "locked_until": format_instant(throttle.locked_until)},
+            data={"email_sha256": digest(email), "locked_until": format_instant(counters.pair.locked_until)},
         )
-        raise LoginRefused(locked=True)
+    if source_locked:
+        record(
+            "auth.source_locked",
+            "login",
+            None,
+            actor=Actor("system", None, "system", ip),
+            data={
+                "source_sha256": digest(throttle.source_of(ip)),
+                "locked_until": format_instant(counters.source.locked_until),
+            },
+        )
+    if source_locked or email_locked:
+        scope, row = ("source", counters.source) if source_locked else ("email", counters.pair)
+        raise LoginRefused(locked=True, scope=scope, retry_after=throttle.seconds_locked(row, now))
     raise LoginRefused(locked=False)
-
-
-def record_logout(user: User, *, ip: str | None) -> None:
-    record("auth.logout", "user", user.id, actor=Actor("user", str(user.id), user.email, ip))
-
-
-def load_session_user(session_id: str) -> User | None:
-    """The user behind a session cookie's id, if that session is still valid."""
-    user_id, _, token = (session_id or "").partition(":")
-    if not user_id.isdigit() or not token:
-        return None
-    user = user_by_id(int(user_id))
-    if user is None or user.session_token != token or not user.is_active:
-        return None
-    return user

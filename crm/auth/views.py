@@ -1,16 +1,19 @@
 """Sign-in, sign-out, the user's own account page and the admin's user pages."""
 
-from datetime import UTC, datetime, time
+import math
+from datetime import UTC, datetime, time, timedelta
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
+from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from crm.access import client_ip, current_actor, requires
-from crm.auth import service
+from crm.auth import service, sessions
 from crm.auth.forms import EditUserForm, LanguageForm, LoginForm, LogoutForm, NewUserForm, PasswordForm
+from crm.auth.models import User
 from crm.errors import DomainError
 from crm.extensions import db
 from crm.i18n import SESSION_KEY, SUPPORTED_LOCALES
@@ -23,15 +26,68 @@ bp = Blueprint("auth", __name__, url_prefix=URL_PREFIX)
 
 
 def _safe_next(target: str | None) -> str:
-    """Follow ``next`` only within this tenant's own pages."""
+    """Follow ``next`` only within this tenant's own pages: a path on this site, with no
+    control characters (a CR/LF would split the Location header), no backslash
+    (browsers read it as a slash) and nothing a browser could take for another host."""
     home = url_for("auth.home")
-    if not target:
+    if not target or len(target) > 2000:
+        return home
+    if any(ord(char) < 0x20 or ord(char) == 0x7F or char == "\\" for char in target):
         return home
     parts = urlsplit(target)
     prefix = f"/t/{current_tenant().slug}/"
     if parts.scheme or parts.netloc or not parts.path.startswith(prefix):
         return home
     return target
+
+
+def _forget_signed_in_user() -> None:
+    """Drop Flask-Login's keys from the cookie, as logout_user does (which cannot be
+    called from inside the user loader)."""
+    for key in ("_user_id", "_fresh", "_id"):
+        session.pop(key, None)
+
+
+def _period(minutes: int) -> str:
+    """Whole hours (or days) as such, other spans in minutes, in the page's language."""
+    span = timedelta(minutes=minutes)
+    if minutes % 60 == 0:
+        return format_timedelta(span, threshold=1)
+    return format_timedelta(span, granularity="minute", threshold=10**9)
+
+
+def load_signed_in_user(session_id: str) -> User | None:
+    """Flask-Login's user loader: the user of this request's session, if it is live in
+    the tenant of the URL. A session found idle too long ends here; the person then
+    meets the sign-in page, told why."""
+    if current_tenant() is None:
+        return None
+    resumed = sessions.resume_session(session_id)
+    if resumed.changed:
+        db.session.commit()
+    if resumed.idle_minutes is not None:
+        _forget_signed_in_user()
+        g.signed_out_after_idle = resumed.idle_minutes
+    return resumed.user
+
+
+@bp.before_app_request
+def resume_session_first() -> None:
+    """Load the signed-in user before the view runs, so the session's bookkeeping
+    (last seen, idle end) commits on its own, never inside a view's transaction; say
+    so when it has just ended for idleness (here, once the page's language no longer
+    depends on the user being loaded)."""
+    if current_tenant() is None or "_user_id" not in session:
+        return
+    current_user._get_current_object()
+    if "signed_out_after_idle" in g:
+        flash(
+            _(
+                "You were signed out after %(period)s without activity. Sign in again to continue.",
+                period=_period(g.pop("signed_out_after_idle")),
+            ),
+            "warning",
+        )
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -48,15 +104,9 @@ def login():
             except service.LoginRefused as refused:
                 db.session.commit()
                 if refused.locked:
-                    minutes = current_app.config["LOGIN_LOCK_MINUTES"]
-                    flash(
-                        _("Too many failed sign-ins for this email. Try again in %(n)d minutes.", n=minutes),
-                        "danger",
-                    )
-                    status = 429
-                else:
-                    flash(_("The email or password is not correct."), "danger")
-                    status = 401
+                    return _sign_in_paused(form, refused)
+                flash(_("The email or password is not correct."), "danger")
+                status = 401
             else:
                 db.session.commit()
                 session.pop(SESSION_KEY, None)
@@ -65,12 +115,27 @@ def login():
     return render_template("auth/login.html", form=form), status
 
 
+def _sign_in_paused(form: LoginForm, refused: service.LoginRefused):
+    """The sign-in page, answering 429 with Retry-After, saying for how long and why."""
+    minutes = max(1, math.ceil(refused.retry_after / 60))
+    if refused.scope == "source":
+        message = _(
+            "Too many failed sign-ins from your network. Try again in %(n)d minutes.",
+            n=minutes,
+        )
+    else:
+        message = _("Too many failed sign-ins for this email. Try again in %(n)d minutes.", n=minutes)
+    flash(message, "danger")
+    headers = {"Retry-After": str(max(1, refused.retry_after))}
+    return render_template("auth/login.html", form=form), 429, headers
+
+
 @bp.route("/logout", methods=["GET", "POST"])
 def logout():
     form = LogoutForm()
     if request.method == "POST":  # CSRFProtect has checked the token already
         if current_user.is_authenticated:
-            service.record_logout(current_user, ip=client_ip())
+            sessions.end_session(current_user, ip=client_ip())
             db.session.commit()
             logout_user()
         flash(_("You are signed out."), "success")

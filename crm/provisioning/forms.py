@@ -5,7 +5,7 @@ from flask_wtf import FlaskForm
 from wtforms import IntegerField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
-from crm.provisioning.models import AgentDisplay
+from crm.provisioning.models import IDLE_MINUTES_MAX, IDLE_MINUTES_MIN, AgentDisplay
 
 
 class SettingsForm(FlaskForm):
@@ -32,6 +32,23 @@ class SettingsForm(FlaskForm):
         validators=[InputRequired(), Length(min=2, max=2)],
         description=_l(
             "Two letters, such as CN: phone numbers without a country code are read as this country's."
+        ),
+    )
+    idle_timeout_minutes = IntegerField(
+        _l("Sign staff out after this many minutes without activity"),
+        validators=[Optional(), NumberRange(min=IDLE_MINUTES_MIN, max=IDLE_MINUTES_MAX)],
+        description=_l(
+            "Between %(min)d and %(max)d minutes; 480 is 8 hours. Signing in again takes a password.",
+            min=IDLE_MINUTES_MIN,
+            max=IDLE_MINUTES_MAX,
+        ),
+    )
+    accepted_currencies = StringField(
+        _l("Other currencies accepted on refunds"),
+        validators=[Optional(), Length(max=200)],
+        description=_l(
+            "ISO codes such as USD, HKD, separated by commas or spaces. "
+            "Empty: only your organisation's own currency."
         ),
     )
     privacy_notice = TextAreaField(

@@ -6,6 +6,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from crm.extensions import db
 from tenants import TenantScoped
 
+# The range an admin may set the idle sign-out to: 5 minutes to a day.
+IDLE_MINUTES_MIN = 5
+IDLE_MINUTES_MAX = 24 * 60
+
 
 class AgentDisplay:
     """How the customer sees who answers: the agent's first name, or the team's name."""
@@ -34,3 +38,7 @@ class TenantSettings(TenantScoped, db.Model):
     outside_options_zh: Mapped[str | None] = mapped_column(Text)
     # The reason codes a refund decision may give, as lines "code | label" (None: defaults).
     refund_reasons: Mapped[str | None] = mapped_column(Text)
+    # Staff sessions idle this long are signed out.
+    idle_timeout_minutes: Mapped[int] = mapped_column(Integer, default=480)
+    # Currencies accepted besides the tenant's own, as "USD,HKD" ("": only its own).
+    accepted_currencies: Mapped[str] = mapped_column(String(64), default="")

@@ -14,11 +14,13 @@ from crm.errors import Conflict, DomainError, NotFound
 from crm.extensions import db
 from crm.i18n import SUPPORTED_LOCALES
 from crm.money import whole_to_minor
-from crm.provisioning.models import AgentDisplay, TenantSettings
+from crm.provisioning.models import IDLE_MINUTES_MAX, IDLE_MINUTES_MIN, AgentDisplay, TenantSettings
 from tenants import Tenant, TenantStatus, current_tenant, current_tenant_id, tenant_context
 
 SETTINGS_KEY = "tenant_settings"
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+# "USD,HKD" fits the column's 64 characters 16 times over.
+MAX_EXTRA_CURRENCIES = 16
 
 
 def tenant_by_slug(slug: str) -> Tenant | None:
@@ -99,6 +101,39 @@ def tenant_settings() -> TenantSettings:
     return cache[tenant_id]
 
 
+def accepted_currencies() -> tuple[str, ...]:
+    """The currencies the tenant in context accepts on refunds: its own first, then the
+    others its admin allowed, in the order given."""
+    own = current_tenant().currency
+    extras = [code for code in tenant_settings().accepted_currencies.split(",") if code and code != own]
+    return (own, *extras)
+
+
+def parse_currencies(text: str | None) -> str:
+    """A comma- or space-separated list of ISO 4217 codes, checked against the codes
+    Babel knows and stored as "USD,HKD": upper case, each once, without the tenant's own
+    currency (always accepted)."""
+    known = list_currencies()
+    own = current_tenant().currency
+    codes: list[str] = []
+    for word in re.split(r"[\s,;，、]+", (text or "").strip().upper()):
+        if not word or word == own or word in codes:
+            continue
+        if word not in known:
+            if re.fullmatch(r"[A-Z0-9]{1,8}", word):
+                raise DomainError(
+                    _l("Unknown currency %(code)s (use ISO 4217 codes such as USD).", code=word),
+                    "accepted_currencies",
+                )
+            raise DomainError(_l("Use ISO 4217 codes such as USD, HKD."), "accepted_currencies")
+        codes.append(word)
+    if len(codes) > MAX_EXTRA_CURRENCIES:
+        raise DomainError(
+            _l("At most %(n)d currencies besides your own.", n=MAX_EXTRA_CURRENCIES), "accepted_currencies"
+        )
+    return ",".join(codes)
+
+
 def update_settings(changes: dict, *, actor: Actor) -> TenantSettings:
     """Change the tenant's settings; the audit event holds each value before and after
     (the privacy notice as a digest)."""
@@ -135,7 +170,20 @@ def update_settings(changes: dict, *, actor: Actor) -> TenantSettings:
         options[name] = (changes.get(name) or "").strip() or None
         if options[name] and len(options[name]) > 5000:
             raise DomainError(_l("Use at most %(n)d characters.", n=5000), name)
+    # A form without these fields (a page opened before they existed) leaves them as they are.
+    idle = changes.get("idle_timeout_minutes")
+    if idle is None:
+        idle = settings.idle_timeout_minutes
+    currencies = changes.get("accepted_currencies")
+    currencies = settings.accepted_currencies if currencies is None else parse_currencies(currencies)
+    if not IDLE_MINUTES_MIN <= idle <= IDLE_MINUTES_MAX:
+        raise DomainError(
+            _l("Between %(min)d and %(max)d minutes.", min=IDLE_MINUTES_MIN, max=IDLE_MINUTES_MAX),
+            "idle_timeout_minutes",
+        )
     wanted = {
+        "idle_timeout_minutes": idle,
+        "accepted_currencies": currencies,
         "approval_threshold_minor": whole_to_minor(threshold, current_tenant().currency),
         "refund_reasons": reasons,
         **options,

@@ -25,6 +25,7 @@ def edit():
         form.approval_threshold.data = int(
             from_minor_units(settings.approval_threshold_minor, current_tenant().currency)
         )
+        form.accepted_currencies.data = settings.accepted_currencies.replace(",", ", ")
     status = 200
     if form.is_submitted():
         status = 400

@@ -1,0 +1,108 @@
+"""Staff sessions held on the server. Each sign-in is a row that the cookie's secret
+points at, so logging out, or idling past the tenant's limit, ends the session for every
+copy of the cookie. A user's session generation (``User.session_token``) still ends all
+of their sessions at once, on a password change or a deactivation."""
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from crm.audit.chain import digest
+from crm.audit.service import Actor, record
+from crm.auth.models import StaffSession, User
+from crm.columns import utcnow
+from crm.extensions import db
+from crm.provisioning.service import tenant_settings
+
+# last_seen_at is written at most this often, not on every request; the idle limit is
+# kept to within this much.
+TOUCH_EVERY = timedelta(minutes=1)
+
+
+class EndReason:
+    LOGOUT = "logout"
+    IDLE = "idle"
+
+
+def start_session(user: User, now: datetime) -> StaffSession:
+    """Open a session for ``user``; its secret goes into the cookie via ``get_id``."""
+    secret = secrets.token_urlsafe(32)
+    staff_session = StaffSession(
+        user_id=user.id, secret_digest=digest(secret), started_at=now, last_seen_at=now
+    )
+    db.session.add(staff_session)
+    db.session.flush()
+    user.session_secret = secret
+    return staff_session
+
+
+def _live_session(user: User) -> StaffSession | None:
+    if not user.session_secret:
+        return None
+    return db.session.scalars(
+        select(StaffSession).where(
+            StaffSession.secret_digest == digest(user.session_secret),
+            StaffSession.user_id == user.id,
+            StaffSession.ended_at.is_(None),
+        )
+    ).one_or_none()
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """What a request's session cookie leads to: the user, or nobody; ``idle_minutes``
+    is set when this very request found the session idle too long and ended it.
+    ``changed`` says there is something to commit."""
+
+    user: User | None
+    idle_minutes: int | None = None
+    changed: bool = False
+
+
+def resume_session(session_id: str) -> Resumed:
+    """The user behind a session cookie's id, if that session is still live; a session
+    idle longer than the tenant allows is ended here, and audited."""
+    parts = (session_id or "").split(":")
+    if len(parts) != 3 or not parts[0].isdigit() or len(parts[0]) > 18 or not all(parts):
+        return Resumed(None)
+    user_id, generation, secret = parts
+    user = db.session.scalars(select(User).where(User.id == int(user_id))).one_or_none()
+    if user is None or user.session_token != generation or not user.is_active:
+        return Resumed(None)
+    user.session_secret = secret
+    staff_session = _live_session(user)
+    if staff_session is None:
+        return Resumed(None)
+    now = utcnow()
+    idle_minutes = tenant_settings().idle_timeout_minutes
+    if now - staff_session.last_seen_at > timedelta(minutes=idle_minutes):
+        staff_session.ended_at, staff_session.end_reason = now, EndReason.IDLE
+        record(
+            "auth.session_expired",
+            "user",
+            user.id,
+            actor=Actor.system(),
+            data={"idle_minutes": idle_minutes, "session_id": staff_session.id},
+        )
+        return Resumed(None, idle_minutes=idle_minutes, changed=True)
+    if now - staff_session.last_seen_at < TOUCH_EVERY:
+        return Resumed(user)
+    staff_session.last_seen_at = now
+    return Resumed(user, changed=True)
+
+
+def end_session(user: User, *, ip: str | None) -> None:
+    """Log out: this session ends for good, whoever holds a copy of its cookie; the
+    user's other sessions (other browsers) go on."""
+    staff_session = _live_session(user)
+    if staff_session is not None:
+        staff_session.ended_at, staff_session.end_reason = utcnow(), EndReason.LOGOUT
+    record(
+        "auth.logout",
+        "user",
+        user.id,
+        actor=Actor("user", str(user.id), user.email, ip),
+        data={"session_id": staff_session.id if staff_session else None},
+    )
