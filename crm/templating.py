@@ -1,17 +1,38 @@
 """What every template can use: the tenant, role checks, languages, local times."""
 
+import re
 from datetime import datetime, timedelta
 
 from babel.dates import format_skeleton, get_timezone_name
-from flask import Flask, has_request_context, request
+from flask import Flask, current_app, has_request_context, request
 from flask_babel import format_datetime, get_locale, get_timezone
 from flask_login import current_user
+from markupsafe import Markup, escape
 
 from crm.access import ROLE_LABELS, can, permissions_of
 from crm.audit.service import ACTOR_KIND_LABELS
 from crm.auth.forms import LogoutForm
 from crm.i18n import LOCALE_NAMES, page_locale
 from tenants import current_tenant
+
+_URL = re.compile(r"https?://[^\s<>\"'()（）]+")
+
+
+def link_own_urls(text: str | None) -> Markup:
+    """``text`` escaped, with links to our own public pages (a policy version named in a
+    final response) made clickable; any other address stays text, so nothing a message
+    carries becomes a link on our page."""
+    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/") + "/"
+    escaped = str(escape(text or ""))
+
+    def link(match: re.Match) -> str:
+        url = match.group(0).rstrip(".,;:!?。，；：")
+        rest = match.group(0)[len(url) :]
+        if not url.startswith(base):
+            return match.group(0)
+        return f'<a href="{url}" rel="noopener">{url}</a>{rest}'
+
+    return Markup(_URL.sub(link, escaped))
 
 
 def local_time(moment: datetime | None, style: str = "medium") -> str:
@@ -40,6 +61,7 @@ def weekday_time(moment: datetime | None) -> str:
 
 def init_templating(app: Flask) -> None:
     app.jinja_env.filters["local_time"] = local_time
+    app.jinja_env.filters["link_own_urls"] = link_own_urls
     app.jinja_env.filters["weekday_time"] = weekday_time
     app.jinja_env.filters["local_time_zoned"] = local_time_zoned
 

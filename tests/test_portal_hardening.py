@@ -16,7 +16,7 @@ from crm.provisioning.models import TenantSettings
 from crm.refunds import service as refunds
 from crm.tickets import service as tickets
 from crm.tickets.models import ThreadEntry
-from tests.conftest import CSRF_RE, acting_for, unique
+from tests.conftest import CSRF_RE, acting_for, login, submit, unique
 from tests.test_portal import LINK_RE, form_tokens, good_fields, send_form, ticket_count
 from tests.test_ticket_service import refund_request
 
@@ -187,3 +187,19 @@ def test_a_foreign_currency_approval_always_needs_a_manager(
         minor = tickets.to_minor_units(amount, currency)
         waits = refunds.approval_needed(ticket, "approved_full", minor, user)
     assert (refunds.THRESHOLD in waits) is needs_manager
+
+
+def test_links_to_our_own_pages_in_an_answer_are_clickable_others_stay_text(
+    app, client, make_tenant, make_user
+):
+    tenant = make_tenant()
+    tracking = submitted(client, tenant.slug)
+    own = f"{app.config['PUBLIC_BASE_URL']}/t/{tenant.slug}/policy/1"
+    staff = app.test_client()
+    assert login(staff, tenant, make_user(tenant, "agent")).status_code == 302
+    url = f"/t/{tenant.slug}/tickets/1001"
+    body = f"依据：退款政策第 1 版（{own}）。勿点 https://evil.test/login <b>x</b>"
+    assert submit(staff, f"{url}/reply", {"reply-body": body}, form_page=url).status_code == 302
+    page = client.get(tracking).text
+    assert f'<a href="{own}" rel="noopener">{own}</a>）' in page
+    assert 'href="https://evil.test' not in page and "&lt;b&gt;x&lt;/b&gt;" in page
