@@ -22,6 +22,7 @@ from crm.sla import calendars, versions
 from crm.sla.models import ConfigKind
 from crm.sla.rules import DEFAULT_CALENDAR, DEFAULT_KEY
 from crm.tickets import service as tickets
+from crm.tickets.links import tracking_url
 from crm.tickets.models import Ticket
 from tenants import Tenant, tenant_context
 
@@ -193,7 +194,7 @@ def _seed_tickets() -> dict[str, str]:
             ip=None,
         )
         _play(submission.ticket, fate, agent, manager)
-        links[submission.ticket.reference] = tickets.tracking_url(submission.tracking_token)
+        links[submission.ticket.reference] = tracking_url(submission.tracking_token)
     phone_ticket = tickets.open_ticket(
         customer=tickets.CustomerDetails(name="周杰", phone="13900139000", locale="zh_CN"),
         kind="complaint",
