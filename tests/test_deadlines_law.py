@@ -18,7 +18,7 @@ from crm.sla.models import ClockState, ConfigKind, Metric, Unit
 from crm.sla.rules import BUILTIN_PROFILES, DEFAULT_CALENDAR
 from crm.tickets.models import Channel, Kind, Priority, Ticket
 from tests.conftest import acting_for, login
-from tests.test_sla import OPERATOR, clocks_by_metric, open_by_staff, travel
+from tests.test_sla import OPERATOR, clocks_by_metric, events, open_by_staff, travel
 from tests.test_sla_pages import deadlines_card, ticket_page
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -295,6 +295,37 @@ def test_a_complaint_logged_late_runs_its_regulatory_clock_from_its_true_receipt
     assert final.due_at == datetime(2026, 10, 9, tzinfo=SHANGHAI)
     # The desk's own clocks start when the desk logged it.
     assert planned[Metric.FIRST_RESPONSE].started_at == logged.astimezone(UTC)
+
+
+def test_staff_moving_the_receipt_earlier_restarts_the_regulatory_clocks_and_breaches_a_past_one(
+    app, make_tenant, make_user
+):
+    tenant, agent = desk(
+        app,
+        make_tenant,
+        make_user,
+        timezone="Asia/Shanghai",
+        hours="mon-fri 09:00-18:00",
+        deadlines=assigning(("complaint", "*", "cn-telecom")),
+    )
+    logged = datetime(2026, 10, 20, 10, tzinfo=SHANGHAI)
+    ticket_id, _number = complaint_at(app, tenant, agent, logged)
+    with travel(logged + timedelta(hours=1)), acting_for(app, tenant) as session:
+        ticket = session.get(Ticket, ticket_id)
+        with pytest.raises(DomainError):
+            clocks.move_receipt(ticket, logged + timedelta(minutes=5), actor=OPERATOR)
+        # The letter came on 30 Sep: 15 days end on 15 Oct, already past.
+        [moved] = clocks.move_receipt(ticket, datetime(2026, 9, 30, 16, tzinfo=SHANGHAI), actor=OPERATOR)
+        session.commit()
+        final = clocks_by_metric(ticket_id)[Metric.REGULATORY_FINAL]
+        assert moved.id == final.id and final.started_at == datetime(2026, 9, 30, 16, tzinfo=SHANGHAI)
+        assert final.due_at == final.breached_at == datetime(2026, 10, 16, tzinfo=SHANGHAI)
+        # The desk's own clock keeps its start.
+        assert clocks_by_metric(ticket_id)[Metric.FIRST_RESPONSE].started_at == logged
+        restarted = events(session, "clock.restarted", ticket_id)
+        assert [c["metric"] for c in restarted[0].data["clocks"]] == ["regulatory_final"]
+        [breach] = events(session, "clock.breached", ticket_id)
+        assert breach.data["detected_by"] == "restarted"
 
 
 # --- importing a country's public holidays -------------------------------------------------

@@ -10,11 +10,13 @@ their new times; the caller commits.
 from collections.abc import Iterable
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from crm.audit.chain import format_instant
 from crm.audit.service import Actor, record
 from crm.columns import utcnow
+from crm.errors import DomainError
 from crm.extensions import db
 from crm.sla import breaches, official, rules, versions
 from crm.sla.businesstime import CalendarSpec, timeline_for
@@ -457,6 +459,28 @@ def on_priority_change(ticket: Ticket, *, actor: Actor) -> None:
     _apply(ticket, {"retargeted": retargeted}, clocks, actor)
     # A shorter target may put the due time in the past: that is a breach now, at it.
     breaches.record_overdue(retargeted, utcnow(), detected_by="retargeted", escalate=True)
+
+
+def move_receipt(ticket: Ticket, received_at: datetime, *, actor: Actor) -> list[Clock]:
+    """Staff gave the time the complaint truly came in, before it was logged: the
+    ticket's running regulatory clocks start from then, as the law counts from receipt
+    (the desk's own SLA clocks keep their start). A due time that is then already past is
+    breached at once, at that due time; a clock already breached or finished stays as it
+    is. The clocks moved (recorded as ``clock.restarted``)."""
+    if received_at.tzinfo is None or received_at > ticket.created_at:
+        raise DomainError(_l("The time of receipt cannot be after the ticket was logged."), "received_at")
+    clocks = clocks_of("ticket", ticket.id)
+    moved = [
+        clock
+        for clock in clocks
+        if clock.metric in REGULATORY_METRICS and clock.state in UNFINISHED and clock.breached_at is None
+    ]
+    for clock in moved:
+        clock.started_at = received_at
+        reschedule(clock)
+    _apply(ticket, {"restarted": moved}, clocks, actor)
+    breaches.record_overdue(moved, utcnow(), detected_by="restarted", escalate=True)
+    return moved
 
 
 def on_customer_message(ticket: Ticket, *, actor: Actor, at: datetime | None = None) -> None:
