@@ -24,6 +24,7 @@ from crm.sla.rules import DEFAULT_CALENDAR, DEFAULT_KEY
 from crm.tickets import service as tickets
 from crm.tickets.links import tracking_url
 from crm.tickets.models import Ticket
+from crm.tickets.resolution import NO_REFUND_REQUESTED
 from tenants import Tenant, tenant_context
 
 SLUG = "demo"
@@ -285,10 +286,14 @@ def _play(ticket: Ticket, fate: str, agent: User, manager: User) -> None:
     if fate == "awaiting_customer":
         tickets.request_information(ticket, "请提供接通率统计截图。", user=agent, ip=None)
     if fate in ("resolved", "closed", "not_satisfied"):
+        # Refunds are resolved through a decision (the demo has those, below); these
+        # customers turned out to need an explanation, not their money back.
         outcome = (
-            "已按剩余余额退还至原支付账户，3个工作日内到账。" if chinese else "Refunded to the original card."
+            "经核实，这笔扣费是您套餐的月租，并非重复扣费；您已确认无需退款。"
+            if chinese
+            else "The charge is your plan's monthly fee, not a duplicate; you confirmed no refund is needed."
         )
-        tickets.resolve(ticket, outcome, user=agent, ip=None)
+        tickets.resolve(ticket, outcome, user=agent, ip=None, no_refund_reason=NO_REFUND_REQUESTED)
     if fate == "closed":
         tickets.close(ticket, user=manager, ip=None)
     if fate == "not_satisfied":
