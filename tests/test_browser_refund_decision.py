@@ -18,6 +18,8 @@ from tests.browser import DESK, PHONE, needs_browser
 from tests.conftest import PASSWORD, acting_for
 from tests.test_browser_refund import PNG
 from tests.test_browser_sla import check_and_shoot
+from tests.test_policies import published
+from tests.test_refunds import received
 from tests.test_sla import assert_audit_chain_verifies
 
 pytestmark = needs_browser
@@ -54,10 +56,18 @@ WORDS = {
             "Service used 14 of 30 days: 16/30 of CN¥149.00 refunded",
             "Handling fee of 5% on CN¥79.47",
         ],
-        "record": "Record the decision",
+        "preview": "Preview the decision",
+        "preview_heading": "Check the decision before it is recorded",
+        "waits_preview": "This decision waits for a manager's approval: nothing is sent to the customer yet.",
+        "submit": "Submit for a manager's approval",
         "waits": "The decision waits for a manager's approval.",
-        "approve": "Approve and send the final response",
+        "approve": "Approve: preview the final response",
+        "approve_heading": "Check the final response before you approve",
+        "approve_send": "Approve and send the final response to the customer",
         "approved": "Approved; the final response has been sent to the customer.",
+        "send_final": "Send final response to the customer",
+        "back": "Back to edit",
+        "recorded": "Decision recorded; the final response has been sent to the customer.",
         "final": [
             "Outcome: Approved in part",
             "Amount refunded: CN¥75.50",
@@ -102,10 +112,18 @@ WORDS = {
             "服务期 30 天已使用 14 天：退还 ¥149.00 的 16/30",
             "按 ¥79.47 的 5% 收取手续费",
         ],
-        "record": "记录决定",
+        "preview": "预览决定",
+        "preview_heading": "记录前请核对决定",
+        "waits_preview": "该决定需经经理审批：目前不会向客户发送任何内容。",
+        "submit": "提交经理审批",
         "waits": "该决定正在等待经理审批。",
-        "approve": "批准并发送最终答复",
+        "approve": "批准：预览最终答复",
+        "approve_heading": "批准前请核对最终答复",
+        "approve_send": "批准并向客户发送最终答复",
         "approved": "已批准，最终答复已发送给客户。",
+        "send_final": "向客户发送最终答复",
+        "back": "返回修改",
+        "recorded": "决定已记录，最终答复已发送给客户。",
         "final": [
             "处理结果：部分批准",
             "退款金额：¥75.50",
@@ -242,7 +260,12 @@ def test_a_refund_is_decided_under_its_policy_version_approved_told_and_paid(
     desk.fill("#decision-amount", "75.50")
     desk.select_option("#decision-reason_code", "unused_service")
     desk.fill("#decision-clause", "clause 2")
-    click_and_wait(desk, words["record"])
+    click_and_wait(desk, words["preview"])
+    # Above the threshold: the preview says it waits, and that nothing is sent yet.
+    assert desk.get_by_role("heading", name=words["preview_heading"]).is_visible()
+    assert words["waits_preview"] in desk.text_content("#preview-waits")
+    look(desk, f"{tag}-4-preview-waits")
+    click_and_wait(desk, words["submit"])
     assert words["waits"] in flash(desk)
     look(desk, f"{tag}-4-awaiting-approval")
 
@@ -256,6 +279,15 @@ def test_a_refund_is_decided_under_its_policy_version_approved_told_and_paid(
         second.get_by_role("link", name=words["refund_link"]).click()
     look(second, f"{tag}-5-approval")
     click_and_wait(second, words["approve"])
+    # The final response exactly as the customer will read it, before anything is sent.
+    assert second.get_by_role("heading", name=words["approve_heading"]).is_visible()
+    due = format_date(today + timedelta(days=15), "long", locale=words["babel"])
+    shown = second.text_content("#outgoing-thread")
+    for line in words["final"]:
+        assert line.format(due=due) in shown, line
+    assert "xiaoming@example.test" in second.text_content("#outgoing-email-to")
+    look(second, f"{tag}-5-approval-preview")
+    click_and_wait(second, words["approve_send"])
     assert words["approved"] in flash(second)
     look(second, f"{tag}-5-approved")
 
@@ -285,3 +317,47 @@ def test_a_refund_is_decided_under_its_policy_version_approved_told_and_paid(
     look(desk, f"{tag}-7-deadlines")
 
     assert_audit_chain_verifies(runner, tenant)
+
+
+@pytest.mark.parametrize("locale", ["en", "zh-CN"])
+def test_a_decision_is_previewed_edited_and_sent_as_shown(
+    app, browser, live_server, make_tenant, make_user, locale
+):
+    """Below the threshold a decision is final at once: the agent sees the customer's final
+    response before it goes, goes back to change it without retyping, and sends it."""
+    words = WORDS[locale]
+    tenant = make_tenant(name="Huabei Telecom 华北通信")
+    agent = make_user(tenant, "agent")
+    published(app, tenant)
+    # 199.00, bought Sep 1, asked today (after the cooling-off); the customer reads our language.
+    ticket = received(app, tenant, locale=words["babel"])
+    base = f"{live_server}/t/{tenant.slug}"
+    desk = sign_in(browser, locale, base, agent)
+    desk.goto(f"{base}/tickets/{ticket.number}/refund")
+    desk.select_option("#decision-outcome", "approved_partial")
+    desk.fill("#decision-amount", "140.00")
+    desk.select_option("#decision-reason_code", "unused_service")
+    desk.fill("#decision-clause", "clause 2")
+    desk.fill("#decision-differs_reason", "Goodwill: rounded down.")
+    click_and_wait(desk, words["preview"])
+    shown = desk.text_content("#outgoing-thread")
+    assert words["final"][0] in shown and "140.00" in shown
+    look(desk, f"preview-{locale}-1-final-response")
+
+    # Back to edit: everything typed is still there; the amount changes.
+    click_and_wait(desk, words["back"])
+    assert desk.locator("#decision-clause").input_value() == "clause 2"
+    assert desk.locator("#decision-differs_reason").input_value() == "Goodwill: rounded down."
+    desk.fill("#decision-amount", "141.55")
+    desk.fill("#decision-differs_reason", "")
+    click_and_wait(desk, words["preview"])
+    assert "141.55" in desk.text_content("#outgoing-thread")
+    email = desk.text_content("#outgoing-email-body")
+    assert "141.55" in email and "xm@example.test" in desk.text_content("#outgoing-email-to")
+    look(desk, f"preview-{locale}-2-final-response-again")
+
+    click_and_wait(desk, words["send_final"])
+    assert words["recorded"] in flash(desk)
+    customer = browser.new_context(locale=locale, viewport=PHONE).new_page()
+    customer.goto(f"{live_server}{ticket.tracking_path}")
+    assert "141.55" in customer.text_content("main")
