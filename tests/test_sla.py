@@ -270,7 +270,14 @@ def test_replies_meet_response_clocks_and_resolve_reopen_withdraw_drive_resoluti
         traveller.move_to(shanghai(2026, 9, 17, 15))
         with acting_for(app, desk.tenant) as session:
             ticket = session.get(Ticket, ticket_id)
-            tickets.resolve(ticket, "已退还 100 元。", user=staff(session, desk.agent), ip=None)
+            # The clocks' part only: resolved as a request that needed no refund after all.
+            tickets.resolve(
+                ticket,
+                "您的问题已解决。",
+                user=staff(session, desk.agent),
+                ip=None,
+                no_refund_reason="no_refund_requested",
+            )
             session.commit()
             resolution = clocks_by_metric(ticket_id)[Metric.RESOLUTION]
             assert resolution.state == ClockState.MET and resolution.met_at == shanghai(2026, 9, 17, 15)
