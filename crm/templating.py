@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from babel.dates import format_skeleton, get_timezone_name
 from flask import Flask, current_app, has_request_context, request
 from flask_babel import format_datetime, get_locale, get_timezone
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup, escape
 
@@ -53,10 +54,15 @@ def weekday_time(moment: datetime | None) -> str:
         return ""
     local = moment.astimezone(get_timezone())
     if (local.hour, local.minute, local.second) == (0, 0, 0):
-        # A deadline "within N days" ends at midnight: say the day it ends, at 24:00.
+        # A deadline "within N days" ends at midnight: say the day it ends.
         day = local - timedelta(days=1)
-        return f"{format_skeleton('MMMEd', day, locale=get_locale())} 24:00"
+        return str(_l("end of %(day)s", day=format_skeleton("MMMEd", day, locale=get_locale())))
     return f"{format_skeleton('MMMEd', local, locale=get_locale())} {local:%H:%M}"
+
+
+def time_zone_label() -> str:
+    """The zone staff pages' times are in, as people name it: "China Time", "中国时间"."""
+    return get_timezone_name(get_timezone(), locale=get_locale())
 
 
 def init_templating(app: Flask) -> None:
@@ -64,6 +70,7 @@ def init_templating(app: Flask) -> None:
     app.jinja_env.filters["link_own_urls"] = link_own_urls
     app.jinja_env.filters["weekday_time"] = weekday_time
     app.jinja_env.filters["local_time_zoned"] = local_time_zoned
+    app.jinja_env.globals["time_zone_label"] = time_zone_label
 
     @app.context_processor
     def shared_context() -> dict:

@@ -538,7 +538,7 @@ def test_a_decision_below_the_threshold_is_final_at_once_and_told_to_the_custome
             assert line in email.body, line
 
     # Paid by the end of Oct 1 (Sep 16 + 15 days), Shanghai time.
-    assert "On track Due Thu, Oct 1 24:00" in payout
+    assert "On track Due end of Thu, Oct 1" in payout
     assert "15 calendar days" in payout
 
     version_id, sha256 = desk.policy["id"], desk.policy["sha256"]
@@ -696,7 +696,7 @@ def test_payouts_cover_the_approved_amount_before_the_ticket_can_close(app, runn
         assert "Approved CN¥75.50 · paid CN¥50.00 · owed CN¥25.50" in page
         thread = page_text(agent, f"/t/{tenant.slug}/tickets/{ticket.number}")
         assert "Payout recorded. · CN¥50.00 · Alipay · ALI-50.00" in thread
-        assert "On track Due Thu, Oct 1 24:00" in clock_line(agent, tenant, ticket.number, "Payout")
+        assert "On track Due end of Thu, Oct 1" in clock_line(agent, tenant, ticket.number, "Payout")
 
         before = record_state(app, tenant)
         refused = close_by_hand(agent, tenant, ticket.number)
@@ -715,7 +715,7 @@ def test_payouts_cover_the_approved_amount_before_the_ticket_can_close(app, runn
         with agent.get(receipt_link) as download:
             assert download.status_code == 200 and download.data == PNG
         payout = clock_line(agent, tenant, ticket.number, "Payout")
-        assert "Met Fri, Sep 18 09:30 (due Thu, Oct 1 24:00)" in payout
+        assert "Met Fri, Sep 18 09:30 (due end of Thu, Oct 1)" in payout
 
         closed = close_by_hand(agent, tenant, ticket.number)
         assert closed.status_code == 302
@@ -741,7 +741,7 @@ def test_a_payout_after_its_deadline_is_met_late(app, desk):
         )
     with travel(shanghai(2026, 10, 3, 11)):
         agent = staff_client(app, tenant, desk.agent)
-        assert "Overdue Was due Thu, Oct 1 24:00" in clock_line(agent, tenant, ticket.number, "Payout")
+        assert "Overdue Was due end of Thu, Oct 1" in clock_line(agent, tenant, ticket.number, "Payout")
         assert pay(agent, tenant, ticket.number, "75.50", paid_at="2026-10-03T10:00").status_code == 302
         payout = clock_line(agent, tenant, ticket.number, "Payout")
     assert "Met late Met Sat, Oct 3 10:00, 1 d 10 h late" in payout
@@ -759,7 +759,7 @@ def test_resolving_a_reopened_ticket_leaves_the_payout_clock_running(app, desk):
         assert post_by_hand(agent, url, f"{url}/reopen", {}).status_code == 302
         resolved = resolve_on_page(agent, tenant, ticket.number, "See our decision above.")
         assert resolved.status_code == 302
-        assert "On track Due Thu, Oct 1 24:00" in clock_line(agent, tenant, ticket.number, "Payout")
+        assert "On track Due end of Thu, Oct 1" in clock_line(agent, tenant, ticket.number, "Payout")
 
 
 def test_deciding_again_after_a_reopen_counts_what_was_paid_and_keeps_the_payout_deadline(app, runner, desk):
@@ -794,7 +794,7 @@ def test_deciding_again_after_a_reopen_counts_what_was_paid_and_keeps_the_payout
         page = page_text(agent, refund_url(tenant, ticket.number))
         assert "Approved CN¥199.00 · paid CN¥50.00 · owed CN¥149.00" in page
         # Still the deadline the first approval set, not a new one from today.
-        assert "On track Due Thu, Oct 1 24:00" in clock_line(agent, tenant, ticket.number, "Payout")
+        assert "On track Due end of Thu, Oct 1" in clock_line(agent, tenant, ticket.number, "Payout")
         assert pay(agent, tenant, ticket.number, "149.00", paid_at="2026-09-21T09:00").status_code == 302
         assert "Met Mon, Sep 21 09:00" in clock_line(agent, tenant, ticket.number, "Payout")
     first, second = events(app, tenant, "refund.decision_proposed")
@@ -867,7 +867,7 @@ def test_an_escalation_flags_the_ticket_and_its_deadline_becomes_a_clock(app, de
     assert "Escalated outside" in rows[escalated.reference]
     assert "Escalated outside" not in rows[calm.reference]
     # The body's deadline is Sep 30: due at the end of that day, Shanghai time.
-    assert "On track Due Wed, Sep 30 24:00" in deadline
+    assert "On track Due end of Wed, Sep 30" in deadline
     (event,) = events(app, tenant, "refund.escalation_recorded")
     assert event.data == {
         "escalation_id": event.data["escalation_id"],
@@ -930,7 +930,7 @@ def test_a_ticket_opened_from_a_referral_carries_its_case_and_deadline(app, desk
         page = page_text(agent, refund_url(tenant, number))
         deadline = clock_line(agent, tenant, number, "Outside body's deadline")
     assert "Escalated outside" in page and "12315 platform · case 12315-2026-88" in page
-    assert "Due Wed, Sep 23 24:00" in deadline
+    assert "Due end of Wed, Sep 23" in deadline
     (created,) = events(app, tenant, "ticket.created")
     (escalation,) = events(app, tenant, "refund.escalation_recorded")
     assert created.data["channel"] == "regulator_referral"

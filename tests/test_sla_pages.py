@@ -562,11 +562,11 @@ def test_deadline_rules_assign_built_in_and_custom_profiles_that_new_tickets_fol
     assert "Regulatory final answer" in complaint_card
     # 15 calendar days after 16 September end with 1 October, National Day: the period
     # ends with the next working day, 8 October (Civil Code art. 203).
-    assert "Due Thu, Oct 8 24:00" in complaint_card
+    assert "Due end of Thu, Oct 8" in complaint_card
     assert "moved from Oct 1 (National Day) to Oct 8, the next working day" in complaint_card
     assert "15 calendar days after the day of receipt" in complaint_card
     assert "Source: MIIT Telecommunications Service Specifications (电信服务规范)" in complaint_card
-    assert "Regulatory final answer" in inquiry_card and "Due Fri, Oct 16 24:00" in inquiry_card
+    assert "Regulatory final answer" in inquiry_card and "Due end of Fri, Oct 16" in inquiry_card
     assert "(Internal: 30 days)" in inquiry_card
     assert "Source: Board decision 2026-07: every inquiry settled within a month." in inquiry_card
 
