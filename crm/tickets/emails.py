@@ -24,10 +24,10 @@ def compose(
 ) -> tuple[str, str]:
     """Subject and plain-text body of ``template`` in the customer's language. A receipt
     states the deadlines of ``clocks`` (read from the ticket when not given)."""
-    deadlines = []
-    if template == "receipt":
-        deadlines = public_deadlines(clocks if clocks is not None else clocks_of("ticket", ticket.id))
-    with force_locale(ticket.requester.locale):
+    with force_locale(ticket.requester.locale):  # the deadlines' labels too
+        deadlines = []
+        if template == "receipt":
+            deadlines = public_deadlines(clocks if clocks is not None else clocks_of("ticket", ticket.id))
         subject = str(SUBJECTS[template] % {"reference": ticket.reference})
         body = render_template(
             f"emails/{template}.txt",
