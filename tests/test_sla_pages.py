@@ -701,13 +701,15 @@ def test_a_calendar_made_in_one_tenant_is_not_in_anothers(app, make_tenant, make
 def test_one_tenants_notifications_never_show_to_another_tenants_staff(app, make_tenant, make_user):
     ours, theirs = app.test_client(), app.test_client()
     with travel(WEDNESDAY_10AM) as traveller:
-        tenant_a, _manager_a = sign_in_at(ours, make_tenant, make_user)
+        tenant_a, manager_a = sign_in_at(ours, make_tenant, make_user)
         tenant_b, agent_b = sign_in_at(theirs, make_tenant, make_user, "agent")
         number = refund_received(app, tenant_b)
         change(app, tenant_b, number, tickets.assign, agent_b.id, user_id=agent_b.id)
         traveller.move_to(shanghai(2026, 9, 16, 18, 0, 30))
         with app.app_context():
             sweep.sweep()
+        login(ours, tenant_a, manager_a)  # signed in again: a session idle for 8 hours ends
+        login(theirs, tenant_b, agent_b)
         theirs_page = theirs.get(f"/t/{tenant_b.slug}/notifications").text
         our_page = ours.get(f"/t/{tenant_a.slug}/notifications").text
     assert "Deadline missed" in theirs_page and "RF-1001" in theirs_page
@@ -741,9 +743,10 @@ def test_the_deadlines_card_says_what_is_due_when_and_why(app, client, signed_in
 
 def test_a_breached_deadline_shows_overdue_and_by_how_much(app, client, signed_in):
     with travel(WEDNESDAY_10AM) as traveller:
-        tenant, _agent = signed_in("agent")
+        tenant, agent = signed_in("agent")
         number = refund_received(app, tenant)
         traveller.move_to(shanghai(2026, 9, 17, 10, 15))
+        login(client, tenant, agent)  # signed in again: a session idle for 8 hours ends
         card = deadlines_card(ticket_page(client, tenant, number))
     first = card.split("<li")[1]
     assert "First response" in first and "Overdue" in first
@@ -786,6 +789,7 @@ def test_the_queue_lists_breached_and_breaching_tickets_and_sorts_by_next_due(ap
         traveller.move_to(shanghai(2026, 9, 17, 9))
         soon = refund_received(app, tenant)  # due Thu 17:00, warned from 15:24
         traveller.move_to(shanghai(2026, 9, 17, 16))
+        login(client, tenant, agent)  # signed in again: a session idle for 8 hours ends
         views = {
             view: references(client.get(f"/t/{tenant.slug}/tickets?view={view}"))
             for view in ("breached", "breaching_soon", "open")
@@ -855,6 +859,7 @@ def test_a_breach_reaches_the_assignees_notifications_until_they_are_marked_read
         traveller.move_to(shanghai(2026, 9, 16, 18, 0, 30))
         with app.app_context():
             assert sweep.sweep().breached >= 1
+        login(client, tenant, agent)  # signed in again: a session idle for 8 hours ends
         page = client.get(url).text
         assert "Deadline missed" in page and "First response" in page
         assert f'href="/t/{tenant.slug}/tickets/{number}">RF-{number}</a>' in page
@@ -889,6 +894,7 @@ def test_a_warning_about_a_deadline_paused_since_says_it_is_paused(app, client, 
             sweep.sweep()
         traveller.move_to(shanghai(2026, 9, 22, 11))
         change(app, tenant, number, tickets.request_information, "请提供账单。", user_id=agent.id)
+        login(client, tenant, agent)  # signed in again: a session idle for 8 hours ends
         page = client.get(f"/t/{tenant.slug}/notifications").text
     item = page[page.index('<ul class="list-group">') :]
     assert "Deadline approaching" in item and "Resolution" in item
@@ -919,13 +925,14 @@ def test_the_home_page_counts_breached_and_breaching_tickets(app, client, signed
     one, linking to those views. First response: 8 business hours on Mon-Fri 09:00-18:00,
     warning at 80 % (6 h 24 min)."""
     with travel(WEDNESDAY_10AM):
-        tenant, _agent = signed_in("agent")
+        tenant, agent = signed_in("agent")
         refund_received(app, tenant)  # due Wed 18:00
     with travel(shanghai(2026, 9, 16, 11)):
         refund_received(app, tenant)  # due Thu 10:00, warning Wed 17:24
     with travel(shanghai(2026, 9, 17, 9)):
         refund_received(app, tenant)  # due Thu 17:00, warning Thu 15:24
     with travel(shanghai(2026, 9, 17, 9, 30)):
+        login(client, tenant, agent)  # signed in again: a session idle for 8 hours ends
         page = client.get(f"/t/{tenant.slug}/").text
     assert re.search(
         r'view=breached">\s*<span[^>]*><span aria-hidden="true">⚠</span> 1</span><span>Breached', page
