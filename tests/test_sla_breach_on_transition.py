@@ -20,7 +20,7 @@ from crm.sla.models import ClockState, ConfigKind, Metric
 from crm.sla.rules import DEFAULT_CALENDAR, Action, Policy, Rule
 from crm.tickets import service as tickets
 from crm.tickets.models import Priority, Ticket
-from tests.conftest import acting_for, login
+from tests.conftest import acting_for, login, requires_postgres
 from tests.test_sla import (
     LUNCH_BREAK_HOURS,
     OPERATOR,
@@ -299,3 +299,32 @@ def test_acting_at_the_due_instant_is_in_time(app, runner, short_desk):
             first = clocks_by_metric(ticket_id)[Metric.FIRST_RESPONSE]
             assert first.state == ClockState.MET and first.breached_at is None
             assert events(session, "clock.breached", ticket_id) == []
+
+
+@requires_postgres
+@pytest.mark.postgres
+def test_a_pause_that_loaded_its_clock_before_the_sweep_recorded_the_breach_records_none(
+    app, runner, short_desk
+):
+    """The transition read the clock (not yet breached), then the sweep breached it and
+    committed: the transition's claim finds the breach taken, takes the row as it now is,
+    and pauses it at the breached due time."""
+    desk = short_desk
+    with travel(WEDNESDAY_5PM) as traveller:
+        ticket_id = received(app, desk)
+        traveller.move_to(RESOLUTION_DUE + timedelta(seconds=20))
+        with acting(app, desk) as session:
+            ticket = session.get(Ticket, ticket_id)
+            stale = clocks_by_metric(ticket_id)[Metric.RESOLUTION]
+            assert stale.breached_at is None
+            run_sweep(app)  # another session: breaches and commits
+            assert stale.breached_at is None  # this session has not looked again
+            tickets.request_information(ticket, "请提供账单。", user=staff(session, desk.agent), ip=None)
+            session.commit()
+            resolution = clocks_by_metric(ticket_id)[Metric.RESOLUTION]
+            assert resolution.state == ClockState.PAUSED
+            assert resolution.breached_at == resolution.due_at == RESOLUTION_DUE
+            [breach] = breaches_of(session, ticket_id, "resolution")
+            assert breach["detected_by"] == "sweep"
+    assert_one_breach_each(app, desk, ticket_id)
+    assert_audit_chain_verifies(runner, desk.tenant)
