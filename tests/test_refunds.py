@@ -161,11 +161,11 @@ def is_preview(response) -> bool:
     return response.status_code == 200 and 'id="preview-heading"' in response.text
 
 
-def confirm_preview(client, preview, button: str, action: str):
-    """Press the button ``button`` (its ``action`` value) of the preview page's form that
-    posts to ``action``."""
+def confirm_preview(client, preview, button: str, action: str, name: str = "action"):
+    """Press the button (named ``name``, of value ``button``) of the preview page's form
+    that posts to ``action``."""
     target, fields = page_form(preview.text, action)
-    fields["action"] = button
+    fields[name] = button
     return client.post(target, data=fields.to_dict(flat=False))
 
 
