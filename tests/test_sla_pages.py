@@ -18,7 +18,8 @@ from werkzeug.datastructures import MultiDict
 
 from crm.audit.models import AuditEvent
 from crm.auth.models import User
-from crm.sla import sweep
+from crm.sla import sweep, versions
+from crm.sla.models import ConfigKind
 from crm.sla.rules import DEFAULT_CALENDAR
 from crm.tickets import service as tickets
 from crm.tickets.models import Ticket
@@ -569,6 +570,37 @@ def test_deadline_rules_assign_built_in_and_custom_profiles_that_new_tickets_fol
     assert "Regulatory final answer" in inquiry_card and "Due end of Fri, Oct 16" in inquiry_card
     assert "(Internal: 30 days)" in inquiry_card
     assert "Source: Board decision 2026-07: every inquiry settled within a month." in inquiry_card
+
+
+def test_a_custom_profile_can_count_a_countrys_official_days_and_move_off_holidays(app, client, signed_in):
+    tenant, _manager = signed_in("manager")
+    url = admin_url(tenant, "deadlines")
+    page = client.get(url).text
+    # Each built-in profile says where its days are counted.
+    assert "Counted in Asia/Shanghai time on the official working days of mainland China" in page
+    assert "Counted in Europe/London time on the official working days of the UK (England and Wales)" in page
+    assert "uk-psd" in page and "Payment Services Regulations 2017 reg. 101" in page
+    response = send_page_form(
+        client,
+        url,
+        {
+            "custom_-0-code": "internal-10",
+            "custom_-0-name": "Internal: 10 days",
+            "custom_-0-days": "10",
+            "custom_-0-unit": "calendar_days",
+            "custom_-0-country": "CN",
+            "custom_-0-roll_forward": "y",
+        },
+    )
+    assert response.status_code == 302
+    fields = form_fields(client.get(url).text)
+    assert (fields["custom_-0-country"], fields["custom_-0-roll_forward"]) == ("CN", "y")
+    with acting_for(app, tenant):
+        [own] = versions.deadline_rules(versions.current(ConfigKind.DEADLINES)).custom
+    assert (own.country, own.timezone, own.roll_forward) == ("CN", "Asia/Shanghai", True)
+    # Saved again unchanged: nothing changes.
+    assert send_page_form(client, url, {}).status_code == 302
+    assert "Nothing changed." in client.get(url).text
 
 
 @pytest.mark.parametrize(
