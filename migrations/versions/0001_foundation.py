@@ -9,7 +9,8 @@ Create Date: 2026-11-27
 import sqlalchemy as sa
 from alembic import op
 
-from crm.columns import UTCDateTime
+# Types and SQL are written out here, never imported from crm: a later change to the app
+# must not change what this migration creates (crm.columns.UTCDateTime is this type).
 
 revision = "0001_foundation"
 down_revision = None
@@ -73,8 +74,8 @@ def upgrade():
         sa.Column("locale", sa.String(length=16), nullable=True),
         sa.Column("session_token", sa.String(length=32), nullable=False),
         sa.Column("created_by_id", BigIntId, nullable=True),
-        sa.Column("access_expires_at", UTCDateTime(), nullable=True),
-        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("access_expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["tenant_id", "created_by_id"],
             ["users.tenant_id", "users.id"],
@@ -90,8 +91,8 @@ def upgrade():
         tenant_id_column(),
         sa.Column("email_digest", sa.String(length=64), nullable=False),
         sa.Column("failures", sa.Integer(), nullable=False),
-        sa.Column("window_started_at", UTCDateTime(), nullable=False),
-        sa.Column("locked_until", UTCDateTime(), nullable=True),
+        sa.Column("window_started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
         tenant_fk("login_throttles"),
         sa.PrimaryKeyConstraint("tenant_id", "email_digest", name=op.f("pk_login_throttles")),
     )
@@ -107,7 +108,7 @@ def upgrade():
         "audit_events",
         tenant_id_column(),
         sa.Column("seq", sa.BigInteger(), nullable=False),
-        sa.Column("occurred_at", UTCDateTime(), nullable=False),
+        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("actor_kind", sa.String(length=16), nullable=False),
         sa.Column("actor_id", sa.String(length=64), nullable=True),
         sa.Column("actor_label", sa.String(length=200), nullable=False),
@@ -136,7 +137,7 @@ def upgrade():
         "audit_inbox",
         tenant_id_column(),
         sa.Column("id", BigIntId, nullable=False),
-        sa.Column("occurred_at", UTCDateTime(), nullable=False),
+        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("actor_kind", sa.String(length=16), nullable=False),
         sa.Column("actor_id", sa.String(length=64), nullable=True),
         sa.Column("actor_label", sa.String(length=200), nullable=False),

@@ -8,7 +8,8 @@ Create Date: 2026-11-28
 import sqlalchemy as sa
 from alembic import op
 
-import crm.columns
+# Types and SQL are written out here, never imported from crm: a later change to the app
+# must not change what this migration creates (crm.columns.UTCDateTime is this type).
 
 
 # revision identifiers, used by Alembic.
@@ -24,7 +25,7 @@ def upgrade():
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('title', sa.String(length=100), nullable=False),
     sa.Column('body', sa.Text(), nullable=False),
-    sa.Column('updated_at', crm.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('tenant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_canned_replies_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_canned_replies')),
@@ -38,7 +39,7 @@ def upgrade():
     sa.Column('email', sa.String(length=254), nullable=True),
     sa.Column('account_ref', sa.String(length=100), nullable=True),
     sa.Column('locale', sa.String(length=16), nullable=False),
-    sa.Column('created_at', crm.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('tenant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_customers_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_customers')),
@@ -78,12 +79,12 @@ def upgrade():
     sa.Column('purchase_date', sa.Date(), nullable=True),
     sa.Column('amount_minor', sa.BigInteger(), nullable=True),
     sa.Column('currency', sa.String(length=3), nullable=False),
-    sa.Column('respond_by', crm.columns.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('respond_by', sa.DateTime(timezone=True), nullable=True),
     sa.Column('needs_manager', sa.Boolean(), nullable=False),
     sa.Column('merged_into_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('created_at', crm.columns.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', crm.columns.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('resolved_at', crm.columns.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('resolved_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('tenant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id', 'assignee_id'], ['users.tenant_id', 'users.id'], name=op.f('fk_tickets_tenant_id_assignee_id_users')),
     sa.ForeignKeyConstraint(['tenant_id', 'customer_id'], ['customers.tenant_id', 'customers.id'], name=op.f('fk_tickets_tenant_id_customer_id_customers')),
@@ -110,8 +111,8 @@ def upgrade():
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.String(length=500), nullable=True),
-    sa.Column('created_at', crm.columns.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('sent_at', crm.columns.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('tenant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id', 'ticket_id'], ['tickets.tenant_id', 'tickets.id'], name=op.f('fk_outbox_messages_tenant_id_ticket_id_tickets')),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_outbox_messages_tenant_id_tenants')),
@@ -125,7 +126,7 @@ def upgrade():
     op.create_table('submission_uses',
     sa.Column('nonce', sa.String(length=64), nullable=False),
     sa.Column('ticket_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('used_at', crm.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('tenant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id', 'ticket_id'], ['tickets.tenant_id', 'tickets.id'], name=op.f('fk_submission_uses_tenant_id_ticket_id_tickets')),
@@ -140,7 +141,7 @@ def upgrade():
     sa.Column('author_user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('body', sa.Text(), nullable=False),
     sa.Column('details', sa.JSON(), nullable=False),
-    sa.Column('created_at', crm.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('tenant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id', 'author_user_id'], ['users.tenant_id', 'users.id'], name=op.f('fk_thread_entries_tenant_id_author_user_id_users')),
     sa.ForeignKeyConstraint(['tenant_id', 'ticket_id'], ['tickets.tenant_id', 'tickets.id'], name=op.f('fk_thread_entries_tenant_id_ticket_id_tickets')),
@@ -154,8 +155,8 @@ def upgrade():
     op.create_table('tracking_links',
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('ticket_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('created_at', crm.columns.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', crm.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('tenant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id', 'ticket_id'], ['tickets.tenant_id', 'tickets.id'], name=op.f('fk_tracking_links_tenant_id_ticket_id_tickets')),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_tracking_links_tenant_id_tenants')),
@@ -172,7 +173,7 @@ def upgrade():
     sa.Column('size', sa.BigInteger(), nullable=False),
     sa.Column('content_type', sa.String(length=64), nullable=False),
     sa.Column('filename', sa.String(length=255), nullable=False),
-    sa.Column('created_at', crm.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('tenant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id', 'entry_id'], ['thread_entries.tenant_id', 'thread_entries.id'], name=op.f('fk_attachments_tenant_id_entry_id_thread_entries')),
     sa.ForeignKeyConstraint(['tenant_id', 'ticket_id'], ['tickets.tenant_id', 'tickets.id'], name=op.f('fk_attachments_tenant_id_ticket_id_tickets')),

@@ -9,7 +9,8 @@ Create Date: 2026-11-28
 from alembic import op
 import sqlalchemy as sa
 
-import crm.columns
+# Types and SQL are written out here, never imported from crm: a later change to the app
+# must not change what this migration creates (crm.columns.UTCDateTime is this type).
 
 # A configuration version is a fact clocks were measured by: never rewritten.
 PG_IMMUTABLE = """
@@ -47,7 +48,7 @@ def upgrade():
     sa.Column('body', sa.JSON(), nullable=False),
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('created_by_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('created_at', crm.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('tenant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id', 'created_by_id'], ['users.tenant_id', 'users.id'], name=op.f('fk_config_versions_tenant_id_created_by_id_users')),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_config_versions_tenant_id_tenants')),
@@ -68,17 +69,17 @@ def upgrade():
     sa.Column('target', sa.Integer(), nullable=False),
     sa.Column('warn_percent', sa.Integer(), nullable=True),
     sa.Column('alerts', sa.Boolean(), nullable=False),
-    sa.Column('started_at', crm.columns.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('due_at', crm.columns.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('warn_at', crm.columns.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('warned_at', crm.columns.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('breached_at', crm.columns.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('met_at', crm.columns.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('stopped_at', crm.columns.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('paused_at', crm.columns.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('due_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('warn_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('warned_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('breached_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('met_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('stopped_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('paused_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('paused_seconds', sa.BigInteger(), nullable=False),
     sa.Column('pauses', sa.JSON(), nullable=False),
-    sa.Column('check_at', crm.columns.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('check_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('tenant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id', 'calendar_version_id'], ['config_versions.tenant_id', 'config_versions.id'], name=op.f('fk_clocks_tenant_id_calendar_version_id_config_versions')),
     sa.ForeignKeyConstraint(['tenant_id', 'config_version_id'], ['config_versions.tenant_id', 'config_versions.id'], name=op.f('fk_clocks_tenant_id_config_version_id_config_versions')),
@@ -97,8 +98,8 @@ def upgrade():
     sa.Column('event', sa.String(length=16), nullable=False),
     sa.Column('subject_type', sa.String(length=16), nullable=False),
     sa.Column('subject_id', sa.BigInteger(), nullable=False),
-    sa.Column('created_at', crm.columns.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('read_at', crm.columns.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('read_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('tenant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id', 'clock_id'], ['clocks.tenant_id', 'clocks.id'], name=op.f('fk_notifications_tenant_id_clock_id_clocks')),
     sa.ForeignKeyConstraint(['tenant_id', 'user_id'], ['users.tenant_id', 'users.id'], name=op.f('fk_notifications_tenant_id_user_id_users')),
@@ -114,8 +115,8 @@ def upgrade():
         batch_op.drop_column('response_hours')
 
     with op.batch_alter_table('tickets', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('due_at', crm.columns.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('warn_at', crm.columns.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('due_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('warn_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.create_index(batch_op.f('ix_tickets_tenant_id_due_at_id'), ['tenant_id', 'due_at', 'id'], unique=False)
 
     # ### end Alembic commands ###

@@ -8,7 +8,8 @@ Create Date: 2026-11-28
 from alembic import op
 import sqlalchemy as sa
 
-import crm.columns
+# Types and SQL are written out here, never imported from crm: a later change to the app
+# must not change what this migration creates (crm.columns.UTCDateTime is this type).
 
 PG_IMMUTABLE = """
 CREATE FUNCTION policy_versions_published_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -49,12 +50,12 @@ def upgrade():
     sa.Column('texts', sa.JSON(), nullable=False),
     sa.Column('terms', sa.JSON(), nullable=False),
     sa.Column('sha256', sa.String(length=64), nullable=True),
-    sa.Column('effective_from', crm.columns.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('published_at', crm.columns.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('effective_from', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('published_by_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('created_by_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('created_at', crm.columns.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', crm.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('tenant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id', 'created_by_id'], ['users.tenant_id', 'users.id'], name=op.f('fk_policy_versions_tenant_id_created_by_id_users')),
     sa.ForeignKeyConstraint(['tenant_id', 'published_by_id'], ['users.tenant_id', 'users.id'], name=op.f('fk_policy_versions_tenant_id_published_by_id_users')),

@@ -8,7 +8,8 @@ Create Date: 2026-11-28
 from alembic import op
 import sqlalchemy as sa
 
-import crm.columns
+# Types and SQL are written out here, never imported from crm: a later change to the app
+# must not change what this migration creates (crm.columns.UTCDateTime is this type).
 
 
 # revision identifiers, used by Alembic.
@@ -29,7 +30,7 @@ def upgrade():
     sa.Column('deadline_on', sa.Date(), nullable=False),
     sa.Column('clock_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('recorded_by_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('created_at', crm.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('tenant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id', 'clock_id'], ['clocks.tenant_id', 'clocks.id'], name=op.f('fk_escalations_tenant_id_clock_id_clocks')),
     sa.ForeignKeyConstraint(['tenant_id', 'recorded_by_id'], ['users.tenant_id', 'users.id'], name=op.f('fk_escalations_tenant_id_recorded_by_id_users')),
@@ -58,11 +59,11 @@ def upgrade():
     sa.Column('note', sa.Text(), nullable=False),
     sa.Column('status', sa.String(length=24), nullable=False),
     sa.Column('proposed_by_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('proposed_at', crm.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('proposed_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('decided_by_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('decided_at', crm.columns.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('decided_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('decision_note', sa.Text(), nullable=True),
-    sa.Column('final_response_at', crm.columns.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('final_response_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('tenant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id', 'decided_by_id'], ['users.tenant_id', 'users.id'], name=op.f('fk_refund_decisions_tenant_id_decided_by_id_users')),
     sa.ForeignKeyConstraint(['tenant_id', 'policy_version_id'], ['policy_versions.tenant_id', 'policy_versions.id'], name=op.f('fk_refund_decisions_tenant_id_policy_version_id_policy_versions')),
@@ -82,10 +83,10 @@ def upgrade():
     sa.Column('amount_minor', sa.BigInteger(), nullable=False),
     sa.Column('method', sa.String(length=24), nullable=False),
     sa.Column('reference', sa.String(length=100), nullable=False),
-    sa.Column('paid_at', crm.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('paid_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('receipt_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('recorded_by_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('recorded_at', crm.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('recorded_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('tenant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id', 'decision_id'], ['refund_decisions.tenant_id', 'refund_decisions.id'], name=op.f('fk_payouts_tenant_id_decision_id_refund_decisions')),
     sa.ForeignKeyConstraint(['tenant_id', 'receipt_id'], ['attachments.tenant_id', 'attachments.id'], name=op.f('fk_payouts_tenant_id_receipt_id_attachments')),

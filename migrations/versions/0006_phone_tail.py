@@ -9,7 +9,10 @@ Create Date: 2026-11-28
 """
 from alembic import op
 
-from crm.customers.models import PHONE_TAIL
+
+# Written out, never imported from crm: a later change to the app must not change what
+# this migration creates. crm.customers.models.PHONE_TAIL declared the same expression.
+PHONE_TAIL = "substr(phone, length(phone) - 3)"
 
 # revision identifiers, used by Alembic.
 revision = '0006_phone_tail'
