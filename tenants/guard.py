@@ -7,12 +7,14 @@ ORM's own relationship loads and flushes):
 
 - SELECT, UPDATE and DELETE of an entity, in joins and subqueries too, and the lazy and
   eager loads they lead to: ``tenant_id = <tenant in context>`` is added to each
-  (``with_loader_criteria``), and to an ORM bulk UPDATE or DELETE by primary key.
+  (``with_loader_criteria``), and to an ORM bulk UPDATE by primary key (a list of
+  rows), which ignores loader criteria: there it is written into the WHERE clause.
 - An UPDATE never sets ``tenant_id``. Every row an INSERT writes (``values()``, multiple
   values, a list of rows) carries the tenant in context. INSERT ... FROM SELECT and
   ON CONFLICT DO UPDATE are refused: the rows they touch cannot be checked here.
-- A Core statement (on a ``Table``) naming a tenant-owned table is refused: the tenant
-  condition cannot be attached to it. Use the entity, or a connection (below).
+- A statement with no mapped class in it (Core, on ``Table`` objects) that names a
+  tenant-owned table is refused: the tenant condition cannot be attached to it. Use the
+  mapped class, or a connection (below).
 - Identity-map hits, which emit no SQL: ``Session.get``/``get_one`` and many-to-one lazy
   loads by primary key treat another tenant's object as absent (they then ask the
   database, under the tenant condition), and ``merge`` onto one is refused.
@@ -27,6 +29,8 @@ What it does not cover:
 - Raw SQL (``text()``, also inside ``select(...).from_statement()``), and any statement
   run on a ``Connection`` (``session.connection().execute``, ``engine.connect()``). Such
   code names its tenant itself, with a comment saying why.
+- A tenant-owned ``Table`` (rather than its mapped class) inside an ORM statement, say
+  in a subquery: only mapped classes get the tenant condition.
 - Statements run with the execution option ``tenant_guard=False``: the named paths that
   span tenants (the SLA sweep's scan for due clocks).
 - Reloading the expired or deferred attributes of an object already in hand (after a
