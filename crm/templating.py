@@ -36,28 +36,42 @@ def link_own_urls(text: str | None) -> Markup:
     return Markup(_URL.sub(link, escaped))
 
 
+def _day_and_time(local: datetime, *, with_year: bool) -> str:
+    """The one way times read on our pages: "Thu, Dec 3, 2026 16:31" / "2026年12月3日周四 16:31"."""
+    day = format_skeleton("yMMMEd" if with_year else "MMMEd", local, locale=get_locale())
+    return f"{day} {local:%H:%M}"
+
+
 def local_time(moment: datetime | None, style: str = "medium") -> str:
-    """An instant in the tenant's time zone and the page's language."""
-    return format_datetime(moment, style) if moment else ""
+    """An instant in the tenant's time zone and the page's language; "full" and "long"
+    spell the date out, every other style reads as ``_day_and_time``."""
+    if moment is None:
+        return ""
+    if style in ("full", "long"):
+        return format_datetime(moment, style)
+    return _day_and_time(moment.astimezone(get_timezone()), with_year=True)
 
 
 def local_time_zoned(moment: datetime | None) -> str:
     """A local time that says which zone it is in, for promises made to customers."""
     if moment is None:
         return ""
-    return f"{format_datetime(moment, 'medium')} ({get_timezone_name(get_timezone(), locale=get_locale())})"
+    return f"{local_time(moment)} ({time_zone_label()})"
 
 
 def weekday_time(moment: datetime | None) -> str:
-    """A deadline as people say it: "Tue, Oct 6 14:30" / "10月6日周二 14:30"."""
+    """A deadline as people say it: "Tue, Oct 6 14:30" / "10月6日周二 14:30" (the year
+    only when it is not this one)."""
     if moment is None:
         return ""
     local = moment.astimezone(get_timezone())
+    this_year = local.year == datetime.now(local.tzinfo).year
     if (local.hour, local.minute, local.second) == (0, 0, 0):
         # A deadline "within N days" ends at midnight: say the day it ends.
         day = local - timedelta(days=1)
-        return str(_l("end of %(day)s", day=format_skeleton("MMMEd", day, locale=get_locale())))
-    return f"{format_skeleton('MMMEd', local, locale=get_locale())} {local:%H:%M}"
+        skeleton = "MMMEd" if this_year else "yMMMEd"
+        return str(_l("end of %(day)s", day=format_skeleton(skeleton, day, locale=get_locale())))
+    return _day_and_time(local, with_year=not this_year)
 
 
 def time_zone_label() -> str:

@@ -578,7 +578,7 @@ def test_the_public_page_shows_number_effective_date_hash_text_and_terms(app, cl
     body = page.text
     sha = stored_row(app, tenant, number)["sha256"]
     assert "Huabei Telecom" in body and "Refund policy, version 1" in body
-    assert "Effective from Sep 14, 2026, 10:00:00" in body
+    assert "Effective from Mon, Sep 14, 2026 10:00" in body
     assert f'<span class="font-monospace">{sha}</span>' in body
     assert "<h1>Refund policy</h1>" in body and "<strong>Cooling-off.</strong>" in body
     for shown in (

@@ -844,8 +844,8 @@ def test_the_queue_lists_breached_and_breaching_tickets_and_sorts_by_next_due(ap
 
 
 def shown_time(moment: datetime) -> str:
-    """A time as the customer's pages print it (CLDR's medium format, in Shanghai)."""
-    return moment.astimezone(SHANGHAI).strftime("%b %-d, %Y, %-I:%M:%S\u202f%p")
+    """A time as the customer's pages print it (day, date and 24-hour time, in Shanghai)."""
+    return moment.astimezone(SHANGHAI).strftime("%a, %b %-d, %Y %H:%M")
 
 
 def test_the_receipt_and_tracking_page_promise_the_deadlines_and_say_when_they_pause(
