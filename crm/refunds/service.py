@@ -13,6 +13,7 @@ policy version's id and hash where one applies; the caller commits.
   of the policy's ``payout_days`` calendar days.
 """
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -262,21 +263,35 @@ def check_proposal(ticket: Ticket, proposal: Proposal, *, user: User) -> Checked
 
 @dataclass(frozen=True)
 class DecisionPreview:
-    """What recording a decision will do: wait for a manager (and why), or send the
+    """What recording ``decision`` will do: wait for a manager (and why), or send the
     customer ``outgoing``."""
 
+    decision: RefundDecision  # not saved
     waits_for: tuple[str, ...]
     outgoing: resolution.Outgoing | None
 
     @property
     def sha256(self) -> str:
-        return self.outgoing.sha256 if self.outgoing else digest("waits:" + ",".join(self.waits_for))
+        """The digest of what the preview shows: the decision, and what the customer gets."""
+        decision = self.decision
+        shown = [
+            list(self.waits_for),
+            decision.policy_version_id,
+            decision.outcome,
+            decision.amount_minor,
+            decision.reason_code,
+            decision.clause,
+            self.outgoing.sha256 if self.outgoing else None,
+        ]
+        return digest(json.dumps(shown))
 
 
 def _preview_of(ticket: Ticket, checked: Checked, user: User) -> DecisionPreview:
     if checked.waits_for:
-        return DecisionPreview(checked.waits_for, None)
-    return DecisionPreview((), _final_outgoing(ticket, checked.decision, checked.version, user))
+        return DecisionPreview(checked.decision, checked.waits_for, None)
+    return DecisionPreview(
+        checked.decision, (), _final_outgoing(ticket, checked.decision, checked.version, user)
+    )
 
 
 def _final_outgoing(
