@@ -33,6 +33,8 @@ class User(TenantScoped, UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     locale: Mapped[str | None] = mapped_column(String(16))
+    # Whether notifications (deadlines, customers' replies, approvals) also come by email.
+    email_notifications: Mapped[bool] = mapped_column(Boolean, default=True)
     # Part of the session cookie's identity: rotating it ends every session of the user
     # (a password change, a deactivation); logging out or idling ends one StaffSession.
     session_token: Mapped[str] = mapped_column(String(32), default=new_session_token)

@@ -17,6 +17,8 @@ from crm.auth.models import User
 from crm.errors import DomainError
 from crm.extensions import db
 from crm.i18n import SESSION_KEY, SUPPORTED_LOCALES
+from crm.notify import staff as staff_notices
+from crm.notify.forms import NotificationsForm
 from crm.tickets.queue import desk_summary
 from crm.webforms import show_error
 from tenants import current_tenant
@@ -169,6 +171,8 @@ def home():
 def account():
     password_form = PasswordForm(prefix="pw")
     language_form = LanguageForm(prefix="lang", locale=current_user.locale or "")
+    by_email = "on" if staff_notices.wants_email(current_user) else "off"
+    notify_form = NotificationsForm(prefix="notify", email_notifications=by_email)
     status = 200
     if request.method == "POST":
         status = 400
@@ -194,8 +198,19 @@ def account():
             db.session.commit()
             session.pop(SESSION_KEY, None)
             return redirect(url_for("auth.account"))
+        elif "notify-email_notifications" in request.form and notify_form.validate():
+            wanted = notify_form.email_notifications.data == "on"
+            staff_notices.set_email_notifications(current_user, wanted, actor=current_actor())
+            db.session.commit()
+            flash(_("Your notification settings are saved."), "success")
+            return redirect(url_for("auth.account"))
     return (
-        render_template("auth/account.html", password_form=password_form, language_form=language_form),
+        render_template(
+            "auth/account.html",
+            password_form=password_form,
+            language_form=language_form,
+            notify_form=notify_form,
+        ),
         status,
     )
 

@@ -31,6 +31,7 @@ from crm.columns import utcnow
 from crm.errors import Conflict, DomainError
 from crm.extensions import db
 from crm.money import format_money
+from crm.notify import staff as staff_notices
 from crm.policies import service as policies
 from crm.policies.models import PolicyVersion
 from crm.provisioning.service import tenant_settings
@@ -355,6 +356,8 @@ def propose(
     )
     if waits:
         tickets.change_status(ticket, Status.PENDING_APPROVAL, actor=actor, user=user)
+        waiting = staff_notices.TicketEvent.NEEDS_APPROVAL
+        staff_notices.tell(ticket, waiting, approvers(ticket, decision), to="managers")
     else:
         decision.decided_by_id, decision.decided_at = user.id, utcnow()
         _finalise(ticket, decision, version, user=user, ip=ip)
@@ -396,6 +399,13 @@ def may_approve(ticket: Ticket, decision: RefundDecision | None, user: User) -> 
     except DomainError:
         return False
     return True
+
+
+def approvers(ticket: Ticket, decision: RefundDecision) -> list[User]:
+    """Whom a decision waiting for approval is for: the managers who may approve it (or,
+    should none of them, every manager and admin but its author, so it is not left unseen)."""
+    managers = [manager for manager in staff_notices.managers() if manager.id != decision.proposed_by_id]
+    return [manager for manager in managers if may_approve(ticket, decision, manager)] or managers
 
 
 def preview_approval(ticket: Ticket, *, user: User) -> resolution.Outgoing:

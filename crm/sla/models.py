@@ -134,7 +134,9 @@ class Clock(TenantScoped, db.Model):
 
 
 class Notification(TenantScoped, db.Model):
-    """An in-app notice for one staff member; one per user, clock and event at most."""
+    """An in-app notice for one staff member: a clock's warning or breach (one per user,
+    clock and event at most), or a ticket event with no clock (a customer's reply, "not
+    satisfied", a decision waiting for approval; see crm.notify.staff)."""
 
     __tablename__ = "notifications"
     __table_args__ = (
@@ -147,8 +149,8 @@ class Notification(TenantScoped, db.Model):
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     user_id: Mapped[int] = mapped_column(BigIntId)
-    clock_id: Mapped[int] = mapped_column(BigIntId)
-    event: Mapped[str] = mapped_column(String(16))  # "warned" or "breached"
+    clock_id: Mapped[int | None] = mapped_column(BigIntId)
+    event: Mapped[str] = mapped_column(String(16))  # "warned", "breached" or a ticket event
     subject_type: Mapped[str] = mapped_column(String(16))
     subject_id: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

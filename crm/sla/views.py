@@ -25,7 +25,7 @@ from crm.sla.forms import (
     deadlines_form,
     policy_form,
 )
-from crm.sla.labels import COUNTRY_LABELS, EVENT_LABELS, METRIC_LABELS, UNIT_LABELS
+from crm.sla.labels import COUNTRY_LABELS, METRIC_LABELS, UNIT_LABELS
 from crm.sla.models import ConfigKind
 from crm.tickets.service import list_assignable_users
 from crm.webforms import show_error
@@ -314,7 +314,7 @@ def notifications():
     return render_template(
         "sla/notifications.html",
         rows=notices.recent(current_user.id),
-        event_labels=EVENT_LABELS,
+        event_labels=notices.LABELS,
         metric_labels=METRIC_LABELS,
     )
 

@@ -25,6 +25,7 @@ from crm.files.models import Attachment
 from crm.files.storage import RefusedFile, store
 from crm.money import format_money
 from crm.notify import service as notify
+from crm.notify import staff as staff_notices
 from crm.notify.models import TRACKING_LINK_SLOT
 from crm.policies import service as policies
 from crm.provisioning.models import AgentDisplay, TenantSettings
@@ -974,3 +975,5 @@ def not_satisfied(ticket: Ticket, body: str, *, ip: str | None) -> None:
 @event.listens_for(Session, "after_rollback")
 def _forget_received(session: Session, *args) -> None:
     session.info.pop(RECEIVED_KEY, None)
+    staff_notices.tell_assignee(ticket, staff_notices.TicketEvent.CUSTOMER_REPLIED)
+    staff_notices.tell_assignee(ticket, staff_notices.TicketEvent.NOT_SATISFIED)

@@ -1,0 +1,23 @@
+"""The staff member's choice of how notifications reach them (on the account page)."""
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import RadioField, SelectChoice
+from wtforms.validators import InputRequired
+
+NOTIFICATION_CHOICES = [
+    SelectChoice("on", _l("In the app and by email")),
+    SelectChoice("off", _l("In the app only")),
+]
+
+
+class NotificationsForm(FlaskForm):
+    email_notifications = RadioField(
+        _l("Notifications"),
+        choices=NOTIFICATION_CHOICES,
+        validators=[InputRequired(_l("Choose how notifications reach you."))],
+        description=_l(
+            "Deadlines near or missed, customers' replies, customers not satisfied, and refund "
+            "decisions waiting for your approval."
+        ),
+    )
