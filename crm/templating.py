@@ -52,6 +52,14 @@ def local_time(moment: datetime | None, style: str = "medium") -> str:
     return _day_and_time(moment.astimezone(get_timezone()), with_year=True)
 
 
+def iso_local_time(text: str | None) -> str:
+    """An ISO-8601 instant kept as text (a thread entry's details), as ``local_time``."""
+    try:
+        return local_time(datetime.fromisoformat(text)) if text else ""
+    except ValueError:
+        return text or ""
+
+
 def local_time_zoned(moment: datetime | None) -> str:
     """A local time that says which zone it is in, for promises made to customers."""
     if moment is None:
@@ -84,6 +92,7 @@ def init_templating(app: Flask) -> None:
     app.jinja_env.filters["link_own_urls"] = link_own_urls
     app.jinja_env.filters["weekday_time"] = weekday_time
     app.jinja_env.filters["local_time_zoned"] = local_time_zoned
+    app.jinja_env.filters["iso_local_time"] = iso_local_time
     app.jinja_env.globals["time_zone_label"] = time_zone_label
 
     @app.context_processor

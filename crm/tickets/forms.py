@@ -5,6 +5,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     DateField,
+    DateTimeLocalField,
     EmailField,
     FileField,
     MultipleFileField,
@@ -217,6 +218,22 @@ class AssignForm(FlaskForm):
 
 class PriorityForm(FlaskForm):
     priority = SelectField(_l("Priority"), choices=_choices(PRIORITY_LABELS))
+
+
+class ReceivedAtForm(FlaskForm):
+    """When a complaint a staff member logged late truly came in."""
+
+    received_at = DateTimeLocalField(
+        _l("It came in at"),
+        format=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"],
+        validators=[InputRequired(REQUIRED)],
+        description=_l("In the desk's time zone. Regulatory deadlines count from this time."),
+    )
+    reason = TextAreaField(
+        _l("Why the ticket was logged later"),
+        validators=[DataRequired(REQUIRED), _too_long(500)],
+        render_kw={"rows": 2},
+    )
 
 
 class MergeForm(FlaskForm):

@@ -146,6 +146,9 @@ class Ticket(TenantScoped, db.Model):
     policy_version_id: Mapped[int | None] = mapped_column(BigIntId)
     merged_into_id: Mapped[int | None] = mapped_column(BigIntId)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When the request truly came in, if staff logged it later (regulatory deadlines count
+    # from it); None: when it was logged, ``created_at``.
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -161,6 +164,10 @@ class Ticket(TenantScoped, db.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATES
+
+    @property
+    def receipt_time(self) -> datetime:
+        return self.received_at or self.created_at
 
     @property
     def requester(self) -> Requester:

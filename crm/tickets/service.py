@@ -3,7 +3,7 @@ the thread entry a person will read, and queues its audit event; the caller comm
 
 import secrets
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from babel.numbers import get_currency_precision
@@ -56,6 +56,8 @@ RECEIVED_KEY = "tickets_received"
 MAX_FILES = 5
 MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_DESCRIPTION = 20_000
+# How long after it came in a request can still be logged against its true time.
+MAX_LATE_LOGGING_DAYS = 90
 # All the files a customer may add to one ticket, with the form and every reply.
 CUSTOMER_FILES_PER_TICKET = 20
 CUSTOMER_BYTES_PER_TICKET = 50 * 2**20
@@ -234,9 +236,7 @@ def check_currency(code: str | None) -> str:
     if not code:
         return accepted[0]
     if code not in accepted:
-        raise DomainError(
-            _l("We take refund requests in %(codes)s.", codes=", ".join(accepted)), "currency"
-        )
+        raise DomainError(_l("We take refund requests in %(codes)s.", codes=", ".join(accepted)), "currency")
     return code
 
 
@@ -906,6 +906,46 @@ def withdraw_by_staff(ticket: Ticket, *, user: User, ip: str | None) -> None:
 
 
 def _check_customer_quota(ticket: Ticket, uploads: list[Upload]) -> None:
+def set_receipt_time(
+    ticket: Ticket, received_at: datetime, reason: str, *, user: User, ip: str | None
+) -> None:
+    """Staff say when a request they logged late truly came in, and why it was logged
+    later: the ticket's regulatory deadlines then count from that time (the desk's own SLA
+    clocks keep theirs). Recorded in the thread and the audit trail."""
+    _check_open(ticket)
+    reason = check_text(reason, "reason", 500, required=True)
+    if received_at.tzinfo is None:
+        raise DomainError(_l("Give the date and time it came in."), "received_at")
+    if received_at < ticket.created_at - timedelta(days=MAX_LATE_LOGGING_DAYS):
+        raise DomainError(
+            _l("A request logged more than %(n)d days late needs a new ticket.", n=MAX_LATE_LOGGING_DAYS),
+            "received_at",
+        )
+    actor = staff_actor(user, ip)
+    before = ticket.receipt_time
+    clocks.move_receipt(ticket, received_at, actor=actor)
+    ticket.received_at = received_at
+    _add_entry(
+        ticket,
+        EntryKind.SYSTEM_EVENT,
+        author_kind="staff",
+        author=user,
+        body=reason,
+        details={"received_at": received_at.isoformat(), "logged_at": ticket.created_at.isoformat()},
+    )
+    record(
+        "ticket.receipt_time_set",
+        "ticket",
+        ticket.id,
+        actor=actor,
+        data={
+            "before": before.isoformat(),
+            "after": received_at.isoformat(),
+            "reason_sha256": digest(reason),
+        },
+    )
+
+
     """What a tracking link may add to one ticket, in all: a leaked link cannot fill the
     disk, and no real case needs more."""
     if not uploads:

@@ -7,6 +7,7 @@ the error beside what was typed.
 """
 
 from collections.abc import Callable
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import format_decimal, format_timedelta, ngettext
@@ -44,6 +45,7 @@ from crm.tickets.forms import (
     NoteForm,
     PriorityForm,
     QueueForm,
+    ReceivedAtForm,
     ReplyForm,
     RequestInfoForm,
 )
@@ -84,6 +86,7 @@ ACTION_FORMS: dict[str, type[FlaskForm]] = {
     "assign": AssignForm,
     "priority": PriorityForm,
     "merge": MergeForm,
+    "received": ReceivedAtForm,
     "close": CloseForm,
 }
 QUEUE_PARAMS = ("view", "q", "status", "kind", "priority", "reason", "assignee", "sort")
@@ -450,6 +453,23 @@ def reopen(number: int):
         service.reopen(ticket, user=_me(), ip=client_ip())
 
     return _act(number, perform, _said(_("Ticket reopened.")))
+
+
+@bp.route("/tickets/<int:number>/received-at", methods=["POST"])
+@requires("tickets.work")
+def received_at(number: int):
+    """The true time of receipt of a request logged late, in the desk's time zone."""
+
+    def perform(ticket, form):
+        local = form.received_at.data.replace(tzinfo=ZoneInfo(current_tenant().timezone))
+        service.set_receipt_time(ticket, local, form.reason.data, user=_me(), ip=client_ip())
+
+    return _act(
+        number,
+        perform,
+        _said(_("Time of receipt recorded; the regulatory deadlines count from it.")),
+        slot="received",
+    )
 
 
 @bp.route("/tickets/<int:number>/withdraw", methods=["POST"])

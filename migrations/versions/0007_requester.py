@@ -1,4 +1,5 @@
-"""The requester's details as submitted, kept on each ticket (issue 10).
+"""The requester's details as submitted, kept on each ticket (issue 10), and the true
+time of receipt of a request staff logged late (issue 11).
 
 Mail about a ticket goes to the address given for that ticket, and staff see and search
 the details typed for it; the customer record a ticket links to is history only. Existing
@@ -30,6 +31,7 @@ def upgrade():
     op.add_column(
         "tickets", sa.Column("requester_name", sa.String(length=200), nullable=False, server_default="")
     )
+    op.add_column("tickets", sa.Column("received_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("tickets", sa.Column("requester_phone", sa.String(length=20), nullable=True))
     op.add_column("tickets", sa.Column("requester_email", sa.String(length=254), nullable=True))
     op.add_column(
@@ -75,3 +77,4 @@ def downgrade():
         batch_op.drop_column("requester_email")
         batch_op.drop_column("requester_phone")
         batch_op.drop_column("requester_name")
+        batch_op.drop_column("received_at")
