@@ -34,6 +34,7 @@ from tests.test_sla import (
     run_sweep,
     shanghai,
     staff,
+    staff_mail,
     travel,
 )
 
@@ -254,6 +255,12 @@ def test_a_transition_first_then_the_sweep_records_one_breach(app, runner, short
                 assert by_metric[metric].breached_at == due
                 [breach] = breaches_of(session, ticket_id, metric)
                 assert breach["detected_by"] == "stopped"
+            # One email each for both deadlines, as the sweep would send.
+            mail = staff_mail(session, desk)
+            assert sorted(m.to_address for m in mail) == sorted(
+                user.email for user in (desk.agent, desk.manager, desk.admin)
+            )
+            assert {m.subject for m in mail} == {"2 deadlines need attention"}
         traveller.move_to(RESOLUTION_DUE + timedelta(minutes=1))
         run_sweep(app)
         assert_one_breach_each(app, desk, ticket_id)

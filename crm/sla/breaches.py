@@ -10,7 +10,7 @@ whichever comes first records it and the other finds nothing left to do.
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -25,7 +25,6 @@ from crm.audit.service import Actor, record
 from crm.auth.models import User
 from crm.columns import utcnow
 from crm.extensions import db, insert_new
-from crm.notify import staff as staff_notices
 from crm.notify.service import queue_email
 from crm.sla import rules, versions
 from crm.sla.labels import EVENT_LABELS, METRIC_LABELS
@@ -42,6 +41,8 @@ ESCALATIONS = (rules.Action.RAISE_PRIORITY, rules.Action.REASSIGN)
 RAISED = {Priority.LOW: Priority.NORMAL, Priority.NORMAL: Priority.HIGH, Priority.HIGH: Priority.URGENT}
 WARNED, BREACHED = "warned", "breached"
 SWEEP = "sweep"
+# Transitions that end the clock: a breach they find gets no escalation.
+ENDING = frozenset({"met", "stopped"})
 
 
 @dataclass
@@ -68,14 +69,15 @@ def act(
     breached: Iterable[Clock],
     now: datetime,
     *,
-    detected_by: str = SWEEP,
-    escalate: bool = True,
+    detected_by: Mapping[int, str] | None = None,
 ) -> Outcome:
     """Record the warnings and breaches just claimed for these clocks (their
     ``warned_at``/``breached_at`` already set), run each breached clock's actions and tell
-    the people concerned. ``escalate`` False leaves out the actions that change the
-    ticket (raising its priority, reassigning it): for a clock that is met or stopped
-    as the breach is noticed, there is nothing left to hurry."""
+    the people concerned, one email each for the lot. ``detected_by`` names, by clock id,
+    the transition that noticed a breach (the sweep otherwise); one that ends the clock
+    (met, stopped) leaves out the actions that change the ticket (raising its priority,
+    reassigning it): there is nothing left to hurry."""
+    detected_by = detected_by or {}
     warned, breached = sorted(warned, key=_by_id), sorted(breached, key=_by_id)
     clocks = {clock.id: clock for clock in (*warned, *breached)}
     ticket_ids = [clock.subject_id for clock in clocks.values() if clock.subject_type == "ticket"]
@@ -88,13 +90,14 @@ def act(
     }
     outcome = Outcome(warned=len(warned), breached=len(breached))
     for clock in warned:
-        _record(clock, WARNED, now, detected_by)
+        _record(clock, WARNED, now, SWEEP)
         assignee = _assignee(batch, clock)
         to = "assignee" if assignee else "managers"
         batch.notices += [(user, clock, WARNED, to) for user in assignee or _managers(batch)]
     for clock in breached:
-        _record(clock, BREACHED, now, detected_by)
-        outcome.actions += _run_breach_actions(batch, clock, escalate=escalate)
+        how = detected_by.get(clock.id, SWEEP)
+        _record(clock, BREACHED, now, how)
+        outcome.actions += _run_breach_actions(batch, clock, escalate=how not in ENDING)
     outcome.actions += _notify(batch)
     return outcome
 
@@ -117,19 +120,22 @@ def overdue(clocks: Iterable[Clock], at: datetime) -> list[Clock]:
     ]
 
 
-def record_overdue(clocks: Iterable[Clock], at: datetime, *, detected_by: str, escalate: bool) -> list[Clock]:
+def record_overdue(by_transition: Mapping[str, Iterable[Clock]], at: datetime) -> list[Clock]:
     """A transition at ``at`` checks its own clocks before it changes them: each one
-    already past its due time gets its breach recorded now, at the due time, exactly as
-    the sweep would have, unless the sweep (or another transition) got there first. The
-    clocks whose breach this call recorded.
+    already past its due time gets its breach recorded now, at the due time, as the sweep
+    would have, unless the sweep (or another transition) got there first. The clocks come
+    by the transition about to change them ("paused", "met", "stopped", "resumed",
+    "retargeted", "restarted"); the ones whose breach this call recorded are returned.
 
     The session is flushed first, so the claim sees the clocks' current due times (a
     retarget's new one included); afterwards the clock objects agree with their rows."""
-    candidates = overdue(clocks, at)
-    if not candidates:
+    transition = {clock.id: name for name, clocks in by_transition.items() for clock in overdue(clocks, at)}
+    if not transition:
         return []
     db.session.flush()
-    by_id = {clock.id: clock for clock in candidates}
+    by_id = {
+        clock.id: clock for clocks in by_transition.values() for clock in clocks if clock.id in transition
+    }
     claimed = db.session.execute(
         update(Clock)
         .where(
@@ -152,7 +158,7 @@ def record_overdue(clocks: Iterable[Clock], at: datetime, *, detected_by: str, e
             db.session.refresh(clock)
     breached = [by_id[clock_id] for clock_id in sorted(claimed_ids)]
     if breached:
-        act((), breached, at, detected_by=detected_by, escalate=escalate)
+        act((), breached, at, detected_by=transition)
     return breached
 
 
@@ -175,7 +181,8 @@ def _record(clock: Clock, event: str, now: datetime, detected_by: str) -> None:
 
 def _managers(batch: _Batch) -> list[User]:
     if batch.managers is None:
-        batch.managers = staff_notices.managers()
+        query = select(User).where(User.active.is_(True), User.role.in_((Role.MANAGER, Role.ADMIN)))
+        batch.managers = [user for user in db.session.scalars(query.order_by(User.id)) if user.is_active]
     return batch.managers
 
 
@@ -271,8 +278,7 @@ def _notify(batch: _Batch) -> int:
         _act(batch.clocks[clock_id], f"notify_{event}", {"to": to, "user_ids": sorted(user_ids)})
     users = {user.id: user for user, _clock, _event, _to in fresh}
     for user_id, items in by_user.items():
-        if staff_notices.wants_email(users[user_id]):
-            _email(users[user_id], items, batch)
+        _email(users[user_id], items, batch)
     return len(fresh)
 
 

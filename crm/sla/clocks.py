@@ -404,7 +404,7 @@ def _meet_unfinished(
     """Meet those of ``clocks`` of ``metrics`` still running or paused; the ones met.
     One met after its due time is breached first, if nobody has recorded that yet."""
     met = [c for c in clocks if c.metric in metrics and c.state in UNFINISHED]
-    breaches.record_overdue(met, at, detected_by="met", escalate=False)
+    breaches.record_overdue({"met": met}, at)
     for clock in met:
         _finish(clock, at, ClockState.MET)
     return met
@@ -458,7 +458,7 @@ def on_priority_change(ticket: Ticket, *, actor: Actor) -> None:
         retargeted.append(clock)
     _apply(ticket, {"retargeted": retargeted}, clocks, actor)
     # A shorter target may put the due time in the past: that is a breach now, at it.
-    breaches.record_overdue(retargeted, utcnow(), detected_by="retargeted", escalate=True)
+    breaches.record_overdue({"retargeted": retargeted}, utcnow())
 
 
 def move_receipt(ticket: Ticket, received_at: datetime, *, actor: Actor) -> list[Clock]:
@@ -479,7 +479,7 @@ def move_receipt(ticket: Ticket, received_at: datetime, *, actor: Actor) -> list
         clock.started_at = received_at
         reschedule(clock)
     _apply(ticket, {"restarted": moved}, clocks, actor)
-    breaches.record_overdue(moved, utcnow(), detected_by="restarted", escalate=True)
+    breaches.record_overdue({"restarted": moved}, utcnow())
     return moved
 
 
@@ -547,9 +547,7 @@ def on_status_change(
     # Each clock checks its own due time before it changes: one past it is breached now,
     # at its due time, whether or not the sweep has come by. A clock that goes on
     # (paused) gets the rule's escalations too; one that ends here only tells people.
-    breaches.record_overdue(changes["paused"], at, detected_by="paused", escalate=True)
-    breaches.record_overdue(changes["met"], at, detected_by="met", escalate=False)
-    breaches.record_overdue(changes["stopped"], at, detected_by="stopped", escalate=False)
+    breaches.record_overdue({name: changes[name] for name in ("paused", "met", "stopped")}, at)
     for clock in changes["paused"]:
         _pause(clock, at, Status.AWAITING_CUSTOMER)
     for clock in changes["resumed"]:
@@ -560,4 +558,4 @@ def on_status_change(
     _apply(ticket, changes, clocks, actor)
     # A resumed clock's new due time is after the resumption, unless it was paused with no
     # business time left; that too is a breach now.
-    breaches.record_overdue(changes["resumed"], at, detected_by="resumed", escalate=True)
+    breaches.record_overdue({"resumed": changes["resumed"]}, at)
