@@ -897,15 +897,6 @@ def merge(duplicate: Ticket, target: Ticket, *, user: User, ip: str | None) -> N
     )
 
 
-def withdraw_by_staff(ticket: Ticket, *, user: User, ip: str | None) -> None:
-    """The customer withdrew by phone or email; staff record it."""
-    _set_status(ticket, Status.WITHDRAWN, staff_actor(user, ip), author_kind="staff", author=user)
-
-
-# --- the customer's actions (tracking page) ----------------------------------------------
-
-
-def _check_customer_quota(ticket: Ticket, uploads: list[Upload]) -> None:
 def set_receipt_time(
     ticket: Ticket, received_at: datetime, reason: str, *, user: User, ip: str | None
 ) -> None:
@@ -946,6 +937,15 @@ def set_receipt_time(
     )
 
 
+def withdraw_by_staff(ticket: Ticket, *, user: User, ip: str | None) -> None:
+    """The customer withdrew by phone or email; staff record it."""
+    _set_status(ticket, Status.WITHDRAWN, staff_actor(user, ip), author_kind="staff", author=user)
+
+
+# --- the customer's actions (tracking page) ----------------------------------------------
+
+
+def _check_customer_quota(ticket: Ticket, uploads: list[Upload]) -> None:
     """What a tracking link may add to one ticket, in all: a leaked link cannot fill the
     disk, and no real case needs more."""
     if not uploads:
@@ -981,6 +981,7 @@ def customer_reply(ticket: Ticket, body: str, *, ip: str | None, uploads: list[U
     if ticket.status == Status.AWAITING_CUSTOMER:
         _set_status(ticket, Status.OPEN, actor, author_kind="customer")
     clocks.on_customer_message(ticket, actor=actor)
+    staff_notices.tell_assignee(ticket, staff_notices.TicketEvent.CUSTOMER_REPLIED)
     return entry
 
 
@@ -1009,11 +1010,10 @@ def not_satisfied(ticket: Ticket, body: str, *, ip: str | None) -> None:
         actor=actor,
         data={"why": "customer_not_satisfied"},
     )
+    staff_notices.tell_assignee(ticket, staff_notices.TicketEvent.NOT_SATISFIED)
 
 
 @event.listens_for(Session, "after_commit")
 @event.listens_for(Session, "after_rollback")
 def _forget_received(session: Session, *args) -> None:
     session.info.pop(RECEIVED_KEY, None)
-    staff_notices.tell_assignee(ticket, staff_notices.TicketEvent.CUSTOMER_REPLIED)
-    staff_notices.tell_assignee(ticket, staff_notices.TicketEvent.NOT_SATISFIED)
