@@ -768,7 +768,7 @@ def assign(ticket: Ticket, assignee_id: int | None, *, user: User, ip: str | Non
     """Give the ticket to someone who works tickets, or to nobody (``None``)."""
     if assignee_id is not None and assignee_id not in {staff.id for staff in list_assignable_users()}:
         raise NotFound(_l("No active user has that id."), "assignee_id")
-    _change(ticket, "assignee_id", assignee_id, "ticket.assigned", staff_actor(user, ip))
+    _change(ticket, "assignee_id", assignee_id, "ticket.assigned", staff_actor(user, ip), author=user)
 
 
 def set_priority(ticket: Ticket, priority: str, *, user: User, ip: str | None) -> None:
@@ -779,18 +779,25 @@ def set_priority(ticket: Ticket, priority: str, *, user: User, ip: str | None) -
     if priority == ticket.priority:
         return
     actor = staff_actor(user, ip)
-    _change(ticket, "priority", priority, "ticket.priority_changed", actor)
+    _change(ticket, "priority", priority, "ticket.priority_changed", actor, author=user)
     clocks.on_priority_change(ticket, actor=actor)
 
 
-def _change(ticket: Ticket, field_name: str, value, action: str, actor: Actor) -> None:
-    """Set one field of the ticket, recording it before and after (if it changes)."""
+def _change(ticket: Ticket, field_name: str, value, action: str, actor: Actor, *, author: User) -> None:
+    """Set one field of the ticket, recording it before and after (if it changes), in the
+    audit trail and as an event in the ticket's timeline ("Assigned to X by Y")."""
     before = getattr(ticket, field_name)
     if before == value:
         return
     record(action, "ticket", ticket.id, actor=actor, data={"before": before, "after": value})
     setattr(ticket, field_name, value)
-    ticket.updated_at = utcnow()
+    _add_entry(
+        ticket,
+        EntryKind.SYSTEM_EVENT,
+        author_kind="staff",
+        author=author,
+        details={"changed": field_name, "from": before, "to": value},
+    )
 
 
 def resolve(
