@@ -12,7 +12,7 @@ from flask import abort, request
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
-from crm.audit.service import Actor
+from crm.audit.service import Actor, record
 
 
 class Role(enum.StrEnum):
@@ -89,3 +89,13 @@ def current_actor() -> Actor:
     if current_user.is_authenticated:
         return Actor("user", str(current_user.id), current_user.email, client_ip())
     return Actor("anonymous", None, "anonymous", client_ip())
+
+
+def record_auditor_reading(action: str, subject_type: str, subject_id, data: dict | None = None) -> bool:
+    """A regulator's reading is itself on the record (design section 1): when the signed-in
+    user is an auditor, queue ``action`` on what they read; True if it was (the caller
+    commits it: a page view has no other change to commit with)."""
+    if current_user.role != Role.AUDITOR:
+        return False
+    record(action, subject_type, subject_id, actor=current_actor(), data=data or {})
+    return True

@@ -16,9 +16,8 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import SelectChoice
 
-from crm.access import Role, can, client_ip, current_actor, requires
+from crm.access import Role, can, client_ip, current_actor, record_auditor_reading, requires
 from crm.audit.chain import digest
-from crm.audit.service import record
 from crm.auth import service as auth
 from crm.columns import utcnow
 from crm.errors import Conflict, DomainError
@@ -137,9 +136,7 @@ def _ticket_or_404(number: int) -> Ticket:
 
 
 def _record_auditor_reading(action: str, subject_type: str, subject_id, data: dict | None = None) -> None:
-    """A regulator's reading is itself on the record (design section 1)."""
-    if current_user.role == Role.AUDITOR:
-        record(action, subject_type, subject_id, actor=current_actor(), data=data or {})
+    if record_auditor_reading(action, subject_type, subject_id, data):
         db.session.commit()
 
 
