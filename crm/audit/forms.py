@@ -15,7 +15,11 @@ class AuditFilterForm(FlaskForm):
     actor = StringField(_l("Actor"), validators=[Optional(), Length(max=200)])
     action = StringField(_l("Action"), validators=[Optional(), Length(max=64)])
     subject_type = StringField(_l("Subject type"), validators=[Optional(), Length(max=32)])
-    subject_id = StringField(_l("Subject ID"), validators=[Optional(), Length(max=64)])
+    subject_id = StringField(
+        _l("Subject ID"),
+        validators=[Optional(), Length(max=64)],
+        description=_l("An id, or a ticket's reference such as RF-1009"),
+    )
     since = DateField(_l("From"), validators=[Optional(), sane_date])
     until = DateField(_l("To"), validators=[Optional(), sane_date])
     # The page link's cursor: an event's sequence number.

@@ -11,6 +11,8 @@ from crm.audit import service
 from crm.audit.chain import digest
 from crm.audit.forms import AuditFilterForm
 from crm.extensions import db
+from crm.tickets import service as tickets
+from crm.tickets.queue import ticket_number_in
 from tenants import current_tenant
 from tenants.ext import URL_PREFIX
 
@@ -23,6 +25,26 @@ def _local_midnight(day, timezone: str) -> datetime:
     return datetime.combine(day, time(), tzinfo=ZoneInfo(timezone)).astimezone(UTC)
 
 
+def _subject(form: AuditFilterForm) -> tuple[str | None, str | None]:
+    """The subject filter as typed: an internal id as it is, and a ticket's reference as
+    people write it ("RF-1009", "rf 1009", "#1009") as that ticket's id. An unknown
+    reference is an error on the field (None, None)."""
+    subject_type, subject_id = form.subject_type.data, (form.subject_id.data or "").strip()
+    number = None if subject_id.isdigit() else ticket_number_in(subject_id)
+    if number is None:
+        return subject_type, subject_id or None
+    ticket = tickets.ticket_by_number(number)
+    if subject_type and subject_type.strip() != "ticket":
+        form.subject_id.errors.append(
+            _("A reference names a ticket: set the subject type to ticket, or clear it.")
+        )
+    elif ticket is None:
+        form.subject_id.errors.append(_("No ticket has the reference %(reference)s.", reference=subject_id))
+    else:
+        return "ticket", str(ticket.id)
+    return None, None
+
+
 @bp.route("/audit")
 @requires("audit.view")
 def events():
@@ -33,13 +55,16 @@ def events():
         status = 400
         if form.before.errors:  # not a field on the page: say what is wrong above it
             flash(_("This page link is not valid; start from the first page."), "warning")
+    elif request.args and (subject := _subject(form)) and form.subject_id.errors:
+        status = 400
     elif request.args:
         tz = current_tenant().timezone
+        subject_type, subject_id = subject
         filters = service.EventFilter(
             actor=form.actor.data,
             action=form.action.data,
-            subject_type=form.subject_type.data,
-            subject_id=form.subject_id.data,
+            subject_type=subject_type,
+            subject_id=subject_id,
             since=_local_midnight(form.since.data, tz) if form.since.data else None,
             until=_local_midnight(form.until.data + timedelta(days=1), tz) if form.until.data else None,
         )
