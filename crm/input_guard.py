@@ -17,8 +17,9 @@ from crm.errors import InvalidInput
 
 BIGINT_MAX = 2**63 - 1  # PostgreSQL BIGINT and SQLite INTEGER: ids, ticket and audit numbers
 INTEGER_MAX = 2**31 - 1  # PostgreSQL INTEGER: policy version numbers
-# C0 controls and DEL; tab, line feed and carriage return are ordinary text in a message.
-CONTROL_CHARACTER = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0 controls and DEL, but for the white space among them: tab, line and page breaks are
+# text (Word's line break, pasted, is a vertical tab).
+CONTROL_CHARACTER = re.compile("[\x00-\x08\x0e-\x1f\x7f]")
 # Dates people may filter or type: far wider than any real date in a complaint, far
 # narrower than what datetime arithmetic (a day added, a time zone applied) survives.
 EARLIEST_DATE = date(1900, 1, 1)

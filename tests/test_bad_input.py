@@ -71,11 +71,10 @@ def test_a_control_character_in_an_uploaded_file_name_is_refused(app, client, pu
     assert rows(app, public_desk) == before
 
 
-def test_tabs_and_line_breaks_in_a_message_are_ordinary_text(app, client, public_desk):
-    response = send_form(
-        client, public_desk.slug, good_fields(description="第一行\r\n\t第二行 🙂", name="O'Brien\u200b")
-    )
-    assert response.status_code == 302
+def test_tabs_and_line_and_page_breaks_in_a_message_are_ordinary_text(app, client, public_desk):
+    description = "第一行\r\n\t第二行\x0b第三行\x0c🙂"  # \x0b: a line break pasted from Word
+    fields = good_fields(description=description, name="O'Brien\u200b")
+    assert send_form(client, public_desk.slug, fields).status_code == 302
 
 
 @pytest.mark.parametrize("action", ["reply", "withdraw", "not-satisfied"])
