@@ -69,7 +69,10 @@ class BoundedArgs(ImmutableMultiDict):
         return super().getlist(key, bounded_int if type is int else type)
 
 
-class GuardedRequest(Request):
+class BoundedParameters(Request):
+    """A request whose query and form arguments are ``BoundedArgs``; mixed into whatever
+    request class the app already has."""
+
     parameter_storage_class = BoundedArgs
 
 
@@ -115,7 +118,7 @@ def refuse_control_characters_in_input() -> None:
 def init_app(app: Flask) -> None:
     """Install the request class, the URL converters (before any blueprint registers its
     rules) and the checks."""
-    app.request_class = GuardedRequest
+    app.request_class = type("GuardedRequest", (BoundedParameters, app.request_class), {})
     app.url_map.converters["int"] = BigIntConverter
     app.url_map.converters["int32"] = Int32Converter
     app.url_value_preprocessors.setdefault(None, []).insert(0, refuse_control_characters_in_path)
