@@ -6,7 +6,7 @@ import click
 from flask.cli import AppGroup
 
 from crm.cli_support import operator_command
-from crm.demo.seed import SLUG, USERS, seed_demo
+from crm.demo.seed import SLUG, USERS, SeedResult, seed_demo
 from crm.extensions import db
 
 demo_cli = AppGroup("demo", help="The demo tenant.")
@@ -27,5 +27,12 @@ def seed() -> None:
         click.echo(f"  {email:<22} ({role})")
     click.echo(f"password: {password}")
     click.echo(f"Customers file refund requests at http://127.0.0.1:5000/t/{SLUG}/refund")
-    for reference, link in result.tracking_links.items():
-        click.echo(f"  tracking page of {reference}: {link}")
+    for line in ticket_lines(result):
+        click.echo(line)
+
+
+def ticket_lines(result: SeedResult) -> list[str]:
+    """One line per ticket seeded: its tracking page, or why it has none."""
+    return [
+        f"  tracking page of {reference}: {link}" for reference, link in result.tracking_links.items()
+    ] + [f"  {reference} has no tracking page: {why}" for reference, why in result.without_links.items()]

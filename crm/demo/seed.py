@@ -113,6 +113,9 @@ REQUESTS = (
     ),
 )
 
+# How long the late complaint waited unnoticed: past the telecom regulator's 15 days.
+LATE_LETTER_DAYS = 25
+
 POLICY_EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "refund-policy.json"
 
 
@@ -120,21 +123,26 @@ POLICY_EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "re
 class SeedResult:
     tenant: Tenant
     created: list[str]
+    # Reference -> its tracking page, for each ticket that has one; a ticket staff opened
+    # for a call or a letter has none (its customer gets a link only in an email).
     tracking_links: dict[str, str] = field(default_factory=dict)
+    # Reference -> why it has no tracking page, for the others.
+    without_links: dict[str, str] = field(default_factory=dict)
 
 
-def seed_demo(password: str) -> SeedResult:
-    """Create the demo tenant, its four users and a desk of tickets if missing; the
-    caller commits."""
+def seed_demo(password: str, slug: str = SLUG) -> SeedResult:
+    """Create the demo tenant (``slug``), its four users and a desk of tickets if
+    missing; the caller commits."""
     actor = Actor.operator("demo-seed")
     created: list[str] = []
-    tenant = provisioning.tenant_by_slug(SLUG)
+    tenant = provisioning.tenant_by_slug(slug)
     if tenant is None:
         tenant = provisioning.create_tenant(
-            slug=SLUG, name=NAME, timezone="Asia/Shanghai", currency="CNY", actor=actor
+            slug=slug, name=NAME, timezone="Asia/Shanghai", currency="CNY", actor=actor
         )
-        created.append(f"tenant {SLUG}")
+        created.append(f"tenant {slug}")
     links: dict[str, str] = {}
+    unlinked: dict[str, str] = {}
     with tenant_context(tenant):
         for email, role, name in USERS:
             if auth.user_by_email(email) is None:
@@ -144,10 +152,10 @@ def seed_demo(password: str) -> SeedResult:
         if not db.session.scalar(select(func.count()).select_from(Ticket)):
             _seed_sla(actor)
             _seed_policy(actor)
-            links = _seed_tickets()
-            created.append(f"{len(links) + 1} tickets")
+            links, unlinked = _seed_tickets()
+            created.append(f"{len(links) + len(unlinked)} tickets")
         db.session.flush()  # while the tenant is in context: the guard checks every write
-    return SeedResult(tenant, created, links)
+    return SeedResult(tenant, created, links, unlinked)
 
 
 def _seed_sla(actor: Actor) -> None:
@@ -178,7 +186,9 @@ def _seed_policy(actor: Actor) -> None:
     policies.publish(policies.create_draft(texts, terms, actor=actor), actor=actor)
 
 
-def _seed_tickets() -> dict[str, str]:
+def _seed_tickets() -> tuple[dict[str, str], dict[str, str]]:
+    """The desk's tickets; the tracking links of those filed on the form, and why the
+    others have none."""
     agent = auth.user_by_email("agent@demo.test")
     manager = auth.user_by_email("manager@demo.test")
     links = {}
@@ -216,7 +226,39 @@ def _seed_tickets() -> dict[str, str]:
         ip=None,
     )
     _seed_refunds(agent, phone_ticket)
-    return links
+    late = _seed_late_letter(agent, manager)
+    unlinked = {
+        phone_ticket.reference: "opened by staff for a phone call; the caller gave no email for a link",
+        late.reference: "opened by staff for a complaint by email; its link goes out with the first reply",
+    }
+    return links, unlinked
+
+
+def _seed_late_letter(agent: User, manager: User) -> Ticket:
+    """A complaint that sat unnoticed for weeks before it was logged: once staff give its
+    true time of receipt, the telecom regulator's deadline is already past, so the desk
+    shows a breach as it handles one: recorded at its due time, the assignee and the
+    managers notified, the ticket marked overdue."""
+    letter = tickets.open_ticket(
+        customer=tickets.CustomerDetails(
+            name="黄磊", phone="13700137000", email="huanglei@example.test", locale="zh_CN"
+        ),
+        kind="complaint",
+        channel="email",
+        priority="normal",
+        description="客户来信投诉：套餐降级后仍按原价扣费，要求退还差额并给予书面答复。",
+        user=agent,
+        ip=None,
+    )
+    tickets.assign(letter, agent.id, user=manager, ip=None)
+    tickets.set_receipt_time(
+        letter,
+        utcnow() - timedelta(days=LATE_LETTER_DAYS),
+        "投诉邮件被误归入垃圾邮件，今天才发现。",
+        user=agent,
+        ip=None,
+    )
+    return letter
 
 
 def _seed_refunds(agent: User, complaint: Ticket) -> None:
