@@ -25,6 +25,7 @@ from crm.audit.service import Actor, record
 from crm.auth.models import User
 from crm.columns import utcnow
 from crm.extensions import db, insert_new
+from crm.notify import staff as staff_notices
 from crm.notify.service import queue_email
 from crm.sla import rules, versions
 from crm.sla.labels import EVENT_LABELS, METRIC_LABELS
@@ -181,8 +182,7 @@ def _record(clock: Clock, event: str, now: datetime, detected_by: str) -> None:
 
 def _managers(batch: _Batch) -> list[User]:
     if batch.managers is None:
-        query = select(User).where(User.active.is_(True), User.role.in_((Role.MANAGER, Role.ADMIN)))
-        batch.managers = [user for user in db.session.scalars(query.order_by(User.id)) if user.is_active]
+        batch.managers = staff_notices.managers()
     return batch.managers
 
 
@@ -278,7 +278,8 @@ def _notify(batch: _Batch) -> int:
         _act(batch.clocks[clock_id], f"notify_{event}", {"to": to, "user_ids": sorted(user_ids)})
     users = {user.id: user for user, _clock, _event, _to in fresh}
     for user_id, items in by_user.items():
-        _email(users[user_id], items, batch)
+        if staff_notices.wants_email(users[user_id]):
+            _email(users[user_id], items, batch)
     return len(fresh)
 
 
