@@ -24,13 +24,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 
+from crm.audit.models import AuditEvent
 from crm.audit.service import Actor
 from crm.customers.models import Customer
+from crm.policies.models import PolicyVersion
 from crm.provisioning.models import TenantSettings
 from crm.tickets import canned
 from crm.tickets.models import Status, ThreadEntry, Ticket
 from tests.conftest import CSRF_RE, acting_for
-from tests.test_policies import published
+from tests.test_policies import draft, published
 from tests.test_portal import PDF, TOKEN_RE, good_fields, submitted
 
 
@@ -212,6 +214,8 @@ def test_the_refund_form_survives_hostile_values_in_every_field(app, public_desk
     fresh = "(the page's own token)"
     good = {**good_fields(), "currency": "CNY", "website": "", "submission_token": fresh}
 
+    statuses: set[int] = set()
+
     @fuzz(50)
     @given(fields=mostly_good(good), files=uploads)
     def send(fields: dict, files: list):
@@ -221,6 +225,7 @@ def test_the_refund_form_survives_hostile_values_in_every_field(app, public_desk
             fields = {**fields, "submission_token": TOKEN_RE.search(page.text).group(1)}
         before = rows(app, public_desk)
         response = client.post(url, data=with_files({**tokens, **fields}, files))
+        statuses.add(response.status_code)
         assert_not_a_server_error(response, f"POST {url} {fields!r}")
         after = rows(app, public_desk)
         if response.status_code == 302:
@@ -229,6 +234,7 @@ def test_the_refund_form_survives_hostile_values_in_every_field(app, public_desk
             assert after == before, f"{response.status_code} wrote rows for {fields!r}"
 
     send()
+    assert 302 in statuses, statuses  # the fuzzing reached a valid form too
 
 
 @pytest.mark.parametrize("action", ["reply", "withdraw", "not-satisfied"])
@@ -244,16 +250,20 @@ def test_the_tracking_page_survives_hostile_values(app, make_tenant, action):
     url = f"{page_url}/{action}"
     csrf = CSRF_RE.search(client.get(page_url).text).group(1)
 
+    statuses: set[int] = set()
+
     @fuzz(20)
     @given(fields=mostly_good({"body": "Here is the receipt.", "junk": ""}), files=uploads)
     def send(fields: dict, files: list):
         before = rows(app, tenant)
         response = client.post(url, data=with_files({"csrf_token": csrf, **fields}, files))
+        statuses.add(response.status_code)
         assert_not_a_server_error(response, f"POST {url} {fields!r}")
         if response.status_code != 302:
             assert rows(app, tenant) == before, f"{response.status_code} wrote rows for {fields!r}"
 
     send()
+    assert 302 in statuses, statuses  # the fuzzing reached a valid form too
 
 
 def test_the_login_form_survives_hostile_values(app, make_tenant, make_user):
@@ -262,6 +272,8 @@ def test_the_login_form_survives_hostile_values(app, make_tenant, make_user):
     client = fuzzing_client(app, 3)
     url = f"/t/{tenant.slug}/login"
     csrf = CSRF_RE.search(client.get(url).text).group(1)
+
+    statuses: set[int] = set()
 
     @fuzz(25)
     @given(
@@ -272,11 +284,13 @@ def test_the_login_form_survives_hostile_values(app, make_tenant, make_user):
         before = rows(app, tenant)
         address = f"{url}?{urlencode({'next': next_page})}"
         response = client.post(address, data={"csrf_token": csrf, **fields})
+        statuses.add(response.status_code)
         assert_not_a_server_error(response, f"POST {address} {fields!r}")
         assert response.status_code != 302, "signed in with a wrong password"
         assert rows(app, tenant) == before
 
     send()
+    assert 401 in statuses, statuses  # the form was read, not refused whole
 
 
 def test_the_public_policy_pages_and_receipt_survive_hostile_addresses(app, make_tenant):
@@ -295,6 +309,52 @@ def test_the_public_policy_pages_and_receipt_survive_hostile_addresses(app, make
         assert_not_a_server_error(client.get(url), url)
 
     visit()
+
+
+POLICY_DRAFT = {
+    "text_en": "# Refunds\n\nWe refund unused balance.",
+    "text_zh_CN": "# 退款\n\n未使用的余额予以退还。",
+    "cooling_off_days": "7",
+    "prorate_unused_balance": "y",
+    "non_refundable_items": "Number activation fee | 50.00",
+    "handling_fee_percent": "5",
+    "handling_fee_cap": "30.00",
+    "payout_days": "15",
+    "required_evidence": "invoice",
+}
+
+
+@pytest.mark.parametrize("step", ["save", "publish"])
+def test_the_policy_forms_survive_hostile_values(app, client, signed_in, step):
+    tenant, _ = signed_in("manager")
+    number = draft(app, tenant)
+    url = f"/t/{tenant.slug}/admin/policies/{number}" + ("/publish" if step == "publish" else "")
+    csrf = CSRF_RE.search(client.get(f"/t/{tenant.slug}/admin/policies/{number}").text).group(1)
+    good = POLICY_DRAFT if step == "save" else {"effective_from": "2031-01-01T09:00", "confirm": "y"}
+
+    statuses: set[int] = set()
+
+    @fuzz(25)
+    @given(fields=mostly_good(good))
+    def send(fields: dict):
+        before = policy_rows(app, tenant)
+        response = client.post(url, data={"csrf_token": csrf, **fields})
+        statuses.add(response.status_code)
+        assert_not_a_server_error(response, f"POST {url} {fields!r}")
+        if response.status_code != 302:
+            assert policy_rows(app, tenant) == before, f"{response.status_code} wrote rows for {fields!r}"
+
+    send()
+    assert 302 in statuses, statuses  # the fuzzing reached a valid form too
+
+
+def policy_rows(app: Flask, tenant) -> dict[str, int]:
+    """The versions, and the audit events that say one changed."""
+    with acting_for(app, tenant) as session:
+        return {
+            model.__tablename__: session.scalar(select(func.count()).select_from(model))
+            for model in (PolicyVersion, AuditEvent)
+        }
 
 
 # --- staff pages: every GET, every query parameter -----------------------------------------
