@@ -86,10 +86,13 @@ def service_round(app, tenant: CurrentTenant, serials) -> None:
 
 
 def filled_forms(app, serials) -> list:
-    """A client per submission, holding the cookie and tokens of its own GET of the form."""
+    """A client per submission, holding the cookie and tokens of its own GET of the form,
+    each from its own address: the per-address limits count as they would for customers
+    (the limit on attempts, 60 an hour, is not the tenant's to raise)."""
     forms = []
     for serial in serials:
         client = app.test_client()
+        client.environ_base["REMOTE_ADDR"] = f"10.{serial >> 16 & 255}.{serial >> 8 & 255}.{serial & 255}"
         page = client.get(f"/t/{SLUG}/refund").get_data(as_text=True)
         forms.append((client, {**dict(FIELD.findall(page)), **form_fields(serial)}))
     return forms

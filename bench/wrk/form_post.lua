@@ -1,7 +1,8 @@
 -- POSTs pre-generated form submissions, each used once, and counts response statuses.
 -- Written by bench/form_load.py; run as
 --   wrk -t2 -c16 -d20s --latency -s bench/wrk/form_post.lua http://127.0.0.1:PORT -- DATA.lua THREADS MODE
--- DATA.lua returns {path = "/t/<slug>/refund", entries = {{body=…, cookie=…, lang=…}, …}}.
+-- DATA.lua returns {path = "/t/<slug>/refund", entries = {{body=…, cookie=…, lang=…, ip=…}, …}}:
+-- ip, the customer's own address, goes in X-Forwarded-For (the app trusts one proxy).
 -- wrk thread k of THREADS takes entries k+1, k+1+THREADS, …; a thread that runs out stops
 -- and counts what it had to resend in "reused" (the run is then not valid). With MODE
 -- "cycle" (the bare baseline, which has no one-time tokens) a thread starts its share
@@ -33,6 +34,7 @@ function init(args)
       local headers = {["Content-Type"] = "application/x-www-form-urlencoded"}
       if entry.cookie ~= "" then headers["Cookie"] = entry.cookie end
       if entry.lang ~= "" then headers["Accept-Language"] = entry.lang end
+      if entry.ip ~= nil and entry.ip ~= "" then headers["X-Forwarded-For"] = entry.ip end
       mine[#mine + 1] = wrk.format("POST", path, headers, entry.body)
    end
    next_entry = 1
