@@ -16,6 +16,7 @@ from crm.i18n import select_locale, select_timezone
 from crm.notify import views as notify_views
 from crm.policies import views as policy_views
 from crm.portal import views as portal_views
+from crm.provisioning import service as provisioning_service
 from crm.provisioning import views as settings_views
 from crm.refunds import views as refund_views
 from crm.sla import sweep as sla_sweep
@@ -44,6 +45,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     tenants.init_app(app, db)
     audit_service.install(db.session.session_factory.class_)
+    provisioning_service.install(db.session.session_factory.class_)
     jobs.init_app(app)
     jobs.on_worker_start(app, sla_sweep.schedule_next)
     jobs.on_worker_start(app, audit_service.schedule_chain_stragglers)

@@ -6,7 +6,8 @@ from zoneinfo import available_timezones
 import phonenumbers
 from babel.numbers import list_currencies
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import inspect, select
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from crm.audit.chain import digest
 from crm.audit.service import Actor, record, start_chain
@@ -16,6 +17,7 @@ from crm.i18n import SUPPORTED_LOCALES
 from crm.money import whole_to_minor
 from crm.provisioning.models import IDLE_MINUTES_MAX, IDLE_MINUTES_MIN, AgentDisplay, TenantSettings
 from tenants import Tenant, TenantStatus, current_tenant, current_tenant_id, tenant_context
+from tenants import cache as tenant_cache
 
 SETTINGS_KEY = "tenant_settings"
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
@@ -91,14 +93,36 @@ def suspend_tenant(slug: str, *, actor: Actor) -> Tenant:
     return tenant
 
 
+def install(session_class: type[Session]) -> None:
+    """A process keeps each tenant's settings while it hears of every change to them."""
+    tenant_cache.watch(session_class, TenantSettings)
+
+
 def tenant_settings() -> TenantSettings:
     """The settings of the tenant in context, read once per transaction (a refund
-    submission asks for them several times)."""
+    submission asks for them several times), and from this process's copy when it has
+    one (``tenants.cache``): every public page asks for them. The object is the
+    session's own, so a change to it is saved as before."""
     cache = db.session.info.setdefault(SETTINGS_KEY, {})
     tenant_id = current_tenant_id()
     if tenant_id not in cache:
-        cache[tenant_id] = db.session.scalars(select(TenantSettings)).one()
+        in_session = db.session.identity_map.get(db.session.identity_key(TenantSettings, tenant_id))
+        if in_session is None and tenant_cache.keeping(db.engine):
+            kept = tenant_cache.cached(db.engine, ("settings", tenant_id), _settings_copy)
+            # load=False: into the session as kept, without reading the row again.
+            cache[tenant_id] = db.session.merge(kept, load=False)
+        else:
+            cache[tenant_id] = in_session or db.session.scalars(select(TenantSettings)).one()
     return cache[tenant_id]
+
+
+def _settings_copy() -> TenantSettings:
+    """A detached copy of the settings row, for the process to keep."""
+    row = db.session.scalars(select(TenantSettings)).one()
+    columns = inspect(TenantSettings).column_attrs
+    copy = TenantSettings(**{attr.key: getattr(row, attr.key) for attr in columns})
+    make_transient_to_detached(copy)
+    return copy
 
 
 def accepted_currencies() -> tuple[str, ...]:
