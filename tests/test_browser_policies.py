@@ -7,7 +7,7 @@ inputs. Screenshots go to SCREENSHOTS_DIR."""
 from zoneinfo import ZoneInfo
 
 import pytest
-from babel.dates import format_datetime
+from babel.dates import format_skeleton
 
 from tests.browser import DESK, PHONE, needs_browser
 from tests.conftest import PASSWORD
@@ -148,9 +148,8 @@ def test_a_manager_publishes_a_policy_and_a_customer_reads_the_version_in_force(
     article = customer.locator("article")
     assert customer.get_by_role("heading", name=words["title"]).is_visible()
     assert words["in_force"] in article.locator(".badge").inner_text()
-    when = format_datetime(
-        row["effective_from"], "medium", tzinfo=ZoneInfo("Asia/Shanghai"), locale=words["babel"]
-    )
+    local = row["effective_from"].astimezone(ZoneInfo("Asia/Shanghai"))
+    when = f"{format_skeleton('yMMMEd', local, locale=words['babel'])} {local:%H:%M}"
     assert words["effective"].format(when=when) in article.inner_text()
     assert f"SHA-256: {row['sha256']}" in article.inner_text()
     assert customer.get_by_role("heading", name=words["heading"]).is_visible()
