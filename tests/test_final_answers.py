@@ -511,3 +511,29 @@ def test_the_preview_and_confirmation_pages_carry_no_inline_script(app, desk):
         assert_no_inline_script(response.text)
     with acting_for(app, tenant) as session:
         assert session.scalars(select(AuditEvent).where(AuditEvent.action == "ticket.resolved")).all() == []
+
+
+def test_a_complaint_answered_again_after_not_satisfied_needs_another_manager(app, desk):
+    """The promise holds for every kind: the manager who resolved it cannot answer the review."""
+    tenant = desk.tenant
+    with travel(WEDNESDAY_10AM), acting_for(app, tenant) as session:
+        agent, manager, reviewer = (
+            session.get(User, user.id) for user in (desk.agent, desk.manager, desk.approver)
+        )
+        complaint = tickets.open_ticket(
+            customer=tickets.CustomerDetails(name="周杰", phone="13900139000", locale="zh_CN"),
+            kind="complaint",
+            channel="phone",
+            priority="normal",
+            description="营销外呼太多。",
+            user=agent,
+            ip=None,
+        )
+        tickets.resolve(complaint, "已加入免打扰名单。", user=manager, ip=None)
+        tickets.not_satisfied(complaint, "还在打。", ip=None)
+        for user, message in ((agent, "a manager must give the next answer"), (manager, "took no part")):
+            with pytest.raises(Conflict, match=message):
+                tickets.resolve(complaint, "已再次核实。", user=user, ip=None)
+        tickets.resolve(complaint, "经理复核：已停止全部外呼。", user=reviewer, ip=None)
+        assert complaint.status == "resolved" and not complaint.needs_manager
+        session.commit()
