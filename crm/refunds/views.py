@@ -205,7 +205,6 @@ def decide(number: int):
         ticket=ticket,
         form=form,
         preview=preview,
-        calculation=calculation,
         outcome_labels=OUTCOME_LABELS,
         reasons=dict(reason_choices()),
         why_labels=WAIT_LABELS,
