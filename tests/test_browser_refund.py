@@ -126,8 +126,13 @@ def test_refund_request_from_submission_to_resolution(
     assert "截图已上传。" in staff.text_content("main")
     staff.click("#tab-resolve")
     staff.fill("#resolve-body", "已退还 199 元至原支付账户，预计 3 个工作日到账。")
+    # Without a refund decision, a refund request resolves only on a stated ground.
+    staff.check("#resolve-no_refund_requested")
     with staff.expect_navigation():
         staff.locator("#pane-resolve form[method=post] button[type=submit]").click()
+    assert "已退还 199 元" in staff.text_content("#outgoing-thread")  # the preview, as it will arrive
+    with staff.expect_navigation():
+        staff.locator("button[name=step][value=send]").click()
     customer.goto(tracking_url)
     main = customer.text_content("main")
     assert words["resolved"] in main and "已退还 199 元" in main and "12315" in main

@@ -328,7 +328,7 @@ def test_balance_used_beyond_what_is_left_takes_the_total_to_zero_not_below(in_r
     assert result.suggested_minor == 0
     assert texts(result) == [
         "Amount paid: CN¥199.00",
-        "Purchase or cancellation date not given: the cooling-off period cannot apply",
+        "Purchase and cancellation dates not given: the cooling-off period cannot apply",
         "Non-refundable: Number activation fee, CN¥50.00",
         "Prepaid balance used: CN¥150.00, deducted only up to the CN¥149.00 remaining",
     ]

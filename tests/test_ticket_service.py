@@ -122,7 +122,7 @@ def test_the_conversation_follows_the_status_rules_and_is_audited(app, desk):
             ticket, "截图见附件。", ip=None, uploads=[tickets.Upload("shot.txt", b"balance 100")]
         )
         assert ticket.status == Status.OPEN
-        tickets.resolve(ticket, "已退还 100 元。", user=user, ip=None)
+        tickets.resolve(ticket, "已退还 100 元。", user=user, ip=None, no_refund_reason="no_refund_requested")
         with pytest.raises(Conflict):
             tickets.withdraw_by_customer(ticket, ip=None)
         tickets.not_satisfied(ticket, "金额不对。", ip=None)

@@ -49,6 +49,17 @@ def act(client, tenant, number: int, action: str, data: dict | None = None, **kw
     return submit(client, f"{page}/{action}", data or {}, form_page=page, **kwargs)
 
 
+def resolve_and_send(client, tenant, number: int, body: str):
+    """Resolve a refund request that asked for no refund: preview, then "Send final response"."""
+    page = f"/t/{tenant.slug}/tickets/{number}"
+    fields = {"resolve-body": body, "resolve-no_refund_requested": "y", "step": "preview"}
+    preview = act(client, tenant, number, "resolve", fields)
+    previewed = re.search(r'name="resolve-previewed" type="hidden" value="([0-9a-f]+)"', preview.text).group(1)
+    return submit(
+        client, f"{page}/resolve", {**fields, "step": "send", "resolve-previewed": previewed}, form_page=page
+    )
+
+
 def references(page) -> list[str]:
     return REFERENCE_RE.findall(page.text)
 
@@ -119,8 +130,8 @@ def test_views_select_tickets_by_status_and_assignee(app, client, desk):
         new_ticket(app, tenant)
     change(app, tenant, 1002, tickets.assign, agent.id, user_id=agent.id)
     change(app, tenant, 1003, tickets.request_information, "Which number?", user_id=agent.id)
-    change(app, tenant, 1004, tickets.resolve, "Refunded.", user_id=agent.id)
-    change(app, tenant, 1005, tickets.resolve, "Refunded.", user_id=agent.id)
+    change(app, tenant, 1004, tickets.resolve, "Refunded.", user_id=agent.id, no_refund_reason="no_refund_requested")
+    change(app, tenant, 1005, tickets.resolve, "Refunded.", user_id=agent.id, no_refund_reason="no_refund_requested")
     change(app, tenant, 1005, tickets.close, user_id=agent.id)
 
     def view(name: str, extra: str = "") -> list[str]:
@@ -353,18 +364,18 @@ def test_assign_and_priority_show_in_the_queue(app, client, desk, make_user):
 def test_resolve_close_and_reopen(app, client, desk):
     tenant, _agent = desk
     submission = new_ticket(app, tenant)
-    resolved = act(client, tenant, 1001, "resolve", {"resolve-body": "已退款 100 元，3 个工作日内到账。"})
+    resolved = resolve_and_send(client, tenant, 1001, "已退款 100 元，3 个工作日内到账。")
     assert resolved.status_code == 302
     page = client.get(f"/t/{tenant.slug}/tickets/1001").text
     assert "Ticket resolved." in page and "Resolved" in page
     assert "已退款 100 元" in tracking_page(client, tenant, submission.tracking_token)
     assert act(client, tenant, 1001, "reopen").status_code == 302
     assert "Ticket reopened." in client.get(f"/t/{tenant.slug}/tickets/1001").text
-    refused = act(client, tenant, 1001, "close")
+    refused = act(client, tenant, 1001, "close", {"close-confirm": "y"})
     assert refused.status_code == 409
     assert "cannot become Closed" in refused.text
-    act(client, tenant, 1001, "resolve", {"resolve-body": "Done."})
-    assert act(client, tenant, 1001, "close").status_code == 302
+    resolve_and_send(client, tenant, 1001, "Done.")
+    assert act(client, tenant, 1001, "close", {"close-confirm": "y"}).status_code == 302
     assert references(client.get(f"/t/{tenant.slug}/tickets?view=closed")) == ["RF-1001"]
     closed_page = client.get(f"/t/{tenant.slug}/tickets/1001").text
     assert 'name="reply-body"' not in closed_page  # a closed ticket takes notes, not replies
@@ -376,7 +387,7 @@ def test_merging_a_duplicate_into_the_same_customers_ticket(app, client, desk):
     tenant, _agent = desk
     new_ticket(app, tenant)
     new_ticket(app, tenant)
-    response = act(client, tenant, 1002, "merge", {"merge-target": "rf-1001"})
+    response = act(client, tenant, 1002, "merge", {"merge-target": "rf-1001", "merge-confirm": "y"})
     assert response.status_code == 302
     duplicate = client.get(f"/t/{tenant.slug}/tickets/1002").text
     assert "Merged into" in duplicate and "Closed" in duplicate
@@ -397,7 +408,7 @@ def test_merge_refuses_with_a_message(app, client, desk, target, message):
     tenant, _agent = desk
     new_ticket(app, tenant)
     new_ticket(app, tenant, customer={"name": "Someone Else", "phone": "13500135000", "email": ""})
-    response = act(client, tenant, 1001, "merge", {"merge-target": target})
+    response = act(client, tenant, 1001, "merge", {"merge-target": target, "merge-confirm": "y"})
     assert response.status_code in (400, 422)
     assert message in response.text
     assert f'value="{target}"' in response.text  # what was typed is kept
@@ -589,7 +600,8 @@ def test_another_tenants_tickets_and_files_are_404(app, client, desk, make_tenan
 def test_numbers_too_large_for_the_database_name_nothing(app, client, signed_in, path):
     tenant, _admin = signed_in("admin")
     new_ticket(app, tenant)
-    assert client.get(f"/t/{tenant.slug}/{path}").status_code in (200, 404)
+    # A path segment past the range is no such page; a query value past it is bad input.
+    assert client.get(f"/t/{tenant.slug}/{path}").status_code == (400 if "?" in path else 404)
 
 
 def test_staff_download_is_an_attachment_of_the_detected_type(app, client, desk):
@@ -735,7 +747,7 @@ def test_tickets_the_customer_rejected_wait_in_the_managers_view(app, client, si
     rejected = submitted(app, tenant)
     with acting_for(app, tenant) as session:
         ticket = tickets.ticket_by_number(rejected.number)
-        tickets.resolve(ticket, "Refunded.", user=session.get(User, manager.id), ip=None)
+        tickets.resolve(ticket, "Refunded.", user=session.get(User, manager.id), ip=None, no_refund_reason="no_refund_requested")
         tickets.not_satisfied(ticket, "Not enough.", ip=None)
         session.commit()
     home = client.get(f"/t/{tenant.slug}/")
