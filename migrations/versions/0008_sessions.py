@@ -12,7 +12,6 @@ Create Date: 2026-12-03
 import sqlalchemy as sa
 from alembic import op
 
-from crm.columns import UTCDateTime
 
 # revision identifiers, used by Alembic.
 revision = '0008_sessions'
@@ -30,8 +29,8 @@ def tenant_fk(table: str) -> sa.ForeignKeyConstraint:
 def failure_columns() -> list[sa.Column]:
     return [
         sa.Column("failures", sa.Integer(), nullable=False),
-        sa.Column("window_started_at", UTCDateTime(), nullable=False),
-        sa.Column("locked_until", UTCDateTime(), nullable=True),
+        sa.Column("window_started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
     ]
 
 
@@ -42,9 +41,9 @@ def upgrade():
         sa.Column("id", BigIntId, nullable=False),
         sa.Column("user_id", BigIntId, nullable=False),
         sa.Column("secret_digest", sa.String(length=64), nullable=False),
-        sa.Column("started_at", UTCDateTime(), nullable=False),
-        sa.Column("last_seen_at", UTCDateTime(), nullable=False),
-        sa.Column("ended_at", UTCDateTime(), nullable=True),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("end_reason", sa.String(length=16), nullable=True),
         sa.ForeignKeyConstraint(
             ["tenant_id", "user_id"],
