@@ -8,10 +8,19 @@ import pytest
 from crm.audit.service import Actor
 from crm.auth import service as auth
 from crm.auth.models import User
+from crm.sla import versions
+from crm.sla.models import ConfigKind
+from crm.sla.rules import MANAGERS_QUEUE, Action, Policy, Rule
+from crm.tickets import service as tickets
+from crm.tickets.models import Ticket
+from tests import test_sla
 from tests.conftest import acting_for, login
 from tests.test_refunds import text_of
+from tests.test_sla import OPERATOR, WEDNESDAY_5PM, run_sweep, shanghai, staff, submit_refund, travel
 from tests.test_sla_pages import send_page_form
 from tests.test_staff_notifications import new_ticket
+
+desk = test_sla.desk  # a Shanghai desk with one of each kind of staff
 
 EXPECTED = {
     "en": [
@@ -81,3 +90,34 @@ def test_assignments_and_priority_changes_appear_in_the_timeline_in_order(app, c
     customer_sees = text_of(app.test_client().get(tracking).text)
     assert "Wei Zhang" not in customer_sees
     assert not any(line in customer_sees for lines in EXPECTED.values() for line in lines)
+
+
+def test_a_missed_deadlines_escalation_appears_in_the_timeline_as_the_sla_policys(app, desk):
+    escalating = Policy(
+        (
+            Rule(
+                first_response=60,
+                resolution=600,
+                actions=(Action.NOTIFY_MANAGERS, Action.RAISE_PRIORITY, Action.REASSIGN),
+                reassign_to=MANAGERS_QUEUE,
+            ),
+        )
+    )
+    with acting_for(app, desk.tenant) as session:
+        versions.save(ConfigKind.SLA_POLICY, "default", escalating.to_json(), actor=OPERATOR)
+        session.commit()
+    with travel(WEDNESDAY_5PM) as traveller:
+        ticket_id = submit_refund(app, desk.tenant, "n1")
+        with acting_for(app, desk.tenant) as session:
+            ticket = session.get(Ticket, ticket_id)
+            tickets.assign(ticket, desk.agent.id, user=staff(session, desk.admin), ip=None)
+            number = ticket.number
+            session.commit()
+        traveller.move_to(shanghai(2026, 9, 16, 18, 0, 30))  # the first response was due at 18:00
+        run_sweep(app)
+        manager = app.test_client()
+        assert login(manager, desk.tenant, desk.manager).status_code == 302
+        shown = conversation(manager, f"/t/{desk.tenant.slug}/tickets/{number}")
+
+    assert "Priority raised from normal to high by the SLA policy, on a missed deadline" in shown
+    assert "Unassigned by the SLA policy, on a missed deadline" in shown

@@ -31,7 +31,7 @@ from crm.sla import rules, versions
 from crm.sla.labels import EVENT_LABELS, METRIC_LABELS
 from crm.sla.models import Clock, ClockState, Metric, Notification
 from crm.tickets.links import external_url
-from crm.tickets.models import Priority, Ticket
+from crm.tickets.models import EntryKind, Priority, ThreadEntry, Ticket
 from tenants import current_tenant
 
 log = logging.getLogger(__name__)
@@ -216,6 +216,7 @@ def _run_breach_actions(batch: _Batch, clock: Clock, *, escalate: bool) -> int:
             batch.notices += [(user, clock, BREACHED, "managers") for user in _managers(batch)]
         elif action == rules.Action.RAISE_PRIORITY and ticket is not None and ticket.priority in RAISED:
             _act(clock, action, {"before": ticket.priority, "after": RAISED[ticket.priority]})
+            _on_timeline(ticket, "priority", ticket.priority, RAISED[ticket.priority])
             ticket.priority = RAISED[ticket.priority]
             done += 1
         elif action == rules.Action.REASSIGN and ticket is not None:
@@ -226,6 +227,7 @@ def _run_breach_actions(batch: _Batch, clock: Clock, *, escalate: bool) -> int:
 def _reassign(clock: Clock, ticket: Ticket, target: int | str | None) -> int:
     if target == rules.MANAGERS_QUEUE:
         _act(clock, rules.Action.REASSIGN, {"before": ticket.assignee_id, "after": None, "to": "managers"})
+        _on_timeline(ticket, "assignee_id", ticket.assignee_id, None)
         ticket.assignee_id = None
         ticket.needs_manager = True
         return 1
@@ -234,8 +236,24 @@ def _reassign(clock: Clock, ticket: Ticket, target: int | str | None) -> int:
         log.warning("sweep: cannot reassign ticket %s to user %s", ticket.id, target)
         return 0
     _act(clock, rules.Action.REASSIGN, {"before": ticket.assignee_id, "after": user.id})
+    _on_timeline(ticket, "assignee_id", ticket.assignee_id, user.id)
     ticket.assignee_id = user.id
     return 1
+
+
+def _on_timeline(ticket: Ticket, field_name: str, before, after) -> None:
+    """The change in the ticket's timeline, as a person's change is ("Priority raised
+    from normal to high by the SLA policy"): a system event, since no one made it."""
+    if before != after:
+        db.session.add(
+            ThreadEntry(
+                ticket_id=ticket.id,
+                kind=EntryKind.SYSTEM_EVENT,
+                author_kind="system",
+                body="",
+                details={"changed": field_name, "from": before, "to": after, "by": "sla"},
+            )
+        )
 
 
 def _act(clock: Clock, action: str, data: dict) -> None:
