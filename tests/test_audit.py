@@ -25,6 +25,15 @@ from crm.extensions import db
 from tenants import TenantContextError, tenant_context
 from tests.conftest import POSTGRES_URL, acting_for, login, requires_postgres, requires_redis, submit
 
+# A new tenant's chain: its creation, then version 1 of its default calendar, SLA policy
+# and deadline rules.
+CREATED = [
+    "tenant.created",
+    "calendar.version_created",
+    "sla_policy.version_created",
+    "deadlines.version_created",
+]
+
 
 @pytest.fixture
 def busy_tenant(app, client, make_tenant, make_user):
@@ -48,10 +57,12 @@ def chain_report(app, tenant):
 
 def test_chain_verifies_after_a_realistic_sequence_of_actions(app, runner, busy_tenant):
     report = chain_report(app, busy_tenant)
-    assert report.ok and report.count == 8
+    # The tenant's creation with its three default versions, two users, two sign-ins, a
+    # failed one, a role change and a language change.
+    assert report.ok and report.count == 11
     result = runner.invoke(args=["audit", "verify", "--tenant", busy_tenant.slug])
     assert result.exit_code == 0
-    assert f"ok: 8 events, head {report.head_hash}" in result.output
+    assert f"ok: 11 events, head {report.head_hash}" in result.output
 
 
 def test_event_is_written_with_its_change_and_vanishes_with_its_rollback(app, make_tenant):
@@ -61,13 +72,13 @@ def test_event_is_written_with_its_change_and_vanishes_with_its_rollback(app, ma
             email="gone@example.test", role="agent", password="long enough pw", actor=Actor.system()
         )
         session.rollback()
-        assert session.scalars(select(AuditEvent.action)).all() == ["tenant.created"]
+        assert session.scalars(select(AuditEvent.action).order_by(AuditEvent.seq)).all() == CREATED
         auth.create_user(
             email="kept@example.test", role="agent", password="long enough pw", actor=Actor.system()
         )
         session.commit()
         assert session.scalars(select(AuditEvent.action).order_by(AuditEvent.seq)).all() == [
-            "tenant.created",
+            *CREATED,
             "user.created",
         ]
 
@@ -129,23 +140,23 @@ CHANGES = {
 @pytest.mark.parametrize("column", sorted(CHANGES))
 def test_changing_any_column_of_an_event_is_detected(app, runner, make_tenant, busy_tenant, column):
     change = CHANGES[column].format(other_tenant=make_tenant().id)
-    _tamper(app, [(f"UPDATE audit_events SET {change} WHERE tenant_id = ? AND seq = 4", (busy_tenant.id,))])
+    _tamper(app, [(f"UPDATE audit_events SET {change} WHERE tenant_id = ? AND seq = 7", (busy_tenant.id,))])
     report = chain_report(app, busy_tenant)
-    assert report.first_bad_seq == 4, report
+    assert report.first_bad_seq == 7, report
     result = runner.invoke(args=["audit", "verify", "--tenant", busy_tenant.slug])
     assert result.exit_code == 1
-    assert "FAILED at seq 4" in result.output
+    assert "FAILED at seq 7" in result.output
 
 
 def test_a_deleted_event_is_detected(app, busy_tenant):
-    _tamper(app, [("DELETE FROM audit_events WHERE tenant_id = ? AND seq = 5", (busy_tenant.id,))])
-    assert chain_report(app, busy_tenant).first_bad_seq == 5
+    _tamper(app, [("DELETE FROM audit_events WHERE tenant_id = ? AND seq = 8", (busy_tenant.id,))])
+    assert chain_report(app, busy_tenant).first_bad_seq == 8
 
 
 def test_a_deleted_last_event_is_detected_against_the_chain_head(app, busy_tenant):
-    _tamper(app, [("DELETE FROM audit_events WHERE tenant_id = ? AND seq = 8", (busy_tenant.id,))])
+    _tamper(app, [("DELETE FROM audit_events WHERE tenant_id = ? AND seq = 11", (busy_tenant.id,))])
     report = chain_report(app, busy_tenant)
-    assert report.first_bad_seq == 8 and report.count == 7
+    assert report.first_bad_seq == 11 and report.count == 10
 
 
 def test_two_swapped_events_are_detected(app, busy_tenant):
@@ -153,12 +164,12 @@ def test_two_swapped_events_are_detected(app, busy_tenant):
     _tamper(
         app,
         [
-            (swap.format(frm=3, to=-1), (busy_tenant.id,)),
-            (swap.format(frm=4, to=3), (busy_tenant.id,)),
-            (swap.format(frm=-1, to=4), (busy_tenant.id,)),
+            (swap.format(frm=6, to=-1), (busy_tenant.id,)),
+            (swap.format(frm=7, to=6), (busy_tenant.id,)),
+            (swap.format(frm=-1, to=7), (busy_tenant.id,)),
         ],
     )
-    assert chain_report(app, busy_tenant).first_bad_seq == 3
+    assert chain_report(app, busy_tenant).first_bad_seq == 6
 
 
 def test_the_database_refuses_to_rewrite_events(app, busy_tenant):
@@ -227,8 +238,8 @@ def test_audit_page_filters_and_pages_through_events(app, client, signed_in):
     assert page.status_code == 200
     assert page.text.count("test.bulk") == 50 and "auth.login" not in page.text
     assert "Older events" in page.text
-    older = client.get(f"/t/{tenant.slug}/audit?action=test.&before=11")
-    assert older.text.count("test.bulk") == 7  # seq 4..10
+    older = client.get(f"/t/{tenant.slug}/audit?action=test.&before=14")
+    assert older.text.count("test.bulk") == 7  # seq 7..13, after the tenant's 4, its user and login
     by_subject = client.get(f"/t/{tenant.slug}/audit?subject_type=widget&subject_id=7")
     assert by_subject.text.count("test.bulk") == 1
     by_actor = client.get(f"/t/{tenant.slug}/audit?actor={admin.email}")
@@ -261,9 +272,9 @@ def test_eight_concurrent_writers_produce_one_gapless_unforked_chain(app, make_t
     assert errors == []
     with acting_for(app, tenant) as session:
         seqs = session.scalars(select(AuditEvent.seq).order_by(AuditEvent.seq)).all()
-    assert seqs == list(range(1, 1602))  # tenant.created + 8 x 200
+    assert seqs == list(range(1, 1606))  # the tenant's creation + 8 x 200
     report = chain_report(app, tenant)
-    assert report.ok and report.count == 1601
+    assert report.ok and report.count == 1605
 
 
 def test_a_recorded_event_alone_is_dropped_by_a_rollback(app, make_tenant):
@@ -274,7 +285,7 @@ def test_a_recorded_event_alone_is_dropped_by_a_rollback(app, make_tenant):
         record("test.kept", "thing", 2, actor=Actor.system())
         session.commit()
         assert session.scalars(select(AuditEvent.action).order_by(AuditEvent.seq)).all() == [
-            "tenant.created",
+            *CREATED,
             "test.kept",
         ]
 
@@ -291,18 +302,18 @@ def test_events_left_waiting_by_a_failed_chaining_are_chained_later(app, runner,
         finally:
             sqlalchemy.event.listen(type(session()), "after_commit", listener)
         assert audit_service.waiting_count() == 1
-        assert verify_chain().count == 1  # the chain itself is intact, just shorter
+        assert verify_chain().count == len(CREATED)  # the chain itself is intact, just shorter
     result = runner.invoke(args=["audit", "chain", "--tenant", tenant.slug])
     assert result.exit_code == 0 and "chained 1 waiting events" in result.output
     with acting_for(app, tenant) as session:
         assert audit_service.waiting_count() == 0
         assert session.scalars(select(AuditEvent.action).order_by(AuditEvent.seq)).all() == [
-            "tenant.created",
+            *CREATED,
             "test.stranded",
         ]
         record("test.next", "thing", 2, actor=Actor.system())
         session.commit()
-        assert verify_chain().count == 3
+        assert verify_chain().count == len(CREATED) + 2
 
 
 def strand(app, tenant, action: str, minutes_ago: float) -> None:
@@ -332,7 +343,7 @@ def test_stragglers_of_every_tenant_are_chained_and_fresh_events_left_to_their_w
         with acting_for(app, tenant) as session:
             assert audit_service.waiting_count() == waiting
             actions = session.scalars(select(AuditEvent.action).order_by(AuditEvent.seq)).all()
-            assert actions == (["tenant.created", "test.stranded"] if waiting == 0 else ["tenant.created"])
+            assert actions == ([*CREATED, "test.stranded"] if waiting == 0 else CREATED)
             assert verify_chain().ok
     assert "chained 0 waiting events of 0 tenants" in runner.invoke(args=["audit", "chain-stragglers"]).output
 
@@ -355,7 +366,7 @@ def test_the_worker_chains_stragglers_every_minute(rq_app, make_tenant):
     with acting_for(rq_app, tenant) as session:
         assert audit_service.waiting_count() == 0
         assert session.scalars(select(AuditEvent.action).order_by(AuditEvent.seq)).all() == [
-            "tenant.created",
+            *CREATED,
             "test.stranded",
         ]
 
@@ -379,7 +390,7 @@ def test_background_chaining_chains_soon_after_the_commit(app, make_tenant):
         while audit_service.waiting_count() and time.monotonic() < deadline:
             time.sleep(0.02)
         report = verify_chain()
-    assert report.ok and report.count == 21
+    assert report.ok and report.count == len(CREATED) + 20
     audit_service.BACKGROUND.drain()  # the chainer's pass ends, and returns its connection
     with background.app_context():
         db.engine.dispose()

@@ -16,6 +16,7 @@ from crm.extensions import db
 from crm.i18n import SUPPORTED_LOCALES
 from crm.money import whole_to_minor
 from crm.provisioning.models import IDLE_MINUTES_MAX, IDLE_MINUTES_MIN, AgentDisplay, TenantSettings
+from crm.sla import versions as sla_versions
 from tenants import Tenant, TenantStatus, current_tenant, current_tenant_id, tenant_context
 from tenants import cache as tenant_cache
 
@@ -77,6 +78,7 @@ def create_tenant(
             actor=actor,
             data={"slug": slug, "timezone": timezone, "locale": locale, "currency": currency},
         )
+        sla_versions.create_defaults()
     return tenant
 
 

@@ -1,8 +1,10 @@
 """Versioned configuration: a tenant's calendars, its SLA policy and its deadline rules.
 
 Every change is a new immutable ``ConfigVersion`` with the next number, recorded in the
-audit trail with its content hash. A tenant that has none yet gets the defaults the
-first time anything asks, created exactly once even by concurrent first requests.
+audit trail with its content hash. A new tenant gets the defaults when it is created; one
+made before that rule gets them the first time something that writes asks (a page that
+only reads shows them without keeping them), created exactly once even by concurrent
+first requests.
 """
 
 from collections.abc import Callable
@@ -58,6 +60,13 @@ def _ensure_default(kind: ConfigKind) -> None:
             actor=Actor.system(),
             data={"key": key, "version": 1, "sha256": sha256, "default": True},
         )
+
+
+def create_defaults() -> None:
+    """Version 1 of the tenant's default calendar, SLA policy and deadline rules (a new
+    tenant's; in its creation's transaction)."""
+    for kind in DEFAULT_KEYS:
+        _ensure_default(kind)
 
 
 def current(kind: ConfigKind, key: str | None = None) -> ConfigVersion | None:

@@ -87,7 +87,6 @@ def calendar_list():
     else:
         form.timezone.data = versions.current(ConfigKind.CALENDAR).body["timezone"]
     found = [(version, versions.calendar_spec(version)) for version in versions.calendars()]
-    db.session.commit()  # the default calendar, made on first look, is kept
     return render_template(
         "sla/calendars.html", calendars=found, form=form, format_weekly=format_weekly
     ), status
@@ -143,7 +142,6 @@ def calendar_edit(name: str):
             else:
                 _saved(saved, _("Calendar"))
                 return redirect(url_for(".calendar_edit", name=name))
-    db.session.commit()
     return _render_calendar(version, form, china, ics, status)
 
 
@@ -234,7 +232,6 @@ def policy_edit():
         blank.position.data = 0  # a new rule is usually a narrower one: tried first
         blank.calendar.data = names[0] if names else rules.DEFAULT_CALENDAR
         blank.actions.data = []
-    db.session.commit()
     return render_template(
         "sla/policy.html",
         form=form,
@@ -280,7 +277,6 @@ def deadlines_edit():
                 profile.country or "",
                 profile.roll_forward,
             )
-    db.session.commit()
     return render_template(
         "sla/deadlines.html",
         form=form,
