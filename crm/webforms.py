@@ -1,9 +1,32 @@
-"""What views do with submitted forms: show a refusal beside its field, read uploads."""
+"""What views do with submitted forms: run the service call as the request's one
+transaction, show a refusal beside its field, read uploads."""
+
+from collections.abc import Callable
+from typing import TypeVar
 
 from flask import flash, request
 
 from crm.errors import DomainError
+from crm.extensions import db
 from crm.tickets.service import MAX_FILE_BYTES, Upload
+
+T = TypeVar("T")
+
+
+def in_one_transaction(action: Callable[[], T], *, done: str | None = None) -> T:
+    """Run a view's service call as the request's one transaction: commit what it changed
+    and say ``done``; if the service refuses, roll everything back and raise its
+    DomainError for the view to show. ``action`` returns what the page needs afterwards,
+    read before the commit expires the objects it loaded."""
+    try:
+        result = action()
+    except DomainError:
+        db.session.rollback()
+        raise
+    db.session.commit()
+    if done:
+        flash(done, "success")
+    return result
 
 
 def show_error(form, error: DomainError) -> None:

@@ -20,7 +20,7 @@ from crm.i18n import SESSION_KEY, SUPPORTED_LOCALES
 from crm.notify import staff as staff_notices
 from crm.notify.forms import NotificationsForm
 from crm.tickets.queue import desk_summary
-from crm.webforms import show_error
+from crm.webforms import in_one_transaction, show_error
 from tenants import current_tenant
 from tenants.ext import URL_PREFIX
 
@@ -137,8 +137,7 @@ def logout():
     form = LogoutForm()
     if request.method == "POST":  # CSRFProtect has checked the token already
         if current_user.is_authenticated:
-            sessions.end_session(current_user, ip=client_ip())
-            db.session.commit()
+            in_one_transaction(lambda: sessions.end_session(current_user, ip=client_ip()))
             logout_user()
         flash(_("You are signed out."), "success")
         return redirect(url_for("auth.login"))
@@ -155,8 +154,7 @@ def choose_language():
         abort(400)
     session[SESSION_KEY] = locale
     if current_user.is_authenticated:
-        service.set_locale(current_user, locale, actor=current_actor())
-        db.session.commit()
+        in_one_transaction(lambda: service.set_locale(current_user, locale, actor=current_actor()))
     return redirect(_safe_next(request.form.get("next")))
 
 
@@ -178,31 +176,35 @@ def account():
         status = 400
         if "pw-new_password" in request.form and password_form.validate():
             try:
-                service.change_password(
-                    current_user,
-                    current=password_form.current_password.data,
-                    new=password_form.new_password.data,
-                    actor=current_actor(),
+                in_one_transaction(
+                    lambda: service.change_password(
+                        current_user,
+                        current=password_form.current_password.data,
+                        new=password_form.new_password.data,
+                        actor=current_actor(),
+                    ),
+                    done=_("Your password is changed. Your other sessions are signed out."),
                 )
             except DomainError as error:
-                db.session.rollback()
                 show_error(password_form, error)
                 status = error.status
             else:
-                db.session.commit()
                 login_user(current_user._get_current_object())  # this session keeps going
-                flash(_("Your password is changed. Your other sessions are signed out."), "success")
                 return redirect(url_for("auth.account"))
         elif "lang-locale" in request.form and language_form.validate():
-            service.set_locale(current_user, language_form.locale.data or None, actor=current_actor())
-            db.session.commit()
+            in_one_transaction(
+                lambda: service.set_locale(
+                    current_user, language_form.locale.data or None, actor=current_actor()
+                )
+            )
             session.pop(SESSION_KEY, None)
             return redirect(url_for("auth.account"))
         elif "notify-email_notifications" in request.form and notify_form.validate():
             wanted = notify_form.email_notifications.data == "on"
-            staff_notices.set_email_notifications(current_user, wanted, actor=current_actor())
-            db.session.commit()
-            flash(_("Your notification settings are saved."), "success")
+            in_one_transaction(
+                lambda: staff_notices.set_email_notifications(current_user, wanted, actor=current_actor()),
+                done=_("Your notification settings are saved."),
+            )
             return redirect(url_for("auth.account"))
     return (
         render_template(
@@ -229,22 +231,26 @@ def users():
         if form.validate():
             expires = form.access_expires_on.data
             try:
-                user = service.create_user(
-                    email=form.email.data,
-                    role=form.role.data,
-                    password=form.password.data,
-                    display_name=form.display_name.data,
-                    created_by=current_user,
-                    access_expires_at=_end_of_day(expires, current_tenant().timezone) if expires else None,
-                    actor=current_actor(),
+                email = in_one_transaction(
+                    lambda: (
+                        service.create_user(
+                            email=form.email.data,
+                            role=form.role.data,
+                            password=form.password.data,
+                            display_name=form.display_name.data,
+                            created_by=current_user,
+                            access_expires_at=_end_of_day(expires, current_tenant().timezone)
+                            if expires
+                            else None,
+                            actor=current_actor(),
+                        ).email
+                    )
                 )
             except DomainError as error:
-                db.session.rollback()
                 show_error(form, error)
                 status = error.status
             else:
-                db.session.commit()
-                flash(_("%(email)s can now sign in.", email=user.email), "success")
+                flash(_("%(email)s can now sign in.", email=email), "success")
                 return redirect(url_for("auth.users"))
     return render_template("auth/users.html", form=form, users=service.list_users()), status
 
@@ -261,20 +267,20 @@ def edit_user(user_id: int):
         status = 400
         if form.validate():
             try:
-                service.update_user(
-                    user,
-                    role=form.role.data,
-                    active=form.active.data,
-                    actor=current_actor(),
-                    acting_user=current_user,
+                in_one_transaction(
+                    lambda: service.update_user(
+                        user,
+                        role=form.role.data,
+                        active=form.active.data,
+                        actor=current_actor(),
+                        acting_user=current_user,
+                    ),
+                    done=_("Saved."),
                 )
             except DomainError as error:
-                db.session.rollback()
                 show_error(form, error)
                 status = error.status
                 user = service.user_by_id(user_id)
             else:
-                db.session.commit()
-                flash(_("Saved."), "success")
                 return redirect(url_for("auth.users"))
     return render_template("auth/edit_user.html", form=form, user=user), status

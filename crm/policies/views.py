@@ -13,13 +13,12 @@ from crm.auth import service as auth
 from crm.auth.forms import LogoutForm
 from crm.columns import utcnow
 from crm.errors import DomainError
-from crm.extensions import db
 from crm.i18n import page_locale
 from crm.input_guard import INTEGER_MAX, query_int
 from crm.policies import service
 from crm.policies.forms import DraftForm, PublishForm
 from crm.policies.models import PolicyVersion
-from crm.webforms import show_error
+from crm.webforms import in_one_transaction, show_error
 from tenants import current_tenant
 from tenants.ext import URL_PREFIX
 
@@ -94,13 +93,14 @@ def admin_list():
         latest = next(iter(service.versions()), None)
         texts, terms = (latest.texts, latest.terms) if latest else (service.STARTER_TEXTS, STARTER_TERMS)
         try:
-            version = service.create_draft(texts, terms, actor=current_actor(), user_id=current_user.id)
+            number = in_one_transaction(
+                lambda: (
+                    service.create_draft(texts, terms, actor=current_actor(), user_id=current_user.id).number
+                )
+            )
         except DomainError as error:
-            db.session.rollback()
             flash(error.message, "danger")
             return redirect(url_for(".admin_list"))
-        number = version.number
-        db.session.commit()
         flash(
             _("Draft version %(n)d created from the latest version.", n=number)
             if latest
@@ -140,9 +140,10 @@ def admin_edit(number: int):
     if not form.validate():
         return _edit_page(version, form, publish_form, 400)
     try:
-        changed = service.update_draft(version, form.texts(), form.terms(), actor=current_actor())
+        changed = in_one_transaction(
+            lambda: service.update_draft(version, form.texts(), form.terms(), actor=current_actor())
+        )
     except DomainError as error:
-        db.session.rollback()
         # A term's refusal starts with its key ("handling_fee_percent: …", for files); beside
         # its field the label says which term it is. A path into a list ("[1]") stays.
         if error.field and "[" not in error.field and error.message.startswith(f"{error.field}: "):
@@ -150,7 +151,6 @@ def admin_edit(number: int):
         error.field = error.field and error.field.split("[", 1)[0]
         show_error(form, error)
         return _edit_page(service.by_number(number), form, publish_form, error.status)
-    db.session.commit()
     flash(_("Draft saved; the preview below shows it.") if changed else _("Nothing changed."), "success")
     return redirect(url_for(".admin_edit", number=number))
 
@@ -168,13 +168,15 @@ def admin_publish(number: int):
     if when is not None:
         when = when.replace(tzinfo=ZoneInfo(current_tenant().timezone))
     try:
-        service.publish(version, effective_from=when, actor=current_actor(), user_id=current_user.id)
+        in_one_transaction(
+            lambda: service.publish(
+                version, effective_from=when, actor=current_actor(), user_id=current_user.id
+            ),
+            done=_("Version %(n)d is published.", n=number),
+        )
     except DomainError as error:
-        db.session.rollback()
         show_error(publish_form, error)
         return _edit_page(service.by_number(number), form, publish_form, error.status)
-    db.session.commit()
-    flash(_("Version %(n)d is published.", n=number), "success")
     return redirect(url_for(".admin_edit", number=number))
 
 

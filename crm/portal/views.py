@@ -23,7 +23,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from crm.access import client_ip
 from crm.errors import Conflict, DomainError
-from crm.extensions import db, limiter
+from crm.extensions import limiter
 from crm.files.storage import send_attachment
 from crm.i18n import page_locale
 from crm.policies import service as policies
@@ -34,7 +34,7 @@ from crm.sla.explain import public_deadlines
 from crm.tickets import service as tickets
 from crm.tickets.links import token_digest, tracking_url
 from crm.tickets.models import Status
-from crm.webforms import show_error, uploads_of
+from crm.webforms import in_one_transaction, show_error, uploads_of
 from tenants import current_tenant
 from tenants.ext import URL_PREFIX
 
@@ -157,17 +157,19 @@ def refund():
             currency=form.currency.data or None,
             uploads=uploads_of("attachments"),
         )
-        try:
+
+        def submit() -> tuple[int, str | None]:
             submission = tickets.submit_refund_request(refund_request, nonce=nonce, ip=client_ip())
+            return submission.ticket.number, submission.tracking_token  # before the commit expires them
+
+        try:
+            number, token = in_one_transaction(submit)
         except DomainError as error:
-            db.session.rollback()
             show_error(form, error)
             status = error.status
         else:
-            number = submission.ticket.number  # read before the commit expires the ticket
-            db.session.commit()
-            if submission.tracking_token:
-                session[RECEIPT_KEY] = {"ticket": number, "token": submission.tracking_token}
+            if token:
+                session[RECEIPT_KEY] = {"ticket": number, "token": token}
             return redirect(url_for("portal.receipt", number=number))
     return _render_form(form), status
 
@@ -239,16 +241,18 @@ def track_reply(token: str):
     if not form.validate():
         return _render_tracking(ticket, token, 400, reply_form=form)
     try:
-        tickets.customer_reply(ticket, form.body.data, ip=client_ip(), uploads=uploads_of("attachments"))
+        in_one_transaction(
+            lambda: tickets.customer_reply(
+                ticket, form.body.data, ip=client_ip(), uploads=uploads_of("attachments")
+            ),
+            done=_("Thank you. Your message has been added to your request."),
+        )
     except DomainError as error:
-        db.session.rollback()
         if isinstance(error, Conflict):  # the request is no longer open: no form to show it on
             flash(error.message, "danger")
         else:
             show_error(form, error)
         return _render_tracking(_ticket_of_link(token), token, error.status, reply_form=form)
-    db.session.commit()
-    flash(_("Thank you. Your message has been added to your request."), "success")
     return redirect(url_for("portal.track", token=token))
 
 
@@ -258,13 +262,12 @@ def track_reply(token: str):
 def track_withdraw(token: str):
     ticket = _ticket_of_link(token)
     try:
-        tickets.withdraw_by_customer(ticket, ip=client_ip())
+        in_one_transaction(
+            lambda: tickets.withdraw_by_customer(ticket, ip=client_ip()), done=_("Your request is withdrawn.")
+        )
     except DomainError as error:
-        db.session.rollback()
         flash(error.message, "danger")
         return _render_tracking(_ticket_of_link(token), token, error.status)
-    db.session.commit()
-    flash(_("Your request is withdrawn."), "success")
     return redirect(url_for("portal.track", token=token))
 
 
@@ -277,13 +280,13 @@ def track_not_satisfied(token: str):
     if not form.validate():
         return _render_tracking(ticket, token, 400, not_satisfied_form=form)
     try:
-        tickets.not_satisfied(ticket, form.body.data, ip=client_ip())
+        in_one_transaction(
+            lambda: tickets.not_satisfied(ticket, form.body.data, ip=client_ip()),
+            done=_("Your request is open again, and a manager will review it."),
+        )
     except DomainError as error:
-        db.session.rollback()
         flash(error.message, "danger")
         return _render_tracking(_ticket_of_link(token), token, error.status)
-    db.session.commit()
-    flash(_("Your request is open again, and a manager will review it."), "success")
     return redirect(url_for("portal.track", token=token))
 
 

@@ -1,15 +1,14 @@
 """The admin's page for their organisation's settings."""
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, redirect, render_template, url_for
 from flask_babel import gettext as _
 
 from crm.access import current_actor, requires
 from crm.errors import DomainError
-from crm.extensions import db
 from crm.money import from_minor_units
 from crm.provisioning import service
 from crm.provisioning.forms import SettingsForm
-from crm.webforms import show_error
+from crm.webforms import in_one_transaction, show_error
 from tenants import current_tenant
 from tenants.ext import URL_PREFIX
 
@@ -31,13 +30,13 @@ def edit():
         status = 400
         if form.validate():
             try:
-                service.update_settings(form.data, actor=current_actor())
+                in_one_transaction(
+                    lambda: service.update_settings(form.data, actor=current_actor()),
+                    done=_("Settings saved."),
+                )
             except DomainError as error:
-                db.session.rollback()
                 show_error(form, error)
                 status = error.status
             else:
-                db.session.commit()
-                flash(_("Settings saved."), "success")
                 return redirect(url_for("settings.edit"))
     return render_template("provisioning/settings.html", form=form), status

@@ -25,7 +25,7 @@ from crm.tickets import resolution
 from crm.tickets import service as tickets
 from crm.tickets.models import Ticket
 from crm.tickets.views import workspace_helpers
-from crm.webforms import show_error, uploads_of
+from crm.webforms import in_one_transaction, show_error, uploads_of
 from tenants import current_tenant
 from tenants.ext import URL_PREFIX
 
@@ -123,7 +123,7 @@ def _render(ticket: Ticket, status: int = 200, *, calculation=None, **bound: Fla
 
 
 def _refused(ticket: Ticket, name: str, form: FlaskForm, error: DomainError, **extra):
-    db.session.rollback()
+    db.session.rollback()  # a no-op after in_one_transaction, which rolled back already
     if isinstance(error, Conflict):
         # About the ticket's state, whose form may no longer be on the page (a denial has
         # no payout form; a decision waiting for approval, no decision form): say it on top.
@@ -173,18 +173,21 @@ def decide(number: int):
         return _refused(ticket, "decision", form, error)
     if action == "propose" and form.previewed.data:
         try:
-            decision = service.propose(
-                ticket,
-                _proposal(form),
-                user=current_user,
-                ip=client_ip(),
-                previewed_sha256=form.previewed.data,
+            waits = in_one_transaction(
+                lambda: (
+                    service.propose(
+                        ticket,
+                        _proposal(form),
+                        user=current_user,
+                        ip=client_ip(),
+                        previewed_sha256=form.previewed.data,
+                    ).status
+                    == DecisionStatus.PENDING_APPROVAL
+                )
             )
         except DomainError as error:
             form.previewed.data = ""
             return _refused(ticket, "decision", form, error, calculation=calculation)
-        waits = decision.status == DecisionStatus.PENDING_APPROVAL
-        db.session.commit()
         flash(
             _("The decision waits for a manager's approval.")
             if waits
@@ -268,11 +271,12 @@ def payout(number: int):
         receipt=receipts[0] if receipts else None,
     )
     try:
-        service.record_payout(ticket, entry, user=current_user, ip=client_ip())
+        in_one_transaction(
+            lambda: service.record_payout(ticket, entry, user=current_user, ip=client_ip()),
+            done=_("Payout recorded."),
+        )
     except DomainError as error:
         return _refused(ticket, "payout", form, error)
-    db.session.commit()
-    flash(_("Payout recorded."), "success")
     return redirect(url_for(".page", number=number))
 
 
@@ -287,9 +291,10 @@ def escalation(number: int):
         form.body.data, form.case_number.data, form.received_on.data, form.deadline_on.data
     )
     try:
-        service.record_escalation(ticket, referral, user=current_user, ip=client_ip())
+        in_one_transaction(
+            lambda: service.record_escalation(ticket, referral, user=current_user, ip=client_ip()),
+            done=_("Escalation recorded; its deadline is on the ticket's clocks."),
+        )
     except DomainError as error:
         return _refused(ticket, "escalation", form, error)
-    db.session.commit()
-    flash(_("Escalation recorded; its deadline is on the ticket's clocks."), "success")
     return redirect(url_for(".page", number=number))

@@ -10,7 +10,6 @@ from crm.auth import service as auth
 from crm.auth.forms import LogoutForm
 from crm.columns import utcnow
 from crm.errors import DomainError
-from crm.extensions import db
 from crm.i18n import page_locale
 from crm.sla import calendars as calendar_service
 from crm.sla import notifications as notices
@@ -28,15 +27,14 @@ from crm.sla.forms import (
 from crm.sla.labels import COUNTRY_LABELS, METRIC_LABELS, UNIT_LABELS
 from crm.sla.models import ConfigKind
 from crm.tickets.service import list_assignable_users
-from crm.webforms import show_error
+from crm.webforms import in_one_transaction, show_error
 from tenants.ext import URL_PREFIX
 
 bp = Blueprint("sla", __name__, url_prefix=URL_PREFIX)
 
 
 def _saved(version, what: str):
-    """Commit, say what happened, and go back to the page."""
-    db.session.commit()
+    """Say what the save did."""
     if version is None:
         flash(_("Nothing changed."), "info")
     else:
@@ -44,7 +42,6 @@ def _saved(version, what: str):
 
 
 def _refused(form, error: DomainError) -> int:
-    db.session.rollback()
     show_error(form, error)
     return error.status
 
@@ -55,8 +52,10 @@ def _save_document(form, kind: ConfigKind, what: str) -> int | None:
     if not form.validate():
         return 400
     try:
-        saved = versions.save(
-            kind, rules.DEFAULT_KEY, form.to_json(), actor=current_actor(), user_id=current_user.id
+        saved = in_one_transaction(
+            lambda: versions.save(
+                kind, rules.DEFAULT_KEY, form.to_json(), actor=current_actor(), user_id=current_user.id
+            )
         )
     except DomainError as error:
         return _refused(form, error)
@@ -76,8 +75,13 @@ def calendar_list():
         status = 400
         if form.validate():
             try:
-                version = calendar_service.create(
-                    form.name.data, form.timezone.data.strip(), actor=current_actor(), user_id=current_user.id
+                version = in_one_transaction(
+                    lambda: calendar_service.create(
+                        form.name.data,
+                        form.timezone.data.strip(),
+                        actor=current_actor(),
+                        user_id=current_user.id,
+                    )
                 )
             except DomainError as error:
                 status = _refused(form, error)
@@ -134,8 +138,10 @@ def calendar_edit(name: str):
         status = 400
         if form.validate():
             try:
-                saved = calendar_service.save_spec(
-                    name, _spec_from(form), actor=current_actor(), user_id=current_user.id
+                saved = in_one_transaction(
+                    lambda: calendar_service.save_spec(
+                        name, _spec_from(form), actor=current_actor(), user_id=current_user.id
+                    )
                 )
             except DomainError as error:
                 status = _refused(form, error)
@@ -164,8 +170,14 @@ def calendar_import_china(name: str):
     china = ImportChinaForm()
     if china.validate():
         try:
-            saved = calendar_service.import_china(
-                name, china.year.data, actor=current_actor(), user_id=current_user.id, language=page_locale()
+            saved = in_one_transaction(
+                lambda: calendar_service.import_china(
+                    name,
+                    china.year.data,
+                    actor=current_actor(),
+                    user_id=current_user.id,
+                    language=page_locale(),
+                )
             )
         except DomainError as error:
             status = _refused(china, error)
@@ -186,7 +198,11 @@ def calendar_import_ics(name: str):
     if ics.validate():
         try:
             data = ics.ics.data.stream.read(calendar_service.MAX_ICS_BYTES + 1)
-            saved = calendar_service.import_ics(name, data, actor=current_actor(), user_id=current_user.id)
+            saved = in_one_transaction(
+                lambda: calendar_service.import_ics(
+                    name, data, actor=current_actor(), user_id=current_user.id
+                )
+            )
         except DomainError as error:
             status = _refused(ics, error)
         else:
@@ -320,8 +336,7 @@ def notifications():
 def notifications_read():
     if not LogoutForm().validate():  # a form with nothing but its CSRF token
         abort(400)
-    notices.mark_all_read(current_user.id, actor=current_actor())
-    db.session.commit()
+    in_one_transaction(lambda: notices.mark_all_read(current_user.id, actor=current_actor()))
     return redirect(url_for(".notifications"))
 
 

@@ -58,7 +58,7 @@ from crm.tickets.labels import (
     STATUS_LABELS,
 )
 from crm.tickets.models import Channel, Ticket
-from crm.webforms import show_error, uploads_of
+from crm.webforms import in_one_transaction, show_error, uploads_of
 from tenants import current_tenant
 from tenants.ext import URL_PREFIX
 
@@ -277,17 +277,20 @@ def _act(
     bound = {slot: form} if slot else {}
     if not form.validate():
         return _render_ticket(ticket, 400, **bound)
-    try:
+
+    def act() -> str:
         perform(ticket, form)
+        return done(ticket)  # what to say, read before the commit expires the ticket
+
+    try:
+        said = in_one_transaction(act)
     except DomainError as error:
-        db.session.rollback()
         if isinstance(error, Conflict) or not slot:  # about the ticket's state, not a field
             flash(error.message, "danger")
         else:
             _show_error(form, error, aliases)
         return _render_ticket(_ticket_or_404(number), error.status, **bound)
-    db.session.commit()
-    flash(done(ticket), "success")
+    flash(said, "success")
     return redirect(url_for(".show", number=number))
 
 
@@ -494,33 +497,36 @@ def new_ticket():
         status = 400
         if form.validate():
             try:
-                ticket = service.open_ticket(
-                    customer=service.CustomerDetails(
-                        name=form.name.data,
-                        phone=form.phone.data or None,
-                        email=form.email.data or None,
-                        account_ref=form.account_ref.data or None,
-                        locale=form.locale.data,
-                    ),
-                    kind=form.kind.data,
-                    channel=form.channel.data,
-                    priority=form.priority.data,
-                    reason=form.reason.data or None,
-                    description=form.description.data,
-                    user=_me(),
-                    ip=client_ip(),
-                )
-                if form.channel.data == Channel.REGULATOR_REFERRAL:
-                    _record_referral(ticket, form)
+                ticket = in_one_transaction(lambda: _open_ticket(form))
             except DomainError as error:
-                db.session.rollback()
                 _show_error(form, error)
                 status = error.status
             else:
-                db.session.commit()
                 flash(_("Ticket %(reference)s opened.", reference=ticket.reference), "success")
                 return redirect(url_for(".show", number=ticket.number))
     return render_template("tickets/new.html", form=form), status
+
+
+def _open_ticket(form: NewTicketForm) -> Ticket:
+    ticket = service.open_ticket(
+        customer=service.CustomerDetails(
+            name=form.name.data,
+            phone=form.phone.data or None,
+            email=form.email.data or None,
+            account_ref=form.account_ref.data or None,
+            locale=form.locale.data,
+        ),
+        kind=form.kind.data,
+        channel=form.channel.data,
+        priority=form.priority.data,
+        reason=form.reason.data or None,
+        description=form.description.data,
+        user=_me(),
+        ip=client_ip(),
+    )
+    if form.channel.data == Channel.REGULATOR_REFERRAL:
+        _record_referral(ticket, form)
+    return ticket
 
 
 def _record_referral(ticket: Ticket, form: NewTicketForm) -> None:
@@ -556,16 +562,18 @@ def canned_replies():
         status = 400
         if form.validate():
             try:
-                reply = canned.create_canned(
-                    title=form.title.data, body=form.body.data, actor=current_actor()
+                title = in_one_transaction(
+                    lambda: (
+                        canned.create_canned(
+                            title=form.title.data, body=form.body.data, actor=current_actor()
+                        ).title
+                    )
                 )
             except DomainError as error:
-                db.session.rollback()
                 _show_error(form, error)
                 status = error.status
             else:
-                db.session.commit()
-                flash(_("Canned reply “%(title)s” added.", title=reply.title), "success")
+                flash(_("Canned reply “%(title)s” added.", title=title), "success")
                 return redirect(url_for(".canned_replies"))
     return (
         render_template(
@@ -585,15 +593,17 @@ def edit_canned(reply_id: int):
         status = 400
         if form.validate():
             try:
-                canned.update_canned(reply, title=form.title.data, body=form.body.data, actor=current_actor())
+                in_one_transaction(
+                    lambda: canned.update_canned(
+                        reply, title=form.title.data, body=form.body.data, actor=current_actor()
+                    ),
+                    done=_("Saved."),
+                )
             except DomainError as error:
-                db.session.rollback()
                 _show_error(form, error)
                 status = error.status
                 reply = _canned_or_404(reply_id)
             else:
-                db.session.commit()
-                flash(_("Saved."), "success")
                 return redirect(url_for(".canned_replies"))
     return render_template("tickets/edit_canned.html", form=form, reply=reply), status
 
@@ -603,7 +613,8 @@ def edit_canned(reply_id: int):
 def delete_canned(reply_id: int):
     reply = _canned_or_404(reply_id)
     title = reply.title
-    canned.delete_canned(reply, actor=current_actor())
-    db.session.commit()
-    flash(_("Canned reply “%(title)s” deleted.", title=title), "success")
+    in_one_transaction(
+        lambda: canned.delete_canned(reply, actor=current_actor()),
+        done=_("Canned reply “%(title)s” deleted.", title=title),
+    )
     return redirect(url_for(".canned_replies"))
