@@ -18,7 +18,6 @@ from crm.auth.models import User
 from crm.auth.service import check_email
 from crm.columns import utcnow
 from crm.customers import service as customers
-from crm.customers.models import Customer
 from crm.errors import Conflict, DomainError, NotFound
 from crm.extensions import db, insert_or_ignore, pending_in_transaction
 from crm.files.models import Attachment
@@ -313,7 +312,8 @@ def checked_requester(details: CustomerDetails, *, phone_required: bool) -> Cust
     )
 
 
-def _link_customer(requester: CustomerDetails, *, actor: Actor) -> Customer:
+def _link_customer(requester: CustomerDetails, *, actor: Actor) -> int:
+    """The id of the customer record the request is filed under."""
     return customers.link_customer(
         name=requester.name,
         phone=requester.phone,
@@ -335,7 +335,10 @@ def _add_entry(
     author: User | None = None,
     body: str = "",
     details: dict | None = None,
+    flush: bool = True,
 ) -> ThreadEntry:
+    """An entry in the ticket's thread. ``flush=False``: written with the next flush (or
+    the commit), for an entry whose id nothing needs at once."""
     entry = ThreadEntry(
         ticket_id=ticket.id,
         kind=kind,
@@ -345,7 +348,8 @@ def _add_entry(
         details=details or {},
     )
     db.session.add(entry)
-    db.session.flush()
+    if flush:
+        db.session.flush()
     if ticket.id not in db.session.info.get(RECEIVED_KEY, ()):
         ticket.updated_at = utcnow()  # received in this transaction: created_at says it
     return entry
@@ -411,17 +415,27 @@ def _add_message(
 ) -> ThreadEntry:
     """A written message in the thread, its files, and its audit event (the body as a
     digest): the one way a message is added, whoever writes it."""
-    author_kind = "customer" if actor.kind == "customer" else "staff"
-    entry = _add_entry(ticket, kind, author_kind=author_kind, author=author, body=body)
+    entry = _add_entry(ticket, kind, author_kind=_author_kind(actor), author=author, body=body)
+    _message_added(ticket, entry, actor=actor, uploads=uploads, **audit_data)
+    return entry
+
+
+def _author_kind(actor: Actor) -> str:
+    return "customer" if actor.kind == "customer" else "staff"
+
+
+def _message_added(
+    ticket: Ticket, entry: ThreadEntry, *, actor: Actor, uploads: list[Upload] = (), **audit_data
+) -> None:
+    """The audit event of a message just written (its id known), and its files."""
     record(
-        MESSAGE_ACTIONS[kind],
+        MESSAGE_ACTIONS[EntryKind(entry.kind)],
         "ticket",
         ticket.id,
         actor=actor,
-        data={"entry_id": entry.id, "body_sha256": digest(body), **audit_data},
+        data={"entry_id": entry.id, "body_sha256": digest(entry.body), **audit_data},
     )
     _attach(ticket, entry, list(uploads), actor)
-    return entry
 
 
 def _set_status(
@@ -474,7 +488,7 @@ def _allocate_number() -> tuple[int, str]:
 
 def _create_ticket(
     *,
-    customer: Customer,
+    customer_id: int,
     requester: CustomerDetails,
     kind: Kind,
     channel: Channel,
@@ -484,8 +498,14 @@ def _create_ticket(
     amount_minor: int | None,
     currency: str,
     actor: Actor,
+    description: str,
+    author: User | None = None,
+    uploads: list[Upload] = (),
+    **message_audit,
 ) -> tuple[Ticket, list[Clock]]:
-    """The ticket and the clocks it started; ``requester`` is checked and normalised."""
+    """The ticket, the clocks it started and its first message (``description``, with
+    ``uploads``); ``requester`` is checked and normalised. The clocks and the message
+    are written in one flush."""
     number, reference = _allocate_number()
     now = utcnow()
     ticket = Ticket(
@@ -496,7 +516,7 @@ def _create_ticket(
         priority=priority,
         status=Status.NEW,
         reason=reason,
-        customer_id=customer.id,
+        customer_id=customer_id,
         requester_name=requester.name,
         requester_phone=requester.phone,
         requester_email=requester.email,
@@ -513,7 +533,16 @@ def _create_ticket(
     db.session.add(ticket)
     db.session.flush()
     pending_in_transaction(RECEIVED_KEY).append(ticket.id)
-    clocks.start_ticket_clocks(ticket, planned, actor=actor)
+    message = _add_entry(
+        ticket,
+        EntryKind.INBOUND_MESSAGE,
+        author_kind=_author_kind(actor),
+        author=author,
+        body=description,
+        flush=False,
+    )
+    clocks.start_ticket_clocks(ticket, planned, actor=actor)  # its flush writes the message too
+    db.session.flush()  # (a ticket without clocks)
     record(
         "ticket.created",
         "ticket",
@@ -525,7 +554,7 @@ def _create_ticket(
             "channel": channel,
             "priority": priority,
             "reason": reason,
-            "customer_id": customer.id,
+            "customer_id": customer_id,
             "requester": {
                 "name_sha256": digest(requester.name),
                 "phone_sha256": digest(requester.phone) if requester.phone else None,
@@ -538,6 +567,7 @@ def _create_ticket(
             "policy_version_id": ticket.policy_version_id,
         },
     )
+    _message_added(ticket, message, actor=actor, uploads=uploads, **message_audit)
     return ticket, planned
 
 
@@ -568,10 +598,10 @@ def submit_refund_request(request: RefundRequest, *, nonce: str, ip: str | None)
     if not insert_or_ignore(SubmissionUse, {"nonce": nonce, "used_at": utcnow(), "attempts": 1}):
         return _repeated_submission(nonce)
 
-    customer = _link_customer(requester, actor=Actor.system())
-    actor = Actor("customer", str(customer.id), f"customer:{customer.id}", ip)
+    customer_id = _link_customer(requester, actor=Actor.system())
+    actor = Actor("customer", str(customer_id), f"customer:{customer_id}", ip)
     ticket, started = _create_ticket(
-        customer=customer,
+        customer_id=customer_id,
         requester=requester,
         kind=Kind.REFUND,
         channel=Channel.WEB_FORM,
@@ -581,8 +611,9 @@ def submit_refund_request(request: RefundRequest, *, nonce: str, ip: str | None)
         amount_minor=amount_minor,
         currency=currency,
         actor=actor,
+        description=description,
+        uploads=request.uploads,
     )
-    _add_message(ticket, EntryKind.INBOUND_MESSAGE, description, actor=actor, uploads=request.uploads)
     db.session.connection().execute(
         update(SubmissionUse.__table__)
         .where(SubmissionUse.tenant_id == ticket.tenant_id, SubmissionUse.nonce == nonce)
@@ -616,7 +647,7 @@ def open_ticket(
     description = check_text(description, "description", MAX_DESCRIPTION, required=True)
     actor = staff_actor(user, ip)
     ticket, _clocks = _create_ticket(
-        customer=_link_customer(requester, actor=actor),
+        customer_id=_link_customer(requester, actor=actor),
         requester=requester,
         kind=kind,
         channel=channel,
@@ -626,9 +657,9 @@ def open_ticket(
         amount_minor=None,
         currency=current_tenant().currency,
         actor=actor,
-    )
-    _add_message(
-        ticket, EntryKind.INBOUND_MESSAGE, description, actor=actor, author=user, recorded_by_staff=True
+        description=description,
+        author=user,
+        recorded_by_staff=True,
     )
     return ticket
 
@@ -664,6 +695,7 @@ def notify_customer(
         author_kind="system",
         body=outbox.readable_body,
         details={"outbox_id": outbox.id, "to": requester.email, "subject": subject},
+        flush=False,  # nothing needs its id: written with the next flush or the commit
     )
 
 
