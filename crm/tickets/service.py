@@ -848,7 +848,9 @@ def resolve(
     body = check_text(body, "body", MAX_DESCRIPTION, required=True)
     sending = resolution.outgoing(ticket, "resolved", body)
     if previewed_sha256 is not None and previewed_sha256 != sending.sha256:
-        raise Conflict(_l("What the customer would receive has changed since the preview: check it again."), "body")
+        raise Conflict(
+            _l("What the customer would receive has changed since the preview: check it again."), "body"
+        )
     entry = reply(ticket, body, user=user, ip=ip, template="resolved")
     actor = staff_actor(user, ip)
     _set_status(ticket, Status.RESOLVED, actor, author_kind="staff", author=user)
@@ -994,9 +996,10 @@ def _check_customer_quota(ticket: Ticket, uploads: list[Upload]) -> None:
         .join(ThreadEntry, ThreadEntry.id == Attachment.entry_id)
         .where(Attachment.ticket_id == ticket.id, ThreadEntry.author_kind == "customer")
     ).one()
-    if count + len(uploads) > CUSTOMER_FILES_PER_TICKET or size + sum(
-        len(upload.content) for upload in uploads
-    ) > CUSTOMER_BYTES_PER_TICKET:
+    if (
+        count + len(uploads) > CUSTOMER_FILES_PER_TICKET
+        or size + sum(len(upload.content) for upload in uploads) > CUSTOMER_BYTES_PER_TICKET
+    ):
         raise DomainError(
             _l(
                 "This request already holds as many files as it can take (%(n)d files or %(mb)d MB). "
