@@ -6,8 +6,13 @@ signatures, ``cryptography``. It is shipped inside every case file and tenant ex
 check what they were sent on their own machine without trusting the provider.
 ``docs/audit-format.md`` writes down every format it checks."""
 
+import base64
 import hashlib
+import json
 import sys
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 # RFC 9162, section 2.1.1: the hash of an empty tree, of a leaf and of an inner node.
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -70,6 +75,36 @@ def consistent(old_size: int, new_size: int, old_root: bytes, new_root: bytes, p
             sr = node_hash(sr, c)
         fn, sn = fn >> 1, sn >> 1
     return fr == old_root and sr == new_root and sn == 0
+
+
+# What a checkpoint's signature covers: this prefix, then the canonical JSON of the
+# checkpoint without its "signature" member (sorted keys, no whitespace, UTF-8).
+CHECKPOINT_CONTEXT = b"ledgerdesk checkpoint v1\n"
+CHECKPOINT_FIELDS = ("head_hash", "key_id", "root", "tenant", "tenant_id", "time", "tree_size")
+
+
+def canonical_json(value) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def checkpoint_message(checkpoint: dict) -> bytes:
+    """The bytes a checkpoint's Ed25519 signature is made over."""
+    return CHECKPOINT_CONTEXT + canonical_json({name: checkpoint[name] for name in CHECKPOINT_FIELDS})
+
+
+def key_id(public_key: bytes) -> str:
+    """A key's id: the first 16 hex digits of SHA-256 of its 32 raw public-key bytes."""
+    return hashlib.sha256(public_key).hexdigest()[:16]
+
+
+def signature_holds(public_key_b64: str, message: bytes, signature_b64: str) -> bool:
+    """Whether ``signature_b64`` is the Ed25519 signature of ``message`` by the key."""
+    try:
+        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key_b64, validate=True))
+        key.verify(base64.b64decode(signature_b64, validate=True), message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
