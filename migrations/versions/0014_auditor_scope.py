@@ -1,0 +1,23 @@
+"""An auditor's window and scope (issue 12).
+
+Revision ID: 0014_auditor_scope
+Revises: 0013_audit_checkpoints
+Create Date: 2026-12-03
+"""
+
+import sqlalchemy as sa  # noqa: F401
+from alembic import op  # noqa: F401
+
+# revision identifiers, used by Alembic.
+revision = "0014_auditor_scope"
+down_revision = "0013_audit_checkpoints"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass
