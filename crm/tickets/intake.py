@@ -1,0 +1,293 @@
+"""How tickets come in: refund requests from the hosted form, and the tickets staff open
+for phone, email and regulator referrals; each gets its number, customer, clocks and first message."""
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select, update
+
+from crm.audit.chain import digest
+from crm.audit.service import Actor, record
+from crm.auth.models import User
+from crm.auth.service import check_email
+from crm.columns import utcnow
+from crm.customers import service as customers
+from crm.errors import DomainError
+from crm.extensions import db, insert_or_ignore, pending_in_transaction
+from crm.policies import service as policies
+from crm.provisioning.models import TenantSettings
+from crm.provisioning.service import tenant_settings
+from crm.sla import clocks
+from crm.sla.models import Clock
+from crm.tickets.actors import staff_actor
+from crm.tickets.input_checks import (
+    MAX_DESCRIPTION,
+    Upload,
+    check_claimed_amount,
+    check_currency,
+    check_purchase_date,
+    check_text,
+    check_uploads,
+)
+from crm.tickets.links import mint_tracking_link
+from crm.tickets.models import Channel, EntryKind, Kind, Priority, Reason, Status, SubmissionUse, Ticket
+from crm.tickets.thread import RECEIVED_KEY, add_entry, author_kind_of, message_added, notify_customer
+from tenants import current_tenant, current_tenant_id
+
+
+@dataclass(frozen=True)
+class CustomerDetails:
+    name: str
+    phone: str | None = None
+    email: str | None = None
+    account_ref: str | None = None
+    locale: str = "zh_CN"
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    """What the hosted form collects, already parsed by its form."""
+
+    customer: CustomerDetails
+    reason: str
+    description: str
+    purchase_date: date | None = None
+    amount: Decimal | None = None
+    currency: str | None = None
+    uploads: list[Upload] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Submission:
+    ticket: Ticket
+    tracking_token: str | None  # None for a repeated submit: the first one holds the link
+    repeated: bool = False
+
+
+def new_nonce() -> str:
+    return secrets.token_hex(16)
+
+
+def checked_requester(details: CustomerDetails, *, phone_required: bool) -> CustomerDetails:
+    """The requester's details as they will be kept: trimmed, the phone in E.164, the
+    email checked. Without a phone, an email is required."""
+    name = check_text(details.name, "name", 200, required=True)
+    phone = None
+    if details.phone or phone_required:
+        phone = customers.normalise_phone(details.phone or "", tenant_settings().country)
+    email = check_email(details.email) if details.email else None
+    if not phone and not email:
+        raise DomainError(_l("Give the customer's phone number or email."), "phone")
+    account_ref = check_text(details.account_ref, "account_ref", 100, required=False) or None
+    return CustomerDetails(
+        name=name, phone=phone, email=email, account_ref=account_ref, locale=details.locale
+    )
+
+
+def _link_customer(requester: CustomerDetails, *, actor: Actor) -> int:
+    """The id of the customer record the request is filed under."""
+    return customers.link_customer(
+        name=requester.name,
+        phone=requester.phone,
+        email=requester.email,
+        account_ref=requester.account_ref,
+        locale=requester.locale,
+        actor=actor,
+    )
+
+
+def _allocate_number() -> tuple[int, str]:
+    """The tenant's next ticket number; the settings row's lock serialises it. A Core
+    statement on the session's connection, scoped to the tenant here."""
+    number, prefix = (
+        db.session.connection()
+        .execute(
+            update(TenantSettings.__table__)
+            .where(TenantSettings.tenant_id == current_tenant_id())
+            .values(next_ticket_number=TenantSettings.next_ticket_number + 1)
+            .returning(TenantSettings.next_ticket_number, TenantSettings.ticket_prefix)
+        )
+        .one()
+    )
+    return number - 1, f"{prefix}-{number - 1}"
+
+
+def _create_ticket(
+    *,
+    customer_id: int,
+    requester: CustomerDetails,
+    kind: Kind,
+    channel: Channel,
+    priority: Priority,
+    reason: str | None,
+    purchase_date: date | None,
+    amount_minor: int | None,
+    currency: str,
+    actor: Actor,
+    description: str,
+    author: User | None = None,
+    uploads: list[Upload] = (),
+    **message_audit,
+) -> tuple[Ticket, list[Clock]]:
+    """The ticket, the clocks it started and its first message (``description``, with
+    ``uploads``); ``requester`` is checked and normalised. The clocks and the message
+    are written in one flush."""
+    number, reference = _allocate_number()
+    now = utcnow()
+    ticket = Ticket(
+        number=number,
+        reference=reference,
+        kind=kind,
+        channel=channel,
+        priority=priority,
+        status=Status.NEW,
+        reason=reason,
+        customer_id=customer_id,
+        requester_name=requester.name,
+        requester_phone=requester.phone,
+        requester_email=requester.email,
+        requester_locale=requester.locale,
+        account_ref=requester.account_ref,
+        purchase_date=purchase_date,
+        amount_minor=amount_minor,
+        currency=currency,
+        policy_version_id=policies.in_force_id(),
+        created_at=now,
+        updated_at=now,
+    )
+    planned = clocks.plan_ticket_clocks(ticket)  # sets its deadlines before the INSERT
+    db.session.add(ticket)
+    db.session.flush()
+    pending_in_transaction(RECEIVED_KEY).append(ticket.id)
+    message = add_entry(
+        ticket,
+        EntryKind.INBOUND_MESSAGE,
+        author_kind=author_kind_of(actor),
+        author=author,
+        body=description,
+        flush=False,
+    )
+    clocks.start_ticket_clocks(ticket, planned, actor=actor)  # its flush writes the message too
+    db.session.flush()  # (a ticket without clocks)
+    record(
+        "ticket.created",
+        "ticket",
+        ticket.id,
+        actor=actor,
+        data={
+            "reference": reference,
+            "kind": kind,
+            "channel": channel,
+            "priority": priority,
+            "reason": reason,
+            "customer_id": customer_id,
+            "requester": {
+                "name_sha256": digest(requester.name),
+                "phone_sha256": digest(requester.phone) if requester.phone else None,
+                "email_sha256": digest(requester.email) if requester.email else None,
+                "account_sha256": digest(requester.account_ref) if requester.account_ref else None,
+            },
+            "amount_minor": amount_minor,
+            "currency": currency,
+            "purchase_date": purchase_date.isoformat() if purchase_date else None,
+            "policy_version_id": ticket.policy_version_id,
+        },
+    )
+    message_added(ticket, message, actor=actor, uploads=uploads, **message_audit)
+    return ticket, planned
+
+
+def _repeated_submission(nonce: str) -> Submission | None:
+    used = db.session.scalars(select(SubmissionUse).where(SubmissionUse.nonce == nonce)).one_or_none()
+    if used is None or used.ticket_id is None:
+        return None
+    used.attempts += 1
+    ticket = db.session.scalars(select(Ticket).where(Ticket.id == used.ticket_id)).one()
+    return Submission(ticket, None, repeated=True)
+
+
+def submit_refund_request(request: RefundRequest, *, nonce: str, ip: str | None) -> Submission:
+    """The hosted form's submit. A repeated ``nonce`` (a double click, a resent form)
+    returns the ticket the first submit made instead of making another."""
+    requester = checked_requester(request.customer, phone_required=True)
+    description = check_text(request.description, "description", MAX_DESCRIPTION, required=True)
+    try:
+        reason = Reason(request.reason)
+    except ValueError:
+        raise DomainError(_l("Choose a reason."), "reason") from None
+    check_purchase_date(request.purchase_date)
+    currency = check_currency(request.currency)
+    amount_minor = check_claimed_amount(request.amount, currency)
+    check_uploads(request.uploads)
+    # Claim the token before creating anything: a concurrent submit of the same form
+    # waits here for this one's commit, then finds its ticket.
+    if not insert_or_ignore(SubmissionUse, {"nonce": nonce, "used_at": utcnow(), "attempts": 1}):
+        return _repeated_submission(nonce)
+
+    customer_id = _link_customer(requester, actor=Actor.system())
+    actor = Actor("customer", str(customer_id), f"customer:{customer_id}", ip)
+    ticket, started = _create_ticket(
+        customer_id=customer_id,
+        requester=requester,
+        kind=Kind.REFUND,
+        channel=Channel.WEB_FORM,
+        priority=Priority.NORMAL,
+        reason=reason,
+        purchase_date=request.purchase_date,
+        amount_minor=amount_minor,
+        currency=currency,
+        actor=actor,
+        description=description,
+        uploads=request.uploads,
+    )
+    db.session.connection().execute(
+        update(SubmissionUse.__table__)
+        .where(SubmissionUse.tenant_id == ticket.tenant_id, SubmissionUse.nonce == nonce)
+        .values(ticket_id=ticket.id)
+    )
+    token = mint_tracking_link(ticket)
+    notify_customer(ticket, "receipt", actor=actor, ticket_clocks=started)
+    return Submission(ticket, token)
+
+
+def open_ticket(
+    *,
+    customer: CustomerDetails,
+    kind: str,
+    channel: str,
+    priority: str,
+    description: str,
+    user: User,
+    ip: str | None,
+    reason: str | None = None,
+) -> Ticket:
+    """A ticket staff open for a request that came by phone, email or a regulator."""
+    try:
+        kind, channel, priority = Kind(kind), Channel(channel), Priority(priority)
+        reason = Reason(reason) if reason else None
+    except ValueError:
+        raise DomainError(_l("Choose a kind, channel, priority and reason from the lists."), "kind") from None
+    if channel not in (Channel.PHONE, Channel.EMAIL, Channel.REGULATOR_REFERRAL):
+        raise DomainError(_l("Staff open tickets for phone, email and regulator referrals."), "channel")
+    requester = checked_requester(customer, phone_required=False)
+    description = check_text(description, "description", MAX_DESCRIPTION, required=True)
+    actor = staff_actor(user, ip)
+    ticket, _clocks = _create_ticket(
+        customer_id=_link_customer(requester, actor=actor),
+        requester=requester,
+        kind=kind,
+        channel=channel,
+        priority=priority,
+        reason=reason,
+        purchase_date=None,
+        amount_minor=None,
+        currency=current_tenant().currency,
+        actor=actor,
+        description=description,
+        author=user,
+        recorded_by_staff=True,
+    )
+    return ticket
