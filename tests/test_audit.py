@@ -91,23 +91,20 @@ def test_audit_data_refuses_floats_and_events_need_a_tenant(app, make_tenant):
 
 
 def _tamper(app, statements: list[tuple[str, dict]]) -> None:
-    """Rewrite the events table behind the app's back, as someone with file or superuser
+    """Rewrite the events or heads tables behind the app's back, as someone with file or superuser
     access could: SQLite by opening the file itself, PostgreSQL with triggers disabled."""
     url = app.config["SQLALCHEMY_DATABASE_URI"]
     if url.startswith("sqlite"):
         connection = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
-        triggers = [
-            row[0]
-            for row in connection.execute(
-                "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_events'"
-            )
-        ]
+        triggers = connection.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN ('audit_events', 'audit_heads')"
+        ).fetchall()
         connection.execute("BEGIN")
-        connection.execute("DROP TRIGGER audit_events_no_update")
-        connection.execute("DROP TRIGGER audit_events_no_delete")
+        for name, _ in triggers:
+            connection.execute(f"DROP TRIGGER {name}")
         for sql, params in statements:
             connection.execute(sql, params)
-        for sql in triggers:
+        for _, sql in triggers:
             connection.execute(sql)
         connection.execute("COMMIT")
         connection.close()

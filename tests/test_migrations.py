@@ -31,12 +31,16 @@ TRIGGERS = {
     "postgresql": {
         ("audit_events", "audit_events_no_update_delete", "BEFORE DELETE OR UPDATE", "ROW"),
         ("audit_events", "audit_events_no_truncate", "BEFORE TRUNCATE", "STATEMENT"),
+        ("audit_heads", "audit_heads_only_forward", "BEFORE DELETE OR UPDATE", "ROW"),
+        ("audit_heads", "audit_heads_no_truncate", "BEFORE TRUNCATE", "STATEMENT"),
         ("config_versions", "config_versions_no_update_delete", "BEFORE DELETE OR UPDATE", "ROW"),
         ("policy_versions", "policy_versions_published_no_change", "BEFORE DELETE OR UPDATE", "ROW"),
     },
     "sqlite": {
         ("audit_events", "audit_events_no_update", "BEFORE UPDATE", "ROW"),
         ("audit_events", "audit_events_no_delete", "BEFORE DELETE", "ROW"),
+        ("audit_heads", "audit_heads_no_move_back", "BEFORE UPDATE", "ROW"),
+        ("audit_heads", "audit_heads_no_delete", "BEFORE DELETE", "ROW"),
         ("config_versions", "config_versions_no_update", "BEFORE UPDATE", "ROW"),
         ("config_versions", "config_versions_no_delete", "BEFORE DELETE", "ROW"),
         ("policy_versions", "policy_versions_published_no_update", "BEFORE UPDATE", "ROW"),

@@ -389,17 +389,17 @@ def verify_chain(batch: int = 5000) -> ChainReport:
     """Recompute the chain of the tenant in context, streaming it in constant memory.
 
     Detects a changed event (its hash no longer matches), a missing one (a gap in
-    ``seq``), reordered ones (``prev_hash`` no longer links), and a truncated tail (the
-    chain head says more events were written). Events appended while it runs are
-    outside the head it read first, and are left for the next run."""
-    head = db.session.execute(select(AuditHead.seq, AuditHead.hash)).one_or_none()
-    if head is None:
-        return ChainReport(0, GENESIS_HASH)
+    ``seq``), reordered ones (``prev_hash`` no longer links), a truncated tail (the chain
+    head says more events were written), and a head that was deleted or moved back
+    (events are stored beyond it). Every stored event is read; events found beyond the
+    head read first are accepted only if the head, read again, now covers them: they
+    were appended while this ran."""
+    first_head = _read_head()
     # A Core statement on the session's connection, scoped to the tenant here: the ORM's
     # per-row result processing cost more than the hashing.
     result = db.session.connection().execute(
         select(*VERIFY_COLUMNS)
-        .where(AuditEvent.tenant_id == current_tenant_id(), AuditEvent.seq <= head.seq)
+        .where(AuditEvent.tenant_id == current_tenant_id())
         .order_by(AuditEvent.seq)
         .execution_options(yield_per=batch)
     )
@@ -407,11 +407,35 @@ def verify_chain(batch: int = 5000) -> ChainReport:
         report = _walk(row for partition in result.partitions() for row in partition)
     finally:
         result.close()
-    if report.ok and (report.count != head.seq or report.head_hash != head.hash):
+    if not report.ok:
+        return report
+    head = first_head
+    if head is None or report.count > head.seq:
+        head = _read_head()
+        if head is not None and head.seq > report.count >= (first_head.seq if first_head else 0):
+            return report  # the chain grew while it was read: what was read links and verifies
+    if head is None:
+        if report.count:
+            return ChainReport(
+                0, GENESIS_HASH, 1, f"the chain head is missing but {report.count} events are stored"
+            )
+        return report
+    if report.count > head.seq:
+        return ChainReport(
+            head.seq,
+            report.head_hash,
+            head.seq + 1,
+            f"{report.count - head.seq} events are stored after the chain head (head records {head.seq})",
+        )
+    if report.count != head.seq or report.head_hash != head.hash:
         return ChainReport(
             report.count, report.head_hash, report.count + 1, f"chain head records {head.seq} events"
         )
     return report
+
+
+def _read_head():
+    return db.session.execute(select(AuditHead.seq, AuditHead.hash)).one_or_none()
 
 
 def _walk(rows: Iterator) -> ChainReport:

@@ -1,0 +1,97 @@
+"""What an outside expert's drill found `audit verify` accepting: a deleted chain head, a
+head moved back, events stored after the head. Each must fail, naming what is wrong; and
+the database itself refuses to move a head back or delete it."""
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DatabaseError
+
+from crm.extensions import db
+from tests.conftest import acting_for
+from tests.test_audit import _tamper, busy_tenant, chain_report  # noqa: F401  (fixture)
+
+
+def verify(runner, tenant):
+    return runner.invoke(args=["audit", "verify", "--tenant", tenant.slug])
+
+
+def head_seq(app, tenant) -> int:
+    with acting_for(app, tenant):
+        return db.session.execute(
+            text("SELECT seq FROM audit_heads WHERE tenant_id = :t"), {"t": tenant.id}
+        ).scalar()
+
+
+def test_a_deleted_chain_head_fails_verification(app, runner, busy_tenant):
+    stored = head_seq(app, busy_tenant)
+    _tamper(app, [("DELETE FROM audit_heads WHERE tenant_id = ?", (busy_tenant.id,))])
+    result = verify(runner, busy_tenant)
+    assert result.exit_code == 1
+    assert f"the chain head is missing but {stored} events are stored" in result.output
+
+
+def test_a_head_moved_back_fails_verification(app, runner, busy_tenant):
+    stored = head_seq(app, busy_tenant)
+    with acting_for(app, busy_tenant):
+        earlier = db.session.execute(
+            text("SELECT hash FROM audit_events WHERE tenant_id = :t AND seq = :s"),
+            {"t": busy_tenant.id, "s": stored - 10},
+        ).scalar()
+    # A consistent cut: the head names an earlier event exactly, as a forger would leave it.
+    _tamper(
+        app,
+        [
+            (
+                f"UPDATE audit_heads SET seq = {stored - 10}, hash = '{earlier}' WHERE tenant_id = ?",
+                (busy_tenant.id,),
+            )
+        ],
+    )
+    result = verify(runner, busy_tenant)
+    assert result.exit_code == 1
+    assert (
+        f"FAILED at seq {stored - 9}: 10 events are stored after the chain head (head records {stored - 10})"
+        in (result.output)
+    )
+
+
+def test_the_report_names_the_events_after_the_head(app, busy_tenant):
+    stored = head_seq(app, busy_tenant)
+    _tamper(app, [(f"UPDATE audit_heads SET seq = {stored - 1} WHERE tenant_id = ?", (busy_tenant.id,))])
+    report = chain_report(app, busy_tenant)
+    assert not report.ok
+    assert report.first_bad_seq == stored
+    assert report.problem == f"1 events are stored after the chain head (head records {stored - 1})"
+
+
+def test_a_chain_that_grows_while_it_is_verified_is_not_tampering(app, runner, busy_tenant, make_user):
+    """The head read first may be behind events a writer chains before the walk reaches
+    them: the head is read again, and covers them."""
+    before = verify(runner, busy_tenant)
+    assert before.exit_code == 0
+    make_user(busy_tenant, "agent")  # appends while nothing is tampered with
+    after = verify(runner, busy_tenant)
+    assert after.exit_code == 0, after.output
+    assert int(after.output.split()[1]) > int(before.output.split()[1])
+
+
+def test_an_untouched_chain_still_verifies_with_its_head(app, runner, busy_tenant):
+    result = verify(runner, busy_tenant)
+    assert result.exit_code == 0
+    assert result.output.startswith(f"ok: {head_seq(app, busy_tenant)} events")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM audit_heads WHERE tenant_id = :t",
+        "UPDATE audit_heads SET seq = seq - 1 WHERE tenant_id = :t",
+        "UPDATE audit_heads SET tenant_id = tenant_id + 100000 WHERE tenant_id = :t",
+    ],
+)
+def test_the_database_refuses_to_cut_or_move_a_chain_head(app, busy_tenant, statement):
+    with acting_for(app, busy_tenant), pytest.raises(DatabaseError, match="only move forward"):
+        try:
+            db.session.execute(text(statement), {"t": busy_tenant.id})
+        finally:
+            db.session.rollback()
