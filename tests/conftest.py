@@ -206,3 +206,18 @@ def signed_in(client, make_tenant, make_user) -> Callable[..., tuple[CurrentTena
         return tenant, user
 
     return sign_in
+
+
+@pytest.fixture
+def busy_tenant(app, client, make_tenant, make_user):
+    """A tenant with a realistic history: users added, sign-ins, a failure, a role change."""
+    tenant = make_tenant()
+    admin = make_user(tenant, "admin")
+    agent = make_user(tenant, "agent")
+    login(client, tenant, admin)
+    submit(client, f"/t/{tenant.slug}/admin/users/{agent.id}", {"role": "manager", "active": "y"})
+    submit(client, f"/t/{tenant.slug}/account", {"lang-locale": "zh_CN"})
+    other = app.test_client()
+    login(other, tenant, agent, password="wrong password")
+    login(other, tenant, agent)
+    return tenant

@@ -23,7 +23,7 @@ from crm.columns import utcnow
 from crm.config import ConfigError, from_environment
 from crm.extensions import db
 from tenants import TenantContextError, tenant_context
-from tests.conftest import POSTGRES_URL, acting_for, login, requires_postgres, requires_redis, submit
+from tests.conftest import POSTGRES_URL, acting_for, requires_postgres, requires_redis
 
 # A new tenant's chain: its creation, then version 1 of its default calendar, SLA policy
 # and deadline rules.
@@ -33,21 +33,6 @@ CREATED = [
     "sla_policy.version_created",
     "deadlines.version_created",
 ]
-
-
-@pytest.fixture
-def busy_tenant(app, client, make_tenant, make_user):
-    """A tenant with a realistic history: users added, sign-ins, a failure, a role change."""
-    tenant = make_tenant()
-    admin = make_user(tenant, "admin")
-    agent = make_user(tenant, "agent")
-    login(client, tenant, admin)
-    submit(client, f"/t/{tenant.slug}/admin/users/{agent.id}", {"role": "manager", "active": "y"})
-    submit(client, f"/t/{tenant.slug}/account", {"lang-locale": "zh_CN"})
-    other = app.test_client()
-    login(other, tenant, agent, password="wrong password")
-    login(other, tenant, agent)
-    return tenant
 
 
 def chain_report(app, tenant):
@@ -97,7 +82,8 @@ def _tamper(app, statements: list[tuple[str, dict]]) -> None:
     if url.startswith("sqlite"):
         connection = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
         triggers = connection.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN ('audit_events', 'audit_heads')"
+            "SELECT name, sql FROM sqlite_master"
+            " WHERE type = 'trigger' AND tbl_name IN ('audit_events', 'audit_heads')"
         ).fetchall()
         connection.execute("BEGIN")
         for name, _ in triggers:

@@ -8,7 +8,7 @@ from sqlalchemy.exc import DatabaseError
 
 from crm.extensions import db
 from tests.conftest import acting_for
-from tests.test_audit import _tamper, busy_tenant, chain_report  # noqa: F401  (fixture)
+from tests.test_audit import _tamper, chain_report
 
 
 def verify(runner, tenant):

@@ -268,7 +268,11 @@ def test_not_satisfied_reopens_a_resolved_ticket_for_a_manager(app, client, make
     with acting_for(app, tenant) as session:
         ticket = tickets.ticket_by_number(submission.number)
         tickets.resolve(
-            ticket, "Refunded 50 yuan.", user=session.get(User, agent.id), ip=None, no_refund_reason="no_refund_requested"
+            ticket,
+            "Refunded 50 yuan.",
+            user=session.get(User, agent.id),
+            ip=None,
+            no_refund_reason="no_refund_requested",
         )
         tickets.add_note(ticket, "SECRET internal remark", user=session.get(User, agent.id), ip=None)
         session.commit()

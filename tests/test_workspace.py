@@ -54,7 +54,9 @@ def resolve_and_send(client, tenant, number: int, body: str):
     page = f"/t/{tenant.slug}/tickets/{number}"
     fields = {"resolve-body": body, "resolve-no_refund_requested": "y", "step": "preview"}
     preview = act(client, tenant, number, "resolve", fields)
-    previewed = re.search(r'name="resolve-previewed" type="hidden" value="([0-9a-f]+)"', preview.text).group(1)
+    previewed = re.search(r'name="resolve-previewed" type="hidden" value="([0-9a-f]+)"', preview.text).group(
+        1
+    )
     return submit(
         client, f"{page}/resolve", {**fields, "step": "send", "resolve-previewed": previewed}, form_page=page
     )
@@ -130,8 +132,24 @@ def test_views_select_tickets_by_status_and_assignee(app, client, desk):
         new_ticket(app, tenant)
     change(app, tenant, 1002, tickets.assign, agent.id, user_id=agent.id)
     change(app, tenant, 1003, tickets.request_information, "Which number?", user_id=agent.id)
-    change(app, tenant, 1004, tickets.resolve, "Refunded.", user_id=agent.id, no_refund_reason="no_refund_requested")
-    change(app, tenant, 1005, tickets.resolve, "Refunded.", user_id=agent.id, no_refund_reason="no_refund_requested")
+    change(
+        app,
+        tenant,
+        1004,
+        tickets.resolve,
+        "Refunded.",
+        user_id=agent.id,
+        no_refund_reason="no_refund_requested",
+    )
+    change(
+        app,
+        tenant,
+        1005,
+        tickets.resolve,
+        "Refunded.",
+        user_id=agent.id,
+        no_refund_reason="no_refund_requested",
+    )
     change(app, tenant, 1005, tickets.close, user_id=agent.id)
 
     def view(name: str, extra: str = "") -> list[str]:
@@ -747,7 +765,13 @@ def test_tickets_the_customer_rejected_wait_in_the_managers_view(app, client, si
     rejected = submitted(app, tenant)
     with acting_for(app, tenant) as session:
         ticket = tickets.ticket_by_number(rejected.number)
-        tickets.resolve(ticket, "Refunded.", user=session.get(User, manager.id), ip=None, no_refund_reason="no_refund_requested")
+        tickets.resolve(
+            ticket,
+            "Refunded.",
+            user=session.get(User, manager.id),
+            ip=None,
+            no_refund_reason="no_refund_requested",
+        )
         tickets.not_satisfied(ticket, "Not enough.", ip=None)
         session.commit()
     home = client.get(f"/t/{tenant.slug}/")
