@@ -173,13 +173,19 @@ def independent_verify(app, tenant_id: int) -> tuple[int, str]:
         rows = connection.execute(
             text(
                 "SELECT tenant_id, seq, occurred_at, actor_kind, actor_id, actor_label, ip, action,"
-                " subject_type, subject_id, data, prev_hash, hash FROM audit_events"
+                " subject_type, subject_id, CAST(data AS TEXT) AS data, prev_hash, hash FROM audit_events"
                 " WHERE tenant_id = :t ORDER BY seq"
             ),
             {"t": tenant_id},
         ).all()
     prev = "0" * 64
+
+    def canonical(value) -> bytes:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
     for row in rows:
+        data = json.loads(row.data)
+        assert isinstance(data, dict) and canonical(data) == row.data.encode("utf-8"), f"seq {row.seq}: data"
         occurred = row.occurred_at
         if isinstance(occurred, str):  # SQLite hands back the stored text
             occurred = occurred.replace(" ", "T")
@@ -194,13 +200,10 @@ def independent_verify(app, tenant_id: int) -> tuple[int, str]:
             "ip": row.ip,
             "action": row.action,
             "subject": {"type": row.subject_type, "id": row.subject_id},
-            "data": json.loads(row.data) if isinstance(row.data, str) else row.data,
+            "data": data,
             "prev_hash": row.prev_hash,
         }
-        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-            "utf-8"
-        )
-        digest = hashlib.sha256(prev.encode("ascii") + canonical).hexdigest()
+        digest = hashlib.sha256(prev.encode("ascii") + canonical(body)).hexdigest()
         assert row.prev_hash == prev and row.hash == digest, f"seq {row.seq}"
         prev = digest
     return len(rows), prev

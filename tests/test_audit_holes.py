@@ -3,9 +3,12 @@ head moved back, events stored after the head. Each must fail, naming what is wr
 the database itself refuses to move a head back or delete it."""
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import DatabaseError
 
+from crm.audit import service as audit_service
+from crm.audit.chain import stored_event_hash
+from crm.audit.models import AuditEvent
 from crm.extensions import db
 from tests.conftest import acting_for
 from tests.test_audit import _tamper, chain_report
@@ -95,3 +98,59 @@ def test_the_database_refuses_to_cut_or_move_a_chain_head(app, busy_tenant, stat
             db.session.execute(text(statement), {"t": busy_tenant.id})
         finally:
             db.session.rollback()
+
+
+def _rewrite_last_data(app, tenant, data_text: str) -> int:
+    """Give the tenant's last event another ``data`` text and the hash that text gives,
+    and move the head's hash with it: a forger's rewrite that every hash agrees with."""
+    with acting_for(app, tenant):
+        row = db.session.execute(
+            select(*audit_service.VERIFY_COLUMNS)
+            .where(AuditEvent.tenant_id == tenant.id)
+            .order_by(AuditEvent.seq.desc())
+            .limit(1)
+        ).one()
+    *body, _ = row
+    body[10] = data_text
+    forged = stored_event_hash(*body)
+    quoted = data_text.replace("'", "''")
+    _tamper(
+        app,
+        [
+            (
+                f"UPDATE audit_events SET data = '{quoted}', hash = '{forged}'"
+                f" WHERE tenant_id = ? AND seq = {body[1]}",
+                (tenant.id,),
+            ),
+            (f"UPDATE audit_heads SET hash = '{forged}' WHERE tenant_id = ?", (tenant.id,)),
+        ],
+    )
+    return body[1]
+
+
+@pytest.mark.parametrize(
+    "data_text",
+    [
+        '{"role": "agent"}',  # re-encoded: a space after the colon
+        '{"role":"agent","role":"admin"}',  # a duplicate key: parsers disagree on its value
+        '{"role":"\\u0061gent"}',  # an escape canonical JSON does not write
+        '["role","agent"]',  # not an object
+    ],
+)
+def test_data_that_is_not_canonical_fails_verification_even_when_hashed(app, runner, busy_tenant, data_text):
+    """The hash covers the stored text byte for byte; the text must also be the one way of
+    writing its object, so that no two readers can take different data from one event."""
+    seq = _rewrite_last_data(app, busy_tenant, data_text)
+    report = chain_report(app, busy_tenant)
+    assert (report.first_bad_seq, report.problem) == (seq, "data is not a canonical JSON object")
+    result = verify(runner, busy_tenant)
+    assert result.exit_code == 1
+    assert f"FAILED at seq {seq}: data is not a canonical JSON object" in result.output
+
+
+def test_canonical_data_rehashed_by_a_forger_still_verifies_without_a_checkpoint(app, busy_tenant):
+    """The control for the test above: the same rewrite with canonical text passes the
+    chain alone, so what failed there was the canonical check (signed checkpoints are
+    what catch this rewrite)."""
+    _rewrite_last_data(app, busy_tenant, '{"role":"admin"}')
+    assert chain_report(app, busy_tenant).ok

@@ -60,7 +60,7 @@ def test_staff_record_the_true_time_of_receipt_and_the_regulatory_deadline_follo
         [event] = session.scalars(
             select(AuditEvent).where(AuditEvent.action == "ticket.receipt_time_set")
         ).all()
-    assert event.data["after"].startswith("2026-10-16T15:30")
+    assert event.data["after"] == "2026-10-16T07:30:00.000000Z"  # 15:30 in Shanghai, written in UTC
     assert "reason_sha256" in event.data and "次周" not in str(event.data)
     assert regulatory(app, tenant, ticket_id, Metric.REGULATORY_FINAL).state != "met"
 

@@ -728,8 +728,27 @@ def test_payouts_cover_the_approved_amount_before_the_ticket_can_close(app, runn
     ]
     assert recorded[0].data["receipt_sha256"] is None
     assert recorded[1].data["receipt_sha256"] == hashlib.sha256(PNG).hexdigest()
-    assert recorded[1].data["paid_at"] == "2026-09-18T01:30:00+00:00"
+    assert recorded[1].data["paid_at"] == "2026-09-18T01:30:00.000000Z"
     assert_audit_chain_verifies(runner, tenant)
+
+
+def test_a_payout_dated_before_its_approval_is_refused(app, desk):
+    tenant = desk.tenant
+    with travel(WEDNESDAY_10AM):
+        ticket = received(app, tenant)
+        agent = staff_client(app, tenant, desk.agent)
+        assert decide(agent, tenant, ticket.number, **PARTIAL).status_code == 302
+    with travel(shanghai(2026, 9, 18, 10)):
+        agent = staff_client(app, tenant, desk.agent)
+        before = record_state(app, tenant)
+        early = pay(agent, tenant, ticket.number, "10.00", paid_at="2026-09-16T09:59")
+        assert early.status_code == 422
+        assert "The payment time cannot be before the refund was approved (Wed, Sep 16, 2026 10:00)." in (
+            field_feedback(early.text, "payout-paid_at")
+        )
+        assert record_state(app, tenant) == before
+        # The form gives minutes: paid in the minute of the approval is accepted.
+        assert pay(agent, tenant, ticket.number, "10.00", paid_at="2026-09-16T10:00").status_code == 302
 
 
 def test_a_payout_after_its_deadline_is_met_late(app, desk):
@@ -795,8 +814,9 @@ def test_deciding_again_after_a_reopen_counts_what_was_paid_and_keeps_the_payout
         assert "Approved CN¥199.00 · paid CN¥50.00 · owed CN¥149.00" in page
         # Still the deadline the first approval set, not a new one from today.
         assert "On track Due end of Thu, Oct 1" in clock_line(agent, tenant, ticket.number, "Payout")
-        assert pay(agent, tenant, ticket.number, "149.00", paid_at="2026-09-21T09:00").status_code == 302
-        assert "Met Mon, Sep 21 09:00" in clock_line(agent, tenant, ticket.number, "Payout")
+        # Paid after the new approval: a payout dated before it is refused.
+        assert pay(agent, tenant, ticket.number, "149.00", paid_at="2026-09-21T10:00").status_code == 302
+        assert "Met Mon, Sep 21 10:00" in clock_line(agent, tenant, ticket.number, "Payout")
     first, second = events(app, tenant, "refund.decision_proposed")
     assert first.data["replaces_decision_id"] is None
     assert second.data["replaces_decision_id"] == first.data["decision_id"]

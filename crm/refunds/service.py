@@ -24,7 +24,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from crm.access import Role
-from crm.audit.chain import digest
+from crm.audit.chain import digest, format_instant
 from crm.audit.service import record
 from crm.auth.models import User
 from crm.columns import utcnow
@@ -41,6 +41,7 @@ from crm.refunds.labels import METHOD_LABELS, OUTCOME_LABELS, default_outside_op
 from crm.refunds.models import DecisionStatus, Escalation, Outcome, OutsideBody, Payout, RefundDecision
 from crm.sla import clocks, versions
 from crm.sla.models import ConfigKind, Metric, Unit
+from crm.templating import local_time
 from crm.tickets import resolution
 from crm.tickets import service as tickets
 from crm.tickets.links import external_url
@@ -570,6 +571,15 @@ def record_payout(ticket: Ticket, entry: PayoutEntry, *, user: User, ip: str | N
     reference = tickets.check_text(entry.reference, "reference", 100, required=True)
     if entry.paid_at.tzinfo is None or entry.paid_at > utcnow() + timedelta(minutes=5):
         raise DomainError(_l("The payment time cannot be in the future."), "paid_at")
+    # The form gives minutes: a payment in the minute of the approval is not before it.
+    if entry.paid_at < decision.decided_at.replace(second=0, microsecond=0):
+        raise DomainError(
+            _l(
+                "The payment time cannot be before the refund was approved (%(approved)s).",
+                approved=local_time(decision.decided_at),
+            ),
+            "paid_at",
+        )
     actor = tickets.staff_actor(user, ip)
     payout = Payout(
         ticket_id=ticket.id,
@@ -610,7 +620,7 @@ def record_payout(ticket: Ticket, entry: PayoutEntry, *, user: User, ip: str | N
             "currency": decision.currency,
             "method": entry.method,
             "reference": reference,
-            "paid_at": entry.paid_at.astimezone(UTC).isoformat(),
+            "paid_at": format_instant(entry.paid_at),
             "receipt_sha256": attached[0].sha256 if attached else None,
             "entry_id": entry_row.id,
             "paid_in_full": paid_off,

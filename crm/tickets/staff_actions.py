@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
 
-from crm.audit.chain import digest
+from crm.audit.chain import digest, format_instant
 from crm.audit.service import Actor, record
 from crm.auth.models import User
 from crm.customers import service as customers
@@ -285,8 +285,8 @@ def set_receipt_time(
         ticket.id,
         actor=actor,
         data={
-            "before": before.isoformat(),
-            "after": received_at.isoformat(),
+            "before": format_instant(before),
+            "after": format_instant(received_at),
             "reason_sha256": digest(reason),
         },
     )
