@@ -1,17 +1,22 @@
-"""The chain heads guard themselves (issue 12): a head is never deleted, never moved
-back and never handed to another tenant, so cutting a chain's tail takes disabling
-triggers, not one UPDATE. ``audit verify`` still checks the head against the events.
+"""The chain heads guard themselves, and events record when they were chained (issue 12).
 
-Revision ID: 0012_audit_heads_guard
-Revises: 0011_staff_notifications
+A head is never deleted, never moved back and never handed to another tenant, so
+cutting a chain's tail takes disabling triggers, not one UPDATE; ``audit verify`` still
+checks the head against the events. ``chained_at`` (hashed with the event from now on,
+never earlier than the event before it) makes the order of chaining checkable, so an
+event forged later cannot pass for an old one; the head keeps the last one.
+
+Revision ID: 0016_audit_heads_guard
+Revises: 0015_exports
 Create Date: 2026-12-03
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = "0012_audit_heads_guard"
-down_revision = "0011_staff_notifications"
+revision = "0016_audit_heads_guard"
+down_revision = "0015_exports"
 branch_labels = None
 depends_on = None
 
@@ -40,6 +45,8 @@ SQLITE_GUARD = (
 
 
 def upgrade():
+    for table in ("audit_events", "audit_heads"):
+        op.add_column(table, sa.Column("chained_at", sa.DateTime(timezone=True), nullable=True))
     if op.get_bind().dialect.name == "postgresql":
         op.execute(PG_GUARD)
     else:
@@ -55,3 +62,7 @@ def downgrade():
     else:
         op.execute("DROP TRIGGER audit_heads_no_delete")
         op.execute("DROP TRIGGER audit_heads_no_move_back")
+    # Plain ALTER TABLE on SQLite too (3.35+): a batch copy would drop the events
+    # table's append-only triggers with the old table.
+    for table in ("audit_heads", "audit_events"):
+        op.execute(f"ALTER TABLE {table} DROP COLUMN chained_at")
