@@ -339,7 +339,7 @@ def chain_rows(
 ) -> Iterator[tuple]:
     """``count`` chained events after ``(first_seq - 1, prev_hash)``, as COPY rows, with
     ``data`` written by ``serialize``."""
-    start = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+    start = datetime.now(UTC)  # after the events the tenant was created with
     for seq in range(first_seq, first_seq + count):
         actor = ACTORS[seq % len(ACTORS)]
         data = payload(seq)
@@ -356,6 +356,7 @@ def chain_rows(
             "subject_id": str(seq // 7),
             "data": data,
             "prev_hash": prev_hash,
+            "chained_at": start + timedelta(microseconds=seq * 1_337 + 2_000),
         }
         prev_hash = event_hash(prev_hash, event_body(**row))
         row["data"] = serialize(data)

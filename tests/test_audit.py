@@ -5,7 +5,7 @@ import json
 import sqlite3
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 import sqlalchemy
@@ -173,7 +173,8 @@ def independent_verify(app, tenant_id: int) -> tuple[int, str]:
         rows = connection.execute(
             text(
                 "SELECT tenant_id, seq, occurred_at, actor_kind, actor_id, actor_label, ip, action,"
-                " subject_type, subject_id, CAST(data AS TEXT) AS data, prev_hash, hash FROM audit_events"
+                " subject_type, subject_id, CAST(data AS TEXT) AS data, prev_hash, hash, chained_at"
+                " FROM audit_events"
                 " WHERE tenant_id = :t ORDER BY seq"
             ),
             {"t": tenant_id},
@@ -183,19 +184,20 @@ def independent_verify(app, tenant_id: int) -> tuple[int, str]:
     def canonical(value) -> bytes:
         return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
+    def instant(value) -> str:
+        if isinstance(value, str):  # SQLite hands back the stored text
+            value = value.replace(" ", "T")
+            return value + ("" if "." in value else ".000000") + "Z"
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    last_chained = None
     for row in rows:
         data = json.loads(row.data)
         assert isinstance(data, dict) and canonical(data) == row.data.encode("utf-8"), f"seq {row.seq}: data"
-        occurred = row.occurred_at
-        if isinstance(occurred, str):  # SQLite hands back the stored text
-            occurred = occurred.replace(" ", "T")
-            instant = occurred + ("" if "." in occurred else ".000000") + "Z"
-        else:
-            instant = occurred.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         body = {
             "tenant_id": row.tenant_id,
             "seq": row.seq,
-            "occurred_at": instant,
+            "occurred_at": instant(row.occurred_at),
             "actor": {"kind": row.actor_kind, "id": row.actor_id, "label": row.actor_label},
             "ip": row.ip,
             "action": row.action,
@@ -203,6 +205,12 @@ def independent_verify(app, tenant_id: int) -> tuple[int, str]:
             "data": data,
             "prev_hash": row.prev_hash,
         }
+        if row.chained_at is not None:
+            body["chained_at"] = instant(row.chained_at)
+            assert last_chained is None or body["chained_at"] >= last_chained, f"seq {row.seq}: chained_at"
+            last_chained = body["chained_at"]
+        else:
+            assert last_chained is None, f"seq {row.seq}: chained_at missing"
         digest = hashlib.sha256(prev.encode("ascii") + canonical(body)).hexdigest()
         assert row.prev_hash == prev and row.hash == digest, f"seq {row.seq}"
         prev = digest

@@ -2,6 +2,8 @@
 head moved back, events stored after the head. Each must fail, naming what is wrong; and
 the database itself refuses to move a head back or delete it."""
 
+from datetime import UTC, datetime
+
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DatabaseError
@@ -154,3 +156,91 @@ def test_canonical_data_rehashed_by_a_forger_still_verifies_without_a_checkpoint
     what catch this rewrite)."""
     _rewrite_last_data(app, busy_tenant, '{"role":"admin"}')
     assert chain_report(app, busy_tenant).ok
+
+
+# --- the order of chaining ------------------------------------------------------------------
+
+
+def _rewrite_chain(app, tenant, change) -> None:
+    """Rewrite the tenant's whole chain consistently, as a forger with the database would:
+    ``change(seq, body)`` edits an event's hashed columns, then every hash and link is
+    recomputed and the head moved to the new last hash."""
+    with acting_for(app, tenant):
+        rows = db.session.execute(
+            select(*audit_service.VERIFY_COLUMNS)
+            .where(AuditEvent.tenant_id == tenant.id)
+            .order_by(AuditEvent.seq)
+        ).all()
+    sqlite = app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+
+    def literal(moment):
+        if moment is None:
+            return "NULL"
+        if sqlite:
+            return f"'{moment.replace(tzinfo=None).isoformat(sep=' ', timespec='microseconds')}'"
+        return f"'{(moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()}'"
+
+    statements, prev_hash = [], "0" * 64
+    for row in rows:
+        *body, _ = row
+        body[11] = prev_hash
+        change(body[1], body)
+        prev_hash = stored_event_hash(*body)
+        statements.append(
+            (
+                f"UPDATE audit_events SET occurred_at = {literal(body[2])}, chained_at = {literal(body[12])},"
+                f" prev_hash = '{body[11]}', hash = '{prev_hash}' WHERE tenant_id = ? AND seq = {body[1]}",
+                (tenant.id,),
+            )
+        )
+    statements.append((f"UPDATE audit_heads SET hash = '{prev_hash}' WHERE tenant_id = ?", (tenant.id,)))
+    _tamper(app, statements)
+
+
+def test_events_record_when_they_were_chained_in_order(app, busy_tenant):
+    with acting_for(app, busy_tenant):
+        events = db.session.scalars(select(AuditEvent).order_by(AuditEvent.seq)).all()
+    times = [event.chained_at for event in events]
+    assert None not in times and times == sorted(times)
+    assert all(event.chained_at >= event.occurred_at for event in events)
+
+
+def test_events_chained_before_chaining_times_existed_still_verify(app, busy_tenant):
+    """Chains begun before ``chained_at``: their first events were hashed without it."""
+
+    def forget_early_times(seq, body):
+        if seq <= 3:
+            body[12] = None
+
+    _rewrite_chain(app, busy_tenant, forget_early_times)
+    assert chain_report(app, busy_tenant).ok
+
+
+def test_a_backdated_event_fails_on_its_chaining_time(app, runner, busy_tenant):
+    """A forger appends an event dated weeks ago and rehashes everything: the event's
+    chaining time, earlier than its predecessor's, gives it away."""
+    last = head_seq(app, busy_tenant)
+    backdated = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+    def backdate(seq, body):
+        if seq == last:
+            body[2] = body[12] = backdated
+
+    _rewrite_chain(app, busy_tenant, backdate)
+    report = chain_report(app, busy_tenant)
+    assert (report.first_bad_seq, report.problem) == (last, "chained earlier than the event before it")
+    result = verify(runner, busy_tenant)
+    assert result.exit_code == 1
+    assert f"FAILED at seq {last}: chained earlier than the event before it" in result.output
+
+
+def test_an_event_stripped_of_its_chaining_time_fails(app, busy_tenant):
+    last = head_seq(app, busy_tenant)
+
+    def strip(seq, body):
+        if seq == last:
+            body[12] = None
+
+    _rewrite_chain(app, busy_tenant, strip)
+    report = chain_report(app, busy_tenant)
+    assert (report.first_bad_seq, report.problem) == (last, "chained earlier than the event before it")

@@ -41,6 +41,9 @@ class AuditEvent(EventContent, TenantScoped, db.Model):
     seq: Mapped[int] = mapped_column(BigInteger)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # When the event was chained (hashed): never earlier than the event before it. NULL
+    # only on events chained before the column existed.
+    chained_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class AuditHead(TenantScoped, db.Model):
@@ -52,6 +55,7 @@ class AuditHead(TenantScoped, db.Model):
 
     seq: Mapped[int] = mapped_column(BigInteger, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+    chained_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class AuditInbox(EventContent, TenantScoped, db.Model):

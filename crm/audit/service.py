@@ -6,6 +6,7 @@ they describe and the chain-head lock is held for as short a time as possible.
 """
 
 import json
+import json.scanner
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,12 +26,13 @@ from sqlalchemy import (
     insert,
     select,
     text,
-    type_coerce,
     update,
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
 
 from crm import jobs
 from crm.audit.chain import (
@@ -41,7 +43,7 @@ from crm.audit.chain import (
 )
 from crm.audit.chainer import BackgroundChainer
 from crm.audit.models import AuditEvent, AuditHead, AuditInbox
-from crm.columns import utcnow
+from crm.columns import UTCDateTime, utcnow
 from crm.extensions import db, pending_in_transaction
 from tenants import TenantContextError, current_tenant_id
 
@@ -234,15 +236,39 @@ def _take_chain_lock(connection: Connection, tenant_id: int) -> bool:
     return True
 
 
+class _NaiveUTC(FunctionElement):
+    """A UTC instant column read as a naive UTC datetime, skipping the column type's
+    conversion: on PostgreSQL ``col AT TIME ZONE 'UTC'`` (an aware datetime's offset
+    lookups cost more than hashing the rest of an event), elsewhere the stored value
+    (SQLite stores naive UTC text)."""
+
+    type = DateTime(timezone=False)
+    inherit_cache = True
+
+
+@compiles(_NaiveUTC)
+def _naive_utc(element, compiler, **kw):
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(_NaiveUTC, "postgresql")
+def _naive_utc_postgresql(element, compiler, **kw):
+    return f"({compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC')"
+
+
+def _as_hashed_instant(column):
+    return _NaiveUTC(column).label(column.name)
+
+
 def _hashed_content(table) -> tuple:
     """An event's content columns of ``table`` (inbox or chain), in the order
-    ``stored_event_hash`` takes them and as it takes them: ``occurred_at`` as stored
-    (naive on SQLite; skipping the column type's conversion is a good part of
-    verification's time) and ``data`` as its stored canonical text, never parsed."""
+    ``stored_event_hash`` takes them and as it takes them: ``occurred_at`` as naive UTC
+    (skipping the column type's conversion is a good part of verification's time) and
+    ``data`` as its stored canonical text, never parsed."""
 
     def as_hashed(column):
         if column.name == "occurred_at":
-            return type_coerce(column, DateTime(timezone=True)).label("occurred_at")
+            return _as_hashed_instant(column)
         if column.name == "data":
             return cast(column, Text).label("data")
         return column
@@ -260,13 +286,20 @@ def _chain_batch(connection: Connection, tenant_id: int, batch: int) -> int:
     ).all()
     if not waiting:
         return 0
-    seq, prev_hash = connection.execute(
-        select(_HEADS.c.seq, _HEADS.c.hash).where(_HEADS.c.tenant_id == tenant_id).with_for_update()
+    seq, prev_hash, last_chained_at = connection.execute(
+        select(_HEADS.c.seq, _HEADS.c.hash, _HEADS.c.chained_at)
+        .where(_HEADS.c.tenant_id == tenant_id)
+        .with_for_update()
     ).one()
+    # One chaining time for the batch, never earlier than the last one: another process's
+    # clock may run behind this one's.
+    chained_at = utcnow()
+    if last_chained_at is not None and last_chained_at > chained_at:
+        chained_at = last_chained_at
     links = []
     for inbox_id, *content in waiting:
         seq += 1
-        hash_ = stored_event_hash(tenant_id, seq, *content, prev_hash)
+        hash_ = stored_event_hash(tenant_id, seq, *content, prev_hash, chained_at)
         links.append({"id": inbox_id, "seq": seq, "prev_hash": prev_hash, "hash": hash_})
         prev_hash = hash_
     if connection.dialect.name == "postgresql":
@@ -280,17 +313,22 @@ def _chain_batch(connection: Connection, tenant_id: int, batch: int) -> int:
                 "hashes": [link["hash"] for link in links],
                 "head_seq": seq,
                 "head_hash": prev_hash,
+                "chained_at": chained_at,
             },
         )
     else:
-        connection.execute(_COPY_TO_CHAIN, [{**link, "tenant": tenant_id} for link in links])
+        connection.execute(
+            _COPY_TO_CHAIN, [{**link, "tenant": tenant_id, "chained_at": chained_at} for link in links]
+        )
         connection.execute(
             delete(_INBOX).where(
                 _INBOX.c.tenant_id == tenant_id, _INBOX.c.id.in_([link["id"] for link in links])
             )
         )
         connection.execute(
-            update(_HEADS).where(_HEADS.c.tenant_id == tenant_id).values(seq=seq, hash=prev_hash)
+            update(_HEADS)
+            .where(_HEADS.c.tenant_id == tenant_id)
+            .values(seq=seq, hash=prev_hash, chained_at=chained_at)
         )
     return len(links)
 
@@ -310,16 +348,17 @@ WITH links AS (
     RETURNING audit_inbox.tenant_id, links.seq, {", ".join(f"audit_inbox.{c.name}" for c in _INBOX_COLUMNS)},
               links.prev_hash, links.hash
 ), head AS (
-    UPDATE audit_heads SET seq = :head_seq, hash = :head_hash WHERE tenant_id = :tenant
+    UPDATE audit_heads SET seq = :head_seq, hash = :head_hash, chained_at = :chained_at
+    WHERE tenant_id = :tenant
 )
-INSERT INTO audit_events (tenant_id, seq, {_CONTENT}, prev_hash, hash)
-SELECT tenant_id, seq, {_CONTENT}, prev_hash, hash FROM moved
-""")
+INSERT INTO audit_events (tenant_id, seq, {_CONTENT}, prev_hash, hash, chained_at)
+SELECT tenant_id, seq, {_CONTENT}, prev_hash, hash, :chained_at FROM moved
+""").bindparams(bindparam("chained_at", type_=UTCDateTime))
 _COPY_TO_CHAIN = text(f"""
-INSERT INTO audit_events (tenant_id, seq, {_CONTENT}, prev_hash, hash)
-SELECT tenant_id, :seq, {_CONTENT}, :prev_hash, :hash FROM audit_inbox
+INSERT INTO audit_events (tenant_id, seq, {_CONTENT}, prev_hash, hash, chained_at)
+SELECT tenant_id, :seq, {_CONTENT}, :prev_hash, :hash, :chained_at FROM audit_inbox
 WHERE id = :id AND tenant_id = :tenant
-""")
+""").bindparams(bindparam("chained_at", type_=UTCDateTime))
 
 
 BACKGROUND = BackgroundChainer(chain_pending)
@@ -381,6 +420,7 @@ VERIFY_COLUMNS = (
     AuditEvent.seq,
     *_hashed_content(AuditEvent.__table__),
     AuditEvent.prev_hash,
+    _as_hashed_instant(AuditEvent.chained_at),
     AuditEvent.hash,
 )
 
@@ -439,16 +479,19 @@ def _read_head():
 
 
 def _walk(partitions: Iterator) -> ChainReport:
-    expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
+    expected_seq, prev_hash, count, last_chained_at = 1, GENESIS_HASH, 0, None
     for partition in partitions:
         non_canonical = _non_canonical([row[10] for row in partition])
         for index, row in enumerate(partition):
             *body, stored_hash = row
-            seq, stored_prev_hash = body[1], body[11]
+            seq, stored_prev_hash, chained_at = body[1], body[11], body[12]
             if seq != expected_seq:
                 return ChainReport(count, prev_hash, expected_seq, f"event {expected_seq} is missing")
             if stored_prev_hash != prev_hash:
                 return ChainReport(count, prev_hash, seq, "does not link to the event before it")
+            if last_chained_at is not None and (chained_at is None or chained_at < last_chained_at):
+                return ChainReport(count, prev_hash, seq, "chained earlier than the event before it")
+            last_chained_at = chained_at or last_chained_at
             if index in non_canonical:
                 return ChainReport(count, prev_hash, seq, "data is not a canonical JSON object")
             if stored_event_hash(*body) != stored_hash:
@@ -460,27 +503,36 @@ def _walk(partitions: Iterator) -> ChainReport:
 def _non_canonical(texts: list[str]) -> set[int]:
     """The positions of ``data`` texts that are not exactly the canonical JSON of an
     object: re-encoded, with a duplicate key (parsing keeps one, so the text differs), or
-    not an object. One parse for the whole batch; each text is then compared with its
-    object written canonically, so no text can borrow part of its neighbour's."""
-    try:
-        parsed = json.loads(f"[{','.join(texts)}]")
-    except ValueError:
-        parsed = []
-    if (
-        len(parsed) == len(texts)
-        and all(isinstance(value, dict) for value in parsed)
-        and list(map(canonical_text, parsed)) == texts
-    ):
-        return set()
-    return {index for index, text in enumerate(texts) if not _is_canonical_object(text)}
+    not an object. Each text must parse whole as one object; the objects are then
+    written canonically in one call and compared with the texts joined the same way.
+    Equal joins mean equal texts: a text that is one whole object cannot be a proper
+    prefix of another such text. Only a batch that fails is checked text by text."""
+    values = []
+    for stored in texts:
+        try:
+            value, end = _SCAN_JSON(stored, 0)
+        except (StopIteration, ValueError):
+            break
+        if end != len(stored) or type(value) is not dict:
+            break
+        values.append(value)
+    else:
+        if canonical_text(values) == f"[{','.join(texts)}]":
+            return set()
+    return {index for index, stored in enumerate(texts) if not _is_canonical_object(stored)}
 
 
-def _is_canonical_object(text: str) -> bool:
+def _is_canonical_object(stored: str) -> bool:
     try:
-        value = json.loads(text)
+        value = json.loads(stored)
     except ValueError:
         return False
-    return isinstance(value, dict) and canonical_text(value) == text
+    return isinstance(value, dict) and canonical_text(value) == stored
+
+
+# The C scanner json.loads uses, without its per-call checks: verification calls it
+# once per event.
+_SCAN_JSON = json.scanner.make_scanner(json.JSONDecoder())
 
 
 @dataclass(frozen=True)
