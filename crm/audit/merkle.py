@@ -16,29 +16,12 @@ from crm.audit.verifier import EMPTY_ROOT, leaf_hash, node_hash
 HASH_SIZE = 32
 
 
-class MerkleTree:
-    """The tree over event hashes (hex strings, in ``seq`` order)."""
+class TreeProofs:
+    """RFC 9162's roots and proofs over a tree of ``size`` leaves, given how to hash a
+    subtree (``_subtree``): kept in memory by ``MerkleTree``, read from stored blocks by
+    ``crm.audit.proofs.ChainTree``."""
 
-    def __init__(self, event_hashes: Iterable[str]) -> None:
-        leaves = bytearray()
-        for event_hash in event_hashes:
-            leaves += leaf_hash(bytes.fromhex(event_hash))
-        self._levels: list[bytes] = [bytes(leaves)]
-        level = self._levels[0]
-        while len(level) >= 2 * HASH_SIZE:
-            pairs = len(level) // (2 * HASH_SIZE)
-            level = b"".join(
-                node_hash(
-                    level[2 * j * HASH_SIZE : (2 * j + 1) * HASH_SIZE],
-                    level[(2 * j + 1) * HASH_SIZE : (2 * j + 2) * HASH_SIZE],
-                )
-                for j in range(pairs)
-            )
-            self._levels.append(level)
-
-    @property
-    def size(self) -> int:
-        return len(self._levels[0]) // HASH_SIZE
+    size: int
 
     def root(self, size: int | None = None) -> str:
         """MTH(D[0:size]) as lowercase hex; the whole tree by default."""
@@ -69,15 +52,7 @@ class MerkleTree:
             raise ValueError(f"the tree holds {self.size} leaves, not {size}")
 
     def _subtree(self, start: int, end: int) -> bytes:
-        """MTH(D[start:end]) for the ranges RFC 9162's recursion visits: a complete,
-        aligned subtree is stored; a right edge splits at the largest power of two."""
-        width = end - start
-        if width & (width - 1) == 0 and start % width == 0:
-            level = width.bit_length() - 1
-            offset = (start // width) * HASH_SIZE
-            return self._levels[level][offset : offset + HASH_SIZE]
-        split = _largest_power_of_two_below(width)
-        return node_hash(self._subtree(start, start + split), self._subtree(start + split, end))
+        raise NotImplementedError
 
     def _path(self, index: int, start: int, end: int) -> list[bytes]:
         if end - start == 1:
@@ -100,6 +75,39 @@ class MerkleTree:
             *self._subproof(old_size - split, start + split, end, False),
             self._subtree(start, start + split),
         ]
+
+
+class MerkleTree(TreeProofs):
+    """The tree over event hashes (hex strings, in ``seq`` order), kept in memory."""
+
+    def __init__(self, event_hashes: Iterable[str]) -> None:
+        leaves = bytearray()
+        for event_hash in event_hashes:
+            leaves += leaf_hash(bytes.fromhex(event_hash))
+        self._levels: list[bytes] = [bytes(leaves)]
+        level = self._levels[0]
+        while len(level) >= 2 * HASH_SIZE:
+            pairs = len(level) // (2 * HASH_SIZE)
+            level = b"".join(
+                node_hash(
+                    level[2 * j * HASH_SIZE : (2 * j + 1) * HASH_SIZE],
+                    level[(2 * j + 1) * HASH_SIZE : (2 * j + 2) * HASH_SIZE],
+                )
+                for j in range(pairs)
+            )
+            self._levels.append(level)
+        self.size = len(self._levels[0]) // HASH_SIZE
+
+    def _subtree(self, start: int, end: int) -> bytes:
+        """MTH(D[start:end]) for the ranges RFC 9162's recursion visits: a complete,
+        aligned subtree is stored; a right edge splits at the largest power of two."""
+        width = end - start
+        if width & (width - 1) == 0 and start % width == 0:
+            level = width.bit_length() - 1
+            offset = (start // width) * HASH_SIZE
+            return self._levels[level][offset : offset + HASH_SIZE]
+        split = _largest_power_of_two_below(width)
+        return node_hash(self._subtree(start, start + split), self._subtree(start + split, end))
 
 
 def _largest_power_of_two_below(n: int) -> int:

@@ -69,3 +69,16 @@ class AuditInbox(EventContent, TenantScoped, db.Model):
     __table_args__ = (Index(None, "tenant_id", "id"),)
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+
+
+class AuditMerkleBlock(TenantScoped, db.Model):
+    """The Merkle subtree root of a complete, aligned block of a tenant's events (see
+    ``crm.audit.proofs``): derived from the chain and never trusted by a verifier (a
+    wrong one only gives proofs that fail), kept so that roots and proofs over a long
+    chain read a block's hash instead of its thousand events."""
+
+    __tablename__ = "audit_merkle_blocks"
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "block"),)
+
+    block: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
