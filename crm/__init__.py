@@ -6,6 +6,7 @@ from typing import Any
 from flask import Flask
 
 from crm import cli, errors, http_edge, input_guard, jobs, site
+from crm.audit import checkpoints as audit_checkpoints
 from crm.audit import service as audit_service
 from crm.audit import views as audit_views
 from crm.auth import views as auth_views
@@ -49,6 +50,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     jobs.init_app(app)
     jobs.on_worker_start(app, sla_sweep.schedule_next)
     jobs.on_worker_start(app, audit_service.schedule_chain_stragglers)
+    jobs.on_worker_start(app, audit_checkpoints.schedule_checkpoints)
     csrf.init_app(app)
     limiter.init_app(app)
     bootstrap.init_app(app)

@@ -1,12 +1,22 @@
 """Configuration from environment variables, checked once at start-up so a mistake is a
 clear message rather than a traceback."""
 
+import base64
+import binascii
+import json
 import os
 import re
 import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_pem_private_key,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -101,6 +111,16 @@ def host_list(raw: str | None) -> list[str]:
     return hosts
 
 
+def checkpoint_minutes(raw: str | None) -> int:
+    if not raw:
+        return 10
+    if not (raw.strip().isascii() and raw.strip().isdigit() and 1 <= int(raw) <= 1440):
+        raise ConfigError(
+            f"AUDIT_CHECKPOINT_MINUTES must be a whole number of minutes from 1 to 1440, not {raw!r}."
+        )
+    return int(raw)
+
+
 def proxy_count(raw: str | None) -> int:
     """``TRUSTED_PROXIES``: how many proxies in front of the app set X-Forwarded-* (0: none)."""
     if not raw:
@@ -108,6 +128,68 @@ def proxy_count(raw: str | None) -> int:
     if not (raw.strip().isascii() and raw.strip().isdigit()):
         raise ConfigError(f"TRUSTED_PROXIES must be a whole number of proxies (0, 1, 2…), not {raw!r}.")
     return int(raw)
+
+
+KEY_HELP = "Create one with: openssl genpkey -algorithm ed25519 -out audit-signing-key.pem"
+DEVELOPMENT_SIGNING_KEY = "audit-signing-key.pem"
+
+
+def signing_key(env: dict[str, str], instance_path: Path, production: bool) -> Ed25519PrivateKey:
+    """The Ed25519 key audit checkpoints and bundle manifests are signed with:
+    ``AUDIT_SIGNING_KEY_FILE`` (a PEM file, as openssl writes it) or ``AUDIT_SIGNING_KEY``
+    (base64 of the 32 raw private bytes). Outside production a development key is
+    created once under ``instance/``."""
+    if env.get("AUDIT_SIGNING_KEY"):
+        try:
+            raw = base64.b64decode(env["AUDIT_SIGNING_KEY"], validate=True)
+            return Ed25519PrivateKey.from_private_bytes(raw)
+        except (binascii.Error, ValueError):
+            raise ConfigError(
+                "AUDIT_SIGNING_KEY must be the base64 of a 32-byte Ed25519 private key. " + KEY_HELP
+            ) from None
+    path = env.get("AUDIT_SIGNING_KEY_FILE")
+    if not path:
+        if production:
+            raise ConfigError(
+                "AUDIT_SIGNING_KEY_FILE (or AUDIT_SIGNING_KEY) must be set when CRM_ENV=production: "
+                "the Ed25519 key audit checkpoints and exports are signed with. " + KEY_HELP
+            )
+        development = instance_path / DEVELOPMENT_SIGNING_KEY
+        if not development.exists():
+            pem = Ed25519PrivateKey.generate().private_bytes(
+                Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+            )
+            development.write_bytes(pem)
+            development.chmod(0o600)
+        path = str(development)
+    try:
+        key = load_pem_private_key(Path(path).read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as error:
+        raise ConfigError(
+            f"AUDIT_SIGNING_KEY_FILE: cannot read an Ed25519 key from {path}: {error}"
+        ) from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError(f"AUDIT_SIGNING_KEY_FILE: {path} holds a key that is not Ed25519. " + KEY_HELP)
+    return key
+
+
+def old_public_keys(raw: str | None) -> list[str]:
+    """``AUDIT_OLD_PUBLIC_KEYS_FILE``: a JSON file of the public keys used before the
+    current one, ``{"keys": [{"public_key": base64 of 32 bytes}, …]}`` (the format the
+    keys endpoint serves, so a saved copy of it works). They stay published after a
+    rotation, so older checkpoints and bundles still verify."""
+    if not raw:
+        return []
+    try:
+        entries = json.loads(Path(raw).read_text())["keys"]
+        keys = [entry["public_key"] for entry in entries]
+        if not all(len(base64.b64decode(key, validate=True)) == 32 for key in keys):
+            raise ValueError("a key is not 32 bytes")
+    except (OSError, ValueError, KeyError, TypeError, binascii.Error) as error:
+        raise ConfigError(
+            f'AUDIT_OLD_PUBLIC_KEYS_FILE: expected {{"keys": [{{"public_key": base64}}]}} in {raw}: {error}'
+        ) from None
+    return keys
 
 
 def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> dict:
@@ -137,6 +219,11 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         # "inline": each commit chains its audit events before returning; "background":
         # a chainer thread per process does, moments later (see docs/audit-format.md).
         "AUDIT_CHAINING": chaining,
+        # Checkpoints and bundle manifests are signed with it (crm.audit.signing).
+        "AUDIT_SIGNING_KEY": signing_key(env, instance_path, production),
+        "AUDIT_OLD_PUBLIC_KEYS": old_public_keys(env.get("AUDIT_OLD_PUBLIC_KEYS_FILE")),
+        # Minutes between checkpoints of chains that moved (the rq scheduler's).
+        "AUDIT_CHECKPOINT_MINUTES": checkpoint_minutes(env.get("AUDIT_CHECKPOINT_MINUTES")),
         "SESSION_COOKIE_SECURE": production,
     }
 

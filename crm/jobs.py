@@ -64,13 +64,17 @@ def schedule_at(when: datetime, func: Callable, *, job_id: str) -> None:
     queue().enqueue_at(when, run_job, args=(_path_of(func), None, (), {}), job_id=job_id, description=job_id)
 
 
-def book_next_minute(func: Callable, job_prefix: str, now: datetime | None = None) -> str | None:
-    """Book ``func`` for the start of the next minute under a job id made of that minute,
-    so however many workers or redeploys book it, it runs once a minute. Without Redis
-    nothing is booked (cron runs the matching command instead)."""
+def book_next_minute(
+    func: Callable, job_prefix: str, now: datetime | None = None, *, every: int = 1
+) -> str | None:
+    """Book ``func`` for the start of the next minute (the next one whose number since
+    the epoch is a multiple of ``every``) under a job id made of that minute, so however
+    many workers or redeploys book it, it runs once per period. Without Redis nothing is
+    booked (cron runs the matching command instead)."""
     if not current_app.config.get("REDIS_URL"):
         return None
     at = (now or utcnow()).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    at += timedelta(minutes=-int(at.timestamp() // 60) % every)
     job_id = job_prefix + at.strftime("%Y%m%d%H%M")
     schedule_at(at, func, job_id=job_id)
     return job_id

@@ -1,5 +1,6 @@
 """The app as an operator meets it: configuration, health, schema, the demo, errors."""
 
+import base64
 import os
 import subprocess
 import sys
@@ -69,7 +70,12 @@ def test_production_requires_a_secret_key(tmp_path):
         from_environment(tmp_path, {"CRM_ENV": "production"})
     config = from_environment(
         tmp_path,
-        {"CRM_ENV": "production", "SECRET_KEY": "s" * 40, "PUBLIC_BASE_URL": "https://desk.example.com"},
+        {
+            "CRM_ENV": "production",
+            "SECRET_KEY": "s" * 40,
+            "PUBLIC_BASE_URL": "https://desk.example.com",
+            "AUDIT_SIGNING_KEY": base64.b64encode(bytes(32)).decode(),
+        },
     )
     assert config["SESSION_COOKIE_SECURE"] is True
 

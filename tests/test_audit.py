@@ -75,15 +75,16 @@ def test_audit_data_refuses_floats_and_events_need_a_tenant(app, make_tenant):
         record("x.y", "thing", 1, actor=Actor.system())
 
 
-def _tamper(app, statements: list[tuple[str, dict]]) -> None:
-    """Rewrite the events or heads tables behind the app's back, as someone with file or superuser
-    access could: SQLite by opening the file itself, PostgreSQL with triggers disabled."""
+def _tamper(app, statements: list[tuple[str, tuple | dict]]) -> None:
+    """Rewrite the audit tables behind the app's back, as someone with file or superuser
+    access could: SQLite by opening the file itself, PostgreSQL with triggers disabled.
+    Parameters are ``(value,)`` for one ``?`` or a dict for ``:name`` placeholders."""
     url = app.config["SQLALCHEMY_DATABASE_URI"]
     if url.startswith("sqlite"):
         connection = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
         triggers = connection.execute(
             "SELECT name, sql FROM sqlite_master"
-            " WHERE type = 'trigger' AND tbl_name IN ('audit_events', 'audit_heads')"
+            " WHERE type = 'trigger' AND tbl_name IN ('audit_events', 'audit_heads', 'audit_checkpoints')"
         ).fetchall()
         connection.execute("BEGIN")
         for name, _ in triggers:
@@ -99,7 +100,10 @@ def _tamper(app, statements: list[tuple[str, dict]]) -> None:
     with engine.begin() as connection:
         connection.execute(text("SET LOCAL session_replication_role = replica"))
         for sql, params in statements:
-            connection.execute(text(sql.replace("?", ":p")), {"p": params[0]} if params else {})
+            if isinstance(params, dict):
+                connection.execute(text(sql), params)
+            else:
+                connection.execute(text(sql.replace("?", ":p")), {"p": params[0]} if params else {})
     engine.dispose()
 
 

@@ -173,12 +173,12 @@ def _rewrite_chain(app, tenant, change) -> None:
         ).all()
     sqlite = app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
 
-    def literal(moment):
+    def stored_form(moment):
         if moment is None:
-            return "NULL"
-        if sqlite:
-            return f"'{moment.replace(tzinfo=None).isoformat(sep=' ', timespec='microseconds')}'"
-        return f"'{(moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()}'"
+            return None
+        if sqlite:  # as SQLite keeps it: naive UTC text
+            return moment.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
 
     statements, prev_hash = [], "0" * 64
     for row in rows:
@@ -188,12 +188,25 @@ def _rewrite_chain(app, tenant, change) -> None:
         prev_hash = stored_event_hash(*body)
         statements.append(
             (
-                f"UPDATE audit_events SET occurred_at = {literal(body[2])}, chained_at = {literal(body[12])},"
-                f" prev_hash = '{body[11]}', hash = '{prev_hash}' WHERE tenant_id = ? AND seq = {body[1]}",
-                (tenant.id,),
+                "UPDATE audit_events SET occurred_at = :occurred_at, chained_at = :chained_at, data = :data,"
+                " prev_hash = :prev_hash, hash = :hash WHERE tenant_id = :tenant AND seq = :seq",
+                {
+                    "occurred_at": stored_form(body[2]),
+                    "chained_at": stored_form(body[12]),
+                    "data": body[10],
+                    "prev_hash": body[11],
+                    "hash": prev_hash,
+                    "tenant": tenant.id,
+                    "seq": body[1],
+                },
             )
         )
-    statements.append((f"UPDATE audit_heads SET hash = '{prev_hash}' WHERE tenant_id = ?", (tenant.id,)))
+    statements.append(
+        (
+            "UPDATE audit_heads SET hash = :hash WHERE tenant_id = :tenant",
+            {"hash": prev_hash, "tenant": tenant.id},
+        )
+    )
     _tamper(app, statements)
 
 

@@ -133,7 +133,11 @@ def test_in_production_only_the_public_host_is_served_and_hsts_is_sent(make_app,
     assert page.headers["Strict-Transport-Security"].startswith("max-age=31536000")
 
 
-PRODUCTION = {"CRM_ENV": "production", "SECRET_KEY": "s" * 32}
+PRODUCTION = {
+    "CRM_ENV": "production",
+    "SECRET_KEY": "s" * 32,
+    "AUDIT_SIGNING_KEY": "A" * 43 + "=",  # base64 of 32 zero bytes: a valid Ed25519 private key
+}
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,10 @@
-"""``flask audit …``: checking a tenant's chain."""
+"""``flask audit …``: checking a tenant's chain and signing checkpoints of it."""
 
 import click
 from flask.cli import AppGroup
 
-from crm.audit import service
-from crm.cli_support import operator_command, tenant_option
+from crm.audit import checkpoints, service
+from crm.cli_support import operator_actor, operator_command, tenant_option
 from crm.extensions import db
 from tenants import Tenant, tenant_context
 
@@ -15,17 +15,51 @@ audit_cli = AppGroup("audit", help="Inspect and verify audit trails.")
 @tenant_option
 @operator_command
 def verify(tenant: Tenant) -> None:
-    """Recompute the tenant's hash chain; exit 1 at the first bad event."""
+    """Recompute the tenant's hash chain, then check every stored checkpoint against it
+    (signature, head, root); exit 1 at the first that does not hold."""
     with tenant_context(tenant):
         report = service.verify_chain()
-    if report.ok:
-        click.echo(f"ok: {report.count} events, head {report.head_hash}")
-        return
-    click.echo(
-        f"FAILED at seq {report.first_bad_seq}: {report.problem} ({report.count} events verified before it)",
-        err=True,
-    )
-    raise SystemExit(1)
+        if not report.ok:
+            click.echo(
+                f"FAILED at seq {report.first_bad_seq}: {report.problem} "
+                f"({report.count} events verified before it)",
+                err=True,
+            )
+            raise SystemExit(1)
+        signed = checkpoints.verify_checkpoints()
+    if not signed.ok:
+        click.echo(
+            f"FAILED at checkpoint of tree size {signed.tree_size} ({signed.time}): {signed.problem}",
+            err=True,
+        )
+        raise SystemExit(1)
+    click.echo(f"ok: {report.count} events, head {report.head_hash}")
+    click.echo(f"checkpoints: {signed.count}, each signed by a published key and matching the chain")
+
+
+@audit_cli.command("checkpoint")
+@tenant_option
+@operator_command
+def checkpoint(tenant: Tenant) -> None:
+    """Sign a checkpoint of the tenant's chain now, if it moved since the last one (the
+    rq scheduler does this every AUDIT_CHECKPOINT_MINUTES; cron can run it instead)."""
+    with tenant_context(tenant):
+        signed, written = checkpoints.write_checkpoint(actor=operator_actor())
+        db.session.commit()
+    if signed is None:
+        click.echo("unchanged: the chain is empty")
+    elif written:
+        click.echo(f"checkpoint: tree size {signed.tree_size}, root {signed.root}, key {signed.key_id}")
+    else:
+        click.echo(f"unchanged: tree size {signed.tree_size}, root {signed.root}, key {signed.key_id}")
+
+
+@audit_cli.command("checkpoint-all")
+@operator_command
+def checkpoint_all() -> None:
+    """A checkpoint for every tenant whose chain moved: for cron, without Redis."""
+    written = checkpoints.checkpoint_all()
+    click.echo(f"checkpoints written for {len(written)} tenants")
 
 
 @audit_cli.command("chain")

@@ -1,9 +1,10 @@
 """The audit page's filter form (a GET form, so a filtered view can be bookmarked)."""
 
+from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateField, IntegerField, StringField
-from wtforms.validators import Length, NumberRange, Optional
+from wtforms import DateField, IntegerField, StringField, TextAreaField
+from wtforms.validators import Length, NumberRange, Optional, ValidationError
 
 from crm.input_guard import BIGINT_MAX, sane_date
 
@@ -24,3 +25,34 @@ class AuditFilterForm(FlaskForm):
     until = DateField(_l("To"), validators=[Optional(), sane_date])
     # The page link's cursor: an event's sequence number.
     before = IntegerField(validators=[Optional(), NumberRange(min=1, max=BIGINT_MAX)])
+
+
+MAX_WITNESSES = 10
+
+
+def _witness_addresses(form, field) -> None:
+    """One address per line, each a valid email; at most ``MAX_WITNESSES``."""
+    lines = [line.strip() for line in (field.data or "").splitlines() if line.strip()]
+    if len(lines) > MAX_WITNESSES:
+        raise ValidationError(_l("At most %(n)d witnesses.", n=MAX_WITNESSES))
+    addresses = []
+    for line in lines:
+        try:
+            addresses.append(validate_email(line, check_deliverability=False).normalized)
+        except EmailNotValidError:
+            raise ValidationError(_l("%(line)s is not an email address.", line=line[:80])) from None
+    if len({address.lower() for address in addresses}) != len(addresses):
+        raise ValidationError(_l("An address is listed twice."))
+    field.addresses = addresses
+
+
+class WitnessForm(FlaskForm):
+    witnesses = TextAreaField(
+        _l("Witness addresses"),
+        validators=[Length(max=3000), _witness_addresses],
+        description=_l(
+            "One email address per line, up to 10: a regulator's inbox, your lawyer, an "
+            "auditor. Each new checkpoint is mailed to them."
+        ),
+        render_kw={"rows": 4, "autocomplete": "off"},
+    )

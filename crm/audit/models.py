@@ -82,3 +82,18 @@ class AuditMerkleBlock(TenantScoped, db.Model):
 
     block: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(TenantScoped, db.Model):
+    """A signed statement of a tenant's chain: its size, head and Merkle root at a
+    time. Never updated or deleted (triggers refuse it); ``crm.audit.checkpoints``."""
+
+    __tablename__ = "audit_checkpoints"
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "tree_size"),)
+
+    tree_size: Mapped[int] = mapped_column(BigInteger)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    root: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    key_id: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[str] = mapped_column(String(100))

@@ -401,9 +401,9 @@ class Verification:
             if previous is not None:
                 self.link(previous, event)
             count += 1
-            _push(stack, leaf_hash(bytes.fromhex(hash_)))
+            push_leaf(stack, bytes.fromhex(hash_))
             for checkpoint in wanted.get(count, []):
-                if _root(stack) != bytes.fromhex(checkpoint["root"]) or checkpoint["head_hash"] != hash_:
+                if stack_root(stack) != bytes.fromhex(checkpoint["root"]) or checkpoint["head_hash"] != hash_:
                     raise Failure(
                         f"checkpoint at tree size {count} ({checkpoint['time']}): its root does not match "
                         "the chain: the chain was rewritten after it"
@@ -447,16 +447,17 @@ class Verification:
         )
 
 
-def _push(stack: list[tuple[int, bytes]], node: bytes) -> None:
-    """Add a leaf to the stack of complete subtrees (sizes strictly decreasing)."""
-    size = 1
+def push_leaf(stack: list[tuple[int, bytes]], leaf: bytes) -> None:
+    """Add leaf data (an event hash's 32 bytes) to a stack of complete subtrees, sizes
+    strictly decreasing: a tree's root in one pass over its leaves."""
+    node, size = leaf_hash(leaf), 1
     while stack and stack[-1][0] == size:
         left_size, left = stack.pop()
         node, size = node_hash(left, node), left_size + size
     stack.append((size, node))
 
 
-def _root(stack: list[tuple[int, bytes]]) -> bytes:
+def stack_root(stack: list[tuple[int, bytes]]) -> bytes:
     """The root of the tree the stack holds (RFC 9162's MTH): the subtrees folded right to left."""
     if not stack:
         return EMPTY_ROOT

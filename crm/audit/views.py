@@ -3,13 +3,14 @@
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, flash, render_template, request
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_login import current_user
 
-from crm.access import record_auditor_reading, requires
-from crm.audit import service
-from crm.audit.chain import digest
-from crm.audit.forms import AuditFilterForm
+from crm.access import can, current_actor, record_auditor_reading, requires
+from crm.audit import checkpoints, service
+from crm.audit.chain import canonical_json, digest
+from crm.audit.forms import AuditFilterForm, WitnessForm
 from crm.extensions import db
 from crm.tickets import service as tickets
 from crm.tickets.queue import ticket_number_in
@@ -91,3 +92,57 @@ def events():
         ),
         status,
     )
+
+
+@bp.route("/audit/checkpoints")
+@requires("audit.view")
+def checkpoint_list():
+    form = WitnessForm(witnesses="\n".join(checkpoints.witnesses()))
+    return _checkpoints_page(form)
+
+
+def _checkpoints_page(form: WitnessForm, status: int = 200):
+    if record_auditor_reading("audit.viewed", "audit_checkpoints", None):
+        db.session.commit()
+    return (
+        render_template(
+            "audit/checkpoints.html",
+            checkpoints=checkpoints.listed(),
+            head=service.chain_head(),
+            form=form if can(current_user, "settings.manage") else None,
+            witness_count=len(checkpoints.witnesses()),
+        ),
+        status,
+    )
+
+
+@bp.route("/audit/checkpoints/<int:tree_size>.json")
+@requires("audit.view")
+def checkpoint_download(tree_size: int):
+    checkpoint = checkpoints.by_size(tree_size)
+    if checkpoint is None:
+        abort(404)
+    if record_auditor_reading("export.created", "audit_checkpoint", tree_size, {"file": "checkpoint"}):
+        db.session.commit()
+    body = canonical_json(checkpoints.document(checkpoint, current_tenant().slug)) + b"\n"
+    name = f"{current_tenant().slug}-checkpoint-{tree_size}.json"
+    return (
+        body,
+        200,
+        {
+            "Content-Type": "application/json",
+            "Content-Disposition": f'attachment; filename="{name}"',
+        },
+    )
+
+
+@bp.route("/audit/checkpoints/witnesses", methods=["POST"])
+@requires("settings.manage")
+def witnesses():
+    form = WitnessForm()
+    if not form.validate():
+        return _checkpoints_page(form, 422)
+    checkpoints.set_witnesses(form.witnesses.addresses, actor=current_actor())
+    db.session.commit()
+    flash(_("Witnesses saved. The next checkpoint is mailed to them."), "success")
+    return redirect(url_for("audit.checkpoint_list"))

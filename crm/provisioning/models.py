@@ -42,3 +42,5 @@ class TenantSettings(TenantScoped, db.Model):
     idle_timeout_minutes: Mapped[int] = mapped_column(Integer, default=480)
     # Currencies accepted besides the tenant's own, as "USD,HKD" ("": only its own).
     accepted_currencies: Mapped[str] = mapped_column(String(64), default="")
+    # Addresses each new audit checkpoint is mailed to, one per line (crm.audit.checkpoints).
+    audit_witnesses: Mapped[str] = mapped_column(Text, default="")
