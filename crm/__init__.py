@@ -11,6 +11,7 @@ from crm.audit import service as audit_service
 from crm.audit import views as audit_views
 from crm.auth import views as auth_views
 from crm.config import DEFAULTS, from_environment
+from crm.exports import views as export_views
 from crm.extensions import babel, bootstrap, csrf, db, limiter, login_manager, migrate, tenants
 from crm.health import bp as health_bp
 from crm.i18n import select_locale, select_timezone
@@ -77,6 +78,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         sla_views.bp,
         policy_views.bp,
         refund_views.bp,
+        export_views.bp,
     )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

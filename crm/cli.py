@@ -5,6 +5,7 @@ from flask import Flask
 from crm.audit.cli import audit_cli
 from crm.auth.cli import users_cli
 from crm.demo.cli import demo_cli
+from crm.exports.cli import export_cli
 from crm.jobs import jobs_cli
 from crm.notify.cli import outbox_cli
 from crm.policies.cli import policies_cli
@@ -23,6 +24,7 @@ def init_app(app: Flask) -> None:
         calendar_cli,
         sla_cli,
         policies_cli,
+        export_cli,
     )
     for group in groups:
         app.cli.add_command(group)

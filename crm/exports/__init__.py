@@ -1,0 +1,1 @@
+"""Bundles for inspectors: case files and tenant exports (docs/audit-format.md)."""

@@ -1,0 +1,235 @@
+"""A case file: one ticket's whole story as a signed bundle an inspector verifies offline
+(docs/audit-format.md, "Bundles"; docs/case-files.md for case.json and the timeline).
+
+The export first signs a checkpoint of the chain as it stands, then writes the case,
+the policy versions involved, the original attachments, the audit events about the
+case with their inclusion proofs against that checkpoint, consistency proofs from
+every earlier checkpoint, a readable timeline, and the verifier."""
+
+import shutil
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+from flask import render_template
+from flask_babel import force_locale
+from sqlalchemy import or_, select
+
+from crm.audit import checkpoints
+from crm.audit.chain import format_instant
+from crm.audit.models import AuditCheckpoint, AuditEvent
+from crm.audit.proofs import ChainTree
+from crm.audit.service import Actor, record
+from crm.audit.signing import current_key
+from crm.auth.models import User
+from crm.columns import utcnow
+from crm.exports import versions
+from crm.exports.bundle import CASE_FILE, dumps, event_document, events_query, zip_at
+from crm.extensions import db
+from crm.files.models import Attachment
+from crm.files.storage import blob_path
+from crm.refunds.models import Escalation, Payout, RefundDecision
+from crm.sla.models import Clock
+from crm.tickets.models import ThreadEntry, Ticket
+from tenants import current_tenant
+
+
+@dataclass(frozen=True)
+class CaseFile:
+    path: Path
+    files: int
+    events: int
+    checkpoint: AuditCheckpoint
+
+
+def _plain(value):
+    if isinstance(value, datetime):
+        return format_instant(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _columns(row, names: tuple[str, ...]) -> dict:
+    return {name: _plain(getattr(row, name)) for name in names}
+
+
+TICKET_FIELDS = (
+    "reference", "number", "kind", "channel", "status", "priority", "reason", "currency", "amount_minor",
+    "purchase_date", "created_at", "received_at", "resolved_at", "policy_version_id", "merged_into_id",
+)  # fmt: skip
+REQUESTER_FIELDS = ("requester_name", "requester_phone", "requester_email", "requester_locale", "account_ref")
+ENTRY_FIELDS = ("id", "kind", "author_kind", "author_user_id", "body", "details", "created_at")
+CLOCK_FIELDS = (
+    "id", "metric", "state", "unit", "target", "rule", "config_version_id", "calendar_version_id",
+    "started_at", "due_at", "warned_at", "breached_at", "met_at", "stopped_at", "pauses",
+)  # fmt: skip
+DECISION_FIELDS = (
+    "id", "policy_version_id", "version_reason", "outcome", "reason_code", "clause", "currency", "paid_minor",
+    "amount_minor", "suggested_minor", "calculation", "differs_reason", "note", "status", "proposed_by_id",
+    "proposed_at", "decided_by_id", "decided_at", "decision_note", "final_response_at",
+)  # fmt: skip
+PAYOUT_FIELDS = (
+    "id",
+    "decision_id",
+    "amount_minor",
+    "method",
+    "reference",
+    "paid_at",
+    "receipt_id",
+    "recorded_at",
+)
+ESCALATION_FIELDS = ("id", "body", "case_number", "received_on", "deadline_on", "clock_id", "created_at")
+
+
+def case_document(ticket: Ticket) -> tuple[dict, list[Attachment]]:
+    """case.json's content, and the ticket's attachments."""
+    entries = list(
+        db.session.scalars(
+            select(ThreadEntry).where(ThreadEntry.ticket_id == ticket.id).order_by(ThreadEntry.id)
+        )
+    )
+    attachments = list(
+        db.session.scalars(
+            select(Attachment).where(Attachment.ticket_id == ticket.id).order_by(Attachment.id)
+        )
+    )
+    by_entry: dict[int, list[dict]] = {}
+    for attachment in attachments:
+        by_entry.setdefault(attachment.entry_id, []).append(
+            {"sha256": attachment.sha256, "size": attachment.size, "content_type": attachment.content_type,
+             "filename": attachment.filename, "path": f"attachments/{attachment.sha256}"}
+        )  # fmt: skip
+    staff_ids = {entry.author_user_id for entry in entries if entry.author_user_id}
+    staff = {user.id: user for user in db.session.scalars(select(User).where(User.id.in_(staff_ids)))}
+    thread = []
+    for entry in entries:
+        item = _columns(entry, ENTRY_FIELDS)
+        author = staff.get(entry.author_user_id)
+        item["author"] = f"{author.display_name} <{author.email}>" if author else None
+        item["attachments"] = by_entry.get(entry.id, [])
+        thread.append(item)
+    clocks = db.session.scalars(
+        select(Clock).where(Clock.subject_type == "ticket", Clock.subject_id == ticket.id).order_by(Clock.id)
+    )
+    decisions = db.session.scalars(
+        select(RefundDecision).where(RefundDecision.ticket_id == ticket.id).order_by(RefundDecision.id)
+    )
+    payouts = db.session.scalars(select(Payout).where(Payout.ticket_id == ticket.id).order_by(Payout.id))
+    escalations = db.session.scalars(
+        select(Escalation).where(Escalation.ticket_id == ticket.id).order_by(Escalation.id)
+    )
+    document = {
+        "format": "ledgerdesk-case/1",
+        "tenant": {
+            "slug": current_tenant().slug,
+            "name": current_tenant().name,
+            "timezone": current_tenant().timezone,
+        },
+        "ticket": _columns(ticket, TICKET_FIELDS),
+        "requester": _columns(ticket, REQUESTER_FIELDS),
+        "thread": thread,
+        "clocks": [_columns(clock, CLOCK_FIELDS) for clock in clocks],
+        "decisions": [_columns(decision, DECISION_FIELDS) for decision in decisions],
+        "payouts": [_columns(payout, PAYOUT_FIELDS) for payout in payouts],
+        "escalations": [_columns(escalation, ESCALATION_FIELDS) for escalation in escalations],
+    }
+    return document, attachments
+
+
+def case_events(ticket: Ticket, upto: int, policy_ids: set[int]):
+    """The audit events about the case: the ticket (its thread, clocks, decisions and
+    payouts are recorded on it), its customer's record, the mail sent about it, and the
+    publication of the policy versions it involves."""
+    return db.session.execute(
+        events_query(
+            AuditEvent.seq <= upto,
+            or_(
+                (AuditEvent.subject_type == "ticket") & (AuditEvent.subject_id == str(ticket.id)),
+                (AuditEvent.action == "policy.published")
+                & AuditEvent.subject_id.in_([str(policy_id) for policy_id in policy_ids]),
+                (AuditEvent.subject_type == "customer") & (AuditEvent.subject_id == str(ticket.customer_id)),
+                (AuditEvent.subject_type == "email")
+                & (AuditEvent.data["ticket_id"].as_integer() == ticket.id),
+            ),
+        )
+    ).all()
+
+
+def write_case_file(ticket: Ticket, path: Path, *, actor: Actor) -> CaseFile:
+    """Write the case file of ``ticket`` to ``path`` (nothing there until it is whole),
+    and record the export. The caller commits."""
+    checkpoint, _ = checkpoints.write_checkpoint(actor=actor, force=True)
+    tree = ChainTree(checkpoint.tree_size)
+    document, attachments = case_document(ticket)
+    policy_ids = {ticket.policy_version_id, *(d["policy_version_id"] for d in document["decisions"])} - {None}
+    rows = case_events(ticket, checkpoint.tree_size, policy_ids)
+    earlier = db.session.scalars(
+        select(AuditCheckpoint.tree_size).where(AuditCheckpoint.tree_size < checkpoint.tree_size)
+    ).all()
+    references, recorded = [], {}
+    for row in rows:
+        if row.action == "attachment.added" and row.data.get("sha256"):
+            recorded.setdefault(row.data["sha256"], row.seq)
+    policy_files = versions.policy_files(policy_ids)
+    tenant = current_tenant()
+    with zip_at(path) as writer:
+        writer.add("case.json", dumps(document))
+        writer.add("checkpoint.json", dumps(checkpoints.document(checkpoint, tenant.slug)))
+        count = writer.add_lines(
+            "events.jsonl",
+            ({"event": event_document(row), "proof": tree.inclusion_proof(row.seq - 1)} for row in rows),
+        )
+        if earlier:
+            writer.add_lines(
+                "consistency.jsonl",
+                ({"tree_size": size, "proof": tree.consistency_proof(size)} for size in earlier),
+            )
+        for sha256 in dict.fromkeys(attachment.sha256 for attachment in attachments):
+            with (
+                blob_path(tenant.id, sha256).open("rb") as source,
+                writer.open(f"attachments/{sha256}") as target,
+            ):
+                shutil.copyfileobj(source, target, 1 << 20)
+            if sha256 in recorded:
+                references.append(
+                    {"path": f"attachments/{sha256}", "seq": recorded[sha256], "pointer": "/sha256"}
+                )
+        for file in policy_files:
+            writer.add(file.path, file.content)
+            if file.seq is not None and file.seq <= checkpoint.tree_size:
+                references.append(file.reference)
+        locale = tenant.locale or "zh_CN"
+        with force_locale(locale):
+            timeline = render_template(
+                "exports/timeline.html",
+                case=document,
+                events=[event_document(row) for row in rows],
+                lang="zh-Hans" if locale.startswith("zh") else "en",
+            )
+        writer.add("timeline.html", timeline.encode())
+        manifest = writer.seal(
+            current_key(),
+            {
+                "format": CASE_FILE,
+                "subject": f"tenant {tenant.slug}, ticket {ticket.reference}",
+                "tenant": tenant.slug,
+                "created_at": format_instant(utcnow()),
+                "checkpoint": checkpoints.document(checkpoint, tenant.slug),
+                "references": references,
+            },
+        )
+    record(
+        "export.created",
+        "ticket",
+        ticket.id,
+        actor=actor,
+        data={
+            "kind": "case_file",
+            "files": len(manifest["files"]),
+            "events": count,
+            "tree_size": checkpoint.tree_size,
+            "key_id": manifest["key_id"],
+        },
+    )
+    return CaseFile(Path(path), len(manifest["files"]), count, checkpoint)
