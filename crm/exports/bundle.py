@@ -44,12 +44,15 @@ class BundleWriter:
         self.files: list[dict] = []
 
     @contextmanager
-    def open(self, name: str) -> Iterator[IO[bytes]]:
-        """A binary stream for ``name``; its digest and size are taken as it is written."""
+    def open(self, name: str, *, compress: bool = True) -> Iterator[IO[bytes]]:
+        """A binary stream for ``name``; its digest and size are taken as it is written.
+        Files already compressed (images, PDFs: attachments) are stored as they are."""
         if any(entry["path"] == name for entry in self.files):
             raise ValueError(f"{name} is already in the bundle")
         if isinstance(self._target, zipfile.ZipFile):
-            stream = self._target.open(name, "w", force_zip64=True)
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+            stream = self._target.open(info, "w", force_zip64=True)
         else:
             path = self._target / name
             path.parent.mkdir(parents=True, exist_ok=True)
