@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import delete, func, insert, literal, select, text, update
 from sqlalchemy.exc import IntegrityError, NoResultFound
 
+from crm.audit import checkpoints
 from crm.audit.service import Actor
 from crm.auth.models import User
 from crm.extensions import db
@@ -41,7 +42,8 @@ def staff_urls(app, **values) -> list[str]:
 
 
 def ticket_url_values(app, tenant) -> dict:
-    """A ticket of ``tenant`` with a file, a canned reply and a calendar: values for staff URLs."""
+    """A ticket of ``tenant`` with a file, a canned reply, a calendar and a signed
+    checkpoint: values for staff URLs."""
     with acting_for(app, tenant) as session:
         ticket = tickets.submit_refund_request(
             tickets.RefundRequest(
@@ -56,7 +58,9 @@ def ticket_url_values(app, tenant) -> dict:
         reply = canned.create_canned(title="Thanks", body="Thank you.", actor=Actor.operator("test"))
         calendar = calendars.create(f"Office of {tenant.slug}", "Asia/Shanghai", actor=Actor.operator("test"))
         session.flush()
+        signed, _ = checkpoints.write_checkpoint(actor=Actor.operator("test"))
         values = {
+            "tree_size": signed.tree_size,
             "number": ticket.number,
             "attachment_id": session.scalars(
                 select(Attachment.id).where(Attachment.ticket_id == ticket.id)

@@ -84,57 +84,68 @@ ESCALATION_FIELDS = ("id", "body", "case_number", "received_on", "deadline_on", 
 
 def case_document(ticket: Ticket) -> tuple[dict, list[Attachment]]:
     """case.json's content, and the ticket's attachments."""
-    entries = list(
-        db.session.scalars(
-            select(ThreadEntry).where(ThreadEntry.ticket_id == ticket.id).order_by(ThreadEntry.id)
-        )
-    )
-    attachments = list(
-        db.session.scalars(
-            select(Attachment).where(Attachment.ticket_id == ticket.id).order_by(Attachment.id)
-        )
-    )
-    by_entry: dict[int, list[dict]] = {}
-    for attachment in attachments:
-        by_entry.setdefault(attachment.entry_id, []).append(
-            {"sha256": attachment.sha256, "size": attachment.size, "content_type": attachment.content_type,
-             "filename": attachment.filename, "path": f"attachments/{attachment.sha256}"}
-        )  # fmt: skip
-    staff_ids = {entry.author_user_id for entry in entries if entry.author_user_id}
-    staff = {user.id: user for user in db.session.scalars(select(User).where(User.id.in_(staff_ids)))}
-    thread = []
-    for entry in entries:
-        item = _columns(entry, ENTRY_FIELDS)
-        author = staff.get(entry.author_user_id)
-        item["author"] = f"{author.display_name} <{author.email}>" if author else None
-        item["attachments"] = by_entry.get(entry.id, [])
-        thread.append(item)
-    clocks = db.session.scalars(
-        select(Clock).where(Clock.subject_type == "ticket", Clock.subject_id == ticket.id).order_by(Clock.id)
-    )
-    decisions = db.session.scalars(
-        select(RefundDecision).where(RefundDecision.ticket_id == ticket.id).order_by(RefundDecision.id)
-    )
-    payouts = db.session.scalars(select(Payout).where(Payout.ticket_id == ticket.id).order_by(Payout.id))
-    escalations = db.session.scalars(
-        select(Escalation).where(Escalation.ticket_id == ticket.id).order_by(Escalation.id)
-    )
-    document = {
-        "format": "ledgerdesk-case/1",
-        "tenant": {
-            "slug": current_tenant().slug,
-            "name": current_tenant().name,
-            "timezone": current_tenant().timezone,
-        },
-        "ticket": _columns(ticket, TICKET_FIELDS),
-        "requester": _columns(ticket, REQUESTER_FIELDS),
-        "thread": thread,
-        "clocks": [_columns(clock, CLOCK_FIELDS) for clock in clocks],
-        "decisions": [_columns(decision, DECISION_FIELDS) for decision in decisions],
-        "payouts": [_columns(payout, PAYOUT_FIELDS) for payout in payouts],
-        "escalations": [_columns(escalation, ESCALATION_FIELDS) for escalation in escalations],
-    }
+    [(_, document, attachments)] = case_documents([ticket])
     return document, attachments
+
+
+def _by_ticket(model, tickets_by_id: dict, column) -> dict[int, list]:
+    """The rows of ``model`` belonging to the given tickets, grouped by ticket id."""
+    grouped: dict[int, list] = {}
+    for row in db.session.scalars(select(model).where(column.in_(tickets_by_id)).order_by(model.id)):
+        grouped.setdefault(getattr(row, column.key), []).append(row)
+    return grouped
+
+
+def _attachment(attachment: Attachment) -> dict:
+    return {
+        "sha256": attachment.sha256,
+        "size": attachment.size,
+        "content_type": attachment.content_type,
+        "filename": attachment.filename,
+        "path": f"attachments/{attachment.sha256}",
+    }
+
+
+def case_documents(batch: list[Ticket]):
+    """``(ticket, document, attachments)`` for each ticket, reading each kind of row
+    once for the whole batch (a tenant export goes through every ticket)."""
+    by_id = {ticket.id: ticket for ticket in batch}
+    entries = _by_ticket(ThreadEntry, by_id, ThreadEntry.ticket_id)
+    attachments = _by_ticket(Attachment, by_id, Attachment.ticket_id)
+    clocks: dict[int, list] = {}
+    for clock in db.session.scalars(
+        select(Clock).where(Clock.subject_type == "ticket", Clock.subject_id.in_(by_id)).order_by(Clock.id)
+    ):
+        clocks.setdefault(clock.subject_id, []).append(clock)
+    decisions = _by_ticket(RefundDecision, by_id, RefundDecision.ticket_id)
+    payouts = _by_ticket(Payout, by_id, Payout.ticket_id)
+    escalations = _by_ticket(Escalation, by_id, Escalation.ticket_id)
+    staff_ids = {entry.author_user_id for rows in entries.values() for entry in rows if entry.author_user_id}
+    staff = {user.id: user for user in db.session.scalars(select(User).where(User.id.in_(staff_ids)))}
+    tenant = current_tenant()
+    for ticket in batch:
+        files: dict[int, list[dict]] = {}
+        for attachment in attachments.get(ticket.id, []):
+            files.setdefault(attachment.entry_id, []).append(_attachment(attachment))
+        thread = []
+        for entry in entries.get(ticket.id, []):
+            item = _columns(entry, ENTRY_FIELDS)
+            author = staff.get(entry.author_user_id)
+            item["author"] = f"{author.display_name} <{author.email}>" if author else None
+            item["attachments"] = files.get(entry.id, [])
+            thread.append(item)
+        document = {
+            "format": "ledgerdesk-case/1",
+            "tenant": {"slug": tenant.slug, "name": tenant.name, "timezone": tenant.timezone},
+            "ticket": _columns(ticket, TICKET_FIELDS),
+            "requester": _columns(ticket, REQUESTER_FIELDS),
+            "thread": thread,
+            "clocks": [_columns(clock, CLOCK_FIELDS) for clock in clocks.get(ticket.id, [])],
+            "decisions": [_columns(row, DECISION_FIELDS) for row in decisions.get(ticket.id, [])],
+            "payouts": [_columns(row, PAYOUT_FIELDS) for row in payouts.get(ticket.id, [])],
+            "escalations": [_columns(row, ESCALATION_FIELDS) for row in escalations.get(ticket.id, [])],
+        }
+        yield ticket, document, attachments.get(ticket.id, [])
 
 
 def case_events(ticket: Ticket, upto: int, policy_ids: set[int]):

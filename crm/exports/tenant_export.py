@@ -1,0 +1,143 @@
+"""A tenant export: everything an inspection of the whole desk needs, as a folder that
+``verify.py`` checks offline (docs/audit-format.md, "Bundles").
+
+It streams: the chain, the cases and the attachments are read in batches and written as
+they are read, so memory stays flat however many tickets there are."""
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from crm.audit import checkpoints
+from crm.audit.chain import canonical_json, format_instant
+from crm.audit.models import AuditCheckpoint, AuditEvent
+from crm.audit.service import Actor, record
+from crm.audit.signing import current_key
+from crm.columns import utcnow
+from crm.exports import versions
+from crm.exports.bundle import TENANT_EXPORT, event_document, events_query, folder_at
+from crm.exports.case_file import case_documents
+from crm.extensions import db
+from crm.files.storage import blob_path
+from crm.tickets.models import Ticket
+from tenants import current_tenant
+
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class TenantExport:
+    path: Path
+    events: int
+    cases: int
+    files: int
+    checkpoint: AuditCheckpoint
+
+
+def ticket_count() -> int:
+    return db.session.scalar(select(func.count()).select_from(Ticket))
+
+
+def _tickets_in_batches():
+    last = 0
+    while batch := list(
+        db.session.scalars(select(Ticket).where(Ticket.id > last).order_by(Ticket.id).limit(BATCH))
+    ):
+        yield batch
+        last = batch[-1].id
+        db.session.expunge_all()  # keep memory flat: the batch is written
+
+
+def _stream(query, batch: int = 5000):
+    result = db.session.execute(query.execution_options(yield_per=batch))
+    try:
+        yield from result
+    finally:
+        result.close()
+
+
+def write_tenant_export(
+    path: Path, *, actor: Actor, progress: Callable[[int], None] = lambda done: None
+) -> TenantExport:
+    """Write the tenant's export to the folder ``path`` (renamed into place when whole);
+    ``progress`` is told how many more tickets were written. The caller commits."""
+    checkpoint, _ = checkpoints.write_checkpoint(actor=actor, force=True)
+    tenant, tree_size = current_tenant(), checkpoint.tree_size
+    references: list[dict] = []
+    with folder_at(path) as writer:
+        events = writer.add_lines(
+            "events.jsonl",
+            (event_document(row) for row in _stream(events_query(AuditEvent.seq <= tree_size))),
+        )
+        writer.add_lines(
+            "checkpoints.jsonl",
+            (
+                checkpoints.document(row, tenant.slug)
+                for row in db.session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size))
+            ),
+        )
+        for file in [*versions.policy_files(), *versions.config_files()]:
+            writer.add(file.path, file.content)
+            if file.seq is not None and file.seq <= tree_size:
+                references.append(file.reference)
+        recorded = {}
+        for seq, data in _stream(
+            select(AuditEvent.seq, AuditEvent.data).where(
+                AuditEvent.action == "attachment.added", AuditEvent.seq <= tree_size
+            )
+        ):
+            recorded.setdefault(data.get("sha256"), seq)
+        written: set[str] = set()
+        cases = 0
+        with writer.open("cases.jsonl") as stream:
+            for batch in _tickets_in_batches():
+                for _, document, attachments in case_documents(batch):
+                    stream.write(_line(document))
+                    for attachment in attachments:
+                        if attachment.sha256 in written:
+                            continue
+                        written.add(attachment.sha256)
+                        name = f"attachments/{attachment.sha256}"
+                        with (
+                            blob_path(tenant.id, attachment.sha256).open("rb") as source,
+                            writer.open(name) as target,
+                        ):
+                            shutil.copyfileobj(source, target, 1 << 20)
+                        if attachment.sha256 in recorded:
+                            references.append(
+                                {"path": name, "seq": recorded[attachment.sha256], "pointer": "/sha256"}
+                            )
+                cases += len(batch)
+                progress(len(batch))
+        manifest = writer.seal(
+            current_key(),
+            {
+                "format": TENANT_EXPORT,
+                "subject": f"tenant {tenant.slug}",
+                "tenant": tenant.slug,
+                "created_at": format_instant(utcnow()),
+                "references": references,
+            },
+        )
+    record(
+        "export.created",
+        "tenant",
+        tenant.id,
+        actor=actor,
+        data={
+            "kind": "tenant_export",
+            "events": events,
+            "cases": cases,
+            "files": len(manifest["files"]),
+            "tree_size": tree_size,
+            "key_id": manifest["key_id"],
+        },
+    )
+    return TenantExport(Path(path), events, cases, len(manifest["files"]), checkpoint)
+
+
+def _line(document: dict) -> bytes:
+    return canonical_json(document) + b"\n"
