@@ -45,9 +45,7 @@ def tenant_export(tenant: Tenant, output: Path) -> None:
     if output.exists():
         raise click.BadParameter(f"{output} already exists: give a new folder", param_hint="-o")
     with tenant_context(tenant):
-        with click.progressbar(
-            length=ticket_count(), label="cases", file=sys.stderr
-        ) as bar:
+        with click.progressbar(length=ticket_count(), label="cases", file=sys.stderr) as bar:
             written = write_tenant_export(output, actor=operator_actor(), progress=bar.update)
         db.session.commit()
     click.echo(
