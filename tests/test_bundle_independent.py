@@ -130,5 +130,5 @@ def test_a_case_file_the_app_exports_passes_the_independent_verifier(app, runner
         for name in source.namelist():
             data = source.read(name)
             target.writestr(name, data.replace(b'"format"', b'"Format"', 1) if name == "case.json" else data)
-    with pytest.raises(AssertionError, match="case.json"):
+    with pytest.raises(AssertionError, match=r"case\.json"):
         verify_case_file(tampered, hashes)
