@@ -5,6 +5,7 @@ It streams: the chain, the cases and the attachments are read in batches and wri
 they are read, so memory stays flat however many tickets there are."""
 
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from crm.audit.service import Actor, record
 from crm.audit.signing import current_key
 from crm.columns import utcnow
 from crm.exports import versions
-from crm.exports.bundle import TENANT_EXPORT, event_document, events_query, folder_at
+from crm.exports.bundle import TENANT_EXPORT, event_document, events_query, folder_at, zip_at
 from crm.exports.case_file import case_documents
 from crm.extensions import db
 from crm.files.storage import blob_path
@@ -60,14 +61,18 @@ def _stream(query, batch: int = 5000):
 
 
 def write_tenant_export(
-    path: Path, *, actor: Actor, progress: Callable[[int], None] = lambda done: None
+    path: Path, *, actor: Actor, progress: Callable[[int], None] = lambda done: None, as_zip: bool = False
 ) -> TenantExport:
-    """Write the tenant's export to the folder ``path`` (renamed into place when whole);
-    ``progress`` is told how many more tickets were written. The caller commits."""
+    """Write the tenant's export to the folder ``path``, or a ZIP there (renamed into
+    place when whole); ``progress`` is told how many more tickets were written. The
+    checkpoint is committed at once; the caller commits the export's own event."""
     checkpoint, _ = checkpoints.write_checkpoint(actor=actor, force=True)
     tenant, tree_size = current_tenant(), checkpoint.tree_size
+    # The checkpoint holds on its own: committed now, the long export that follows
+    # holds no write lock (on SQLite, its progress is written beside it).
+    db.session.commit()
     references: list[dict] = []
-    with folder_at(path) as writer:
+    with (zip_at if as_zip else folder_at)(path) as writer:
         events = writer.add_lines(
             "events.jsonl",
             (event_document(row) for row in _stream(events_query(AuditEvent.seq <= tree_size))),
@@ -92,26 +97,21 @@ def write_tenant_export(
             recorded.setdefault(data.get("sha256"), seq)
         written: set[str] = set()
         cases = 0
-        with writer.open("cases.jsonl") as stream:
+        # The cases go to a temporary file first: a ZIP takes one file at a time, and
+        # the attachments are written as their cases are read.
+        with tempfile.TemporaryFile() as spool:
             for batch in _tickets_in_batches():
                 for _, document, attachments in case_documents(batch):
-                    stream.write(_line(document))
+                    spool.write(_line(document))
                     for attachment in attachments:
-                        if attachment.sha256 in written:
-                            continue
-                        written.add(attachment.sha256)
-                        name = f"attachments/{attachment.sha256}"
-                        with (
-                            blob_path(tenant.id, attachment.sha256).open("rb") as source,
-                            writer.open(name) as target,
-                        ):
-                            shutil.copyfileobj(source, target, 1 << 20)
-                        if attachment.sha256 in recorded:
-                            references.append(
-                                {"path": name, "seq": recorded[attachment.sha256], "pointer": "/sha256"}
-                            )
+                        if attachment.sha256 not in written:
+                            written.add(attachment.sha256)
+                            references.extend(_add_attachment(writer, tenant.id, attachment.sha256, recorded))
                 cases += len(batch)
                 progress(len(batch))
+            spool.seek(0)
+            with writer.open("cases.jsonl") as stream:
+                shutil.copyfileobj(spool, stream, 1 << 20)
         manifest = writer.seal(
             current_key(),
             {
@@ -137,6 +137,14 @@ def write_tenant_export(
         },
     )
     return TenantExport(Path(path), events, cases, len(manifest["files"]), checkpoint)
+
+
+def _add_attachment(writer, tenant_id: int, sha256: str, recorded: dict[str, int]) -> list[dict]:
+    """Copy a file's original bytes in; the reference to the event recording its digest."""
+    name = f"attachments/{sha256}"
+    with blob_path(tenant_id, sha256).open("rb") as source, writer.open(name, compress=False) as target:
+        shutil.copyfileobj(source, target, 1 << 20)
+    return [{"path": name, "seq": recorded[sha256], "pointer": "/sha256"}] if sha256 in recorded else []
 
 
 def _line(document: dict) -> bytes:
