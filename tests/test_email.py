@@ -305,6 +305,7 @@ def test_when_smtp_is_down_the_message_waits_then_fails_after_the_last_attempt(
     assert "/track/" not in row.body  # the outbox never held a working secret link
     actions = audit_actions(down_app, tenant)
     assert "email.failed" in actions and "email.sent" not in actions
+    assert actions.count("email.attempt_failed") == notify.MAX_ATTEMPTS - 1  # every attempt is on the record
     page = admin.get(f"/t/{tenant.slug}/admin/outbox?status=failed")
     assert "Failed" in page.text and f"gave up after {notify.MAX_ATTEMPTS} attempts" in page.text
 

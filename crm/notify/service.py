@@ -109,18 +109,34 @@ def send_outbox_message(message_id: int) -> None:
         deliver(message, _with_tracking_link(message))
     except (OSError, smtplib.SMTPException) as error:
         message.last_error = f"{type(error).__name__}: {error}"[:500]
-        if message.attempts >= MAX_ATTEMPTS:
+        final = message.attempts >= MAX_ATTEMPTS
+        if final:
             message.status = OutboxStatus.FAILED
-            record(
-                "email.failed", "email", message.id, actor=Actor.system(), data={"attempts": message.attempts}
-            )
+        # Every attempt is on the record, with the kind of error (not its text: it may
+        # quote the address).
+        record(
+            "email.failed" if final else "email.attempt_failed",
+            "email",
+            message.id,
+            actor=Actor.system(),
+            data={**_delivery_data(message), "error": type(error).__name__},
+        )
+        if final:
             return
         # Keep the attempt count, then let rq retry the job later.
         db.session.commit()
         raise
     message.status = OutboxStatus.SENT
     message.sent_at = utcnow()
-    record("email.sent", "email", message.id, actor=Actor.system(), data={"attempts": message.attempts})
+    record("email.sent", "email", message.id, actor=Actor.system(), data=_delivery_data(message))
+
+
+def _delivery_data(message: OutboxMessage) -> dict:
+    return {
+        "ticket_id": message.ticket_id,
+        "attempts": message.attempts,
+        "to_sha256": digest(message.to_address),
+    }
 
 
 def _with_tracking_link(message: OutboxMessage) -> str:

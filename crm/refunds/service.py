@@ -352,6 +352,12 @@ def propose(
             "needs_approval": waits,
             "approval_because": list(checked.waits_for),
             "replaces_decision_id": checked.replaces.id if checked.replaces else None,
+            # What an inspector needs to recompute the amount: the calculator's inputs
+            # and lines; the texts people wrote, as digests.
+            "calculation": decision.calculation,
+            "note_sha256": digest(decision.note or ""),
+            "differs_reason_sha256": digest(decision.differs_reason) if decision.differs_reason else None,
+            "version_reason_sha256": digest(decision.version_reason) if decision.version_reason else None,
             **_policy_data(version),
         },
     )
@@ -431,7 +437,12 @@ def approve(
         "ticket",
         ticket.id,
         actor=tickets.staff_actor(user, ip),
-        data={"decision_id": decision.id, "proposed_by": decision.proposed_by_id, **_policy_data(version)},
+        data={
+            "decision_id": decision.id,
+            "proposed_by": decision.proposed_by_id,
+            "note_sha256": digest(decision.decision_note) if decision.decision_note else None,
+            **_policy_data(version),
+        },
     )
     _finalise(ticket, decision, version, user=user, ip=ip)
     return decision

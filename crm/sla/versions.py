@@ -58,7 +58,14 @@ def _ensure_default(kind: ConfigKind) -> None:
             kind,
             key,
             actor=Actor.system(),
-            data={"key": key, "version": 1, "sha256": sha256, "default": True},
+            data={
+                "id": _newest(kind, key).id,
+                "key": key,
+                "version": 1,
+                "sha256": sha256,
+                "default": True,
+                "body": body,
+            },
         )
 
 
@@ -204,10 +211,12 @@ def save(
         key,
         actor=actor,
         data={
+            "id": version.id,
             "key": key,
             "version": version.version,
             "sha256": sha256,
             "previous": latest.version if latest else None,
+            "body": body,
         },
     )
     return version
