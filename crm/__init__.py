@@ -5,10 +5,11 @@ from typing import Any
 
 from flask import Flask
 
-from crm import cli, errors, http_edge, input_guard, jobs, site
+from crm import access, cli, errors, http_edge, input_guard, jobs, site
 from crm.audit import checkpoints as audit_checkpoints
 from crm.audit import service as audit_service
 from crm.audit import views as audit_views
+from crm.auth import scope as auth_scope
 from crm.auth import views as auth_views
 from crm.config import DEFAULTS, from_environment
 from crm.exports import views as export_views
@@ -48,6 +49,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     tenants.init_app(app, db)
     audit_service.install(db.session.session_factory.class_)
     provisioning_service.install(db.session.session_factory.class_)
+    auth_scope.install(db.session.session_factory.class_)
     jobs.init_app(app)
     jobs.on_worker_start(app, sla_sweep.schedule_next)
     jobs.on_worker_start(app, audit_service.schedule_chain_stragglers)
@@ -63,6 +65,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     login_manager.session_protection = "basic"
 
     errors.init_app(app)
+    access.init_app(app)
     input_guard.init_app(app)
     init_templating(app)
     cli.init_app(app)

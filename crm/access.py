@@ -2,17 +2,26 @@
 
 Another tenant's objects never get this far: the tenant guard makes them not exist, so
 they answer 404. Here a signed-in user of the right tenant without the role gets 403.
+A ticket outside an auditor's scope is a 404 too (``crm.auth.scope``): every per-ticket
+page finds its ticket through ``readable_ticket_or_404``. What an auditor opens is
+recorded (``record_page_read``).
 """
 
 import enum
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 
-from flask import abort, request
+from flask import Flask, Response, abort, g, request
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
+from sqlalchemy import select
 
 from crm.audit.service import Actor, record
+from crm.auth.scope import ticket_in_scope
+from crm.extensions import db
+from crm.tickets.models import Ticket
+from tenants import current_tenant
 
 
 class Role(enum.StrEnum):
@@ -80,6 +89,14 @@ def requires(permission: str) -> Callable:
     return decorate
 
 
+def readable_ticket_or_404(ticket: Ticket | None) -> Ticket:
+    """The ticket a per-ticket page (or download, or export) shows, or the tenant's 404:
+    when no ticket has the number, or the reader's scope leaves it out."""
+    if not ticket_in_scope(ticket):
+        abort(404)
+    return ticket
+
+
 def client_ip() -> str | None:
     return request.remote_addr
 
@@ -91,11 +108,61 @@ def current_actor() -> Actor:
     return Actor("anonymous", None, "anonymous", client_ip())
 
 
-def record_auditor_reading(action: str, subject_type: str, subject_id, data: dict | None = None) -> bool:
-    """A regulator's reading is itself on the record (design section 1): when the signed-in
-    user is an auditor, queue ``action`` on what they read; True if it was (the caller
-    commits it: a page view has no other change to commit with)."""
-    if current_user.role != Role.AUDITOR:
-        return False
-    record(action, subject_type, subject_id, actor=current_actor(), data=data or {})
-    return True
+@dataclass(frozen=True)
+class Reading:
+    """What an auditor's page showed, for its ``audit.viewed`` event."""
+
+    action: str
+    subject_type: str
+    subject_id: str | None
+    data: dict
+
+
+# The most of a requested path an event keeps.
+MAX_RECORDED_PATH = 300
+
+
+def record_auditor_reading(action: str, subject_type: str, subject_id, data: dict | None = None) -> None:
+    """Say what this page shows, when the signed-in user is an auditor: the page's event
+    (written by ``record_page_read`` once the response is ready) is ``action`` on that
+    subject, with ``data``. Nothing to commit here: the reading is its own transaction."""
+    if current_user.is_authenticated and current_user.role == Role.AUDITOR:
+        g.auditor_reading = Reading(
+            action, subject_type, None if subject_id is None else str(subject_id), data or {}
+        )
+
+
+def record_page_read(response: Response) -> Response:
+    """A regulator's reading is itself on the record (design section 1): every page and
+    file an auditor opens under a tenant, whatever it answered, is an ``audit.viewed``
+    event with its path and status, in a transaction of its own. A page that says what
+    it showed (``record_auditor_reading``) names its subject; a page about one ticket is
+    about that ticket; any other is about the page (its endpoint)."""
+    if request.method not in ("GET", "HEAD") or current_tenant() is None or response.status_code >= 500:
+        return response
+    endpoint = request.endpoint or ""
+    if not endpoint or endpoint == "static" or endpoint.startswith("portal."):
+        return response  # not a staff page: a mistyped address, or a customer's page
+    if not (current_user.is_authenticated and current_user.role == Role.AUDITOR):
+        return response
+    reading = g.pop("auditor_reading", None) or _reading_of_page(endpoint, response.status_code)
+    data = {**reading.data, "path": request.path[:MAX_RECORDED_PATH], "status": response.status_code}
+    # Whatever the page left in the session is not part of this reading.
+    db.session.rollback()
+    record(reading.action, reading.subject_type, reading.subject_id, actor=current_actor(), data=data)
+    db.session.commit()
+    return response
+
+
+def _reading_of_page(endpoint: str, status: int) -> Reading:
+    number = (request.view_args or {}).get("number")
+    if isinstance(number, int) and status < 400:
+        ticket = db.session.scalars(select(Ticket).where(Ticket.number == number)).one_or_none()
+        if ticket is not None:
+            return Reading("audit.viewed", "ticket", str(ticket.id), {"reference": ticket.reference})
+    data = {"number": number} if isinstance(number, int) else {}
+    return Reading("audit.viewed", "page", endpoint[:64], data)
+
+
+def init_app(app: Flask) -> None:
+    app.after_request(record_page_read)

@@ -417,6 +417,7 @@ def staff_desk(app, client, signed_in):
         "name": calendar.group(1) if calendar else "default",
         "token": ticket.tracking_token,
         "tree_size": 1,  # no checkpoint of that size: a 404, which is a good answer too
+        "run_id": 1,  # likewise for an export
     }
 
     def value_for(rule) -> Callable[[str], object]:

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError, NoResultFound
 from crm.audit import checkpoints
 from crm.audit.service import Actor
 from crm.auth.models import User
+from crm.exports.models import ExportStatus, TenantExportRun
 from crm.extensions import db
 from crm.files.models import Attachment
 from crm.sla import calendars
@@ -59,7 +60,11 @@ def ticket_url_values(app, tenant) -> dict:
         calendar = calendars.create(f"Office of {tenant.slug}", "Asia/Shanghai", actor=Actor.operator("test"))
         session.flush()
         signed, _ = checkpoints.write_checkpoint(actor=Actor.operator("test"))
+        run = TenantExportRun(requested_by_id=0, status=ExportStatus.DONE, total=1, done=1)
+        session.add(run)
+        session.flush()
         values = {
+            "run_id": run.id,
             "tree_size": signed.tree_size,
             "number": ticket.number,
             "attachment_id": session.scalars(

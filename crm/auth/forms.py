@@ -2,11 +2,22 @@
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, EmailField, PasswordField, SelectChoice, SelectField, StringField
+from wtforms import (
+    BooleanField,
+    DateField,
+    EmailField,
+    PasswordField,
+    RadioField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Length, Optional
 
 from crm.access import ROLE_LABELS
 from crm.auth.passwords import PASSWORD_MAX, PASSWORD_MIN
+from crm.auth.scope import MAX_SCOPE_TICKETS, ScopeKind
 from crm.i18n import LOCALE_NAMES
 
 PASSWORD_LENGTH = Length(
@@ -45,7 +56,51 @@ class LanguageForm(FlaskForm):
     )
 
 
-class NewUserForm(FlaskForm):
+SCOPE_LABELS = {
+    ScopeKind.ALL: _l("All tickets"),
+    ScopeKind.RECEIVED: _l("Tickets received between two dates"),
+    ScopeKind.TICKETS: _l("These tickets only"),
+}
+# Room for MAX_SCOPE_TICKETS references as people type them ("RF-1001, ").
+SCOPE_TICKETS_MAX_CHARS = MAX_SCOPE_TICKETS * 16
+
+
+class AccessForm(FlaskForm):
+    """A user's access window and, for an auditor, the tickets they may read. Days are
+    the organisation's: access starts at the start of the first day and ends at the end
+    of the last; a receipt range includes both of its days."""
+
+    access_starts_on = DateField(
+        _l("Access starts on"),
+        validators=[Optional()],
+        description=_l("Optional. The account cannot sign in before this date."),
+    )
+    access_expires_on = DateField(
+        _l("Access ends on"),
+        validators=[Optional()],
+        description=_l("Optional. Access ends automatically on this date, for example for an auditor."),
+    )
+    scope_kind = RadioField(
+        _l("Tickets an auditor may read"),
+        choices=[SelectChoice(kind.value, label) for kind, label in SCOPE_LABELS.items()],
+        default=ScopeKind.ALL.value,
+        description=_l(
+            "Other roles read every ticket. Outside the scope, a ticket does not exist for the auditor."
+        ),
+    )
+    scope_received_from = DateField(_l("Received from"), validators=[Optional()])
+    scope_received_until = DateField(_l("Received until"), validators=[Optional()])
+    scope_tickets = TextAreaField(
+        _l("Ticket numbers"),
+        validators=[Optional(), Length(max=SCOPE_TICKETS_MAX_CHARS)],
+        description=_l(
+            "For example RF-1001, RF-1002: separated by commas, spaces or new lines; at most %(n)d.",
+            n=MAX_SCOPE_TICKETS,
+        ),
+    )
+
+
+class NewUserForm(AccessForm):
     email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=254)])
     display_name = StringField(_l("Name"), validators=[Optional(), Length(max=200)])
     role = SelectField(_l("Role"), choices=role_choices)
@@ -54,13 +109,8 @@ class NewUserForm(FlaskForm):
         validators=[DataRequired(), PASSWORD_LENGTH],
         description=_l("At least %(min)d characters. Share it with the person privately.", min=PASSWORD_MIN),
     )
-    access_expires_on = DateField(
-        _l("Access ends on"),
-        validators=[Optional()],
-        description=_l("Optional. Access ends automatically on this date, for example for an auditor."),
-    )
 
 
-class EditUserForm(FlaskForm):
+class EditUserForm(AccessForm):
     role = SelectField(_l("Role"), choices=role_choices)
     active = BooleanField(_l("Active"))

@@ -4,7 +4,7 @@ import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, Index, Integer, PrimaryKeyConstraint, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Index, Integer, PrimaryKeyConstraint, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm.columns import UTCDateTime, utcnow
@@ -39,8 +39,17 @@ class User(TenantScoped, UserMixin, db.Model):
     # (a password change, a deactivation); logging out or idling ends one StaffSession.
     session_token: Mapped[str] = mapped_column(String(32), default=new_session_token)
     created_by_id: Mapped[int | None] = mapped_column(BigIntId)
-    # Auditors' access is time-boxed; None means no end.
+    # The window the account may be used in (any role; auditors' usually is one): from
+    # ``access_starts_at`` (None: at once) until ``access_expires_at`` (None: no end).
+    access_starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     access_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Which tickets an auditor may read (crm.auth.scope): "all"; "received", those
+    # received in [scope_received_from, scope_received_before); or "tickets", the ids
+    # in scope_ticket_ids. Other roles always read every ticket.
+    scope_kind: Mapped[str] = mapped_column(String(16), default="all")
+    scope_received_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    scope_received_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    scope_ticket_ids: Mapped[list[int] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     # The secret of the StaffSession this object was signed in or loaded for; not a
@@ -52,10 +61,19 @@ class User(TenantScoped, UserMixin, db.Model):
         secret of this one session (see crm.auth.sessions)."""
         return f"{self.id}:{self.session_token}:{self.session_secret}"
 
+    def access_state(self, now: datetime | None = None) -> str:
+        """Where ``now`` falls in the account's window: "not_started", "ended" or "open"."""
+        now = now or utcnow()
+        if self.access_starts_at is not None and now < self.access_starts_at:
+            return "not_started"
+        if self.access_expires_at is not None and self.access_expires_at <= now:
+            return "ended"
+        return "open"
+
     @property
     def is_active(self) -> bool:
-        expired = self.access_expires_at is not None and self.access_expires_at <= utcnow()
-        return self.active and not expired
+        """Not deactivated, and inside its access window now."""
+        return self.active and self.access_state() == "open"
 
 
 class StaffSession(TenantScoped, db.Model):

@@ -1,6 +1,7 @@
 """Staff account operations. Each changes rows and queues its audit event; the caller
 commits once."""
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -17,11 +18,14 @@ from crm.audit.service import Actor, record
 from crm.auth import throttle
 from crm.auth.models import User, new_session_token
 from crm.auth.passwords import PASSWORD_MAX, PASSWORD_MIN, weakness
+from crm.auth.scope import MAX_SCOPE_TICKETS, ScopeKind, TicketScope
 from crm.auth.sessions import start_session
 from crm.columns import utcnow
 from crm.errors import Conflict, DomainError
 from crm.extensions import db
 from crm.i18n import SUPPORTED_LOCALES
+from crm.tickets.models import Ticket
+from crm.tickets.queue import ticket_number_in
 from tenants import current_tenant
 
 
@@ -88,8 +92,121 @@ def user_by_email(email: str) -> User | None:
     return db.session.scalars(select(User).where(User.email == normalise_email(email))).one_or_none()
 
 
+def ticket_references(ticket_ids) -> list[str]:
+    """The references of these tickets of the tenant in context, in number order."""
+    if not ticket_ids:
+        return []
+    query = select(Ticket.reference).where(Ticket.id.in_(list(ticket_ids))).order_by(Ticket.number)
+    return list(db.session.scalars(query))
+
+
 def list_users() -> list[User]:
     return list(db.session.scalars(select(User).order_by(User.active.desc(), User.email)))
+
+
+@dataclass(frozen=True)
+class Access:
+    """When an account may be used and, for an auditor, which tickets it reads, as an
+    admin asks for it: the window's instants (either may be open), and the scope's kind
+    with its receipt range (``received_before`` exclusive) or its ticket numbers."""
+
+    starts_at: datetime | None = None
+    expires_at: datetime | None = None
+    scope_kind: str = ScopeKind.ALL
+    received_from: datetime | None = None
+    received_before: datetime | None = None
+    ticket_numbers: tuple[int, ...] = ()
+
+
+NO_LIMITS = Access()
+
+
+TICKET_LIST_SEPARATORS = re.compile(r"[,;，；、\r\n]+")
+
+
+def parse_ticket_numbers(text: str) -> tuple[int, ...]:
+    """The numbers in a list of references as people type them ("RF-1001, rf 1002;
+    #1003 1004"), or a DomainError naming the first item that is not one."""
+    numbers = []
+    for chunk in TICKET_LIST_SEPARATORS.split(text or ""):
+        number = ticket_number_in(chunk)
+        items = [number] if number is not None else [ticket_number_in(word) for word in chunk.split()]
+        for word, item in zip(chunk.split(), items, strict=False):
+            if item is None:
+                raise DomainError(_l("“%(item)s” is not a ticket number.", item=word[:40]), "scope_tickets")
+        numbers.extend(item for item in items if item is not None)
+    return tuple(numbers)
+
+
+def check_window(access: Access, *, now: datetime | None = None) -> None:
+    """Refuse a window that ends before it starts, or has already ended: such an account
+    could never sign in."""
+    now = now or utcnow()
+    if access.starts_at and access.expires_at and access.expires_at <= access.starts_at:
+        raise DomainError(_l("Access must end after it starts."), "access_expires_on")
+    if access.expires_at and access.expires_at <= now:
+        raise DomainError(
+            _l("This access would already have ended: choose an end date from today on, or none."),
+            "access_expires_on",
+        )
+
+
+def check_scope(role: Role, access: Access) -> TicketScope:
+    """The scope ``access`` asks for, checked: only an auditor's can be limited; a range
+    needs a bound and its bounds in order; a list names existing tickets of the tenant
+    in context, at most ``MAX_SCOPE_TICKETS``."""
+    try:
+        kind = ScopeKind(access.scope_kind or ScopeKind.ALL)
+    except ValueError:
+        raise DomainError(_l("Choose which tickets the auditor may read."), "scope_kind") from None
+    if kind == ScopeKind.ALL:
+        return TicketScope()
+    if role != Role.AUDITOR:
+        raise DomainError(_l("Only an auditor's access can be limited to some tickets."), "scope_kind")
+    if kind == ScopeKind.RECEIVED:
+        start, end = access.received_from, access.received_before
+        if start is None and end is None:
+            raise DomainError(
+                _l("Give the first or the last day of receipt, or both."), "scope_received_from"
+            )
+        if start is not None and end is not None and end <= start:
+            raise DomainError(_l("The last day cannot be before the first."), "scope_received_until")
+        return TicketScope(kind, start, end)
+    numbers = sorted(set(access.ticket_numbers))
+    if not numbers:
+        raise DomainError(_l("List the numbers of the tickets the auditor may read."), "scope_tickets")
+    if len(numbers) > MAX_SCOPE_TICKETS:
+        raise DomainError(
+            _l("List at most %(n)d tickets; for more, give a range of receipt dates.", n=MAX_SCOPE_TICKETS),
+            "scope_tickets",
+        )
+    found = dict(db.session.execute(select(Ticket.number, Ticket.id).where(Ticket.number.in_(numbers))).all())
+    unknown = [number for number in numbers if number not in found]
+    if unknown:
+        shown = ", ".join(str(number) for number in unknown[:10])
+        raise DomainError(
+            _l("No ticket has the number %(numbers)s.", numbers=shown + (" …" if len(unknown) > 10 else "")),
+            "scope_tickets",
+        )
+    return TicketScope(kind, ticket_ids=tuple(sorted(found.values())))
+
+
+def _access_data(user: User) -> dict:
+    """The user's window and scope as audit events record them: instants and ids."""
+    data = {
+        "access_starts_at": format_instant(user.access_starts_at) if user.access_starts_at else None,
+        "access_expires_at": format_instant(user.access_expires_at) if user.access_expires_at else None,
+    }
+    if user.role == Role.AUDITOR:
+        data["scope"] = TicketScope.of(user).as_audit_data()
+    return data
+
+
+def _apply_access(user: User, access: Access, scope: TicketScope) -> None:
+    user.access_starts_at, user.access_expires_at = access.starts_at, access.expires_at
+    user.scope_kind = scope.kind.value
+    user.scope_received_from, user.scope_received_before = scope.received_from, scope.received_before
+    user.scope_ticket_ids = list(scope.ticket_ids) if scope.kind == ScopeKind.TICKETS else None
 
 
 def create_user(
@@ -100,15 +217,18 @@ def create_user(
     actor: Actor,
     display_name: str = "",
     created_by: User | None = None,
-    access_expires_at: datetime | None = None,
+    access: Access = NO_LIMITS,
 ) -> User:
-    """Add a staff user to the tenant in context."""
+    """Add a staff user to the tenant in context, usable within ``access``'s window and,
+    for an auditor, reading the tickets of its scope."""
     email = check_email(email)
     role = check_role(role)
     display_name = (display_name or "").strip() or email.split("@")[0]
     if len(display_name) > 200:
         raise DomainError(_l("Use at most %(n)d characters.", n=200), "display_name")
     check_password(password, email=email, display_name=display_name)
+    check_window(access)
+    scope = check_scope(role, access)
     if user_by_email(email) is not None:
         raise Conflict(_l("A user with this email already exists."), "email")
     user = User(
@@ -117,8 +237,8 @@ def create_user(
         role=role,
         password_hash=hash_password(password),
         created_by_id=created_by.id if created_by else None,
-        access_expires_at=access_expires_at,
     )
+    _apply_access(user, access, scope)
     db.session.add(user)
     db.session.flush()
     record(
@@ -126,30 +246,45 @@ def create_user(
         "user",
         user.id,
         actor=actor,
-        data={
-            "email_sha256": digest(email),
-            "role": role,
-            "access_expires_at": format_instant(access_expires_at) if access_expires_at else None,
-        },
+        data={"email_sha256": digest(email), "role": role, **_access_data(user)},
     )
     return user
 
 
 def update_user(
-    user: User, *, role: str, active: bool, actor: Actor, acting_user: User | None = None
+    user: User,
+    *,
+    role: str,
+    active: bool,
+    actor: Actor,
+    acting_user: User | None = None,
+    access: Access | None = None,
 ) -> None:
-    """Change a user's role or deactivate/reactivate them. Deactivation ends their sessions."""
+    """Change a user's role, window or auditor's scope (``access``; None keeps them), or
+    deactivate/reactivate them. Deactivation ends their sessions; a window that has
+    ended is refused unless the user is being deactivated."""
     role = check_role(role)
     if acting_user is not None and user.id == acting_user.id and (role != user.role or not active):
         raise DomainError(_l("You cannot change your own role or deactivate yourself."), "role")
+    before = _access_data(user)
+    if access is not None:
+        if active:
+            check_window(access)
+        _apply_access(user, access, check_scope(role, access))
     changes = {}
     if role != user.role:
         changes["role"] = {"before": user.role, "after": role}
         user.role = role
+    if role != Role.AUDITOR:
+        _apply_access(user, access or Access(user.access_starts_at, user.access_expires_at), TicketScope())
     if active != user.active:
         changes["active"] = {"before": user.active, "after": active}
         user.active = active
         user.session_token = new_session_token()
+    after = _access_data(user)
+    for key in sorted(before.keys() | after.keys()):
+        if before.get(key) != after.get(key):
+            changes[key] = {"before": before.get(key), "after": after.get(key)}
     if not changes:
         return
     _ensure_an_admin_remains()
@@ -190,11 +325,14 @@ def set_locale(user: User, locale: str | None, *, actor: Actor) -> None:
 class LoginRefused(Exception):
     """Sign-in failed. ``locked`` says sign-in is paused, for ``retry_after`` seconds,
     for this email from this address (``scope`` "email") or for every email from this
-    address ("source"); none of it says whether the email has an account."""
+    address ("source"); none of it says whether the email has an account. ``outside_window``
+    is the user whose password was right but whose access window is not open now (only
+    the account's owner learns when it opens or ended)."""
 
     locked: bool
     scope: str | None = None
     retry_after: int = 0
+    outside_window: User | None = None
 
 
 def authenticate(email: str, password: str, *, ip: str | None) -> User:
@@ -226,6 +364,15 @@ def authenticate(email: str, password: str, *, ip: str | None) -> User:
             raise LoginRefused(locked=True, scope=scope, retry_after=wait)
     stored_hash = user.password_hash if user else _decoy_hash(config["PASSWORD_HASH_METHOD"])
     password_ok = check_password_hash(stored_hash, password or "")
+    if user is not None and password_ok and user.active and user.access_state(now) != "open":
+        record(
+            "auth.login_refused",
+            "user",
+            user.id,
+            actor=anonymous,
+            data={"email_sha256": digest(email), "reason": f"access_{user.access_state(now)}"},
+        )
+        raise LoginRefused(locked=False, outside_window=user)
     if user is not None and password_ok and user.is_active:
         throttle.clear(counters.pair)
         staff_session = start_session(user, now)

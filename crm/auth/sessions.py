@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from crm.audit.chain import digest
+from crm.audit.chain import digest, format_instant
 from crm.audit.service import Actor, record
 from crm.auth.models import StaffSession, User
 from crm.columns import utcnow
@@ -24,6 +24,8 @@ TOUCH_EVERY = timedelta(minutes=1)
 class EndReason:
     LOGOUT = "logout"
     IDLE = "idle"
+    # The account's access window ended (or is not open) while the session was live.
+    ACCESS_WINDOW = "access_window"
 
 
 def start_session(user: User, now: datetime) -> StaffSession:
@@ -53,29 +55,48 @@ def _live_session(user: User) -> StaffSession | None:
 @dataclass(frozen=True)
 class Resumed:
     """What a request's session cookie leads to: the user, or nobody; ``idle_minutes``
-    is set when this very request found the session idle too long and ended it.
-    ``changed`` says there is something to commit."""
+    is set when this very request found the session idle too long and ended it;
+    ``outside_window`` is the user, when it ended it because the account's access window
+    is not open. ``changed`` says there is something to commit."""
 
     user: User | None
     idle_minutes: int | None = None
+    outside_window: User | None = None
     changed: bool = False
 
 
 def resume_session(session_id: str) -> Resumed:
     """The user behind a session cookie's id, if that session is still live; a session
-    idle longer than the tenant allows is ended here, and audited."""
+    idle longer than the tenant allows, or whose user's access window has closed, is
+    ended here, and audited."""
     parts = (session_id or "").split(":")
     if len(parts) != 3 or not parts[0].isdigit() or len(parts[0]) > 18 or not all(parts):
         return Resumed(None)
     user_id, generation, secret = parts
     user = db.session.scalars(select(User).where(User.id == int(user_id))).one_or_none()
-    if user is None or user.session_token != generation or not user.is_active:
+    if user is None or user.session_token != generation or not user.active:
         return Resumed(None)
     user.session_secret = secret
     staff_session = _live_session(user)
     if staff_session is None:
         return Resumed(None)
     now = utcnow()
+    if user.access_state(now) != "open":
+        staff_session.ended_at, staff_session.end_reason = now, EndReason.ACCESS_WINDOW
+        record(
+            "auth.access_ended",
+            "user",
+            user.id,
+            actor=Actor.system(),
+            data={
+                "session_id": staff_session.id,
+                "access_starts_at": format_instant(user.access_starts_at) if user.access_starts_at else None,
+                "access_expires_at": format_instant(user.access_expires_at)
+                if user.access_expires_at
+                else None,
+            },
+        )
+        return Resumed(None, outside_window=user, changed=True)
     idle_minutes = tenant_settings().idle_timeout_minutes
     if now - staff_session.last_seen_at > timedelta(minutes=idle_minutes):
         staff_session.ended_at, staff_session.end_reason = now, EndReason.IDLE

@@ -1,7 +1,7 @@
 """Sign-in, sign-out, the user's own account page and the admin's user pages."""
 
 import math
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -11,14 +11,26 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from crm.access import client_ip, current_actor, requires
-from crm.auth import service, sessions
-from crm.auth.forms import EditUserForm, LanguageForm, LoginForm, LogoutForm, NewUserForm, PasswordForm
+from crm.auth import scope, service, sessions
+from crm.auth.forms import (
+    SCOPE_LABELS,
+    AccessForm,
+    EditUserForm,
+    LanguageForm,
+    LoginForm,
+    LogoutForm,
+    NewUserForm,
+    PasswordForm,
+)
 from crm.auth.models import User
+from crm.auth.scope import ScopeKind
+from crm.columns import utcnow
 from crm.errors import DomainError
 from crm.extensions import db
 from crm.i18n import SESSION_KEY, SUPPORTED_LOCALES
 from crm.notify import staff as staff_notices
 from crm.notify.forms import NotificationsForm
+from crm.templating import local_time
 from crm.tickets.queue import desk_summary
 from crm.webforms import in_one_transaction, show_error
 from tenants import current_tenant
@@ -58,10 +70,24 @@ def _period(minutes: int) -> str:
     return format_timedelta(span, granularity="minute", threshold=10**9)
 
 
+def window_closed_message(user: User) -> str:
+    """Why ``user`` cannot be signed in now: when their access starts, or when it ended."""
+    if user.access_state() == "not_started":
+        return _(
+            "Your access starts on %(when)s; you cannot sign in before then.",
+            when=local_time(user.access_starts_at),
+        )
+    return _(
+        "Your access ended on %(when)s. Ask an admin of your organisation to extend it.",
+        when=local_time(user.access_expires_at),
+    )
+
+
 def load_signed_in_user(session_id: str) -> User | None:
     """Flask-Login's user loader: the user of this request's session, if it is live in
-    the tenant of the URL. A session found idle too long ends here; the person then
-    meets the sign-in page, told why."""
+    the tenant of the URL, with the rest of the request confined to the tickets the user
+    may read. A session found idle too long, or outside the account's access window,
+    ends here; the person then meets the sign-in page, told why."""
     if current_tenant() is None:
         return None
     resumed = sessions.resume_session(session_id)
@@ -70,6 +96,10 @@ def load_signed_in_user(session_id: str) -> User | None:
     if resumed.idle_minutes is not None:
         _forget_signed_in_user()
         g.signed_out_after_idle = resumed.idle_minutes
+    if resumed.outside_window is not None:
+        _forget_signed_in_user()
+        g.signed_out_outside_window = resumed.outside_window
+    scope.enter_request_scope(resumed.user)
     return resumed.user
 
 
@@ -82,6 +112,8 @@ def resume_session_first() -> None:
     if current_tenant() is None or "_user_id" not in session:
         return
     current_user._get_current_object()
+    if "signed_out_outside_window" in g:
+        flash(window_closed_message(g.pop("signed_out_outside_window")), "warning")
     if "signed_out_after_idle" in g:
         flash(
             _(
@@ -107,8 +139,12 @@ def login():
                 db.session.commit()
                 if refused.locked:
                     return _sign_in_paused(form, refused)
-                flash(_("The email or password is not correct."), "danger")
-                status = 401
+                if refused.outside_window is not None:
+                    flash(window_closed_message(refused.outside_window), "danger")
+                    status = 403
+                else:
+                    flash(_("The email or password is not correct."), "danger")
+                    status = 401
             else:
                 db.session.commit()
                 session.pop(SESSION_KEY, None)
@@ -217,8 +253,72 @@ def account():
     )
 
 
-def _end_of_day(day, timezone: str) -> datetime:
-    return datetime.combine(day, time(23, 59, 59), tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+def _local_midnight(day: date, field: str) -> datetime:
+    """The start of ``day`` in the organisation's time zone, as a UTC instant."""
+    try:
+        return datetime.combine(day, time(), tzinfo=ZoneInfo(current_tenant().timezone)).astimezone(UTC)
+    except OverflowError:
+        raise DomainError(_("This date is out of range."), field) from None
+
+
+def _next_midnight(day: date, field: str) -> datetime:
+    """The end of ``day`` in the organisation's time zone (the next day's start)."""
+    try:
+        return _local_midnight(day + timedelta(days=1), field)
+    except OverflowError:
+        raise DomainError(_("This date is out of range."), field) from None
+
+
+def _end_of_day(day: date) -> datetime:
+    """The last second of ``day`` there: when an account "ends on" that day (kept as it
+    always was, so existing end times read the same)."""
+    return _next_midnight(day, "access_expires_on") - timedelta(seconds=1)
+
+
+def _access_asked(form: AccessForm) -> service.Access:
+    """The window and scope the admin asked for, as instants and ticket numbers; the
+    scope's fields of the kinds not chosen are ignored."""
+    kind = form.scope_kind.data or ScopeKind.ALL
+    starts, ends = form.access_starts_on.data, form.access_expires_on.data
+    received_from, received_until = form.scope_received_from.data, form.scope_received_until.data
+    received = kind == ScopeKind.RECEIVED
+    return service.Access(
+        starts_at=_local_midnight(starts, "access_starts_on") if starts else None,
+        expires_at=_end_of_day(ends) if ends else None,
+        scope_kind=kind,
+        received_from=_local_midnight(received_from, "scope_received_from")
+        if received and received_from
+        else None,
+        received_before=_next_midnight(received_until, "scope_received_until")
+        if received and received_until
+        else None,
+        ticket_numbers=service.parse_ticket_numbers(form.scope_tickets.data)
+        if kind == ScopeKind.TICKETS
+        else (),
+    )
+
+
+def _fill_access(form: AccessForm, user: User) -> None:
+    """Show ``user``'s window and scope on the edit form, in the organisation's days."""
+    zone = ZoneInfo(current_tenant().timezone)
+
+    def day(moment: datetime | None, shift: timedelta = timedelta()) -> date | None:
+        return (moment.astimezone(zone) + shift).date() if moment else None
+
+    form.access_starts_on.data = day(user.access_starts_at)
+    form.access_expires_on.data = day(user.access_expires_at)
+    form.scope_kind.data = user.scope_kind or ScopeKind.ALL
+    form.scope_received_from.data = day(user.scope_received_from)
+    form.scope_received_until.data = day(user.scope_received_before, -timedelta(days=1))
+    form.scope_tickets.data = ", ".join(service.ticket_references(user.scope_ticket_ids or ()))
+
+
+def _created_message(user: User) -> str:
+    if user.access_starts_at and user.access_starts_at > utcnow():
+        return _(
+            "%(email)s can sign in from %(when)s.", email=user.email, when=local_time(user.access_starts_at)
+        )
+    return _("%(email)s can now sign in.", email=user.email)
 
 
 @bp.route("/admin/users", methods=["GET", "POST"])
@@ -229,30 +329,30 @@ def users():
     if form.is_submitted():
         status = 400
         if form.validate():
-            expires = form.access_expires_on.data
             try:
-                email = in_one_transaction(
-                    lambda: (
+                said = in_one_transaction(
+                    lambda: _created_message(
                         service.create_user(
                             email=form.email.data,
                             role=form.role.data,
                             password=form.password.data,
                             display_name=form.display_name.data,
                             created_by=current_user,
-                            access_expires_at=_end_of_day(expires, current_tenant().timezone)
-                            if expires
-                            else None,
+                            access=_access_asked(form),
                             actor=current_actor(),
-                        ).email
+                        )
                     )
                 )
             except DomainError as error:
                 show_error(form, error)
                 status = error.status
             else:
-                flash(_("%(email)s can now sign in.", email=email), "success")
+                flash(said, "success")
                 return redirect(url_for("auth.users"))
-    return render_template("auth/users.html", form=form, users=service.list_users()), status
+    return (
+        render_template("auth/users.html", form=form, users=service.list_users(), scope_labels=SCOPE_LABELS),
+        status,
+    )
 
 
 @bp.route("/admin/users/<int:user_id>", methods=["GET", "POST"])
@@ -263,7 +363,9 @@ def edit_user(user_id: int):
         abort(404)
     form = EditUserForm(obj=user)
     status = 200
-    if form.is_submitted():
+    if not form.is_submitted():
+        _fill_access(form, user)
+    else:
         status = 400
         if form.validate():
             try:
@@ -274,6 +376,7 @@ def edit_user(user_id: int):
                         active=form.active.data,
                         actor=current_actor(),
                         acting_user=current_user,
+                        access=_access_asked(form),
                     ),
                     done=_("Saved."),
                 )

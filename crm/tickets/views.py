@@ -16,12 +16,19 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import SelectChoice
 
-from crm.access import Role, can, client_ip, current_actor, record_auditor_reading, requires
+from crm.access import (
+    Role,
+    can,
+    client_ip,
+    current_actor,
+    readable_ticket_or_404,
+    record_auditor_reading,
+    requires,
+)
 from crm.audit.chain import digest
 from crm.auth import service as auth
 from crm.columns import utcnow
 from crm.errors import Conflict, DomainError
-from crm.extensions import db
 from crm.files.storage import send_attachment
 from crm.i18n import SUPPORTED_LOCALES
 from crm.money import format_money
@@ -129,15 +136,7 @@ def _me():
 
 
 def _ticket_or_404(number: int) -> Ticket:
-    ticket = service.ticket_by_number(number)
-    if ticket is None:
-        abort(404)
-    return ticket
-
-
-def _record_auditor_reading(action: str, subject_type: str, subject_id, data: dict | None = None) -> None:
-    if record_auditor_reading(action, subject_type, subject_id, data):
-        db.session.commit()
+    return readable_ticket_or_404(service.ticket_by_number(number))
 
 
 # --- the queue ---------------------------------------------------------------------------
@@ -164,7 +163,7 @@ def ticket_queue():
     # whatever else the address holds.
     kept = {key: request.args[key] for key in QUEUE_PARAMS if request.args.get(key)}
     viewed = {**kept, "q": digest(kept["q"])} if "q" in kept else kept
-    _record_auditor_reading("tickets.queue_viewed", "ticket_queue", None, viewed)
+    record_auditor_reading("audit.viewed", "ticket_queue", None, viewed)
     return (
         render_template(
             "tickets/queue.html",
@@ -239,7 +238,7 @@ def show(number: int):
         if reply is not None:
             body = canned.render_canned(reply, ticket)
             bound[into] = ACTION_FORMS[into](prefix=into, formdata=None, body=body)
-    _record_auditor_reading("ticket.viewed", "ticket", ticket.id, {"reference": ticket.reference})
+    record_auditor_reading("audit.viewed", "ticket", ticket.id, {"reference": ticket.reference})
     return _render_ticket(ticket, **bound)
 
 
@@ -251,11 +250,11 @@ def download(number: int, attachment_id: int):
     attachment = service.attachment_of_ticket(ticket, attachment_id)
     if attachment is None:
         abort(404)
-    _record_auditor_reading(
-        "attachment.downloaded",
+    record_auditor_reading(
+        "audit.viewed",
         "ticket",
         ticket.id,
-        {"attachment_id": attachment.id, "sha256": attachment.sha256},
+        {"reference": ticket.reference, "attachment_id": attachment.id, "sha256": attachment.sha256},
     )
     return send_attachment(attachment)
 

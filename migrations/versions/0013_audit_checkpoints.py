@@ -1,4 +1,5 @@
-"""Signed checkpoints of each tenant's chain and the tenant's witness addresses (issue 12).
+"""Reserved for issue 12 and landed empty; kept as a no-op so that databases migrated
+while it was empty still upgrade (the checkpoints are 0018).
 
 Revision ID: 0013_audit_checkpoints
 Revises: 0012_audit_chained_at

@@ -1,4 +1,5 @@
-"""An auditor's window and scope (issue 12).
+"""Reserved for issue 12 and landed empty; kept as a no-op so that databases migrated
+while it was empty still upgrade (the auditor's window and scope are 0020).
 
 Revision ID: 0014_auditor_scope
 Revises: 0013_audit_checkpoints

@@ -1,4 +1,5 @@
-"""Tenant exports started from the app, with their progress (issue 12).
+"""Reserved for issue 12 and landed empty; kept as a no-op so that databases migrated
+while it was empty still upgrade (the exports are 0019).
 
 Revision ID: 0015_exports
 Revises: 0014_auditor_scope
