@@ -237,11 +237,15 @@ def verify_checkpoints() -> CheckpointReport:
             return CheckpointReport(0, problem, checkpoint.tree_size, fields["time"])
     wanted = {checkpoint.tree_size: checkpoint for checkpoint in checkpoints}
     largest = checkpoints[-1].tree_size
-    hashes = db.session.scalars(
-        select(AuditEvent.hash)
-        .where(AuditEvent.seq <= largest)
-        .order_by(AuditEvent.seq)
-        .execution_options(yield_per=5000)
+    hashes = (
+        db.session.connection()
+        .execute(
+            select(AuditEvent.hash)
+            .where(AuditEvent.tenant_id == current_tenant().id, AuditEvent.seq <= largest)
+            .order_by(AuditEvent.seq)
+            .execution_options(yield_per=5000)
+        )
+        .scalars()
     )
     try:
         count, problem = _walk_roots(hashes, wanted)

@@ -92,10 +92,19 @@ class ChainTree(TreeProofs):
 
 
 def _hashes(after: int, upto: int):
-    """The hashes of events ``after + 1``..``upto`` of the tenant in context, in order."""
-    return db.session.scalars(
-        select(AuditEvent.hash)
-        .where(AuditEvent.seq > after, AuditEvent.seq <= upto)
-        .order_by(AuditEvent.seq)
-        .execution_options(yield_per=BLOCK * 8)
+    """The hashes of events ``after + 1``..``upto`` of the tenant in context, in order.
+    Read on the session's connection, past the ORM: a proof needs every event's hash,
+    including those of tickets the person asking may not read (an auditor's scope hides
+    their content, not their place in the chain)."""
+    return (
+        db.session.connection()
+        .execute(
+            select(AuditEvent.hash)
+            .where(
+                AuditEvent.tenant_id == current_tenant_id(), AuditEvent.seq > after, AuditEvent.seq <= upto
+            )
+            .order_by(AuditEvent.seq)
+            .execution_options(yield_per=BLOCK * 8)
+        )
+        .scalars()
     )
