@@ -19,6 +19,7 @@ from crm.audit.merkle import MerkleTree
 from crm.audit.models import AuditCheckpoint, AuditEvent
 from crm.audit.service import Actor, record
 from crm.config import ConfigError, from_environment
+from crm.extensions import db
 from crm.notify.models import OutboxMessage
 from tests.conftest import acting_for, requires_redis, submit
 from tests.test_audit import _tamper
@@ -220,6 +221,9 @@ def test_the_keys_endpoint_publishes_the_current_key_and_old_ones(app, client, r
     )
     result = unpublished.test_cli_runner().invoke(args=["audit", "verify", "--tenant", tenant.slug])
     assert result.exit_code == 1 and f"not published ({current.key_id})" in result.output
+    for made in (rotated, unpublished):
+        with made.app_context():
+            db.engine.dispose()
 
 
 def test_witnesses_receive_each_new_checkpoint_through_the_outbox(app, client, runner, signed_in):
