@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from jsonschema import Draft202012Validator
 from sqlalchemy import select
 
 from crm.audit.models import AuditEvent
@@ -50,6 +51,11 @@ def case(app, desk):  # noqa: F811
     with travel(shanghai(2026, 9, 18, 10)):
         assert pay(staff_client(app, tenant, desk.agent), tenant, number, "50.00").status_code == 302
     return desk, number
+
+
+SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "docs" / "case-file.schema.json").read_text())
+Draft202012Validator.check_schema(SCHEMA)
+SCHEMA_VALIDATOR = Draft202012Validator(SCHEMA)
 
 
 def run_verifier(bundle: Path, tmp_path: Path) -> subprocess.CompletedProcess:
@@ -92,6 +98,8 @@ def test_a_manager_downloads_a_case_file_that_verifies_offline(app, case, tmp_pa
             assert archive.read(f"attachments/{hashlib.sha256(content).hexdigest()}") == content
     assert {"case.json", "checkpoint.json", "events.jsonl", "keys.json", "manifest.json", "manifest.sig",
             "timeline.html", "verify.py", "policy/v1.json"} <= names  # fmt: skip
+    SCHEMA_VALIDATOR.validate(document)  # docs/case-file.schema.json, exactly
+    assert not SCHEMA_VALIDATOR.is_valid({**document, "requester": {"requester_name": "x"}})
     assert document["requester"]["requester_name"] == "王小明 <b>"
     assert document["ticket"]["reference"] == f"RF-{case}"
     assert [d["amount_minor"] for d in document["decisions"]] == [7550]

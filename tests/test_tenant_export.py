@@ -12,6 +12,7 @@ from crm.audit.models import AuditEvent
 from crm.files.storage import blob_path
 from crm.tickets import service as tickets
 from tests.conftest import acting_for, unique
+from tests.test_case_file import SCHEMA_VALIDATOR
 from tests.test_policies import published
 from tests.test_portal import PNG
 from tests.test_ticket_service import refund_request
@@ -57,6 +58,8 @@ def test_a_tenant_export_verifies_offline_and_holds_only_the_tenant(app, runner,
 
     cases = [json.loads(line) for line in (output / "cases.jsonl").read_text().splitlines()]
     assert sorted(case["requester"]["requester_name"] for case in cases) == ["李四", "王小明"]
+    for case in cases:
+        SCHEMA_VALIDATOR.validate(case)
     everything = "".join(path.read_text(errors="ignore") for path in output.rglob("*.json*"))
     assert "Other Tenant" not in everything
     events = [json.loads(line) for line in (output / "events.jsonl").read_text().splitlines()]

@@ -29,6 +29,7 @@ from crm.extensions import db
 from crm.files.models import Attachment
 from crm.files.storage import blob_path
 from crm.refunds.models import Escalation, Payout, RefundDecision
+from crm.sla.explain import explain
 from crm.sla.models import Clock
 from crm.tickets.models import ThreadEntry, Ticket
 from tenants import current_tenant
@@ -96,6 +97,19 @@ def _by_ticket(model, tickets_by_id: dict, column) -> dict[int, list]:
     return grouped
 
 
+def _clock(clock: Clock, locale: str) -> dict:
+    """A clock's figures, and the sentence the ticket page gives for its due time, in the
+    tenant's language."""
+    with force_locale(locale):
+        view = explain(clock)
+        return {
+            **_columns(clock, CLOCK_FIELDS),
+            "label": view.label,
+            "standing": view.standing,
+            "explanation": [str(reason) for reason in view.reasons],
+        }
+
+
 def _attachment(attachment: Attachment) -> dict:
     return {
         "sha256": attachment.sha256,
@@ -123,6 +137,7 @@ def case_documents(batch: list[Ticket]):
     staff_ids = {entry.author_user_id for rows in entries.values() for entry in rows if entry.author_user_id}
     staff = {user.id: user for user in db.session.scalars(select(User).where(User.id.in_(staff_ids)))}
     tenant = current_tenant()
+    locale = tenant.locale or "zh_CN"
     for ticket in batch:
         files: dict[int, list[dict]] = {}
         for attachment in attachments.get(ticket.id, []):
@@ -140,7 +155,7 @@ def case_documents(batch: list[Ticket]):
             "ticket": _columns(ticket, TICKET_FIELDS),
             "requester": _columns(ticket, REQUESTER_FIELDS),
             "thread": thread,
-            "clocks": [_columns(clock, CLOCK_FIELDS) for clock in clocks.get(ticket.id, [])],
+            "clocks": [_clock(clock, locale) for clock in clocks.get(ticket.id, [])],
             "decisions": [_columns(row, DECISION_FIELDS) for row in decisions.get(ticket.id, [])],
             "payouts": [_columns(row, PAYOUT_FIELDS) for row in payouts.get(ticket.id, [])],
             "escalations": [_columns(row, ESCALATION_FIELDS) for row in escalations.get(ticket.id, [])],
