@@ -103,6 +103,12 @@ def test_a_manager_downloads_a_case_file_that_verifies_offline(app, case, tmp_pa
     assert document["requester"]["requester_name"] == "王小明 <b>"
     assert document["ticket"]["reference"] == f"RF-{case}"
     assert [d["amount_minor"] for d in document["decisions"]] == [7550]
+    by_seq = {event["seq"]: event for event in events}
+    assert document["status_history"], "a decided request changed status"
+    for change in document["status_history"]:
+        recorded = by_seq[change["event_seq"]]
+        assert recorded["action"] == "ticket.status_changed"
+        assert (recorded["data"]["before"], recorded["data"]["after"]) == (change["from"], change["to"])
     assert [p["amount_minor"] for p in document["payouts"]] == [5000]
     assert {"ticket.created", "attachment.added", "refund.decision_proposed", "refund.payout_recorded",
             "policy.published"} <= {event["action"] for event in events}  # fmt: skip

@@ -134,6 +134,25 @@ def case_documents(batch: list[Ticket]):
     decisions = _by_ticket(RefundDecision, by_id, RefundDecision.ticket_id)
     payouts = _by_ticket(Payout, by_id, Payout.ticket_id)
     escalations = _by_ticket(Escalation, by_id, Escalation.ticket_id)
+    statuses: dict[int, list[dict]] = {}
+    for event in db.session.scalars(
+        select(AuditEvent)
+        .where(
+            AuditEvent.action == "ticket.status_changed",
+            AuditEvent.subject_type == "ticket",
+            AuditEvent.subject_id.in_([str(ticket_id) for ticket_id in by_id]),
+        )
+        .order_by(AuditEvent.seq)
+    ):
+        statuses.setdefault(int(event.subject_id), []).append(
+            {
+                "from": event.data.get("before"),
+                "to": event.data.get("after"),
+                "at": format_instant(event.occurred_at),
+                "by": event.actor_label,
+                "event_seq": event.seq,
+            }
+        )
     staff_ids = {entry.author_user_id for rows in entries.values() for entry in rows if entry.author_user_id}
     staff = {user.id: user for user in db.session.scalars(select(User).where(User.id.in_(staff_ids)))}
     tenant = current_tenant()
@@ -155,6 +174,8 @@ def case_documents(batch: list[Ticket]):
             "ticket": _columns(ticket, TICKET_FIELDS),
             "requester": _columns(ticket, REQUESTER_FIELDS),
             "thread": thread,
+            # From the audit trail: each change names the event that records it.
+            "status_history": statuses.get(ticket.id, []),
             "clocks": [_clock(clock, locale) for clock in clocks.get(ticket.id, [])],
             "decisions": [_columns(row, DECISION_FIELDS) for row in decisions.get(ticket.id, [])],
             "payouts": [_columns(row, PAYOUT_FIELDS) for row in payouts.get(ticket.id, [])],
