@@ -8,10 +8,14 @@ with unique slugs, which is also how the product keeps its customers apart.
 import itertools
 import os
 import re
+import subprocess
+import sys
 import uuid
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -221,3 +225,24 @@ def busy_tenant(app, client, make_tenant, make_user):
     login(other, tenant, agent, password="wrong password")
     login(other, tenant, agent)
     return tenant
+
+
+def run_bundled_verifier(bundle: Path, tmp_path: Path, *options: str) -> subprocess.CompletedProcess:
+    """The verify.py a bundle (a ZIP or a folder) carries, copied alone into an empty
+    folder and run there with ``python -I``, as an inspector runs it: nothing of
+    Ledgerdesk's can be imported."""
+    inspector = tmp_path / "inspector"
+    inspector.mkdir(exist_ok=True)
+    if bundle.is_dir():
+        script = (bundle / "verify.py").read_bytes()
+    else:
+        with zipfile.ZipFile(bundle) as archive:
+            script = archive.read("verify.py")
+    (inspector / "verify.py").write_bytes(script)
+    return subprocess.run(
+        [sys.executable, "-I", "verify.py", str(bundle), *options],
+        cwd=inspector,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

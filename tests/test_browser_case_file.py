@@ -2,16 +2,12 @@
 its case file, and the verify.py inside the file checks it on the inspector's side.
 The ticket outside the scope is a 404, like another tenant's."""
 
-import subprocess
-import sys
-import zipfile
-
 from sqlalchemy import select
 
 from crm.auth.models import User
 from crm.tickets import service as tickets
 from tests.browser import DESK, assert_fits_the_screen, needs_browser, shoot
-from tests.conftest import PASSWORD, acting_for, unique
+from tests.conftest import PASSWORD, acting_for, run_bundled_verifier, unique
 from tests.test_portal import PNG
 from tests.test_ticket_service import refund_request
 
@@ -56,16 +52,6 @@ def test_an_auditor_with_a_narrow_scope_downloads_a_case_file_that_verifies(
     download.save_as(bundle)
     page.close()
 
-    inspector = tmp_path / "inspector"
-    inspector.mkdir()
-    with zipfile.ZipFile(bundle) as archive:
-        (inspector / "verify.py").write_bytes(archive.read("verify.py"))
-    checked = subprocess.run(
-        [sys.executable, "-I", "verify.py", str(bundle)],
-        cwd=inspector,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    checked = run_bundled_verifier(bundle, tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"ticket RF-{inside}" in checked.stdout and "OK: everything above holds" in checked.stdout

@@ -5,7 +5,6 @@ them, and that each download is on the record."""
 import hashlib
 import json
 import subprocess
-import sys
 import zipfile
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +15,7 @@ from sqlalchemy import select
 
 from crm.audit.models import AuditEvent
 from crm.tickets import service as tickets
-from tests.conftest import acting_for, login, unique
+from tests.conftest import acting_for, login, run_bundled_verifier, unique
 from tests.test_portal import PDF, PNG
 from tests.test_refunds import (
     PARTIAL,
@@ -59,18 +58,7 @@ SCHEMA_VALIDATOR = Draft202012Validator(SCHEMA)
 
 
 def run_verifier(bundle: Path, tmp_path: Path) -> subprocess.CompletedProcess:
-    """verify.py from inside the bundle, run alone in an empty folder."""
-    folder = tmp_path / "inspector"
-    folder.mkdir(exist_ok=True)
-    with zipfile.ZipFile(bundle) as archive:
-        (folder / "verify.py").write_bytes(archive.read("verify.py"))
-    return subprocess.run(
-        [sys.executable, "-I", "verify.py", str(bundle)],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_bundled_verifier(bundle, tmp_path)
 
 
 def test_a_manager_downloads_a_case_file_that_verifies_offline(app, case, tmp_path):

@@ -2,8 +2,6 @@
 progress, gives a ZIP that verify.py checks, and its link expires."""
 
 import hashlib
-import subprocess
-import sys
 import zipfile
 from datetime import timedelta
 
@@ -17,7 +15,7 @@ from crm.exports import runs
 from crm.exports.models import ExportStatus, TenantExportRun
 from crm.files.storage import blob_path
 from crm.tickets import service as tickets
-from tests.conftest import acting_for, login, requires_redis, submit, unique
+from tests.conftest import acting_for, login, requires_redis, run_bundled_verifier, submit, unique
 from tests.test_portal import PNG
 from tests.test_ticket_service import refund_request
 
@@ -49,18 +47,9 @@ def test_an_admin_exports_everything_and_downloads_a_zip_that_verifies(app, clie
     with client.get(f"{PAGE.format(slug=tenant.slug)}/{run.id}/download") as download:
         assert download.status_code == 200 and download.mimetype == "application/zip"
         bundle.write_bytes(download.data)
-    folder = tmp_path / "inspector"
-    folder.mkdir()
     with zipfile.ZipFile(bundle) as archive:
-        (folder / "verify.py").write_bytes(archive.read("verify.py"))
         assert "cases.jsonl" in archive.namelist()
-    checked = subprocess.run(
-        [sys.executable, "-I", "verify.py", str(bundle)],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    checked = run_bundled_verifier(bundle, tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "Ledgerdesk tenant export" in checked.stdout
     with acting_for(app, tenant) as session:

@@ -4,14 +4,13 @@ tenant's own data, written whole or not at all."""
 import hashlib
 import json
 import subprocess
-import sys
 
 from sqlalchemy import select
 
 from crm.audit.models import AuditEvent
 from crm.files.storage import blob_path
 from crm.tickets import service as tickets
-from tests.conftest import acting_for, unique
+from tests.conftest import acting_for, run_bundled_verifier, unique
 from tests.test_case_file import SCHEMA_VALIDATOR
 from tests.test_policies import published
 from tests.test_portal import PNG
@@ -30,16 +29,7 @@ def export(runner, tenant, output):
 
 
 def verify(folder, tmp_path) -> subprocess.CompletedProcess:
-    alone = tmp_path / "inspector"
-    alone.mkdir(exist_ok=True)
-    (alone / "verify.py").write_bytes((folder / "verify.py").read_bytes())
-    return subprocess.run(
-        [sys.executable, "-I", "verify.py", str(folder)],
-        cwd=alone,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_bundled_verifier(folder, tmp_path)
 
 
 def test_a_tenant_export_verifies_offline_and_holds_only_the_tenant(app, runner, make_tenant, tmp_path):
