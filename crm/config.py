@@ -216,6 +216,9 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         "RATELIMIT_STORAGE_URI": env.get("REDIS_URL") or "memory://",
         # Evidence files, stored by SHA-256; default instance/uploads.
         "UPLOAD_FOLDER": env.get("UPLOAD_FOLDER") or None,
+        # Tenant exports started from the app, until their link expires; default
+        # instance/exports. With several machines, a shared volume, like uploads.
+        "EXPORT_FOLDER": env.get("EXPORT_FOLDER") or None,
         # "inline": each commit chains its audit events before returning; "background":
         # a chainer thread per process does, moments later (see docs/audit-format.md).
         "AUDIT_CHAINING": chaining,

@@ -82,6 +82,7 @@ def app(tmp_path_factory) -> Iterator[Flask]:
             # Cheap hashing keeps the suite fast; production keeps scrypt's defaults.
             "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
             "UPLOAD_FOLDER": str(tmp_path_factory.mktemp("uploads")),
+            "EXPORT_FOLDER": str(tmp_path_factory.mktemp("exports")),
             # Links in mail and receipts are built on it; the test client's host.
             "PUBLIC_BASE_URL": "http://localhost",
         }
@@ -106,6 +107,7 @@ def rq_app(app):
                     "SQLALCHEMY_DATABASE_URI",
                     "PASSWORD_HASH_METHOD",
                     "UPLOAD_FOLDER",
+                    "EXPORT_FOLDER",
                     "PUBLIC_BASE_URL",
                 )
             },

@@ -42,6 +42,7 @@ def test_an_auditor_with_a_narrow_scope_downloads_a_case_file_that_verifies(
 
     assert page.goto(f"{live_server}/t/{tenant.slug}/tickets/{outside}").status == 404
     page.goto(f"{live_server}/t/{tenant.slug}/tickets/{inside}")
+    page.wait_for_load_state("networkidle")  # every icon served before the page moves on
     assert_fits_the_screen(page)
     shoot(page, "case-file-auditor-ticket")
     with page.expect_download() as download_info:
@@ -50,6 +51,7 @@ def test_an_auditor_with_a_narrow_scope_downloads_a_case_file_that_verifies(
     assert download.suggested_filename == f"RF-{inside}-case-file.zip"
     bundle = tmp_path / download.suggested_filename
     download.save_as(bundle)
+    page.wait_for_load_state("networkidle")
     page.close()
 
     checked = run_bundled_verifier(bundle, tmp_path)

@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator
 from sqlalchemy import select
 
 from crm.audit.models import AuditEvent
+from crm.auth.models import User
 from crm.tickets import service as tickets
 from tests.conftest import acting_for, login, run_bundled_verifier, unique
 from tests.test_portal import PDF, PNG
@@ -147,3 +148,24 @@ def test_an_auditors_download_is_on_the_record(app, case, make_user):
     with acting_for(app, tenant) as session:
         exported = session.scalars(select(AuditEvent).where(AuditEvent.action == "export.created")).one()
     assert exported.actor_id == str(auditor.id) and exported.subject_type == "ticket"
+
+
+def test_an_auditor_limited_to_the_case_gets_its_whole_file(app, case, make_user, tmp_path):
+    """The scope hides other tickets from the auditor, not the case's own customer,
+    mail and policy events, nor the hashes its proofs need."""
+    refund_desk, case = case
+    tenant = refund_desk.tenant
+    auditor = make_user(tenant, "auditor")
+    with acting_for(app, tenant) as session:
+        user = session.scalars(select(User).where(User.id == auditor.id)).one()
+        user.scope_kind, user.scope_ticket_ids = "tickets", [tickets.ticket_by_number(case).id]
+        session.commit()
+    response = staff_client(app, tenant, auditor).get(f"/t/{tenant.slug}/tickets/{case}/case-file")
+    assert response.status_code == 200
+    bundle = tmp_path / "case.zip"
+    bundle.write_bytes(response.data)
+    checked = run_verifier(bundle, tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    with zipfile.ZipFile(bundle) as archive:
+        actions = {json.loads(line)["event"]["action"] for line in archive.read("events.jsonl").splitlines()}
+    assert {"policy.published", "customer.created", "email.queued", "ticket.created"} <= actions

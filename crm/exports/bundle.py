@@ -18,6 +18,8 @@ from sqlalchemy import select
 from crm.audit import verifier
 from crm.audit.chain import canonical_json, event_body
 from crm.audit.models import AuditEvent
+from crm.extensions import db
+from tenants import current_tenant_id
 
 CASE_FILE, TENANT_EXPORT = verifier.CASE_FILE, verifier.TENANT_EXPORT
 VERIFY_PY = Path(verifier.__file__)
@@ -175,8 +177,17 @@ def event_document(row) -> dict:
     return {**body, "hash": row.hash}
 
 
-def events_query(*conditions):
-    return select(*EVENT_COLUMNS).where(*conditions).order_by(AuditEvent.seq)
+def audit_rows(*columns, where=(), stream: bool = False):
+    """Audit event columns of the tenant in context, in ``seq`` order, read on the
+    session's connection past the ORM: an auditor's scope hides other tickets' events
+    from ORM reads, and a bundle must still hold the events of its own case (its
+    customer, its mail, its policy versions) and the hashes every proof needs."""
+    query = (
+        select(*columns).where(AuditEvent.tenant_id == current_tenant_id(), *where).order_by(AuditEvent.seq)
+    )
+    if stream:
+        query = query.execution_options(yield_per=5000)
+    return db.session.connection().execute(query)
 
 
 def dumps(value) -> bytes:

@@ -24,7 +24,7 @@ from crm.audit.signing import current_key
 from crm.auth.models import User
 from crm.columns import utcnow
 from crm.exports import versions
-from crm.exports.bundle import CASE_FILE, dumps, event_document, events_query, zip_at
+from crm.exports.bundle import CASE_FILE, EVENT_COLUMNS, audit_rows, dumps, event_document, zip_at
 from crm.extensions import db
 from crm.files.models import Attachment
 from crm.files.storage import blob_path
@@ -135,14 +135,17 @@ def case_documents(batch: list[Ticket]):
     payouts = _by_ticket(Payout, by_id, Payout.ticket_id)
     escalations = _by_ticket(Escalation, by_id, Escalation.ticket_id)
     statuses: dict[int, list[dict]] = {}
-    for event in db.session.scalars(
-        select(AuditEvent)
-        .where(
+    for event in audit_rows(
+        AuditEvent.seq,
+        AuditEvent.subject_id,
+        AuditEvent.data,
+        AuditEvent.occurred_at,
+        AuditEvent.actor_label,
+        where=(
             AuditEvent.action == "ticket.status_changed",
             AuditEvent.subject_type == "ticket",
             AuditEvent.subject_id.in_([str(ticket_id) for ticket_id in by_id]),
-        )
-        .order_by(AuditEvent.seq)
+        ),
     ):
         statuses.setdefault(int(event.subject_id), []).append(
             {
@@ -188,8 +191,9 @@ def case_events(ticket: Ticket, upto: int, policy_ids: set[int]):
     """The audit events about the case: the ticket (its thread, clocks, decisions and
     payouts are recorded on it), its customer's record, the mail sent about it, and the
     publication of the policy versions it involves."""
-    return db.session.execute(
-        events_query(
+    return audit_rows(
+        *EVENT_COLUMNS,
+        where=(
             AuditEvent.seq <= upto,
             or_(
                 (AuditEvent.subject_type == "ticket") & (AuditEvent.subject_id == str(ticket.id)),
@@ -199,7 +203,7 @@ def case_events(ticket: Ticket, upto: int, policy_ids: set[int]):
                 (AuditEvent.subject_type == "email")
                 & (AuditEvent.data["ticket_id"].as_integer() == ticket.id),
             ),
-        )
+        ),
     ).all()
 
 

@@ -26,7 +26,8 @@ DOWNLOAD_HOURS = 24
 
 
 def export_folder() -> Path:
-    return Path(current_app.instance_path) / "exports" / str(current_tenant_id())
+    root = current_app.config.get("EXPORT_FOLDER") or Path(current_app.instance_path) / "exports"
+    return Path(root) / str(current_tenant_id())
 
 
 def runs() -> list[TenantExportRun]:

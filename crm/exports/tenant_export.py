@@ -19,7 +19,7 @@ from crm.audit.service import Actor, record
 from crm.audit.signing import current_key
 from crm.columns import utcnow
 from crm.exports import versions
-from crm.exports.bundle import TENANT_EXPORT, event_document, events_query, folder_at, zip_at
+from crm.exports.bundle import EVENT_COLUMNS, TENANT_EXPORT, audit_rows, event_document, folder_at, zip_at
 from crm.exports.case_file import case_documents
 from crm.extensions import db
 from crm.files.storage import blob_path
@@ -52,14 +52,6 @@ def _tickets_in_batches():
         db.session.expunge_all()  # keep memory flat: the batch is written
 
 
-def _stream(query, batch: int = 5000):
-    result = db.session.execute(query.execution_options(yield_per=batch))
-    try:
-        yield from result
-    finally:
-        result.close()
-
-
 def write_tenant_export(
     path: Path, *, actor: Actor, progress: Callable[[int], None] = lambda done: None, as_zip: bool = False
 ) -> TenantExport:
@@ -75,7 +67,10 @@ def write_tenant_export(
     with (zip_at if as_zip else folder_at)(path) as writer:
         events = writer.add_lines(
             "events.jsonl",
-            (event_document(row) for row in _stream(events_query(AuditEvent.seq <= tree_size))),
+            (
+                event_document(row)
+                for row in audit_rows(*EVENT_COLUMNS, where=(AuditEvent.seq <= tree_size,), stream=True)
+            ),
         )
         writer.add_lines(
             "checkpoints.jsonl",
@@ -89,10 +84,11 @@ def write_tenant_export(
             if file.seq is not None and file.seq <= tree_size:
                 references.append(file.reference)
         recorded = {}
-        for seq, data in _stream(
-            select(AuditEvent.seq, AuditEvent.data).where(
-                AuditEvent.action == "attachment.added", AuditEvent.seq <= tree_size
-            )
+        for seq, data in audit_rows(
+            AuditEvent.seq,
+            AuditEvent.data,
+            where=(AuditEvent.action == "attachment.added", AuditEvent.seq <= tree_size),
+            stream=True,
         ):
             recorded.setdefault(data.get("sha256"), seq)
         written: set[str] = set()

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from crm.audit.chain import canonical_text
 from crm.audit.models import AuditEvent
+from crm.exports.bundle import audit_rows
 from crm.extensions import db
 from crm.policies.models import PolicyVersion
 from crm.sla.models import ConfigKind, ConfigVersion
@@ -39,12 +40,14 @@ def policy_files(version_ids: set[int] | None = None) -> list[VersionFile]:
         query = query.where(PolicyVersion.id.in_(version_ids))
     versions = list(db.session.scalars(query))
     published = dict(
-        db.session.execute(
-            select(AuditEvent.subject_id, AuditEvent.seq).where(
+        audit_rows(
+            AuditEvent.subject_id,
+            AuditEvent.seq,
+            where=(
                 AuditEvent.action == "policy.published",
                 AuditEvent.subject_type == "policy_version",
                 AuditEvent.subject_id.in_([str(version.id) for version in versions]),
-            )
+            ),
         ).all()
     )
     return [policy_file(version, published.get(str(version.id))) for version in versions]
@@ -53,10 +56,12 @@ def policy_files(version_ids: set[int] | None = None) -> list[VersionFile]:
 def config_files() -> list[VersionFile]:
     """Every calendar, SLA-policy and deadline-rule version with its creation event."""
     created = {}
-    for seq, kind, key, data in db.session.execute(
-        select(AuditEvent.seq, AuditEvent.subject_type, AuditEvent.subject_id, AuditEvent.data).where(
-            AuditEvent.action.in_(CONFIG_ACTIONS)
-        )
+    for seq, kind, key, data in audit_rows(
+        AuditEvent.seq,
+        AuditEvent.subject_type,
+        AuditEvent.subject_id,
+        AuditEvent.data,
+        where=(AuditEvent.action.in_(CONFIG_ACTIONS),),
     ):
         created[(kind, key, data.get("version"))] = seq
     files = []
