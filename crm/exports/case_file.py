@@ -31,6 +31,7 @@ from crm.files.storage import blob_path
 from crm.refunds.models import Escalation, Payout, RefundDecision
 from crm.sla.explain import explain
 from crm.sla.models import Clock
+from crm.tickets.labels import STATUS_LABELS
 from crm.tickets.models import ThreadEntry, Ticket
 from tenants import current_tenant
 
@@ -257,6 +258,7 @@ def write_case_file(ticket: Ticket, path: Path, *, actor: Actor) -> CaseFile:
                 case=document,
                 events=[event_document(row) for row in rows],
                 lang="zh-Hans" if locale.startswith("zh") else "en",
+                statuses={str(code): str(label) for code, label in STATUS_LABELS.items()},
             )
         writer.add("timeline.html", timeline.encode())
         manifest = writer.seal(
