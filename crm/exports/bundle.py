@@ -19,6 +19,7 @@ from crm.audit import verifier
 from crm.audit.chain import canonical_json, event_body
 from crm.audit.models import AuditEvent
 from crm.extensions import db
+from crm.files.storage import blob_path
 from tenants import current_tenant_id
 
 CASE_FILE, TENANT_EXPORT = verifier.CASE_FILE, verifier.TENANT_EXPORT
@@ -76,6 +77,15 @@ class BundleWriter:
                 stream.write(canonical_json(item) + b"\n")
                 count += 1
         return count
+
+    def add_attachment(self, tenant_id: int, sha256: str, recorded: dict[str, int]) -> list[dict]:
+        """Copy a stored file's original bytes in, as they are (images and PDFs gain
+        nothing from compressing again); the reference to the event that records its
+        digest, if ``recorded`` (digest -> seq) has one."""
+        name = f"attachments/{sha256}"
+        with blob_path(tenant_id, sha256).open("rb") as source, self.open(name, compress=False) as target:
+            shutil.copyfileobj(source, target, 1 << 20)
+        return [{"path": name, "seq": recorded[sha256], "pointer": "/sha256"}] if sha256 in recorded else []
 
     def seal(self, signer: Signer, manifest: dict) -> dict:
         """Write keys.json, then the manifest of every file and its signature."""

@@ -6,7 +6,6 @@ the policy versions involved, the original attachments, the audit events about t
 case with their inclusion proofs against that checkpoint, consistency proofs from
 every earlier checkpoint, a readable timeline, and the verifier."""
 
-import shutil
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -27,7 +26,6 @@ from crm.exports import versions
 from crm.exports.bundle import CASE_FILE, EVENT_COLUMNS, audit_rows, dumps, event_document, zip_at
 from crm.extensions import db
 from crm.files.models import Attachment
-from crm.files.storage import blob_path
 from crm.refunds.models import Escalation, Payout, RefundDecision
 from crm.sla.explain import explain
 from crm.sla.models import Clock
@@ -238,15 +236,7 @@ def write_case_file(ticket: Ticket, path: Path, *, actor: Actor) -> CaseFile:
                 ({"tree_size": size, "proof": tree.consistency_proof(size)} for size in earlier),
             )
         for sha256 in dict.fromkeys(attachment.sha256 for attachment in attachments):
-            with (
-                blob_path(tenant.id, sha256).open("rb") as source,
-                writer.open(f"attachments/{sha256}") as target,
-            ):
-                shutil.copyfileobj(source, target, 1 << 20)
-            if sha256 in recorded:
-                references.append(
-                    {"path": f"attachments/{sha256}", "seq": recorded[sha256], "pointer": "/sha256"}
-                )
+            references.extend(writer.add_attachment(tenant.id, sha256, recorded))
         for file in policy_files:
             writer.add(file.path, file.content)
             if file.seq is not None and file.seq <= checkpoint.tree_size:

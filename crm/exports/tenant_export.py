@@ -22,7 +22,6 @@ from crm.exports import versions
 from crm.exports.bundle import EVENT_COLUMNS, TENANT_EXPORT, audit_rows, event_document, folder_at, zip_at
 from crm.exports.case_file import case_documents
 from crm.extensions import db
-from crm.files.storage import blob_path
 from crm.tickets.models import Ticket
 from tenants import current_tenant
 
@@ -102,7 +101,7 @@ def write_tenant_export(
                     for attachment in attachments:
                         if attachment.sha256 not in written:
                             written.add(attachment.sha256)
-                            references.extend(_add_attachment(writer, tenant.id, attachment.sha256, recorded))
+                            references.extend(writer.add_attachment(tenant.id, attachment.sha256, recorded))
                 cases += len(batch)
                 progress(len(batch))
             spool.seek(0)
@@ -133,14 +132,6 @@ def write_tenant_export(
         },
     )
     return TenantExport(Path(path), events, cases, len(manifest["files"]), checkpoint)
-
-
-def _add_attachment(writer, tenant_id: int, sha256: str, recorded: dict[str, int]) -> list[dict]:
-    """Copy a file's original bytes in; the reference to the event recording its digest."""
-    name = f"attachments/{sha256}"
-    with blob_path(tenant_id, sha256).open("rb") as source, writer.open(name, compress=False) as target:
-        shutil.copyfileobj(source, target, 1 << 20)
-    return [{"path": name, "seq": recorded[sha256], "pointer": "/sha256"}] if sha256 in recorded else []
 
 
 def _line(document: dict) -> bytes:
