@@ -10,13 +10,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 from rq import SimpleWorker
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from crm import create_app, jobs
 from crm.audit import checkpoints, verifier
 from crm.audit.merkle import MerkleTree
 from crm.audit.models import AuditCheckpoint, AuditEvent
+from crm.audit.proofs import BLOCK
 from crm.audit.service import Actor, record
 from crm.config import ConfigError, from_environment
 from crm.extensions import db
@@ -376,3 +377,33 @@ def test_development_creates_its_key_once(tmp_path):
     raw = first.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     assert raw == again.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     assert (tmp_path / "audit-signing-key.pem").stat().st_mode & 0o077 == 0
+
+
+def test_verify_finds_stored_block_roots_that_break_consistency_proofs(app, runner, make_tenant):
+    """The events and both checkpoints are intact, but a stored block root is wrong: the
+    consistency proof between the checkpoints, built as bundles build theirs, fails."""
+    tenant = make_tenant()
+    with acting_for(app, tenant) as session:
+        already = session.scalar(select(func.count()).select_from(AuditEvent))
+    grow(app, tenant, BLOCK + 3 - already)
+    checkpoint_cli(runner, tenant)
+    grow(app, tenant, BLOCK + 300)
+    checkpoint_cli(runner, tenant)
+    older, newer = stored(app, tenant)
+    assert verify(runner, tenant).exit_code == 0
+    _tamper(
+        app,
+        [
+            (
+                "UPDATE audit_merkle_blocks SET hash = :hash WHERE tenant_id = :tenant AND block = 0",
+                {"hash": "ab" * 32, "tenant": tenant.id},
+            )
+        ],
+    )
+    result = verify(runner, tenant)
+    assert result.exit_code == 1
+    assert (
+        f"FAILED at checkpoint of tree size {older['tree_size']} ({older['time']}): no consistency proof "
+        f"leads from it to the checkpoint of tree size {newer['tree_size']}: the stored block roots "
+        "(audit_merkle_blocks) disagree with the chain" in result.output
+    )

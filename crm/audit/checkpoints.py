@@ -6,6 +6,7 @@ checkpoint is detectable by anyone holding the checkpoint (docs/audit-format.md)
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 
 from flask import current_app
 from flask_babel import force_locale
@@ -217,9 +218,8 @@ class CheckpointReport:
 def verify_checkpoints() -> CheckpointReport:
     """Every stored checkpoint of the tenant in context, oldest first: signed by a
     published key, over a chain that still holds its size, with its head hash and the
-    root recomputed from the events themselves (never from stored block roots). Two
-    consecutive checkpoints both being roots of prefixes of one chain is what their
-    consistency means. Reports the first that does not hold."""
+    root recomputed from the events themselves (never from stored block roots); then a
+    consistency proof from each to the next. Reports the first that does not hold."""
     checkpoints = list(db.session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size)))
     if not checkpoints:
         return CheckpointReport(0)
@@ -261,7 +261,34 @@ def verify_checkpoints() -> CheckpointReport:
             cut.tree_size,
             format_instant(cut.signed_at),
         )
+    problem = _check_consistency(checkpoints)
+    if problem is not None:
+        return problem
     return CheckpointReport(len(checkpoints))
+
+
+def _check_consistency(checkpoints: list[AuditCheckpoint]) -> CheckpointReport | None:
+    """An RFC 9162 consistency proof from each checkpoint to the next, built as bundles
+    build theirs (``ChainTree``, from the stored block roots) and checked with the
+    standalone verifier's ``consistent``. The roots were recomputed from the events
+    already, so a proof that fails here means the stored block roots disagree with the
+    chain: every proof a bundle carried would fail its reader's ``verify.py`` too."""
+    if len(checkpoints) < 2:
+        return None
+    tree = ChainTree(checkpoints[-1].tree_size)
+    for old, new in pairwise(checkpoints):
+        proof = [bytes.fromhex(node) for node in tree.consistency_proof(old.tree_size, new.tree_size)]
+        if not verifier.consistent(
+            old.tree_size, new.tree_size, bytes.fromhex(old.root), bytes.fromhex(new.root), proof
+        ):
+            return CheckpointReport(
+                0,
+                f"no consistency proof leads from it to the checkpoint of tree size {new.tree_size}: "
+                "the stored block roots (audit_merkle_blocks) disagree with the chain",
+                old.tree_size,
+                format_instant(old.signed_at),
+            )
+    return None
 
 
 def _walk_roots(hashes, wanted: dict[int, AuditCheckpoint]) -> tuple[int, CheckpointReport | None]:

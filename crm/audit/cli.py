@@ -16,7 +16,8 @@ audit_cli = AppGroup("audit", help="Inspect and verify audit trails.")
 @operator_command
 def verify(tenant: Tenant) -> None:
     """Recompute the tenant's hash chain, then check every stored checkpoint against it
-    (signature, head, root); exit 1 at the first that does not hold."""
+    (signature, head, root, consistency with the next); exit 1 at the first that does
+    not hold."""
     with tenant_context(tenant):
         report = service.verify_chain()
         if not report.ok:
