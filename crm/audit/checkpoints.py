@@ -288,6 +288,7 @@ def _check_consistency(checkpoints: list[AuditCheckpoint]) -> CheckpointReport |
                 old.tree_size,
                 format_instant(old.signed_at),
             )
+        tree.forget_before(new.tree_size)
     return None
 
 

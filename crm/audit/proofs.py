@@ -59,6 +59,14 @@ class ChainTree(TreeProofs):
             )
         return self._inner[key]
 
+    def forget_before(self, size: int) -> None:
+        """Drop the cached event trees and inner nodes a proof about a later size will not
+        read again (those ending at or before ``size``'s block), so that walking many
+        checkpoints in order keeps memory flat instead of holding the whole chain."""
+        keep = size // BLOCK
+        self._leaves = {block: tree for block, tree in self._leaves.items() if block >= keep}
+        self._inner = {}
+
     def _block_tree(self, block: int) -> MerkleTree:
         if block not in self._leaves:
             first, end = block * BLOCK, min((block + 1) * BLOCK, self.size)
