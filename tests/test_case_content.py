@@ -97,8 +97,8 @@ def test_policy_files_hold_the_bytes_whose_digest_the_published_event_records(ap
 @pytest.mark.parametrize(
     ("locale", "headings"),
     [
-        ("en", ("Case timeline", "Requester", "Conversation", "Deadlines")),
-        ("zh_CN", ("案件时间线", "申请人", "沟通记录", "期限")),
+        ("en", ("Case timeline", "Requester", "Conversation", "Deadlines", "Customer's message")),
+        ("zh_CN", ("案件时间线", "申请人", "沟通记录", "期限", "客户留言")),
     ],
 )
 def test_the_timeline_escapes_a_hostile_name_in_both_languages(app, make_tenant, tmp_path, locale, headings):
@@ -114,6 +114,7 @@ def test_the_timeline_escapes_a_hostile_name_in_both_languages(app, make_tenant,
     assert f"RF-{number}" in timeline
     for heading in headings:
         assert heading in timeline
+    assert "inbound_message" not in timeline and "outbound_email" not in timeline  # entries named in words
 
 
 def test_reading_a_case_with_200_thread_entries_is_quick(app, make_tenant, make_user):
