@@ -26,6 +26,7 @@ from crm.exports import versions
 from crm.exports.bundle import CASE_FILE, EVENT_COLUMNS, audit_rows, dumps, event_document, zip_at
 from crm.extensions import db
 from crm.files.models import Attachment
+from crm.money import format_money
 from crm.refunds.models import Escalation, Payout, RefundDecision
 from crm.sla.explain import explain
 from crm.sla.models import Clock
@@ -249,6 +250,7 @@ def write_case_file(ticket: Ticket, path: Path, *, actor: Actor) -> CaseFile:
                 events=[event_document(row) for row in rows],
                 lang="zh-Hans" if locale.startswith("zh") else "en",
                 statuses={str(code): str(label) for code, label in STATUS_LABELS.items()},
+                money=format_money,
             )
         writer.add("timeline.html", timeline.encode())
         manifest = writer.seal(
