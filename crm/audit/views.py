@@ -77,8 +77,7 @@ def events():
     viewed = {key: value for key, value in request.args.items() if value}
     if "actor" in viewed:
         viewed["actor"] = digest(viewed["actor"])
-    if record_auditor_reading("audit.viewed", "audit_trail", None, viewed):
-        db.session.commit()
+    record_auditor_reading("audit.viewed", "audit_trail", None, viewed)
     next_args = {key: value for key, value in request.args.items() if key != "before" and value}
     if more:
         next_args["before"] = page[-1].seq
@@ -102,8 +101,7 @@ def checkpoint_list():
 
 
 def _checkpoints_page(form: WitnessForm, status: int = 200):
-    if record_auditor_reading("audit.viewed", "audit_checkpoints", None):
-        db.session.commit()
+    record_auditor_reading("audit.viewed", "audit_checkpoints", None)
     return (
         render_template(
             "audit/checkpoints.html",
@@ -122,8 +120,7 @@ def checkpoint_download(tree_size: int):
     checkpoint = checkpoints.by_size(tree_size)
     if checkpoint is None:
         abort(404)
-    if record_auditor_reading("export.created", "audit_checkpoint", tree_size, {"file": "checkpoint"}):
-        db.session.commit()
+    record_auditor_reading("export.created", "audit_checkpoint", tree_size, {"file": "checkpoint"})
     body = canonical_json(checkpoints.document(checkpoint, current_tenant().slug)) + b"\n"
     name = f"{current_tenant().slug}-checkpoint-{tree_size}.json"
     return (
