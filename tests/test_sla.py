@@ -1186,33 +1186,6 @@ def test_sla_sweep_command_reports_what_it_recorded(app, runner, desk):
     assert_audit_chain_verifies(runner, desk.tenant)
 
 
-def test_a_lead_gets_a_general_first_contact_clock(app, runner, desk):
-    """Leads use the same engine: 3 business hours to first contact, breaches told to
-    the managers (a lead has no assignee yet), met by the first contact."""
-    lead_id = 424242
-    with travel(shanghai(2026, 9, 16, 11, 0)), acting_for(app, desk.tenant) as session:
-        clock = clocks.start_first_contact("lead", lead_id, started_at=clocks.utcnow(), actor=OPERATOR)
-        session.commit()
-        # 11:00-12:00, then 13:30-15:30 after the lunch break.
-        assert clock.due_at == shanghai(2026, 9, 16, 15, 30)
-        assert clock.subject_type == "lead" and clock.metric == Metric.FIRST_CONTACT
-    with travel(shanghai(2026, 9, 16, 15, 30, 30)):
-        result = run_sweep(app)
-    assert result.breached == 1
-    with acting_for(app, desk.tenant) as session:
-        clock = session.get(Clock, clock.id)
-        assert clock.breached_at == shanghai(2026, 9, 16, 15, 30)
-        assert notified(session, clock.id) == {(desk.manager.id, "breached"), (desk.admin.id, "breached")}
-        [event] = events(session, "clock.breached", lead_id)
-        assert event.subject_type == "lead"
-    with travel(shanghai(2026, 9, 16, 16, 0)), acting_for(app, desk.tenant) as session:
-        [met] = clocks.meet("lead", lead_id, Metric.FIRST_CONTACT, actor=OPERATOR)
-        session.commit()
-        assert met.state == ClockState.MET and met.met_at == shanghai(2026, 9, 16, 16, 0)
-        assert clocks.meet("lead", lead_id, Metric.FIRST_CONTACT, actor=OPERATOR) == []
-    assert_audit_chain_verifies(runner, desk.tenant)
-
-
 @requires_redis
 def test_the_scheduler_runs_the_sweep_and_books_the_next_minute_under_one_id(rq_app, make_tenant, make_user):
     """Under a worker with rq's scheduler, a booked sweep runs, records a breach and books

@@ -35,6 +35,8 @@ class User(TenantScoped, UserMixin, db.Model):
     locale: Mapped[str | None] = mapped_column(String(16))
     # Whether notifications (deadlines, customers' replies, approvals) also come by email.
     email_notifications: Mapped[bool] = mapped_column(Boolean, default=True)
+    # New leads are shared round robin among the staff who take them.
+    takes_leads: Mapped[bool] = mapped_column(Boolean, default=False)
     # Part of the session cookie's identity: rotating it ends every session of the user
     # (a password change, a deactivation); logging out or idling ends one StaffSession.
     session_token: Mapped[str] = mapped_column(String(32), default=new_session_token)

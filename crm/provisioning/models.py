@@ -4,11 +4,13 @@ from sqlalchemy import BigInteger, Integer, PrimaryKeyConstraint, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm.extensions import db
-from tenants import TenantScoped
+from tenants import BigIntId, TenantScoped
 
 # The range an admin may set the idle sign-out to: 5 minutes to a day.
 IDLE_MINUTES_MIN = 5
 IDLE_MINUTES_MAX = 24 * 60
+# MIIT: proof of consent to commercial calls is kept at least five months.
+CONSENT_RETENTION_DAYS_MIN = 153
 
 
 class AgentDisplay:
@@ -44,3 +46,18 @@ class TenantSettings(TenantScoped, db.Model):
     accepted_currencies: Mapped[str] = mapped_column(String(64), default="")
     # Addresses each new audit checkpoint is mailed to, one per line (crm.audit.checkpoints).
     audit_witnesses: Mapped[str] = mapped_column(Text, default="")
+    # Leads: LD-1001, LD-1002, … numbered like tickets, under the same row lock.
+    lead_prefix: Mapped[str] = mapped_column(String(8), default="LD")
+    next_lead_number: Mapped[int] = mapped_column(BigInteger, default=1001)
+    # The trial form's promise: first contact within this many business minutes.
+    first_contact_minutes: Mapped[int] = mapped_column(Integer, default=180)
+    # Unanswered calls in a row after which a lead is marked unreachable.
+    unreachable_after_attempts: Mapped[int] = mapped_column(Integer, default=5)
+    # The consent boxes' own wording (None: the desk's default, in the page's language);
+    # a change of either bumps the version stored with each proof.
+    consent_contact_text: Mapped[str | None] = mapped_column(Text)
+    consent_marketing_text: Mapped[str | None] = mapped_column(Text)
+    consent_text_version: Mapped[int] = mapped_column(Integer, default=1)
+    consent_retention_days: Mapped[int] = mapped_column(Integer, default=183)
+    # Round robin: who took the last new lead.
+    last_lead_assignee_id: Mapped[int | None] = mapped_column(BigIntId)

@@ -28,8 +28,6 @@ UNFINISHED = (ClockState.RUNNING, ClockState.PAUSED)
 # The clocks an SLA policy's rules set (the regulatory and payout ones follow other rules).
 SLA_METRICS = (Metric.FIRST_RESPONSE, Metric.NEXT_RESPONSE, Metric.RESOLUTION)
 REGULATORY_WARN_PERCENT = 80
-# A lead's promise: "we call you within 3 hours" (business hours, on the default calendar).
-FIRST_CONTACT_MINUTES = 180
 
 
 # --- computing a clock's times ----------------------------------------------------------
@@ -96,7 +94,7 @@ def _business_seconds(clock: Clock, start: datetime, end: datetime) -> int:
     return timeline_for(spec).seconds_between(start, end)
 
 
-def _summary(clock: Clock) -> dict:
+def summary(clock: Clock) -> dict:
     """What an audit event says of a clock: enough to recompute its figures."""
     return {
         "clock_id": clock.id,
@@ -197,29 +195,12 @@ def _new_clock(
     return clock
 
 
-def start_first_contact(subject_type: str, subject_id: int, *, started_at: datetime, actor: Actor) -> Clock:
-    """The lead's clock: first contact within 3 business hours on the default calendar."""
-    clock = start_clock(
-        subject_type,
-        subject_id,
-        Metric.FIRST_CONTACT,
-        unit=Unit.BUSINESS_MINUTES,
-        target=FIRST_CONTACT_MINUTES,
-        started_at=started_at,
-        calendar=versions.current(ConfigKind.CALENDAR),
-        warn_percent=REGULATORY_WARN_PERCENT,
-    )
-    db.session.flush()
-    record("clock.started", subject_type, subject_id, actor=actor, data={"clocks": [_summary(clock)]})
-    return clock
-
-
 def started(ticket: Ticket, new: list[Clock], *, actor: Actor) -> None:
     """Clocks another domain started on a ticket (payout, an outside body's deadline):
     the ticket's nearest deadline follows, and the start is recorded."""
     db.session.flush()
     refresh_ticket(ticket, clocks_of("ticket", ticket.id))
-    record("clock.started", "ticket", ticket.id, actor=actor, data={"clocks": [_summary(c) for c in new]})
+    record("clock.started", "ticket", ticket.id, actor=actor, data={"clocks": [summary(c) for c in new]})
 
 
 def meet(
@@ -229,12 +210,31 @@ def meet(
     clocks = clocks_of(subject_type, subject_id)
     met = _meet_unfinished(clocks, (metric,), at or utcnow(), actor)
     if met:
-        record(
-            "clock.met", subject_type, subject_id, actor=actor, data={"clocks": [_summary(c) for c in met]}
-        )
+        record("clock.met", subject_type, subject_id, actor=actor, data={"clocks": [summary(c) for c in met]})
         if subject_type == "ticket":
             refresh_ticket(db.session.get(Ticket, subject_id), clocks)
     return met
+
+
+def stop(
+    subject_type: str, subject_id: int, metric: Metric, *, actor: Actor, at: datetime | None = None
+) -> list[Clock]:
+    """Stop the subject's unfinished clocks of ``metric``: what they waited for will not
+    come (a lead marked unreachable, or lost). One already past due is breached first."""
+    at = at or utcnow()
+    stopped = [c for c in clocks_of(subject_type, subject_id) if c.metric == metric and c.state in UNFINISHED]
+    breaches.record_overdue({"stopped": stopped}, at)
+    for clock in stopped:
+        _finish(clock, at, ClockState.STOPPED)
+    if stopped:
+        record(
+            "clock.stopped",
+            subject_type,
+            subject_id,
+            actor=actor,
+            data={"clocks": [summary(c) for c in stopped]},
+        )
+    return stopped
 
 
 def _ticket_rule(ticket: Ticket, policy_version: ConfigVersion) -> tuple[int, rules.Rule] | None:
@@ -314,7 +314,7 @@ def start_ticket_clocks(ticket: Ticket, planned: list[Clock], *, actor: Actor) -
         clock.subject_id = ticket.id
     db.session.add_all(planned)
     db.session.flush()
-    record("clock.started", "ticket", ticket.id, actor=actor, data={"clocks": [_summary(c) for c in planned]})
+    record("clock.started", "ticket", ticket.id, actor=actor, data={"clocks": [summary(c) for c in planned]})
 
 
 # --- what happens to a ticket's clocks ---------------------------------------------------
@@ -393,7 +393,7 @@ def _apply(ticket: Ticket, changes: dict[str, list[Clock]], clocks: list[Clock],
                 "ticket",
                 ticket.id,
                 actor=actor,
-                data={"clocks": [_summary(clock) for clock in changed]},
+                data={"clocks": [summary(clock) for clock in changed]},
             )
     refresh_ticket(ticket, clocks)
 
