@@ -16,6 +16,8 @@ from crm.exports import views as export_views
 from crm.extensions import babel, bootstrap, csrf, db, limiter, login_manager, migrate, tenants
 from crm.health import bp as health_bp
 from crm.i18n import select_locale, select_timezone
+from crm.leads import public as lead_public_views
+from crm.leads import views as lead_views
 from crm.notify import views as notify_views
 from crm.policies import views as policy_views
 from crm.portal import views as portal_views
@@ -82,6 +84,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         policy_views.bp,
         refund_views.bp,
         export_views.bp,
+        lead_public_views.bp,
+        lead_views.bp,
     )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

@@ -56,6 +56,9 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "sla.manage": frozenset({Role.MANAGER, Role.ADMIN}),
     # Drafting, comparing and publishing refund policy versions.
     "policies.manage": frozenset({Role.MANAGER, Role.ADMIN}),
+    # The sales pipeline: reading leads (auditors included), and working them.
+    "leads.view": STAFF,
+    "leads.work": frozenset({Role.AGENT, Role.MANAGER, Role.ADMIN}),
 }
 
 

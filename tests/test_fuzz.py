@@ -418,6 +418,8 @@ def staff_desk(app, client, signed_in):
         "token": ticket.tracking_token,
         "tree_size": 1,  # no checkpoint of that size: a 404, which is a good answer too
         "run_id": 1,  # likewise for an export
+        "reference": "LD-1001",  # no such lead yet: a 404
+        "activity_id": 1,
     }
 
     def value_for(rule) -> Callable[[str], object]:

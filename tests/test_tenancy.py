@@ -12,6 +12,7 @@ from crm.auth.models import User
 from crm.exports.models import ExportStatus, TenantExportRun
 from crm.extensions import db
 from crm.files.models import Attachment
+from crm.leads import intake, pipeline
 from crm.sla import calendars
 from crm.tickets import canned
 from crm.tickets import service as tickets
@@ -30,7 +31,7 @@ def staff_urls(app, **values) -> list[str]:
     for rule in app.url_map.iter_rules():
         if "tenant" not in rule.arguments or "GET" not in rule.methods:
             continue
-        if rule.endpoint in PUBLIC_ENDPOINTS or rule.endpoint.startswith("portal."):
+        if rule.endpoint in PUBLIC_ENDPOINTS or rule.endpoint.startswith(("portal.", "leads_public.")):
             continue
         missing = rule.arguments - {"tenant"} - values.keys()
         assert not missing, f"give test values for {missing} of {rule.rule}"
@@ -60,6 +61,13 @@ def ticket_url_values(app, tenant) -> dict:
         calendar = calendars.create(f"Office of {tenant.slug}", "Asia/Shanghai", actor=Actor.operator("test"))
         session.flush()
         signed, _ = checkpoints.write_checkpoint(actor=Actor.operator("test"))
+        lead = intake.receive(
+            intake.LeadDetails(name="Han Meimei", phone="13900139000"),
+            source="staff",
+            actor=Actor.operator("test"),
+            ip=None,
+            proofs=[(None, True, "signed form 1")],
+        ).lead
         run = TenantExportRun(requested_by_id=0, status=ExportStatus.DONE, total=1, done=1)
         session.add(run)
         session.flush()
@@ -72,6 +80,8 @@ def ticket_url_values(app, tenant) -> dict:
             ).one(),
             "reply_id": reply.id,
             "name": calendar.key,
+            "reference": lead.reference,
+            "activity_id": pipeline.activities_of(lead)[0].id,
         }
         session.commit()
         return values

@@ -14,6 +14,7 @@ from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import select
 
 from crm.audit.chain import digest
 from crm.columns import utcnow
@@ -135,11 +136,16 @@ def permission(lead: Lead) -> Permission:
     )
 
 
+def proofs_of(lead: Lead) -> list[Consent]:
+    """The consent proofs of the lead, oldest first."""
+    return list(db.session.scalars(select(Consent).where(Consent.lead_id == lead.id).order_by(Consent.id)))
+
+
 def withdraw_marketing(lead: Lead, at: datetime) -> None:
     """The person refused later offers: their marketing proofs are marked withdrawn."""
     lead.marketing_consent = False
     for proof in db.session.scalars(
-        db.select(Consent).where(
+        select(Consent).where(
             Consent.lead_id == lead.id, Consent.purpose == Purpose.MARKETING, Consent.withdrawn_at.is_(None)
         )
     ):

@@ -33,6 +33,7 @@ from crm.leads.models import (
     CallOutcome,
     Lead,
     LeadActivity,
+    LeadRequest,
     Purpose,
     Stage,
 )
@@ -68,6 +69,19 @@ def lead_by_reference(reference: str) -> Lead | None:
         return None
     lead = db.session.scalars(select(Lead).where(Lead.number == int(digits))).one_or_none()
     return lead if lead is not None and (not prefix or lead.reference.upper() == text) else None
+
+
+def activities_of(lead: Lead) -> list[LeadActivity]:
+    """The lead's history, newest first."""
+    query = select(LeadActivity).where(LeadActivity.lead_id == lead.id).order_by(LeadActivity.id.desc())
+    return list(db.session.scalars(query))
+
+
+def requests_of(lead: Lead) -> list[LeadRequest]:
+    """Each time the person asked, oldest first."""
+    return list(
+        db.session.scalars(select(LeadRequest).where(LeadRequest.lead_id == lead.id).order_by(LeadRequest.id))
+    )
 
 
 def _activity(lead: Lead, kind: ActivityKind, user: User | None, body: str = "", **details) -> LeadActivity:

@@ -25,6 +25,7 @@ from crm.audit.service import Actor, record
 from crm.auth.models import User
 from crm.columns import utcnow
 from crm.extensions import db, insert_new
+from crm.leads.models import Lead
 from crm.notify import staff as staff_notices
 from crm.notify.service import queue_email
 from crm.sla import rules, versions
@@ -52,6 +53,7 @@ class _Batch:
 
     clocks: dict[int, Clock]
     tickets: dict[int, Ticket]
+    leads: dict[int, Lead] = field(default_factory=dict)
     users: dict[int, User] = field(default_factory=dict)
     managers: list[User] | None = None
     # (who, which clock, "warned"/"breached", to whom it was meant: "assignee"/"managers")
@@ -82,10 +84,16 @@ def act(
     warned, breached = sorted(warned, key=_by_id), sorted(breached, key=_by_id)
     clocks = {clock.id: clock for clock in (*warned, *breached)}
     ticket_ids = [clock.subject_id for clock in clocks.values() if clock.subject_type == "ticket"]
+    lead_ids = [clock.subject_id for clock in clocks.values() if clock.subject_type == "lead"]
     batch = _Batch(
-        clocks, {t.id: t for t in db.session.scalars(select(Ticket).where(Ticket.id.in_(ticket_ids)))}
+        clocks,
+        {t.id: t for t in db.session.scalars(select(Ticket).where(Ticket.id.in_(ticket_ids)))},
+        {lead.id: lead for lead in db.session.scalars(select(Lead).where(Lead.id.in_(lead_ids)))}
+        if lead_ids
+        else {},
     )
-    assignee_ids = {ticket.assignee_id for ticket in batch.tickets.values() if ticket.assignee_id}
+    owners = (*batch.tickets.values(), *batch.leads.values())
+    assignee_ids = {subject.assignee_id for subject in owners if subject.assignee_id}
     batch.users = {
         user.id: user for user in db.session.scalars(select(User).where(User.id.in_(assignee_ids)))
     }
@@ -186,9 +194,14 @@ def _managers(batch: _Batch) -> list[User]:
     return batch.managers
 
 
+def _subject(batch: _Batch, clock: Clock) -> Ticket | Lead | None:
+    return (batch.tickets if clock.subject_type == "ticket" else batch.leads).get(clock.subject_id)
+
+
 def _assignee(batch: _Batch, clock: Clock) -> list[User]:
-    ticket = batch.tickets.get(clock.subject_id) if clock.subject_type == "ticket" else None
-    user = batch.users.get(ticket.assignee_id) if ticket and ticket.assignee_id else None
+    """The ticket's or the lead's owner, if active."""
+    subject = _subject(batch, clock)
+    user = batch.users.get(subject.assignee_id) if subject and subject.assignee_id else None
     return [user] if user is not None and user.is_active else []
 
 
@@ -305,13 +318,20 @@ def _email(user: User, items: list[tuple[Clock, str]], batch: _Batch) -> None:
     lines = []
     for clock, event in sorted(items, key=lambda item: item[0].due_at):
         ticket = batch.tickets.get(clock.subject_id) if clock.subject_type == "ticket" else None
+        lead = batch.leads.get(clock.subject_id) if clock.subject_type == "lead" else None
+        if ticket:
+            reference, link = ticket.reference, external_url("tickets.show", number=ticket.number)
+        elif lead:
+            reference, link = lead.reference, external_url("leads.show", reference=lead.reference)
+        else:
+            reference, link = f"{clock.subject_type} {clock.subject_id}", ""
         lines.append(
             {
-                "reference": ticket.reference if ticket else f"{clock.subject_type} {clock.subject_id}",
+                "reference": reference,
                 "event": event,
                 "metric": METRIC_LABELS[Metric(clock.metric)],
                 "due_at": clock.due_at,
-                "link": external_url("tickets.show", number=ticket.number) if ticket else "",
+                "link": link,
                 "ticket_id": ticket.id if ticket else None,
             }
         )
