@@ -402,3 +402,88 @@ def test_a_breached_first_contact_tells_the_owner(app, client, desk):
         assert (desk.agent.id, "breached") in told
         clock = session.scalars(select(Clock).where(Clock.metric == Metric.FIRST_CONTACT)).one()
         assert clock.breached_at == shanghai(2026, 9, 16, 14, 30)
+
+
+# --- conversion, erasure, settings, the start page ------------------------------------------------
+
+
+def test_a_won_leads_sales_history_shows_on_the_customers_later_refund_ticket(app, client, desk):
+    from tests.test_portal import good_fields, send_form
+
+    send_trial(
+        client, desk.tenant.slug, trial_fields(name="李雷", phone="13800138000", consent_marketing="y")
+    )
+    with acting_for(app, desk.tenant) as session:
+        lead = session.scalars(select(Lead)).one()
+        agent = session.get(User, desk.agent.id)
+        note = pipeline.CallLog("answered", note="Promised unlimited minutes at 199 a month")
+        pipeline.log_call(lead, note, user=agent, actor=OPERATOR)
+        pipeline.set_stage(lead, "trial", user=agent, actor=OPERATOR)
+        pipeline.set_stage(lead, "won", user=agent, actor=OPERATOR)
+        session.commit()
+    assert send_form(client, desk.tenant.slug, good_fields()).status_code == 302
+    login(client, desk.tenant, desk.agent)
+    page = client.get(f"/t/{desk.tenant.slug}/tickets/1001")
+    assert 'id="sales-history"' in page.text
+    assert "LD-1001" in page.text and "Promised unlimited minutes at 199 a month" in page.text
+
+
+def test_erasing_a_lead_keeps_the_consent_proof_until_its_retention_ends(app, client, desk):
+    send_trial(client, desk.tenant.slug, trial_fields())
+    login(client, desk.tenant, desk.agent)
+    url = f"/t/{desk.tenant.slug}/leads/LD-1001"
+    assert submit(client, url + "/erase", {}, form_page=url).status_code == 422  # an agent may not
+    manager = app.test_client()
+    login(manager, desk.tenant, desk.manager)
+    assert submit(manager, url + "/erase", {}, form_page=url).status_code == 302
+    with acting_for(app, desk.tenant) as session:
+        lead = session.scalars(select(Lead)).one()
+        assert (lead.name, lead.phone, lead.email, lead.need) == ("—", None, None, None)
+        proofs = list(session.scalars(select(Consent)))
+        assert proofs and all(p.phone == "+8613900139000" for p in proofs)
+        assert pipeline.purge_expired_proofs() == 0
+        later = proofs[0].retain_until
+        assert pipeline.purge_expired_proofs(later) == 2
+        session.commit()
+    assert "韩梅梅" not in client.get(url).text
+
+
+def test_the_tenant_sets_the_promise_the_attempts_and_the_consent_wording(app, client, desk):
+    login(client, desk.tenant, desk.admin)
+    url = f"/t/{desk.tenant.slug}/admin/settings"
+    page = client.get(url)
+    fields = {
+        "ticket_prefix": "RF",
+        "form_submissions_per_hour": "10",
+        "agent_display": "first_name",
+        "team_name": "Care",
+        "country": "CN",
+        "approval_threshold": "500",
+        "first_contact_minutes": "60",
+        "unreachable_after_attempts": "3",
+        "consent_retention_days": "200",
+        "consent_contact_text": "Ring me about this trial.",
+    }
+    assert page.status_code == 200
+    assert submit(client, url, {**fields, "consent_retention_days": "100"}).status_code == 400
+    assert submit(client, url, fields).status_code == 302
+    form = client.get(f"/t/{desk.tenant.slug}/trial")
+    assert "Ring me about this trial." in form.text
+    with travel(shanghai(2026, 9, 16, 10, 0)):
+        send_trial(client, desk.tenant.slug, trial_fields())
+    with acting_for(app, desk.tenant) as session:
+        lead = session.scalars(select(Lead)).one()
+        assert lead.first_contact_due_at == shanghai(2026, 9, 16, 11, 0)
+        proof = session.scalars(select(Consent).where(Consent.purpose == "contact")).one()
+        assert (proof.text, proof.text_version) == ("Ring me about this trial.", "2")
+
+
+def test_the_start_page_counts_leads(app, client, desk):
+    take_leads(app, desk.tenant, desk.agent)
+    with travel(shanghai(2026, 9, 16, 10, 0)):
+        send_trial(client, desk.tenant.slug, trial_fields())
+    login(client, desk.tenant, desk.agent)
+    home = client.get(f"/t/{desk.tenant.slug}/")
+    counts = re.search(r'id="lead-counts">(.*?)</div>\s*</div>', home.text, re.S).group(1)
+    numbers = re.findall(r'fs-3 fw-semibold">(?:<span aria-hidden="true">⚠</span> )?(\d+)<', counts)
+    assert numbers == ["1", "1", "1"]  # mine, new, overdue (its promise was in September)

@@ -114,3 +114,6 @@ class NewUserForm(AccessForm):
 class EditUserForm(AccessForm):
     role = SelectField(_l("Role"), choices=role_choices)
     active = BooleanField(_l("Active"))
+    takes_leads = BooleanField(
+        _l("Takes new leads"), description=_l("New leads are shared in turn among the people who take them.")
+    )

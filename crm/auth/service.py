@@ -259,6 +259,7 @@ def update_user(
     actor: Actor,
     acting_user: User | None = None,
     access: Access | None = None,
+    takes_leads: bool | None = None,
 ) -> None:
     """Change a user's role, window or auditor's scope (``access``; None keeps them), or
     deactivate/reactivate them. Deactivation ends their sessions; a window that has
@@ -277,6 +278,10 @@ def update_user(
         user.role = role
     if role != Role.AUDITOR:
         _apply_access(user, access or Access(user.access_starts_at, user.access_expires_at), TicketScope())
+    takes_leads = bool(takes_leads) and role != Role.AUDITOR if takes_leads is not None else user.takes_leads
+    if takes_leads != user.takes_leads:
+        changes["takes_leads"] = {"before": user.takes_leads, "after": takes_leads}
+        user.takes_leads = takes_leads
     if active != user.active:
         changes["active"] = {"before": user.active, "after": active}
         user.active = active

@@ -10,7 +10,7 @@ from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
-from crm.access import client_ip, current_actor, requires
+from crm.access import can, client_ip, current_actor, requires
 from crm.auth import scope, service, sessions
 from crm.auth.forms import (
     SCOPE_LABELS,
@@ -28,6 +28,7 @@ from crm.columns import utcnow
 from crm.errors import DomainError
 from crm.extensions import db
 from crm.i18n import SESSION_KEY, SUPPORTED_LOCALES
+from crm.leads.listing import lead_summary
 from crm.notify import staff as staff_notices
 from crm.notify.forms import NotificationsForm
 from crm.templating import local_time
@@ -197,7 +198,8 @@ def choose_language():
 @bp.route("/")
 @requires("desk.view")
 def home():
-    return render_template("auth/home.html", desk=desk_summary(current_user.id))
+    leads = lead_summary(current_user.id) if can(current_user, "leads.view") else None
+    return render_template("auth/home.html", desk=desk_summary(current_user.id), leads=leads)
 
 
 @bp.route("/account", methods=["GET", "POST"])
@@ -377,6 +379,7 @@ def edit_user(user_id: int):
                         actor=current_actor(),
                         acting_user=current_user,
                         access=_access_asked(form),
+                        takes_leads=form.takes_leads.data,
                     ),
                     done=_("Saved."),
                 )

@@ -31,6 +31,7 @@ from crm.leads.models import (
     UNANSWERED,
     ActivityKind,
     CallOutcome,
+    Consent,
     Lead,
     LeadActivity,
     LeadRequest,
@@ -246,6 +247,23 @@ def stop_url(lead: Lead) -> str:
     return external_url("leads_public.stop", token=consent.stop_token(lead))
 
 
+@dataclass(frozen=True)
+class SalesHistory:
+    """What sales did with a lead that became this customer: often the evidence in a
+    refund dispute ("the service is not what I was told")."""
+
+    lead: Lead
+    activities: list[LeadActivity]
+    proofs: list
+
+
+def sales_history(customer_id: int) -> list[SalesHistory]:
+    """The won leads linked to the customer record, oldest first, with their calls,
+    notes, emails and consent proofs."""
+    leads = db.session.scalars(select(Lead).where(Lead.customer_id == customer_id).order_by(Lead.id))
+    return [SalesHistory(lead, activities_of(lead), consent.proofs_of(lead)) for lead in leads]
+
+
 # --- stages ---------------------------------------------------------------------------------------
 
 
@@ -336,6 +354,39 @@ def assignable_users() -> list[User]:
             select(User).where(User.active.is_(True), User.role.in_(WORKERS)).order_by(User.display_name)
         )
     )
+
+
+def erase(lead: Lead, *, user: User, actor: Actor) -> None:
+    """The person's details removed on request (a manager's decision): the lead keeps its
+    reference, stage and history of what happened, without who it was. The consent
+    proofs stay, with the number they were given for, until each one's retention ends
+    (``purge_expired_proofs``): they are what shows the calls were allowed."""
+    if user.role not in (Role.MANAGER, Role.ADMIN):
+        raise DomainError(_l("Only a manager can erase a lead's personal details."))
+    _must_be_open(lead)
+    now = utcnow()
+    lead.name, lead.company, lead.phone, lead.email, lead.need = "—", None, None, None, None
+    lead.erased_at = now
+    for request in requests_of(lead):
+        request.need, request.ip = None, None
+    for entry in activities_of(lead):
+        entry.body = ""
+    clocks.stop("lead", lead.id, Metric.FIRST_CONTACT, actor=actor, at=now)
+    lead.first_contact_due_at = None
+    record("lead.erased", "lead", lead.id, actor=actor, data={"reference": lead.reference})
+
+
+def purge_expired_proofs(now: datetime | None = None) -> int:
+    """Delete the consent proofs of erased leads whose retention has ended; how many."""
+    now = now or utcnow()
+    erased = select(Lead.id).where(Lead.erased_at.is_not(None))
+    expired = list(
+        db.session.scalars(select(Consent).where(Consent.lead_id.in_(erased), Consent.retain_until <= now))
+    )
+    for proof in expired:
+        record("consent.purged", "consent", proof.id, actor=Actor.system(), data={"lead_id": proof.lead_id})
+        db.session.delete(proof)
+    return len(expired)
 
 
 # --- consent and the list -------------------------------------------------------------------------

@@ -324,3 +324,14 @@ def do_not_contact(reference: str):
         ),
         _("Added to the do-not-contact list."),
     )
+
+
+@bp.route("/leads/<reference>/erase", methods=["POST"])
+@requires("leads.work")
+def erase(reference: str):
+    """A manager erases the person's details on request; the consent proof stays."""
+    return _act(
+        reference,
+        lambda lead, form: pipeline.erase(lead, user=_me(), actor=current_actor()),
+        _("The person's details are erased. The proof of consent is kept until its retention ends."),
+    )

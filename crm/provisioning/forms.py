@@ -5,7 +5,12 @@ from flask_wtf import FlaskForm
 from wtforms import IntegerField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
-from crm.provisioning.models import IDLE_MINUTES_MAX, IDLE_MINUTES_MIN, AgentDisplay
+from crm.provisioning.models import (
+    CONSENT_RETENTION_DAYS_MIN,
+    IDLE_MINUTES_MAX,
+    IDLE_MINUTES_MIN,
+    AgentDisplay,
+)
 
 
 class SettingsForm(FlaskForm):
@@ -84,4 +89,32 @@ class SettingsForm(FlaskForm):
         _l("Where a customer can turn if not satisfied (Chinese)"),
         validators=[Optional(), Length(max=5000)],
         render_kw={"rows": 4},
+    )
+    # Leads (issue 13)
+    first_contact_minutes = IntegerField(
+        _l("First call within (business minutes)"),
+        validators=[Optional(), NumberRange(min=5, max=7 * 24 * 60)],
+        description=_l("The free-trial form promises a call within this time, on the business calendar."),
+    )
+    unreachable_after_attempts = IntegerField(
+        _l("Unreachable after this many unanswered calls in a row"),
+        validators=[Optional(), NumberRange(min=1, max=50)],
+    )
+    consent_retention_days = IntegerField(
+        _l("Keep proof of consent for (days)"),
+        validators=[Optional(), NumberRange(min=CONSENT_RETENTION_DAYS_MIN, max=10 * 366)],
+        description=_l("At least five months (153 days), as MIIT requires."),
+    )
+    consent_contact_text = TextAreaField(
+        _l("Wording of the box that asks to be called"),
+        validators=[Optional(), Length(max=1000)],
+        render_kw={"rows": 2},
+        description=_l(
+            "Empty for the default, in the page's language. A change starts a new version of the proof."
+        ),
+    )
+    consent_marketing_text = TextAreaField(
+        _l("Wording of the box for later offers"),
+        validators=[Optional(), Length(max=1000)],
+        render_kw={"rows": 2},
     )

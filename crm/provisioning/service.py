@@ -15,7 +15,13 @@ from crm.errors import Conflict, DomainError, NotFound
 from crm.extensions import db
 from crm.i18n import SUPPORTED_LOCALES
 from crm.money import whole_to_minor
-from crm.provisioning.models import IDLE_MINUTES_MAX, IDLE_MINUTES_MIN, AgentDisplay, TenantSettings
+from crm.provisioning.models import (
+    CONSENT_RETENTION_DAYS_MIN,
+    IDLE_MINUTES_MAX,
+    IDLE_MINUTES_MIN,
+    AgentDisplay,
+    TenantSettings,
+)
 from crm.sla import versions as sla_versions
 from tenants import Tenant, TenantStatus, current_tenant, current_tenant_id, tenant_context
 from tenants import cache as tenant_cache
@@ -160,6 +166,43 @@ def parse_currencies(text: str | None) -> str:
     return ",".join(codes)
 
 
+TEXT_SETTINGS = frozenset(
+    {
+        "privacy_notice",
+        "outside_options_en",
+        "outside_options_zh",
+        "refund_reasons",
+        "consent_contact_text",
+        "consent_marketing_text",
+    }
+)
+LEAD_LIMITS = {
+    "first_contact_minutes": (5, 7 * 24 * 60),
+    "unreachable_after_attempts": (1, 50),
+    "consent_retention_days": (CONSENT_RETENTION_DAYS_MIN, 10 * 366),
+}
+
+
+def _lead_settings(changes: dict, settings: TenantSettings) -> dict:
+    """The leads' settings asked for; one a form did not send stays as it is."""
+    wanted = {}
+    for name, (low, high) in LEAD_LIMITS.items():
+        value = changes.get(name)
+        value = getattr(settings, name) if value is None else value
+        if not low <= value <= high:
+            raise DomainError(_l("Between %(min)d and %(max)d.", min=low, max=high), name)
+        wanted[name] = value
+    for name in ("consent_contact_text", "consent_marketing_text"):
+        if name not in changes:
+            wanted[name] = getattr(settings, name)
+            continue
+        text = (changes.get(name) or "").strip() or None
+        if text and len(text) > 1000:
+            raise DomainError(_l("Use at most %(n)d characters.", n=1000), name)
+        wanted[name] = text
+    return wanted
+
+
 def update_settings(changes: dict, *, actor: Actor) -> TenantSettings:
     """Change the tenant's settings; the audit event holds each value before and after
     (the privacy notice as a digest)."""
@@ -219,12 +262,17 @@ def update_settings(changes: dict, *, actor: Actor) -> TenantSettings:
         "team_name": team_name,
         "country": country,
         "privacy_notice": notice,
+        **_lead_settings(changes, settings),
     }
+    if any(
+        wanted[name] != getattr(settings, name) for name in ("consent_contact_text", "consent_marketing_text")
+    ):
+        wanted["consent_text_version"] = settings.consent_text_version + 1  # each proof names its version
     diff = {}
     for name, value in wanted.items():
         before = getattr(settings, name)
         if before != value:
-            if name in ("privacy_notice", "outside_options_en", "outside_options_zh", "refund_reasons"):
+            if name in TEXT_SETTINGS:
                 before, shown = (digest(before) if before else None), (digest(value) if value else None)
                 diff[f"{name}_sha256"] = {"before": before, "after": shown}
             else:

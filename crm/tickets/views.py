@@ -31,6 +31,7 @@ from crm.columns import utcnow
 from crm.errors import Conflict, DomainError
 from crm.files.storage import send_attachment
 from crm.i18n import SUPPORTED_LOCALES
+from crm.leads.pipeline import sales_history
 from crm.money import format_money
 from crm.policies import service as policies
 from crm.portal.forms import ConfirmForm
@@ -214,6 +215,7 @@ def _render_ticket(ticket: Ticket, status: int = 200, **bound: FlaskForm):
             attachments=service.attachments_by_entry(ticket),
             staff=_staff_names(),
             other_tickets=service.customer_tickets(ticket.customer_id, excluding=ticket.id),
+            sales_history=sales_history(ticket.customer_id),
             clocks=explain_all(clocks_of("ticket", ticket.id)),
             policy=policies.version_by_id(ticket.policy_version_id),
             forms=forms,
