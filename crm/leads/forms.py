@@ -22,7 +22,7 @@ from crm.auth.service import check_email
 from crm.customers.service import normalise_phone
 from crm.errors import DomainError
 from crm.leads.intake import MAX_COMPANY, MAX_NAME, MAX_NEED, MAX_UTM
-from crm.leads.models import CallOutcome, Stage
+from crm.leads.models import CallOutcome, Source, Stage
 from crm.provisioning.service import tenant_settings
 
 REQUIRED = _l("This field is required.")
@@ -36,6 +36,12 @@ OUTCOME_LABELS = {
     CallOutcome.BUSY: _l("Busy"),
     CallOutcome.WRONG_NUMBER: _l("Wrong number"),
     CallOutcome.REFUSED: _l("Refused: does not want to be called"),
+}
+SOURCE_LABELS = {
+    Source.WEB_FORM: _l("Free-trial form"),
+    Source.IMPORT: _l("Import"),
+    Source.API: _l("API"),
+    Source.STAFF: _l("Logged by staff"),
 }
 STAGE_LABELS = {
     Stage.NEW: _l("New"),

@@ -20,6 +20,7 @@ from crm.files.storage import blob_path
 from crm.leads import consent, intake, listing, pipeline
 from crm.leads.forms import (
     OUTCOME_LABELS,
+    SOURCE_LABELS,
     STAGE_LABELS,
     AssignForm,
     CallForm,
@@ -55,11 +56,12 @@ ACTION_FORMS: dict[str, type[FlaskForm]] = {
 LIST_PARAMS = ("view", "q")
 
 
-@bp.context_processor
+@bp.app_context_processor
 def lead_labels() -> dict:
     return {
         "stage_label": lambda stage: STAGE_LABELS.get(stage, stage),
         "outcome_label": lambda outcome: OUTCOME_LABELS.get(outcome, outcome),
+        "source_label": lambda source: SOURCE_LABELS.get(source, source),
         "lead_view_labels": VIEW_LABELS,
         "now": utcnow(),
     }
