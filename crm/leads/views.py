@@ -40,7 +40,7 @@ from tenants.ext import URL_PREFIX
 bp = Blueprint("leads", __name__, url_prefix=URL_PREFIX)
 
 VIEW_LABELS = {
-    "mine": _l("Mine"),
+    "mine": _l("My leads"),
     "new": _l("New"),
     "overdue": _l("Overdue for first contact"),
     "all": _l("All"),
