@@ -237,6 +237,7 @@ def test_a_listed_person_who_asks_again_may_be_called_about_it_but_not_marketed_
     page = client.get(f"/t/{desk.tenant.slug}/leads/LD-1001")
     assert page.status_code == 200
     assert 'id="dnc-banner"' in page.text and "calls about it are allowed; marketing is not" in page.text
+    assert "Do not contact" in client.get(f"/t/{desk.tenant.slug}/leads?view=all").text
     with acting_for(app, desk.tenant) as session:
         lead = session.scalars(select(Lead)).one()
         from crm.leads.consent import permission

@@ -76,6 +76,22 @@ def standing(phone: str | None, email: str | None) -> Standing:
     return Standing(list(db.session.scalars(query.order_by(DoNotContact.id))))
 
 
+def listed_values(phones: list[str | None], emails: list[str | None]) -> set[str]:
+    """Which of these numbers and addresses have a standing entry (one query, for a
+    list page's badges)."""
+    phones = [p for p in phones if p]
+    emails = [e.lower() for e in emails if e]
+    matches = [
+        (DoNotContact.kind == kind) & DoNotContact.value.in_(values)
+        for kind, values in ((EntryKind.PHONE, phones), (EntryKind.EMAIL, emails))
+        if values
+    ]
+    if not matches:
+        return set()
+    query = select(DoNotContact.value).where(DoNotContact.removed_at.is_(None), or_(*matches))
+    return set(db.session.scalars(query))
+
+
 def add_entry(
     kind: str,
     value: str,

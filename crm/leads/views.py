@@ -15,6 +15,7 @@ from crm.access import can, current_actor, record_auditor_reading, requires
 from crm.audit.chain import digest
 from crm.auth import service as auth
 from crm.columns import utcnow
+from crm.dnc import service as dnc
 from crm.errors import Conflict, DomainError
 from crm.files.storage import blob_path
 from crm.leads import consent, intake, listing, pipeline
@@ -112,6 +113,7 @@ def index():
         next_url=url_for(".index", **kept, after=page.next_cursor.encode()) if page.next_cursor else None,
         first_url=url_for(".index", **kept) if after else None,
         counts=listing.lead_summary(current_user.id),
+        listed=dnc.listed_values([lead.phone for lead in page.leads], [lead.email for lead in page.leads]),
     )
 
 
