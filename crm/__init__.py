@@ -24,6 +24,7 @@ from crm.portal import views as portal_views
 from crm.provisioning import service as provisioning_service
 from crm.provisioning import views as settings_views
 from crm.refunds import views as refund_views
+from crm.reports import views as report_views
 from crm.sla import sweep as sla_sweep
 from crm.sla import views as sla_views
 from crm.templating import init_templating
@@ -86,6 +87,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         export_views.bp,
         lead_public_views.bp,
         lead_views.bp,
+        report_views.bp,
     )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

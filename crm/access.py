@@ -56,6 +56,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "sla.manage": frozenset({Role.MANAGER, Role.ADMIN}),
     # Drafting, comparing and publishing refund policy versions.
     "policies.manage": frozenset({Role.MANAGER, Role.ADMIN}),
+    # Manager reports: SLA attainment, the complaints return (read-only; auditors too).
+    "reports.view": frozenset({Role.MANAGER, Role.ADMIN, Role.AUDITOR}),
     # The sales pipeline: reading leads (auditors included), and working them.
     "leads.view": STAFF,
     "leads.work": frozenset({Role.AGENT, Role.MANAGER, Role.ADMIN}),

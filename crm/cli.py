@@ -10,6 +10,7 @@ from crm.jobs import jobs_cli
 from crm.notify.cli import outbox_cli
 from crm.policies.cli import policies_cli
 from crm.provisioning.cli import tenants_cli
+from crm.reports.cli import reports_cli
 from crm.sla.cli import calendar_cli, sla_cli
 
 
@@ -25,6 +26,7 @@ def init_app(app: Flask) -> None:
         sla_cli,
         policies_cli,
         export_cli,
+        reports_cli,
     )
     for group in groups:
         app.cli.add_command(group)

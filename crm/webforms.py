@@ -5,6 +5,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from flask import flash, request
+from wtforms import SelectChoice
 
 from crm.errors import DomainError
 from crm.extensions import db
@@ -27,6 +28,12 @@ def in_one_transaction(action: Callable[[], T], *, done: str | None = None) -> T
     if done:
         flash(done, "success")
     return result
+
+
+def label_choices(labels: dict, *, blank=None) -> list[SelectChoice]:
+    """A select's choices from a {value: label} map, after an optional blank choice."""
+    first = [SelectChoice("", blank)] if blank is not None else []
+    return first + [SelectChoice(str(value), label) for value, label in labels.items()]
 
 
 def show_error(form, error: DomainError) -> None:

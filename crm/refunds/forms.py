@@ -8,7 +8,6 @@ from wtforms import (
     DateTimeLocalField,
     HiddenField,
     IntegerField,
-    SelectChoice,
     SelectField,
     StringField,
     TextAreaField,
@@ -17,11 +16,7 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from crm.refunds.labels import BODY_LABELS, METHOD_LABELS, OUTCOME_LABELS
 from crm.refunds.service import Inputs
-
-
-def _choices(labels: dict, blank: str | None = None) -> list[SelectChoice]:
-    first = [SelectChoice("", blank)] if blank is not None else []
-    return first + [SelectChoice(str(key), label) for key, label in labels.items()]
+from crm.webforms import label_choices
 
 
 class DecisionForm(FlaskForm):
@@ -43,7 +38,7 @@ class DecisionForm(FlaskForm):
     )
     service_days_used = IntegerField(_l("Days used"), validators=[Optional(), NumberRange(min=0, max=36_500)])
     balance_used = StringField(_l("Prepaid balance used"), validators=[Length(max=20)])
-    outcome = SelectField(_l("Refund outcome"), choices=_choices(OUTCOME_LABELS, blank="—"), default="")
+    outcome = SelectField(_l("Refund outcome"), choices=label_choices(OUTCOME_LABELS, blank="—"), default="")
     reason_code = SelectField(_l("Reason"), choices=[], default="")
     clause = StringField(
         _l("Clause relied on"), validators=[Length(max=200)], description=_l("e.g. clause 2, unused balance")
@@ -78,14 +73,14 @@ class ApprovalForm(FlaskForm):
 
 class PayoutForm(FlaskForm):
     amount = StringField(_l("Amount paid"), validators=[InputRequired(), Length(max=20)])
-    method = SelectField(_l("Method"), choices=_choices(METHOD_LABELS))
+    method = SelectField(_l("Method"), choices=label_choices(METHOD_LABELS))
     reference = StringField(_l("Payment reference"), validators=[InputRequired(), Length(max=100)])
     paid_at = DateTimeLocalField(_l("Paid at"), validators=[InputRequired()])
     receipt = FileField(_l("Receipt (optional)"))
 
 
 class EscalationForm(FlaskForm):
-    body = SelectField(_l("Outside body"), choices=_choices(BODY_LABELS, blank="—"), default="")
+    body = SelectField(_l("Outside body"), choices=label_choices(BODY_LABELS, blank="—"), default="")
     case_number = StringField(_l("Its case number"), validators=[InputRequired(), Length(max=100)])
     received_on = DateField(_l("Received on"), validators=[InputRequired()])
     deadline_on = DateField(_l("Deadline it set"), validators=[InputRequired()])

@@ -108,6 +108,8 @@ def summary(clock: Clock) -> dict:
         "started_at": format_instant(clock.started_at),
         "due_at": format_instant(clock.due_at) if clock.due_at else None,
         "paused_seconds": clock.paused_seconds,
+        # When it ended, for a report recomputed from the trail (events from issue 14 on).
+        "met_at": format_instant(clock.met_at) if clock.met_at else None,
         **_official_calendar(clock),
     }
 

@@ -33,6 +33,7 @@ from crm.tickets.labels import (
 )
 from crm.tickets.models import Priority
 from crm.tickets.service import CALL_DIRECTIONS, CALL_OUTCOMES, MAX_DESCRIPTION
+from crm.webforms import label_choices
 
 VIEW_LABELS = {
     "mine": _l("Mine"),
@@ -54,11 +55,6 @@ ANY = _l("Any")
 
 def _too_long(n: int) -> Length:
     return Length(max=n, message=_l("Use at most %(n)d characters.", n=n))
-
-
-def _choices(labels: dict, *, blank=None) -> list[SelectChoice]:
-    first = [SelectChoice("", blank)] if blank is not None else []
-    return first + [SelectChoice(str(value), label) for value, label in labels.items()]
 
 
 def _message_field(label, **kwargs) -> TextAreaField:
@@ -112,19 +108,19 @@ class QueueForm(FlaskForm):
     class Meta:
         csrf = False
 
-    view = SelectField(_l("View"), choices=_choices(VIEW_LABELS), default=queue.DEFAULT_VIEW)
+    view = SelectField(_l("View"), choices=label_choices(VIEW_LABELS), default=queue.DEFAULT_VIEW)
     q = SearchField(
         _l("Search"),
         validators=[Optional(), _too_long(200)],
         render_kw={"placeholder": _l("Ticket number, name, phone, email or account")},
     )
-    status = SelectField(_l("Status"), choices=_choices(STATUS_LABELS, blank=ANY), default="")
-    kind = SelectField(_l("Kind"), choices=_choices(KIND_LABELS, blank=ANY), default="")
-    priority = SelectField(_l("Priority"), choices=_choices(PRIORITY_LABELS, blank=ANY), default="")
-    reason = SelectField(_l("Reason"), choices=_choices(REASON_LABELS, blank=ANY), default="")
+    status = SelectField(_l("Status"), choices=label_choices(STATUS_LABELS, blank=ANY), default="")
+    kind = SelectField(_l("Kind"), choices=label_choices(KIND_LABELS, blank=ANY), default="")
+    priority = SelectField(_l("Priority"), choices=label_choices(PRIORITY_LABELS, blank=ANY), default="")
+    reason = SelectField(_l("Reason"), choices=label_choices(REASON_LABELS, blank=ANY), default="")
     # Choices are the tenant's staff, set by the view.
     assignee = SelectField(_l("Assignee"), choices=[], default="")
-    sort = SelectField(_l("Sort"), choices=_choices(SORT_LABELS), default=queue.DEFAULT_SORT)
+    sort = SelectField(_l("Sort"), choices=label_choices(SORT_LABELS), default=queue.DEFAULT_SORT)
     after = StringField(validators=[Optional(), Length(max=60)])
 
     def set_assignees(self, users) -> None:
@@ -188,7 +184,7 @@ class ResolveForm(FlaskForm):
 
 class CallForm(FlaskForm):
     direction = SelectField(
-        _l("Direction"), choices=_choices({d: DIRECTION_LABELS[d] for d in CALL_DIRECTIONS})
+        _l("Direction"), choices=label_choices({d: DIRECTION_LABELS[d] for d in CALL_DIRECTIONS})
     )
     phone = TelField(_l("Phone number"), validators=[DataRequired(REQUIRED), _too_long(40)])
     duration = DurationField(
@@ -199,7 +195,7 @@ class CallForm(FlaskForm):
         description=_l("minutes:seconds"),
         render_kw={"placeholder": "5:30", "inputmode": "numeric"},
     )
-    outcome = SelectField(_l("Outcome"), choices=_choices({o: OUTCOME_LABELS[o] for o in CALL_OUTCOMES}))
+    outcome = SelectField(_l("Outcome"), choices=label_choices({o: OUTCOME_LABELS[o] for o in CALL_OUTCOMES}))
     notes = TextAreaField(
         _l("What was said"), validators=[Optional(), _too_long(MAX_DESCRIPTION)], render_kw={"rows": 3}
     )
@@ -217,7 +213,7 @@ class AssignForm(FlaskForm):
 
 
 class PriorityForm(FlaskForm):
-    priority = SelectField(_l("Priority"), choices=_choices(PRIORITY_LABELS))
+    priority = SelectField(_l("Priority"), choices=label_choices(PRIORITY_LABELS))
 
 
 class ReceivedAtForm(FlaskForm):
@@ -248,10 +244,14 @@ class MergeForm(FlaskForm):
 
 
 class NewTicketForm(FlaskForm):
-    channel = SelectField(_l("Came in by"), choices=_choices({c: CHANNEL_LABELS[c] for c in STAFF_CHANNELS}))
-    kind = SelectField(_l("Kind"), choices=_choices(KIND_LABELS))
-    priority = SelectField(_l("Priority"), choices=_choices(PRIORITY_LABELS), default=Priority.NORMAL)
-    reason = SelectField(_l("Reason"), choices=_choices(REASON_LABELS, blank=_l("Not given")), default="")
+    channel = SelectField(
+        _l("Came in by"), choices=label_choices({c: CHANNEL_LABELS[c] for c in STAFF_CHANNELS})
+    )
+    kind = SelectField(_l("Kind"), choices=label_choices(KIND_LABELS))
+    priority = SelectField(_l("Priority"), choices=label_choices(PRIORITY_LABELS), default=Priority.NORMAL)
+    reason = SelectField(
+        _l("Reason"), choices=label_choices(REASON_LABELS, blank=_l("Not given")), default=""
+    )
     name = StringField(_l("Customer's name"), validators=[DataRequired(REQUIRED), _too_long(200)])
     phone = TelField(
         _l("Phone number"),
@@ -260,7 +260,7 @@ class NewTicketForm(FlaskForm):
     )
     email = EmailField(_l("Email"), validators=[Optional(), _too_long(254)])
     account_ref = StringField(_l("Account or contract number"), validators=[Optional(), _too_long(100)])
-    locale = SelectField(_l("Customer's language"), choices=_choices(LOCALE_NAMES))
+    locale = SelectField(_l("Customer's language"), choices=label_choices(LOCALE_NAMES))
     description = _message_field(
         _l("What the customer asks"),
         description=_l("In the customer's words where you can: this is the request on record."),

@@ -9,7 +9,7 @@ from decimal import Decimal
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
-from crm.audit.chain import digest
+from crm.audit.chain import digest, format_instant
 from crm.audit.service import Actor, record
 from crm.auth.models import User
 from crm.auth.service import check_email
@@ -179,6 +179,7 @@ def _create_ticket(
         actor=actor,
         data={
             "reference": reference,
+            "created_at": format_instant(now),
             "kind": kind,
             "channel": channel,
             "priority": priority,

@@ -3,6 +3,7 @@ adds a line to the thread and records its audit event."""
 
 from flask_babel import lazy_gettext as _l
 
+from crm.audit.chain import format_instant
 from crm.audit.service import Actor, record
 from crm.auth.models import User
 from crm.columns import utcnow
@@ -28,10 +29,13 @@ def set_status(
             ),
             "status",
         )
+    at = utcnow()
     ticket.status = new
-    if new == Status.RESOLVED:
-        ticket.resolved_at = utcnow()
-    clocks.on_status_change(ticket, old, new, actor=actor)
+    if new in (Status.RESOLVED, Status.WITHDRAWN):
+        # When the request last ended: a report counts a complaint closed then (a
+        # reopened one counts once, when it finally closes).
+        ticket.resolved_at = at
+    clocks.on_status_change(ticket, old, new, actor=actor, at=at)
     add_entry(
         ticket,
         EntryKind.STATUS_CHANGE,
@@ -39,4 +43,10 @@ def set_status(
         author=author,
         details={"from": old, "to": new},
     )
-    record("ticket.status_changed", "ticket", ticket.id, actor=actor, data={"before": old, "after": new})
+    record(
+        "ticket.status_changed",
+        "ticket",
+        ticket.id,
+        actor=actor,
+        data={"before": old, "after": new, "at": format_instant(at)},
+    )

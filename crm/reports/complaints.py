@@ -1,0 +1,258 @@
+"""The complaints return, modelled on the UK FCA's DISP 1 Annex 1, with a China block.
+
+Complaints are the tickets of kind ``complaint`` or ``refund`` (a refund request is an
+expression of dissatisfaction with a claim of loss), merged duplicates left out. A
+complaint is **closed** when it is resolved, closed or withdrawn; one reopened counts
+once, when it finally closes (``Ticket.resolved_at`` holds its last ending). **Upheld**
+comes from the refund decision in force: approved in full, approved in part, denied.
+The counting runs on ``ComplaintFact``s, built from the tables here and from the audit
+trail alone in ``crm.reports.trail``.
+"""
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import or_, select
+
+from crm.extensions import db
+from crm.refunds.models import DecisionStatus, Escalation, Payout, RefundDecision
+from crm.reports.periods import Period
+from crm.sla import versions
+from crm.sla.deadlines import day_deadline
+from crm.sla.models import Clock, ClockState, ConfigKind, Metric, Unit
+from crm.tickets.models import Kind, Status, Ticket
+
+COMPLAINT_KINDS = (Kind.COMPLAINT, Kind.REFUND)
+CLOSED = frozenset({Status.RESOLVED, Status.CLOSED, Status.WITHDRAWN})
+OUTCOMES = ("approved_full", "approved_partial", "denied")
+EIGHT_WEEKS = timedelta(weeks=8)
+# The China block: the regulatory profile of each line.
+CHINA_LINES = (
+    ("cn-telecom", "telecom_15_days"),
+    ("cn-12315-odr", "12315_10_working_days"),
+    ("cn-12321", "12321_15_working_days"),
+)
+
+
+@dataclass(frozen=True)
+class ComplaintFact:
+    ticket_id: int
+    reason: str | None
+    received_at: datetime
+    closed_at: datetime | None  # None while open
+    outcome: str | None  # of the decision in force, if any
+    # The profile of its regulatory final-answer clock, and whether that was met on time.
+    profile: str | None = None
+    met_on_time: bool | None = None
+
+
+@dataclass
+class Counts:
+    outstanding_at_start: int = 0
+    opened: int = 0
+    closed_within_3_business_days: int = 0
+    closed_within_8_weeks: int = 0
+    closed_after_8_weeks: int = 0
+    outstanding_at_end: int = 0
+    outcomes: Counter = field(default_factory=Counter)
+
+    @property
+    def closed(self) -> int:
+        return self.closed_within_3_business_days + self.closed_within_8_weeks + self.closed_after_8_weeks
+
+    def share(self, outcome: str) -> float | None:
+        decided = sum(self.outcomes[o] for o in OUTCOMES)
+        return 100 * self.outcomes[outcome] / decided if decided else None
+
+    def totals(self) -> dict:
+        return {
+            "outstanding_at_start": self.outstanding_at_start,
+            "opened": self.opened,
+            "closed_within_3_business_days": self.closed_within_3_business_days,
+            "closed_within_8_weeks": self.closed_within_8_weeks,
+            "closed_after_8_weeks": self.closed_after_8_weeks,
+            "outstanding_at_end": self.outstanding_at_end,
+            **{f"upheld_{outcome}": self.outcomes[outcome] for outcome in OUTCOMES},
+            "no_decision": self.outcomes[None],
+        }
+
+
+@dataclass
+class ComplaintsReturn:
+    period: Period
+    total: Counts
+    by_reason: dict[str | None, Counts]
+    redress_paid: dict[str, int]  # currency -> minor units
+    china: dict[str, tuple[int, int]]  # line -> (on time, closed with that clock)
+    escalations: dict[str, int]  # body -> count received in the period
+
+    def totals(self) -> dict:
+        return {
+            **self.total.totals(),
+            **{f"redress_{currency}": amount for currency, amount in sorted(self.redress_paid.items())},
+            **{f"china_{line}": list(pair) for line, pair in sorted(self.china.items())},
+            **{f"escalations_{body}": n for body, n in sorted(self.escalations.items())},
+        }
+
+
+def count(
+    facts: Iterable[ComplaintFact],
+    period: Period,
+    *,
+    three_days_end,
+    payouts: Iterable[tuple[str, int, datetime]] = (),
+    escalations: Iterable[tuple[str, date]] = (),
+) -> ComplaintsReturn:
+    """``three_days_end(received_at)``: when the third business day after receipt ends.
+    ``payouts``: (currency, minor units, paid at); ``escalations``: (body, received)."""
+    start, end = period.start, period.end
+    total = Counts()
+    by_reason: dict[str | None, Counts] = defaultdict(Counts)
+    china = {line: (0, 0) for _profile, line in CHINA_LINES}
+    lines = dict(CHINA_LINES)
+    for fact in facts:
+        for counts in (total, by_reason[fact.reason]):
+            _add(counts, fact, start, end, three_days_end)
+        closed_now = fact.closed_at is not None and start <= fact.closed_at < end
+        if closed_now and fact.profile in lines and fact.met_on_time is not None:
+            on_time, closed = china[lines[fact.profile]]
+            china[lines[fact.profile]] = (on_time + fact.met_on_time, closed + 1)
+    redress: dict[str, int] = defaultdict(int)
+    for currency, amount, paid_at in payouts:
+        if start <= paid_at < end:
+            redress[currency] += amount
+    bodies = Counter(
+        body for body, received in escalations if period.first_day <= received <= period.last_day
+    )
+    return ComplaintsReturn(period, total, dict(by_reason), dict(redress), china, dict(bodies))
+
+
+def _add(counts: Counts, fact: ComplaintFact, start: datetime, end: datetime, three_days_end) -> None:
+    received, closed = fact.received_at, fact.closed_at
+    if received < start and (closed is None or closed >= start):
+        counts.outstanding_at_start += 1
+    if start <= received < end:
+        counts.opened += 1
+    if closed is not None and start <= closed < end:
+        if closed <= three_days_end(received):
+            counts.closed_within_3_business_days += 1
+        elif closed <= received + EIGHT_WEEKS:
+            counts.closed_within_8_weeks += 1
+        else:
+            counts.closed_after_8_weeks += 1
+        counts.outcomes[fact.outcome] += 1
+    if received < end and (closed is None or closed >= end):
+        counts.outstanding_at_end += 1
+
+
+def three_business_days(timezone: str):
+    """When the third business day after a receipt ends, on the tenant's default
+    calendar (its hours, holidays and moved working days), as DISP 1.5 counts."""
+    version = versions.current(ConfigKind.CALENDAR)
+    spec = versions.calendar_spec(version) if version else None
+
+    def end_of_third(received_at: datetime) -> datetime:
+        return day_deadline(received_at, 3, Unit.BUSINESS_DAYS, timezone=timezone, spec=spec).due_at
+
+    return end_of_third
+
+
+# --- from the tables ----------------------------------------------------------------------------
+
+
+def facts_from_tables(period: Period) -> list[ComplaintFact]:
+    """The complaints received before the period ends and not closed before it starts."""
+    receipt = Ticket.received_at.is_(None) & (Ticket.created_at < period.end) | (
+        Ticket.received_at < period.end
+    )
+    still_there = or_(Ticket.status.not_in(CLOSED), Ticket.resolved_at >= period.start)
+    tickets = db.session.execute(
+        select(
+            Ticket.id, Ticket.reason, Ticket.received_at, Ticket.created_at, Ticket.status, Ticket.resolved_at
+        ).where(Ticket.kind.in_(COMPLAINT_KINDS), Ticket.merged_into_id.is_(None), receipt, still_there)
+    ).all()
+    ids = [row.id for row in tickets]
+    outcomes = _outcomes(ids)
+    regulatory = _regulatory_finals(ids)
+    return [
+        ComplaintFact(
+            ticket_id=row.id,
+            reason=row.reason,
+            received_at=row.received_at or row.created_at,
+            closed_at=row.resolved_at if row.status in CLOSED else None,
+            outcome=outcomes.get(row.id),
+            profile=regulatory.get(row.id, (None, None))[0],
+            met_on_time=regulatory.get(row.id, (None, None))[1],
+        )
+        for row in tickets
+    ]
+
+
+def _chunks(ids: list[int], size: int = 5000):
+    for first in range(0, len(ids), size):
+        yield ids[first : first + size]
+
+
+def _outcomes(ids: list[int]) -> dict[int, str]:
+    """The outcome of each ticket's decision in force (its latest approved one)."""
+    found: dict[int, tuple[int, str]] = {}
+    for chunk in _chunks(ids):
+        rows = db.session.execute(
+            select(RefundDecision.ticket_id, RefundDecision.id, RefundDecision.outcome).where(
+                RefundDecision.ticket_id.in_(chunk), RefundDecision.status == DecisionStatus.APPROVED
+            )
+        )
+        for ticket_id, decision_id, outcome in rows:
+            if ticket_id not in found or decision_id > found[ticket_id][0]:
+                found[ticket_id] = (decision_id, outcome)
+    return {ticket_id: outcome for ticket_id, (_id, outcome) in found.items()}
+
+
+def _regulatory_finals(ids: list[int]) -> dict[int, tuple[str, bool | None]]:
+    """Each ticket's regulatory final-answer clock: its profile, and whether it was met
+    on time (None while it runs)."""
+    found = {}
+    for chunk in _chunks(ids):
+        rows = db.session.execute(
+            select(Clock.subject_id, Clock.rule, Clock.state, Clock.breached_at).where(
+                Clock.subject_type == "ticket",
+                Clock.subject_id.in_(chunk),
+                Clock.metric == Metric.REGULATORY_FINAL,
+            )
+        )
+        for ticket_id, rule, state, breached_at in rows:
+            met = (
+                state == ClockState.MET and breached_at is None
+                if state == ClockState.MET or breached_at
+                else None
+            )
+            found[ticket_id] = (rule, met)
+    return found
+
+
+def on_time(state: str, breached_at: datetime | None) -> bool | None:
+    """A deadline's outcome: met on time, missed (True/False), or not known yet."""
+    if state == ClockState.MET:
+        return breached_at is None
+    return False if breached_at is not None else None
+
+
+def payouts_in(period: Period) -> list[tuple[str, int, datetime]]:
+    rows = db.session.execute(
+        select(RefundDecision.currency, Payout.amount_minor, Payout.paid_at)
+        .join(RefundDecision, RefundDecision.id == Payout.decision_id)
+        .where(Payout.paid_at >= period.start, Payout.paid_at < period.end)
+    )
+    return [tuple(row) for row in rows]
+
+
+def escalations_in(period: Period) -> list[tuple[str, date]]:
+    """(body, the day it was received) of the escalations received in the period."""
+    rows = db.session.execute(
+        select(Escalation.body, Escalation.received_on).where(
+            Escalation.received_on >= period.first_day, Escalation.received_on <= period.last_day
+        )
+    )
+    return [tuple(row) for row in rows]

@@ -1,0 +1,213 @@
+"""SLA attainment: for each metric, the clocks that became due in the period, how many
+were met on time, met late, or breached and not met, the attainment, and the median and
+90th-percentile time to meet in business and calendar time; overall, or by assignee,
+reason or week.
+
+The arithmetic runs on ``ClockFact``s, which come from the clock rows here and from the
+audit trail alone in ``crm.reports.trail``: the same code counts both, so ``reports
+verify`` compares like with like.
+"""
+
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import and_, select
+
+from crm.extensions import db
+from crm.leads.models import Lead
+from crm.reports.periods import Period
+from crm.sla import versions
+from crm.sla.businesstime import timeline_for
+from crm.sla.models import Clock, ClockState, Metric, Unit
+from crm.tickets.models import Ticket
+
+GROUPS = ("metric", "assignee", "reason", "week")
+# The order metrics are listed in.
+METRICS = (
+    Metric.FIRST_RESPONSE,
+    Metric.NEXT_RESPONSE,
+    Metric.RESOLUTION,
+    Metric.REGULATORY_RESPONSE,
+    Metric.REGULATORY_FINAL,
+    Metric.REGULATORY_FINAL_LATEST,
+    Metric.PAYOUT,
+    Metric.ESCALATION,
+    Metric.FIRST_CONTACT,
+)
+
+
+@dataclass(frozen=True)
+class ClockFact:
+    """What the report needs of one clock."""
+
+    clock_id: int
+    metric: str
+    state: str
+    unit: str
+    started_at: datetime
+    due_at: datetime
+    met_at: datetime | None
+    breached_at: datetime | None
+    paused_seconds: int
+    calendar_version_id: int | None
+    assignee_id: int | None = None
+    reason: str | None = None
+
+
+@dataclass
+class Row:
+    """One line of the report: a metric, within a group (an assignee, a reason, a week)."""
+
+    metric: str
+    group: object = None
+    due: int = 0
+    met_on_time: int = 0
+    met_late: int = 0
+    breached_open: int = 0
+    not_yet_due: int = 0
+    business_seconds: list[int] = field(default_factory=list)
+    calendar_seconds: list[int] = field(default_factory=list)
+
+    @property
+    def decided(self) -> int:
+        """Clocks whose outcome is known: met, or past due without being met."""
+        return self.met_on_time + self.met_late + self.breached_open
+
+    @property
+    def attainment(self) -> float | None:
+        """Met on time, as a share of the clocks whose outcome is known (percent)."""
+        return 100 * self.met_on_time / self.decided if self.decided else None
+
+    def median(self, kind: str) -> int | None:
+        values = getattr(self, f"{kind}_seconds")
+        return int(statistics.median(values)) if values else None
+
+    def p90(self, kind: str) -> int | None:
+        values = sorted(getattr(self, f"{kind}_seconds"))
+        if not values:
+            return None
+        # Nearest rank: the smallest value with at least 90% of them at or below it.
+        return values[max(0, -(-9 * len(values) // 10) - 1)]
+
+    def totals(self) -> dict:
+        """The counts that ``reports verify`` compares."""
+        return {
+            "due": self.due,
+            "met_on_time": self.met_on_time,
+            "met_late": self.met_late,
+            "breached_open": self.breached_open,
+            "not_yet_due": self.not_yet_due,
+        }
+
+
+def _business_seconds(fact: ClockFact, met_at: datetime, specs: dict) -> int | None:
+    if fact.unit != Unit.BUSINESS_MINUTES or fact.calendar_version_id is None:
+        return None
+    if fact.calendar_version_id not in specs:
+        version = versions.by_id(fact.calendar_version_id)
+        specs[fact.calendar_version_id] = versions.calendar_spec(version) if version else None
+    spec = specs[fact.calendar_version_id]
+    if spec is None:
+        return None
+    return max(0, timeline_for(spec).seconds_between(fact.started_at, met_at) - fact.paused_seconds)
+
+
+def count(
+    facts: Iterable[ClockFact], period: Period, *, now: datetime, group_by: str = "metric"
+) -> list[Row]:
+    """The report's rows, metrics in their usual order and groups sorted."""
+    rows: dict[tuple, Row] = {}
+    specs: dict = {}
+    for fact in facts:
+        if not (period.start <= fact.due_at < period.end):
+            continue
+        group = {
+            "metric": None,
+            "assignee": fact.assignee_id,
+            "reason": fact.reason,
+            "week": period.week_of(fact.due_at),
+        }[group_by]
+        row = rows.setdefault((fact.metric, group), Row(fact.metric, group))
+        row.due += 1
+        if fact.met_at is not None and fact.state == ClockState.MET:
+            if fact.breached_at is None:
+                row.met_on_time += 1
+            else:
+                row.met_late += 1
+            row.calendar_seconds.append(int((fact.met_at - fact.started_at).total_seconds()))
+            business = _business_seconds(fact, fact.met_at, specs)
+            if business is not None:
+                row.business_seconds.append(business)
+        elif fact.breached_at is not None or fact.due_at <= now:
+            row.breached_open += 1
+        else:
+            row.not_yet_due += 1
+    order = {metric: position for position, metric in enumerate(METRICS)}
+    return sorted(rows.values(), key=lambda r: (order.get(r.metric, 99), _sortable(r.group)))
+
+
+def _sortable(group) -> tuple:
+    return (group is None, str(group) if group is not None else "")
+
+
+# --- from the clock rows ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filters:
+    kind: str | None = None
+    reason: str | None = None
+    channel: str | None = None
+    priority: str | None = None
+    assignee: int | None = None
+
+    @property
+    def on_tickets(self) -> bool:
+        return any((self.kind, self.reason, self.channel, self.priority, self.assignee))
+
+
+def facts_from_clocks(period: Period, filters: Filters = Filters()) -> list[ClockFact]:
+    """The clocks due in the period with what the groups need: a ticket's assignee and
+    reason, a lead's owner. Stopped clocks are left out: the request went away. Marker
+    clocks, which never alert, are left out too."""
+    ticket_join = and_(Clock.subject_type == "ticket", Ticket.id == Clock.subject_id)
+    lead_join = and_(Clock.subject_type == "lead", Lead.id == Clock.subject_id)
+    query = (
+        select(Clock, Ticket.assignee_id, Ticket.reason, Lead.assignee_id)
+        .outerjoin(Ticket, ticket_join)
+        .outerjoin(Lead, lead_join)
+        .where(
+            Clock.due_at >= period.start,
+            Clock.due_at < period.end,
+            Clock.alerts.is_(True),
+            Clock.state != ClockState.STOPPED,
+        )
+    )
+    for column, value in (
+        (Ticket.kind, filters.kind),
+        (Ticket.reason, filters.reason),
+        (Ticket.channel, filters.channel),
+        (Ticket.priority, filters.priority),
+        (Ticket.assignee_id, filters.assignee),
+    ):
+        if value:
+            query = query.where(column == value)
+    return [
+        ClockFact(
+            clock_id=clock.id,
+            metric=clock.metric,
+            state=clock.state,
+            unit=clock.unit,
+            started_at=clock.started_at,
+            due_at=clock.due_at,
+            met_at=clock.met_at,
+            breached_at=clock.breached_at,
+            paused_seconds=clock.paused_seconds,
+            calendar_version_id=clock.calendar_version_id,
+            assignee_id=ticket_assignee if clock.subject_type == "ticket" else lead_assignee,
+            reason=reason,
+        )
+        for clock, ticket_assignee, reason, lead_assignee in db.session.execute(query)
+    ]

@@ -1,0 +1,52 @@
+"""A report as tables: the same rows for the page, the CSV download and the CLI's JSON."""
+
+import csv
+import io
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Table:
+    key: str  # stable name, for JSON and element ids
+    title: str
+    columns: list[tuple[str, str]]  # (key, label)
+    rows: list[dict]
+
+    def as_json(self) -> dict:
+        return {
+            "table": self.key,
+            "rows": [{key: row.get(key) for key, _ in self.columns} for row in self.rows],
+        }
+
+
+def as_csv(tables: list[Table]) -> bytes:
+    """UTF-8 with a byte-order mark, so Excel reads Chinese right; one block per table,
+    headed by its title and its columns' labels (in the page's language)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    for number, table in enumerate(tables):
+        if number:
+            writer.writerow([])
+        writer.writerow([table.title])
+        writer.writerow([label for _, label in table.columns])
+        for row in table.rows:
+            writer.writerow([_cell(row.get(key)) for key, _ in table.columns])
+    return "\ufeff".encode() + out.getvalue().encode()
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    text = str(value)
+    # A cell a spreadsheet would run as a formula is kept as text.
+    return "'" + text if text[:1] in ("=", "+", "-", "@") and not _number(text) else text
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

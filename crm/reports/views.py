@@ -1,0 +1,97 @@
+"""The reports pages: SLA attainment and the complaints return, each with a chart, the
+same numbers as a table, and a CSV download (``?format=csv``) in the page's language."""
+
+from flask import Blueprint, Response, render_template, request
+from flask_login import current_user
+
+from crm.access import Role, record_auditor_reading, requires
+from crm.auth import service as auth
+from crm.columns import utcnow
+from crm.errors import DomainError
+from crm.reports import periods, service
+from crm.reports.forms import CUSTOM, ReportForm
+from crm.reports.tables import Table, as_csv
+from tenants import current_tenant
+from tenants.ext import URL_PREFIX
+
+bp = Blueprint("reports", __name__, url_prefix=URL_PREFIX)
+
+
+def _form() -> tuple[ReportForm, periods.Period | None]:
+    """The period picker and filters from the query string, and the period they give
+    (None, with the error beside its field, when they give none)."""
+    form = ReportForm(request.args)
+    form.set_assignees(user for user in auth.list_users() if user.role != Role.AUDITOR)
+    if not form.validate():
+        return form, None
+    timezone = current_tenant().timezone
+    try:
+        if form.period.data == CUSTOM:
+            return form, periods.between(form.first_day.data, form.last_day.data, timezone)
+        return form, periods.preset(form.period.data, periods.local_today(timezone, utcnow()), timezone)
+    except DomainError as error:
+        getattr(form, error.field or "period").errors.append(error.message)
+        return form, None
+
+
+def _csv(tables: list[Table], name: str, period: periods.Period) -> Response:
+    filename = f"{current_tenant().slug}-{name}-{period.first_day}-{period.last_day}.csv"
+    return Response(
+        as_csv(tables),
+        mimetype="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _query_without(*names: str) -> dict:
+    return {key: value for key, value in request.args.items() if key not in names}
+
+
+@bp.route("/reports")
+@requires("reports.view")
+def index():
+    """SLA attainment, by the chosen grouping, with the weekly trend."""
+    form, period = _form()
+    if period is None:
+        return render_template("reports/sla.html", form=form, period=None, table=None), 400
+    group_by = form.by.data
+    rows = service.sla_rows(period, group_by=group_by, filters=form.filters())
+    table = service.sla_table(rows, group_by)
+    record_auditor_reading("audit.viewed", "report", None, {"report": "sla", **_query_without()})
+    if request.args.get("format") == "csv":
+        return _csv([table], "sla", period)
+    trend = service.weekly_trend(period, form.filters()) if group_by != "week" else None
+    return render_template(
+        "reports/sla.html",
+        form=form,
+        period=period,
+        table=table,
+        attainment_items=[(row["metric"], row["attainment"]) for row in table.rows],
+        trend=[(week, percent) for week, percent, _decided in trend or []],
+        query=_query_without("format"),
+    )
+
+
+@bp.route("/reports/complaints")
+@requires("reports.view")
+def complaints():
+    """The complaints return; ``?print=1`` is the printable page."""
+    form, period = _form()
+    if period is None:
+        return render_template("reports/complaints.html", form=form, period=None, tables=[]), 400
+    result = service.complaints_return(period)
+    tables = service.complaints_tables(result)
+    record_auditor_reading("audit.viewed", "report", None, {"report": "complaints", **_query_without()})
+    if request.args.get("format") == "csv":
+        return _csv(tables, "complaints", period)
+    return render_template(
+        "reports/complaints.html",
+        form=form,
+        period=period,
+        tables=tables,
+        result=result,
+        printable=request.args.get("print") == "1",
+        query=_query_without("format", "print"),
+        me=current_user,
+        printed_at=utcnow(),
+    )

@@ -1,0 +1,258 @@
+"""Manager reports: periods, SLA attainment and the complaints return, each on a data set
+whose answers are worked out by hand here; the CSV and JSON outputs; the pages, their
+permissions and isolation; and ``reports verify``, which recomputes them from the trail."""
+
+import json
+import re
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from crm.reports import complaints, periods, sla
+from crm.sla.models import ClockState
+from crm.tickets.models import Ticket
+from tests import test_refunds
+from tests.conftest import acting_for, login
+from tests.test_refunds import DENIED, FULL, PARTIAL, decide, received, staff_client
+from tests.test_sla import shanghai, travel
+
+SEP_TO_NOV = ("--from", "2026-09-01", "--to", "2026-11-30")
+desk = test_refunds.desk  # a Shanghai provider under the example policy
+DECISION_ERRORS = re.compile(r"(?:invalid-feedback|alert-danger)[^>]*>([^<]+)<")
+
+
+# --- periods ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "first", "last"),
+    [
+        ("this_week", date(2026, 12, 14), date(2026, 12, 20)),
+        ("last_week", date(2026, 12, 7), date(2026, 12, 13)),
+        ("this_month", date(2026, 12, 1), date(2026, 12, 31)),
+        ("last_month", date(2026, 11, 1), date(2026, 11, 30)),
+        ("this_quarter", date(2026, 10, 1), date(2026, 12, 31)),
+        ("last_quarter", date(2026, 7, 1), date(2026, 9, 30)),
+    ],
+)
+def test_presets_are_whole_local_days(name, first, last):
+    period = periods.preset(name, date(2026, 12, 16), "Asia/Shanghai")
+    assert (period.first_day, period.last_day) == (first, last)
+    # Midnight in Shanghai is 16:00 UTC the day before.
+    assert period.start == datetime.combine(first - timedelta(days=1), datetime.min.time(), UTC).replace(
+        hour=16
+    )
+
+
+def test_a_custom_period_must_run_forwards_and_not_too_long():
+    with pytest.raises(Exception, match="cannot end before"):
+        periods.between(date(2026, 2, 1), date(2026, 1, 1), "UTC")
+    with pytest.raises(Exception, match="at most three years"):
+        periods.between(date(2020, 1, 1), date(2026, 1, 1), "UTC")
+
+
+# --- SLA attainment, by hand --------------------------------------------------------------------
+
+
+def fact(
+    n, due, *, met=None, breached=None, state=None, metric="first_response", started=None, assignee=None
+):
+    due = datetime(2026, 9, due, 12, tzinfo=UTC)
+    return sla.ClockFact(
+        clock_id=n,
+        metric=metric,
+        state=state or (ClockState.MET if met else ClockState.RUNNING),
+        unit="calendar_days",  # no business time: calendar time only
+        started_at=started or due - timedelta(hours=10),
+        due_at=due,
+        met_at=met,
+        breached_at=breached,
+        paused_seconds=0,
+        calendar_version_id=None,
+        assignee_id=assignee,
+    )
+
+
+def test_sla_attainment_counts_by_due_time_and_reads_medians_and_the_90th_percentile():
+    period = periods.between(date(2026, 9, 1), date(2026, 9, 30), "UTC")
+    now = datetime(2026, 9, 20, tzinfo=UTC)
+    due = lambda day, hour=12: datetime(2026, 9, day, hour, tzinfo=UTC)  # noqa: E731
+    facts = [
+        # Met on time after 2, 4 and 6 hours (started 10 h before a due time at noon).
+        fact(1, 10, met=due(10, 4), assignee=7),
+        fact(2, 11, met=due(11, 6), assignee=7),
+        fact(3, 12, met=due(12, 8), assignee=8),
+        # Met 2 h late, after 12 hours.
+        fact(4, 13, met=due(13, 14), breached=due(13), assignee=8),
+        # Breached and still running; due before now without a recorded breach counts too.
+        fact(5, 14, breached=due(14)),
+        fact(6, 15),
+        # Not yet due; and one due outside the period.
+        fact(7, 25),
+        fact(8, 30, met=due(30, 4)),
+    ]
+    facts.append(sla.ClockFact(**{**fact(9, 10).__dict__, "due_at": datetime(2026, 10, 2, tzinfo=UTC)}))
+    [row] = sla.count(facts, period, now=now)
+    assert (row.due, row.met_on_time, row.met_late, row.breached_open, row.not_yet_due) == (8, 4, 1, 2, 1)
+    assert row.attainment == pytest.approx(100 * 4 / 7)
+    # Met after 2, 4, 6, 12 and (clock 8) 2 hours: median 4 h, 90th percentile 12 h.
+    assert row.median("calendar") == 4 * 3600 and row.p90("calendar") == 12 * 3600
+    assert row.median("business") is None
+    by_assignee = {r.group: r for r in sla.count(facts, period, now=now, group_by="assignee")}
+    assert (by_assignee[7].met_on_time, by_assignee[8].met_on_time, by_assignee[8].met_late) == (2, 1, 1)
+    weeks = {r.group: r.due for r in sla.count(facts, period, now=now, group_by="week")}
+    # Weeks from Monday: Sep 10-13 are in the week of the 7th; 14-15; 25; 30.
+    assert weeks == {date(2026, 9, 7): 4, date(2026, 9, 14): 2, date(2026, 9, 21): 1, date(2026, 9, 28): 1}
+
+
+# --- the complaints return, by hand -------------------------------------------------------------
+
+
+def complaint(n, received, closed=None, outcome=None, reason="unused_balance", profile=None, on_time=None):
+    return complaints.ComplaintFact(n, reason, received, closed, outcome, profile, on_time)
+
+
+def test_the_complaints_return_on_a_constructed_set():
+    period = periods.between(date(2026, 9, 1), date(2026, 11, 30), "UTC")
+    day = lambda m, d: datetime(2026, m, d, 10, tzinfo=UTC)  # noqa: E731
+    three_days = lambda received: received + timedelta(days=3)  # noqa: E731  (stand-in for the calendar)
+    facts = [
+        complaint(1, day(7, 1)),  # outstanding throughout
+        complaint(2, day(8, 20), day(9, 10), "approved_full"),  # outstanding at start, closed in 8 weeks
+        complaint(3, day(9, 16), day(9, 17), "approved_partial", profile="cn-telecom", on_time=True),
+        complaint(4, day(9, 16), day(9, 25), "denied", reason="other", profile="cn-telecom", on_time=False),
+        complaint(5, day(9, 16), day(11, 20), None),  # after 8 weeks (Nov 11), no decision
+        complaint(6, day(11, 29), day(12, 2), "denied"),  # opened in, closed after the period
+        complaint(7, day(6, 1), day(8, 1), "approved_full"),  # closed before: not in the return
+    ]
+    payouts = [("CNY", 7550, day(9, 20)), ("CNY", 100, day(12, 1)), ("USD", 500, day(10, 1))]
+    escalations = [("platform_12315", date(2026, 10, 5)), ("court", date(2026, 8, 31))]
+    result = complaints.count(
+        facts, period, three_days_end=three_days, payouts=payouts, escalations=escalations
+    )
+    totals = result.total.totals()
+    assert totals == {
+        "outstanding_at_start": 2,  # 1, 2
+        "opened": 4,  # 3, 4, 5, 6
+        "closed_within_3_business_days": 1,  # 3
+        "closed_within_8_weeks": 2,  # 2, 4
+        "closed_after_8_weeks": 1,  # 5
+        "outstanding_at_end": 2,  # 1, 6
+        "upheld_approved_full": 1,
+        "upheld_approved_partial": 1,
+        "upheld_denied": 1,
+        "no_decision": 1,
+    }
+    assert result.total.share("denied") == pytest.approx(100 / 3)
+    assert result.by_reason["other"].closed == 1 and result.by_reason["unused_balance"].opened == 3
+    assert result.redress_paid == {"CNY": 7550, "USD": 500}
+    assert result.china["telecom_15_days"] == (1, 2)
+    assert result.escalations == {"platform_12315": 1}
+
+
+# --- the whole desk: tables, trail, CLI, pages --------------------------------------------------
+
+
+@pytest.fixture
+def history(app, desk, make_tenant):
+    """Three refund requests received on Wed Sep 16 and one on Jul 1, decided at known
+    times; another tenant's request in the same weeks."""
+    with travel(shanghai(2026, 7, 1, 10)):
+        still_open = received(app, desk.tenant, purchased=date(2026, 6, 1))
+    with travel(shanghai(2026, 9, 16, 10)):
+        partial, denied, late = (received(app, desk.tenant) for _ in range(3))
+        decide(staff_client(app, desk.tenant, desk.agent), desk.tenant, partial.number, **PARTIAL)
+    with travel(shanghai(2026, 9, 22, 10)):  # after Thu, Fri and Mon: past 3 business days
+        decide(staff_client(app, desk.tenant, desk.agent), desk.tenant, denied.number, **DENIED)
+    with travel(shanghai(2026, 11, 20, 10)):  # more than 8 weeks after Sep 16
+        response = decide(
+            staff_client(app, desk.tenant, desk.agent), desk.tenant, late.number, **FULL, amount="199.00"
+        )
+        assert response.status_code == 302, re.findall(
+            r"(?:invalid-feedback|alert-danger)[^>]*>([^<]+)<", response.text
+        )
+    with travel(shanghai(2026, 9, 16, 11)):
+        received(app, make_tenant())
+    return still_open
+
+
+def run(runner, *args):
+    return runner.invoke(args=["reports", *args])
+
+
+def test_the_return_from_the_tables_matches_the_hand_count_and_the_trail_agrees(app, runner, desk, history):
+    result = run(runner, "complaints", "--tenant", desk.tenant.slug, *SEP_TO_NOV, "--format", "json")
+    assert result.exit_code == 0, result.output
+    tables = {table["table"]: table["rows"] for table in json.loads(result.output)["tables"]}
+    counts = {row["measure"]: row["count"] for row in tables["return"]}
+    assert counts["Complaints outstanding at the start of the period"] == 1
+    assert counts["Opened in the period"] == 3
+    assert counts["Closed within 3 business days"] == 1
+    assert counts["Closed after 3 business days, within 8 weeks"] == 1
+    assert counts["Closed after 8 weeks"] == 1
+    assert counts["Outstanding at the end of the period"] == 1
+    assert (counts["Upheld in full"], counts["Upheld in part"], counts["Not upheld"]) == (1, 1, 1)
+    verified = run(runner, "verify", "--tenant", desk.tenant.slug, *SEP_TO_NOV)
+    assert verified.exit_code == 0, verified.output
+    assert verified.output.rstrip().endswith("measures agree")
+    assert "complaints opened" in verified.output and "sla first_response.due" in verified.output
+
+
+def test_verify_fails_when_a_table_was_changed_behind_the_trails_back(app, runner, desk, history):
+
+    with acting_for(app, desk.tenant) as session:
+        ticket = session.scalars(
+            __import__("sqlalchemy").select(Ticket).where(Ticket.number == history.number)
+        ).one()
+        ticket.received_at = shanghai(2026, 9, 2, 10)  # moved into the period, with no event
+        session.commit()
+    verified = run(runner, "verify", "--tenant", desk.tenant.slug, *SEP_TO_NOV)
+    assert verified.exit_code == 1
+    assert "DIFFERS" in verified.output
+
+
+def test_the_csv_has_a_byte_order_mark_and_the_pages_language(app, client, desk, history):
+    with travel(shanghai(2026, 12, 3, 10)):
+        manager = staff_client(app, desk.tenant, desk.manager)
+        query = "period=custom&first_day=2026-09-01&last_day=2026-11-30"
+        english = manager.get(f"/t/{desk.tenant.slug}/reports/complaints?{query}&format=csv")
+        manager.post(f"/t/{desk.tenant.slug}/language", data={})  # no token: ignored
+        page = manager.get(f"/t/{desk.tenant.slug}/reports?{query}")
+    assert english.status_code == 200 and english.data.startswith("\ufeff".encode())
+    assert english.headers["Content-Type"].startswith("text/csv")
+    assert "Opened in the period,3" in english.data.decode("utf-8-sig")
+    assert page.status_code == 200 and 'id="chart-attainment"' in page.text and "<svg" in page.text
+
+
+def test_reports_are_for_managers_admins_and_auditors_of_the_tenant(
+    app, client, desk, history, make_tenant, make_user
+):
+    url = f"/t/{desk.tenant.slug}/reports/complaints?period=last_quarter"
+    login(client, desk.tenant, desk.agent)
+    assert client.get(url).status_code == 403
+    other = make_tenant()
+    outsider = app.test_client()
+    login(outsider, other, make_user(other, "manager"))
+    assert outsider.get(url).status_code in (302, 404)
+    mine = outsider.get(
+        f"/t/{other.slug}/reports/complaints?period=custom&first_day=2026-09-01&last_day=2026-11-30&format=csv"
+    )
+    assert "Opened in the period,0,\r\n" in mine.data.decode("utf-8-sig")  # none of the desk's three
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "period=custom&first_day=2026-12-01&last_day=2026-01-01",
+        "period=custom&first_day=2026-01-01",
+        "period=bogus",
+        "period=custom&first_day=1-01-01&last_day=9999-12-31",
+        "by=nonsense",
+        "assignee=99999999999999999999",
+    ],
+)
+def test_bad_periods_and_filters_are_400_with_a_message(app, client, desk, query):
+    login(client, desk.tenant, desk.manager)
+    response = client.get(f"/t/{desk.tenant.slug}/reports?{query}")
+    assert response.status_code == 400
+    assert "invalid-feedback" in response.text or "is-invalid" in response.text
