@@ -256,3 +256,77 @@ def test_bad_periods_and_filters_are_400_with_a_message(app, client, desk, query
     response = client.get(f"/t/{desk.tenant.slug}/reports?{query}")
     assert response.status_code == 400
     assert "invalid-feedback" in response.text or "is-invalid" in response.text
+
+
+def test_the_refunds_report_sums_requested_decided_and_paid(app, runner, desk, history):
+    result = run(runner, "refunds", "--tenant", desk.tenant.slug, *SEP_TO_NOV, "--format", "json")
+    assert result.exit_code == 0, result.output
+    tables = {table["table"]: table["rows"] for table in json.loads(result.output)["tables"]}
+    # Three requests of 199.00 on Sep 16; decided 75.50 + 0 + 199.00; nothing paid yet.
+    assert tables["refund_totals"] == [
+        {"currency": "CNY", "requests": 3, "requested": "597.00", "decided": "274.50", "paid": "0.00"}
+    ]
+    outcomes = {row["key"]: (row["decisions"], row["amount"]) for row in tables["refunds_by_outcome"]}
+    assert outcomes == {
+        "Approved in full": (1, "199.00"),
+        "Approved in part": (1, "75.50"),
+        "Denied": (1, "0.00"),
+    }
+    # Decided after 0, 6 and 65 days: the median is 6.
+    timing = {row["measure"]: row["days"] for row in tables["refund_timing"]}
+    assert timing["From receipt to decision"] == 6.0
+
+
+def test_the_leads_report_counts_sources_the_funnel_and_lost_reasons(app, runner, make_tenant, make_user):
+    from crm.audit.service import Actor
+    from crm.auth.models import User
+    from crm.leads import intake, pipeline
+
+    tenant = make_tenant()
+    agent = make_user(tenant, "agent")
+    actor = Actor.operator("test")
+    with travel(shanghai(2026, 9, 16, 10)), acting_for(app, tenant) as session:
+        user = session.get(User, agent.id)
+        stages = [None, "contacted", "qualified", "won", "lost"]
+        for n, stage in enumerate(stages):
+            details = intake.LeadDetails(
+                name=f"Lead {n}", phone=f"1390013900{n}", utm_source="wechat" if n % 2 else None
+            )
+            lead = intake.receive(
+                details, source="web_form", actor=actor, ip=None, proofs=[(None, True, "form")]
+            ).lead
+            if stage:
+                pipeline.log_call(lead, pipeline.CallLog("answered"), user=user, actor=actor)
+            if stage in ("qualified", "won"):
+                pipeline.set_stage(lead, "qualified", user=user, actor=actor)
+            if stage == "won":
+                pipeline.set_stage(lead, "won", user=user, actor=actor)
+            if stage == "lost":
+                pipeline.set_stage(lead, "lost", user=user, actor=actor, lost_reason="Too expensive")
+        session.commit()
+    result = run(runner, "leads", "--tenant", tenant.slug, *SEP_TO_NOV, "--format", "json")
+    assert result.exit_code == 0, result.output
+    tables = {table["table"]: table["rows"] for table in json.loads(result.output)["tables"]}
+    assert {row["source"]: row["leads"] for row in tables["lead_sources"]} == {"wechat": 2, "web_form": 3}
+    funnel = {row["stage"]: (row["leads"], row["percent"]) for row in tables["funnel"]}
+    # Five received; four were contacted (3 went on, 1 lost after it), two qualified, one won.
+    assert funnel["New"] == (5, 100.0) and funnel["Won"] == (1, 20.0) and funnel["Lost"] == (1, 20.0)
+    assert funnel["Contacted"] == (4, 80.0) and funnel["Qualified"] == (2, 40.0)
+    assert tables["lost_reasons"] == [{"reason": "Too expensive", "leads": 1}]
+    first = {row["measure"]: row["value"] for row in tables["first_contact"]}
+    assert first["Kept"] == 4 and first["Missed, not yet contacted"] == 1
+
+
+@pytest.mark.parametrize("report", ["", "/complaints", "/refunds", "/leads", "/agents"])
+@pytest.mark.parametrize("locale", ["en", "zh_CN"])
+def test_every_report_page_opens_in_both_languages_with_a_chart_and_a_table(app, desk, report, locale):
+    with travel(shanghai(2026, 12, 3, 10)):
+        manager = staff_client(app, desk.tenant, desk.manager)
+        manager.post(f"/t/{desk.tenant.slug}/account", data={})
+        page = manager.get(
+            f"/t/{desk.tenant.slug}/reports{report}?period=last_quarter", headers={"Accept-Language": locale}
+        )
+        csv = manager.get(f"/t/{desk.tenant.slug}/reports{report}?period=last_quarter&format=csv")
+    assert page.status_code == 200
+    assert "<svg" in page.text and "<table" in page.text
+    assert csv.status_code == 200 and csv.data.startswith(b"\xef\xbb\xbf")

@@ -8,7 +8,11 @@ import click
 from flask.cli import AppGroup
 
 from crm.cli_support import operator_command, tenant_option
+from crm.columns import utcnow
+from crm.reports import agents as agents_report
+from crm.reports import leads as leads_report
 from crm.reports import periods, service, sla
+from crm.reports import refunds as refunds_report
 from crm.reports.tables import Table, as_csv
 from tenants import Tenant, tenant_context
 
@@ -75,6 +79,29 @@ def complaints_report(tenant: Tenant, first_day, last_day, output_format: str) -
     with tenant_context(tenant):
         period = _period(tenant, first_day, last_day)
         _print(service.complaints_tables(service.complaints_return(period)), output_format, period)
+
+
+def _tables_command(name: str, build, help_text: str) -> None:
+    @reports_cli.command(name, help=help_text)
+    @tenant_option
+    @period_options
+    @format_option
+    @operator_command
+    def command(tenant: Tenant, first_day, last_day, output_format: str) -> None:
+        with tenant_context(tenant):
+            period = _period(tenant, first_day, last_day)
+            _print(build(period, utcnow()), output_format, period)
+
+
+_tables_command(
+    "refunds", refunds_report.refunds_tables, "Refunds requested, decided and paid, and overdue payouts."
+)
+_tables_command("leads", leads_report.leads_tables, "New leads, first contact, the funnel, lost reasons.")
+_tables_command(
+    "agents",
+    lambda period, now: [agents_report.agents_table(period, now)],
+    "Per agent: open, handled, first response, replies, breaches.",
+)
 
 
 @reports_cli.command("verify")

@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 
 from crm.auth import service as auth
 from crm.columns import utcnow
-from crm.money import format_money
+from crm.money import from_minor_units
 from crm.refunds.labels import BODY_LABELS
 from crm.reports import complaints, sla, trail
 from crm.reports.periods import Period
@@ -182,7 +182,7 @@ def complaints_tables(result: complaints.ComplaintsReturn) -> list[Table]:
         for body, n in sorted(result.escalations.items())
     ]
     redress = [
-        {"currency": currency, "amount": format_money(amount, currency), "amount_minor": amount}
+        {"currency": currency, "amount": str(from_minor_units(amount, currency)), "amount_minor": amount}
         for currency, amount in sorted(result.redress_paid.items())
     ]
     return [

@@ -2,13 +2,17 @@
 same numbers as a table, and a CSV download (``?format=csv``) in the page's language."""
 
 from flask import Blueprint, Response, render_template, request
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from crm.access import Role, record_auditor_reading, requires
 from crm.auth import service as auth
 from crm.columns import utcnow
 from crm.errors import DomainError
+from crm.reports import agents as agents_report
+from crm.reports import leads as leads_report
 from crm.reports import periods, service
+from crm.reports import refunds as refunds_report
 from crm.reports.forms import CUSTOM, ReportForm
 from crm.reports.tables import Table, as_csv
 from tenants import current_tenant
@@ -94,4 +98,86 @@ def complaints():
         query=_query_without("format", "print"),
         me=current_user,
         printed_at=utcnow(),
+    )
+
+
+def _chart(chart_id: str, title: str, items: list[tuple[str, float | None]], *, percent: bool) -> dict:
+    scale = 100 if percent else max([value or 0 for _label, value in items] + [1])
+    return {"id": chart_id, "title": title, "items": items, "unit": "%" if percent else "", "scale": scale}
+
+
+def _tables_page(name: str, title: str, build, charts):
+    """A report that is tables and a chart: the page, or its CSV."""
+    form, period = _form()
+    if period is None:
+        return render_template("reports/tables.html", form=form, period=None, title=title), 400
+    tables = build(period, utcnow())
+    record_auditor_reading("audit.viewed", "report", None, {"report": name, **_query_without()})
+    if request.args.get("format") == "csv":
+        return _csv(tables, name, period)
+    return render_template(
+        "reports/tables.html",
+        form=form,
+        period=period,
+        title=title,
+        tables=tables,
+        charts=charts(tables),
+        query=_query_without("format"),
+    )
+
+
+def _rows(tables: list[Table], key: str) -> list[dict]:
+    return next(table.rows for table in tables if table.key == key)
+
+
+@bp.route("/reports/refunds")
+@requires("reports.view")
+def refunds():
+    def charts(tables):
+        rows = _rows(tables, "refunds_by_outcome")
+        return [
+            _chart(
+                "chart-outcomes",
+                _("Decisions by outcome"),
+                [(f"{r['key']} ({r['currency']})", r["decisions"]) for r in rows],
+                percent=False,
+            )
+        ]
+
+    return _tables_page("refunds", _("Refunds"), refunds_report.refunds_tables, charts)
+
+
+@bp.route("/reports/leads")
+@requires("reports.view")
+def leads():
+    def charts(tables):
+        rows = _rows(tables, "funnel")
+        return [
+            _chart(
+                "chart-funnel",
+                _("Funnel: share of the leads received that reached each stage"),
+                [(r["stage"], r["percent"]) for r in rows],
+                percent=True,
+            )
+        ]
+
+    return _tables_page("leads", _("Leads"), leads_report.leads_tables, charts)
+
+
+@bp.route("/reports/agents")
+@requires("reports.view")
+def agents():
+    def charts(tables):
+        rows = tables[0].rows
+        return [
+            _chart(
+                "chart-handled",
+                _("Resolved in the period, by agent"),
+                [(r["name"], r["handled"]) for r in rows],
+                percent=False,
+            )
+        ]
+
+    return _tables_page(
+        "agents", _("Agents"), lambda period, now: [agents_report.agents_table(period, now)], charts
     )
