@@ -24,6 +24,7 @@ from crm.portal import views as portal_views
 from crm.provisioning import service as provisioning_service
 from crm.provisioning import views as settings_views
 from crm.refunds import views as refund_views
+from crm.reports import digest as report_digest
 from crm.reports import views as report_views
 from crm.sla import sweep as sla_sweep
 from crm.sla import views as sla_views
@@ -57,6 +58,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     jobs.on_worker_start(app, sla_sweep.schedule_next)
     jobs.on_worker_start(app, audit_service.schedule_chain_stragglers)
     jobs.on_worker_start(app, audit_checkpoints.schedule_checkpoints)
+    jobs.on_worker_start(app, report_digest.schedule_digests)
     csrf.init_app(app)
     limiter.init_app(app)
     bootstrap.init_app(app)

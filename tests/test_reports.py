@@ -8,11 +8,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from crm.reports import complaints, periods, sla
+from crm.notify.models import OutboxMessage
+from crm.reports import complaints, digest, periods, sla
 from crm.sla.models import ClockState
 from crm.tickets.models import Ticket
 from tests import test_refunds
-from tests.conftest import acting_for, login
+from tests.conftest import CSRF_RE, acting_for, login
 from tests.test_refunds import DENIED, FULL, PARTIAL, decide, received, staff_client
 from tests.test_sla import shanghai, travel
 
@@ -330,3 +331,51 @@ def test_every_report_page_opens_in_both_languages_with_a_chart_and_a_table(app,
     assert page.status_code == 200
     assert "<svg" in page.text and "<table" in page.text
     assert csv.status_code == 200 and csv.data.startswith(b"\xef\xbb\xbf")
+
+
+def test_the_weekly_report_goes_on_monday_from_nine_once_to_managers_who_asked(app, runner, desk, history):
+    with travel(shanghai(2026, 9, 20, 10)):
+        manager = staff_client(app, desk.tenant, desk.manager)
+        page = manager.get(f"/t/{desk.tenant.slug}/account")
+        assert "Weekly report by email" in page.text
+        token = CSRF_RE.search(page.text).group(1)
+        saved = manager.post(
+            f"/t/{desk.tenant.slug}/account",
+            data={"csrf_token": token, "notify-email_notifications": "on", "notify-weekly_digest": "y"},
+        )
+        assert saved.status_code == 302
+    with app.app_context():
+        with travel(shanghai(2026, 9, 21, 8, 59)):
+            assert digest.send_due() == 0
+        with travel(shanghai(2026, 9, 21, 9, 0)):
+            assert digest.send_due() == 1
+            assert digest.send_due() == 0  # once a week
+    with acting_for(app, desk.tenant) as session:
+        from sqlalchemy import select as select_
+
+        [mail] = session.scalars(
+            select_(OutboxMessage).where(OutboxMessage.subject.contains("2026-09-14"))
+        ).all()
+        assert mail.to_address == desk.manager.email
+        assert "Complaints: 3 opened, 1 closed" in mail.body
+        assert "/reports/complaints?" in mail.body
+    result = runner.invoke(args=["reports", "send-digests"])
+    assert result.exit_code == 0 and result.output.startswith("sent ")
+
+
+def test_a_number_in_the_sla_report_opens_the_tickets_behind_it(app, desk, history):
+    from html import unescape
+
+    with travel(shanghai(2026, 12, 3, 10)):
+        manager = staff_client(app, desk.tenant, desk.manager)
+        page = manager.get(
+            f"/t/{desk.tenant.slug}/reports?period=custom&first_day=2026-09-01&last_day=2026-11-30"
+        )
+        first_response = re.search(
+            r"<th scope=\"row\"[^>]*>First response</th>(.*?)</tr>", page.text, re.S
+        ).group(1)
+        link = unescape(re.search(r'<a href="([^"]+)">3</a>', first_response).group(1))
+        queue = manager.get(link)
+    assert queue.status_code == 200 and 'id="clock-filter"' in queue.text
+    references = set(re.findall(r">(RF-\d+)</a>", queue.text))
+    assert len(references) == 3 and f"RF-{history.number}" not in references

@@ -1,10 +1,10 @@
 """Staff users, their sessions, and the sign-in throttles."""
 
 import secrets
-from datetime import datetime
+from datetime import date, datetime
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, Boolean, Index, Integer, PrimaryKeyConstraint, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, Index, Integer, PrimaryKeyConstraint, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm.columns import UTCDateTime, utcnow
@@ -35,6 +35,9 @@ class User(TenantScoped, UserMixin, db.Model):
     locale: Mapped[str | None] = mapped_column(String(16))
     # Whether notifications (deadlines, customers' replies, approvals) also come by email.
     email_notifications: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Managers' weekly report by email, and the Monday of the last week it was sent for.
+    weekly_digest: Mapped[bool] = mapped_column(Boolean, default=False)
+    digest_week: Mapped[date | None] = mapped_column(Date)
     # New leads are shared round robin among the staff who take them.
     takes_leads: Mapped[bool] = mapped_column(Boolean, default=False)
     # Part of the session cookie's identity: rotating it ends every session of the user

@@ -31,6 +31,7 @@ from crm.i18n import SESSION_KEY, SUPPORTED_LOCALES
 from crm.leads.listing import lead_summary
 from crm.notify import staff as staff_notices
 from crm.notify.forms import NotificationsForm
+from crm.reports import digest as report_digest
 from crm.templating import local_time
 from crm.tickets.queue import desk_summary
 from crm.webforms import in_one_transaction, show_error
@@ -208,7 +209,9 @@ def account():
     password_form = PasswordForm(prefix="pw")
     language_form = LanguageForm(prefix="lang", locale=current_user.locale or "")
     by_email = "on" if staff_notices.wants_email(current_user) else "off"
-    notify_form = NotificationsForm(prefix="notify", email_notifications=by_email)
+    notify_form = NotificationsForm(
+        prefix="notify", email_notifications=by_email, weekly_digest=current_user.weekly_digest
+    )
     status = 200
     if request.method == "POST":
         status = 400
@@ -239,10 +242,13 @@ def account():
             return redirect(url_for("auth.account"))
         elif "notify-email_notifications" in request.form and notify_form.validate():
             wanted = notify_form.email_notifications.data == "on"
-            in_one_transaction(
-                lambda: staff_notices.set_email_notifications(current_user, wanted, actor=current_actor()),
-                done=_("Your notification settings are saved."),
-            )
+            weekly = notify_form.weekly_digest.data and can(current_user, "reports.view")
+
+            def save() -> None:
+                staff_notices.set_email_notifications(current_user, wanted, actor=current_actor())
+                report_digest.set_weekly_digest(current_user, bool(weekly), actor=current_actor())
+
+            in_one_transaction(save, done=_("Your notification settings are saved."))
             return redirect(url_for("auth.account"))
     return (
         render_template(

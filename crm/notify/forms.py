@@ -2,7 +2,7 @@
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import RadioField, SelectChoice
+from wtforms import BooleanField, RadioField, SelectChoice
 from wtforms.validators import InputRequired
 
 NOTIFICATION_CHOICES = [
@@ -19,5 +19,11 @@ class NotificationsForm(FlaskForm):
         description=_l(
             "Deadlines near or missed, customers' replies, customers not satisfied, and refund "
             "decisions waiting for your approval."
+        ),
+    )
+    weekly_digest = BooleanField(
+        _l("Weekly report by email"),
+        description=_l(
+            "Mondays from 09:00: last week's SLA attainment, complaints, breaches and overdue payouts."
         ),
     )

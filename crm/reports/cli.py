@@ -10,8 +10,8 @@ from flask.cli import AppGroup
 from crm.cli_support import operator_command, tenant_option
 from crm.columns import utcnow
 from crm.reports import agents as agents_report
+from crm.reports import digest, periods, service, sla
 from crm.reports import leads as leads_report
-from crm.reports import periods, service, sla
 from crm.reports import refunds as refunds_report
 from crm.reports.tables import Table, as_csv
 from tenants import Tenant, tenant_context
@@ -124,3 +124,11 @@ def verify(tenant: Tenant, first_day, last_day) -> None:
         click.echo(f"{len(differing)} of {len(comparisons)} measures differ", err=True)
         sys.exit(1)
     click.echo(f"all {len(comparisons)} measures agree")
+
+
+@reports_cli.command("send-digests")
+@operator_command
+def send_digests() -> None:
+    """Send the weekly reports now due (Monday from 09:00, tenant time), each once; for
+    cron, hourly, where no rq worker runs."""
+    click.echo(f"sent {digest.send_due()} weekly reports")

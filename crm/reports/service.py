@@ -1,8 +1,9 @@
 """The reports as tables, in the page's language, and their check against the trail."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from flask import url_for
 from flask_babel import gettext as _
 
 from crm.auth import service as auth
@@ -14,6 +15,7 @@ from crm.reports.periods import Period
 from crm.reports.tables import Table
 from crm.sla.explain import format_minutes
 from crm.sla.labels import METRIC_LABELS
+from crm.sla.models import Metric
 from crm.tickets.labels import REASON_LABELS
 from tenants import current_tenant
 
@@ -44,7 +46,31 @@ def weekly_trend(period: Period, filters: sla.Filters) -> list[tuple[str, float 
     ]
 
 
-def sla_table(rows: list[sla.Row], group_by: str) -> Table:
+def metric_label(metric: str) -> str:
+    return str(METRIC_LABELS.get(metric, metric))
+
+
+LINKED = ("due", "met_on_time", "met_late", "breached_open", "not_yet_due")
+
+
+def _queue_links(row: sla.Row, period: Period | None, group_by: str) -> dict[str, str]:
+    """Each count of a ticket metric opens the queue on the tickets behind it."""
+    if period is None or row.metric == Metric.FIRST_CONTACT:
+        return {}
+    first, last = period.first_day, period.last_day
+    if group_by == "week" and row.group:
+        first, last = row.group, min(row.group + timedelta(days=6), period.last_day)
+    base = {"view": "all", "clock": row.metric, "due_from": first.isoformat(), "due_to": last.isoformat()}
+    if group_by == "assignee":
+        base["assignee"] = row.group or "none"
+    elif group_by == "reason" and row.group:
+        base["reason"] = row.group
+    return {
+        key: url_for("tickets.queue", **base, **({"outcome": key} if key != "due" else {})) for key in LINKED
+    }
+
+
+def sla_table(rows: list[sla.Row], group_by: str, period: Period | None = None) -> Table:
     names = {user.id: user.display_name for user in auth.list_users()} if group_by == "assignee" else {}
     group_label = {"assignee": _("Assignee"), "reason": _("Reason"), "week": _("Week of")}.get(group_by)
 
@@ -76,7 +102,7 @@ def sla_table(rows: list[sla.Row], group_by: str) -> Table:
         columns,
         [
             {
-                "metric": str(METRIC_LABELS.get(row.metric, row.metric)),
+                "metric": metric_label(row.metric),
                 "metric_code": row.metric,
                 "group": group_text(row.group),
                 "group_value": row.group,
@@ -86,6 +112,7 @@ def sla_table(rows: list[sla.Row], group_by: str) -> Table:
                 "p90_business": _duration(row.p90("business")),
                 "median_calendar": _duration(row.median("calendar")),
                 "p90_calendar": _duration(row.p90("calendar")),
+                "_links": _queue_links(row, period, group_by),
             }
             for row in rows
         ],

@@ -60,7 +60,7 @@ def index():
         return render_template("reports/sla.html", form=form, period=None, table=None), 400
     group_by = form.by.data
     rows = service.sla_rows(period, group_by=group_by, filters=form.filters())
-    table = service.sla_table(rows, group_by)
+    table = service.sla_table(rows, group_by, period)
     record_auditor_reading("audit.viewed", "report", None, {"report": "sla", **_query_without()})
     if request.args.get("format") == "csv":
         return _csv([table], "sla", period)

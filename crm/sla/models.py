@@ -93,6 +93,8 @@ class Clock(TenantScoped, db.Model):
         tenant_fk(["config_version_id"], "config_versions"),
         tenant_fk(["calendar_version_id"], "config_versions"),
         Index(None, "tenant_id", "subject_type", "subject_id"),
+        # Reports: the clocks that became due in a period.
+        Index(None, "tenant_id", "due_at"),
         # The sweep's index: only clocks with something still to detect are in it, so its
         # size and the sweep's cost follow the clocks that are running, not all clocks.
         Index(

@@ -1,6 +1,9 @@
 """The agent workspace's forms: the queue's filters, a ticket's actions, tickets staff open
 themselves, and canned replies; with the labels staff see for each coded value."""
 
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -20,6 +23,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional, Va
 
 from crm.files.sniff import ACCEPTED_FILES
 from crm.i18n import LOCALE_NAMES
+from crm.sla.labels import METRIC_LABELS
 from crm.tickets import queue
 from crm.tickets.labels import (
     CHANNEL_LABELS,
@@ -34,6 +38,7 @@ from crm.tickets.labels import (
 from crm.tickets.models import Priority
 from crm.tickets.service import CALL_DIRECTIONS, CALL_OUTCOMES, MAX_DESCRIPTION
 from crm.webforms import label_choices
+from tenants import current_tenant
 
 VIEW_LABELS = {
     "mine": _l("Mine"),
@@ -99,6 +104,21 @@ class DurationField(StringField):
         return "" if self.data is None else f"{self.data // 60}:{self.data % 60:02d}"
 
 
+OUTCOME_FILTER_LABELS = {
+    "met_on_time": _l("Met on time"),
+    "met_late": _l("Met late"),
+    "breached_open": _l("Breached, not met"),
+    "not_yet_due": _l("Not yet due"),
+}
+
+
+def _local_midnight(day: date | None) -> datetime | None:
+    """The start of ``day`` in the tenant's time zone."""
+    if day is None:
+        return None
+    return datetime.combine(day, time(0), ZoneInfo(current_tenant().timezone))
+
+
 # --- the queue ---------------------------------------------------------------------------
 
 
@@ -122,6 +142,13 @@ class QueueForm(FlaskForm):
     assignee = SelectField(_l("Assignee"), choices=[], default="")
     sort = SelectField(_l("Sort"), choices=label_choices(SORT_LABELS), default=queue.DEFAULT_SORT)
     after = StringField(validators=[Optional(), Length(max=60)])
+    # Opened from a report's number: tickets by one of their clocks.
+    clock = SelectField(_l("Deadline"), choices=label_choices(METRIC_LABELS, blank=ANY), default="")
+    outcome = SelectField(
+        _l("Deadline outcome"), choices=label_choices(OUTCOME_FILTER_LABELS, blank=ANY), default=""
+    )
+    due_from = DateField(_l("Due from"), validators=[Optional()])
+    due_to = DateField(_l("Due to"), validators=[Optional()])
 
     def set_assignees(self, users) -> None:
         self.assignee.choices = [SelectChoice("", ANY), SelectChoice(queue.UNASSIGNED, _l("Unassigned"))] + [
@@ -147,6 +174,10 @@ class QueueForm(FlaskForm):
             assignee=int(assignee) if assignee and assignee.isdigit() else assignee,
             # The deadline views list the nearest deadline first unless asked otherwise.
             sort="due" if self.view.data in queue.DUE_VIEWS and not self.sort.raw_data else self.sort.data,
+            clock=self.clock.data or None,
+            outcome=self.outcome.data or None,
+            due_from=_local_midnight(self.due_from.data),
+            due_to=_local_midnight(self.due_to.data + timedelta(days=1)) if self.due_to.data else None,
         )
 
     def cursor(self) -> queue.Cursor | None:

@@ -17,6 +17,7 @@ from crm.customers.models import Customer
 from crm.customers.service import normalise_phone
 from crm.errors import DomainError
 from crm.extensions import db
+from crm.sla.models import Clock, ClockState
 from crm.tickets.models import OPEN_STATES, Status, Ticket
 
 PAGE_SIZE = 50
@@ -63,6 +64,12 @@ class QueueQuery:
     reason: str | None = None
     assignee: int | str | None = None  # a user id, or UNASSIGNED
     sort: str = DEFAULT_SORT
+    # A report's number, opened: the tickets with a clock of ``clock`` due in [due_from,
+    # due_to) and, if given, of that ``outcome`` (see ``CLOCK_OUTCOMES``).
+    clock: str | None = None
+    outcome: str | None = None
+    due_from: datetime | None = None
+    due_to: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +162,39 @@ def _search(q: str, country: str) -> ColumnElement:
     return or_(*conditions)
 
 
+CLOCK_OUTCOMES = ("met_on_time", "met_late", "breached_open", "not_yet_due")
+
+
+def _clock_outcome(outcome: str | None) -> list[ColumnElement]:
+    """The conditions on a clock for one of a report's columns (as ``crm.reports.sla``
+    counts them)."""
+    met = Clock.state == ClockState.MET
+    if outcome == "met_on_time":
+        return [met, Clock.breached_at.is_(None)]
+    if outcome == "met_late":
+        return [met, Clock.breached_at.is_not(None)]
+    if outcome == "breached_open":
+        return [Clock.state != ClockState.MET, (Clock.breached_at.is_not(None)) | (Clock.due_at <= utcnow())]
+    if outcome == "not_yet_due":
+        return [Clock.state != ClockState.MET, Clock.breached_at.is_(None), Clock.due_at > utcnow()]
+    return []
+
+
+def _with_clock(query: QueueQuery) -> ColumnElement:
+    conditions = [
+        Clock.subject_type == "ticket",
+        Clock.metric == query.clock,
+        Clock.alerts.is_(True),
+        Clock.state != ClockState.STOPPED,
+        *_clock_outcome(query.outcome),
+    ]
+    if query.due_from:
+        conditions.append(Clock.due_at >= query.due_from)
+    if query.due_to:
+        conditions.append(Clock.due_at < query.due_to)
+    return Ticket.id.in_(select(Clock.subject_id).where(*conditions))
+
+
 def _filters(query: QueueQuery, *, user_id: int, country: str) -> list[ColumnElement]:
     """Everything the query asks of a ticket except its status."""
     conditions = []
@@ -183,6 +223,8 @@ def _filters(query: QueueQuery, *, user_id: int, country: str) -> list[ColumnEle
             conditions.append(column == value)
     if query.q:
         conditions.append(_search(query.q, country))
+    if query.clock:
+        conditions.append(_with_clock(query))
     return conditions
 
 

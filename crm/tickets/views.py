@@ -40,9 +40,11 @@ from crm.refunds import service as refunds
 from crm.refunds.labels import BODY_LABELS
 from crm.sla.clocks import clocks_of
 from crm.sla.explain import explain_all, format_late
+from crm.sla.labels import METRIC_LABELS
 from crm.tickets import canned, queue, resolution, service
 from crm.tickets.final_forms import CloseForm, MergeForm, ResolveForm
 from crm.tickets.forms import (
+    OUTCOME_FILTER_LABELS,
     SORT_LABELS,
     VIEW_LABELS,
     AssignForm,
@@ -96,7 +98,10 @@ ACTION_FORMS: dict[str, type[FlaskForm]] = {
     "received": ReceivedAtForm,
     "close": CloseForm,
 }
-QUEUE_PARAMS = ("view", "q", "status", "kind", "priority", "reason", "assignee", "sort")
+QUEUE_PARAMS = (
+    *("view", "q", "status", "kind", "priority", "reason", "assignee", "sort"),
+    *("clock", "outcome", "due_from", "due_to"),
+)
 # The message boxes a canned reply can be inserted into.
 CANNED_SLOTS = ("reply", "info", "resolve")
 
@@ -129,6 +134,8 @@ def workspace_helpers() -> dict:
         "number_of": queue.ticket_number_in,
         "now": utcnow(),
         "format_late": format_late,
+        "label_of_metric": lambda metric: METRIC_LABELS.get(metric, metric),
+        "outcome_filter_labels": OUTCOME_FILTER_LABELS,
     }
 
 
