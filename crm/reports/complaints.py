@@ -162,16 +162,36 @@ def three_business_days(timezone: str):
 # --- from the tables ----------------------------------------------------------------------------
 
 
-def facts_from_tables(period: Period) -> list[ComplaintFact]:
+def ticket_conditions(filters) -> list:
+    """The report's filters (``crm.reports.sla.Filters``) as conditions on tickets."""
+    if filters is None:
+        return []
+    pairs = (
+        (Ticket.kind, filters.kind),
+        (Ticket.reason, filters.reason),
+        (Ticket.channel, filters.channel),
+        (Ticket.priority, filters.priority),
+        (Ticket.assignee_id, filters.assignee),
+    )
+    return [column == value for column, value in pairs if value]
+
+
+def facts_from_tables(period: Period, filters=None) -> list[ComplaintFact]:
     """The complaints received before the period ends and not closed before it starts."""
-    receipt = Ticket.received_at.is_(None) & (Ticket.created_at < period.end) | (
-        Ticket.received_at < period.end
+    receipt = or_(
+        Ticket.received_at.is_(None) & (Ticket.created_at < period.end), Ticket.received_at < period.end
     )
     still_there = or_(Ticket.status.not_in(CLOSED), Ticket.resolved_at >= period.start)
     tickets = db.session.execute(
         select(
             Ticket.id, Ticket.reason, Ticket.received_at, Ticket.created_at, Ticket.status, Ticket.resolved_at
-        ).where(Ticket.kind.in_(COMPLAINT_KINDS), Ticket.merged_into_id.is_(None), receipt, still_there)
+        ).where(
+            Ticket.kind.in_(COMPLAINT_KINDS),
+            Ticket.merged_into_id.is_(None),
+            receipt,
+            still_there,
+            *ticket_conditions(filters),
+        )
     ).all()
     ids = [row.id for row in tickets]
     outcomes = _outcomes(ids)
@@ -239,20 +259,25 @@ def on_time(state: str, breached_at: datetime | None) -> bool | None:
     return False if breached_at is not None else None
 
 
-def payouts_in(period: Period) -> list[tuple[str, int, datetime]]:
+def payouts_in(period: Period, filters=None) -> list[tuple[str, int, datetime]]:
     rows = db.session.execute(
         select(RefundDecision.currency, Payout.amount_minor, Payout.paid_at)
         .join(RefundDecision, RefundDecision.id == Payout.decision_id)
-        .where(Payout.paid_at >= period.start, Payout.paid_at < period.end)
+        .join(Ticket, Ticket.id == Payout.ticket_id)
+        .where(Payout.paid_at >= period.start, Payout.paid_at < period.end, *ticket_conditions(filters))
     )
     return [tuple(row) for row in rows]
 
 
-def escalations_in(period: Period) -> list[tuple[str, date]]:
+def escalations_in(period: Period, filters=None) -> list[tuple[str, date]]:
     """(body, the day it was received) of the escalations received in the period."""
     rows = db.session.execute(
-        select(Escalation.body, Escalation.received_on).where(
-            Escalation.received_on >= period.first_day, Escalation.received_on <= period.last_day
+        select(Escalation.body, Escalation.received_on)
+        .join(Ticket, Ticket.id == Escalation.ticket_id)
+        .where(
+            Escalation.received_on >= period.first_day,
+            Escalation.received_on <= period.last_day,
+            *ticket_conditions(filters),
         )
     )
     return [tuple(row) for row in rows]

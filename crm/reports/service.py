@@ -119,13 +119,13 @@ def sla_table(rows: list[sla.Row], group_by: str, period: Period | None = None) 
     )
 
 
-def complaints_return(period: Period) -> complaints.ComplaintsReturn:
+def complaints_return(period: Period, filters: sla.Filters | None = None) -> complaints.ComplaintsReturn:
     return complaints.count(
-        complaints.facts_from_tables(period),
+        complaints.facts_from_tables(period, filters),
         period,
         three_days_end=complaints.three_business_days(current_tenant().timezone),
-        payouts=complaints.payouts_in(period),
-        escalations=complaints.escalations_in(period),
+        payouts=complaints.payouts_in(period, filters),
+        escalations=complaints.escalations_in(period, filters),
     )
 
 

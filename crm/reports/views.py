@@ -83,7 +83,7 @@ def complaints():
     form, period = _form()
     if period is None:
         return render_template("reports/complaints.html", form=form, period=None, tables=[]), 400
-    result = service.complaints_return(period)
+    result = service.complaints_return(period, form.filters())
     tables = service.complaints_tables(result)
     record_auditor_reading("audit.viewed", "report", None, {"report": "complaints", **_query_without()})
     if request.args.get("format") == "csv":
