@@ -27,6 +27,9 @@ from sqlalchemy import func, select, update
 from crm.audit.models import AuditEvent
 from crm.audit.service import Actor
 from crm.customers.models import Customer
+from crm.dnc.models import DoNotContact
+from crm.leads import intake
+from crm.leads.models import Consent, Lead, LeadRequest
 from crm.policies.models import PolicyVersion
 from crm.provisioning.models import TenantSettings
 from crm.tickets import canned
@@ -139,11 +142,16 @@ KIND_OF_FIELD = {
     "b": numbers,
     "canned": numbers,
     "assignee": numbers,
+    "duration_seconds": numbers,
+    "customer_id": numbers,
+    "assignee_id": numbers,
+    "trial_starts_on": dates,
+    "trial_ends_on": dates,
 }
 
 
 def hostile_for(name: str) -> st.SearchStrategy[str]:
-    kind = KIND_OF_FIELD.get(name)
+    kind = KIND_OF_FIELD.get(name.rpartition("-")[2])  # a page form's field: "call-duration_seconds"
     return st.one_of(kind, hostile) if kind is not None else hostile
 
 
@@ -235,6 +243,90 @@ def test_the_refund_form_survives_hostile_values_in_every_field(app, public_desk
 
     send()
     assert 302 in statuses, statuses  # the fuzzing reached a valid form too
+
+
+def lead_rows(app: Flask, tenant) -> dict[str, int]:
+    with acting_for(app, tenant) as session:
+        return {
+            model.__tablename__: session.scalar(select(func.count()).select_from(model))
+            for model in (Lead, LeadRequest, Consent, DoNotContact)
+        }
+
+
+def test_the_trial_form_survives_hostile_values_in_every_field(app, public_desk):
+    client = fuzzing_client(app, 3)
+    url = f"/t/{public_desk.slug}/trial"
+    fresh = "(the page's own token)"
+    good = {
+        "name": "韩梅梅",
+        "company": "梅梅外呼",
+        "phone": "13900139000",
+        "email": "meimei@example.test",
+        "need": "20 个坐席",
+        "consent_contact": "y",
+        "consent_marketing": "y",
+        "utm_source": "baidu",
+        "utm_medium": "cpc",
+        "utm_campaign": "autumn",
+        "website": "",
+        "submission_token": fresh,
+    }
+    statuses: set[int] = set()
+
+    @fuzz(50)
+    @given(fields=mostly_good(good))
+    def send(fields: dict):
+        page = client.get(url)
+        tokens = {"csrf_token": CSRF_RE.search(page.text).group(1)}
+        if fields.get("submission_token") == fresh:
+            fields = {**fields, "submission_token": TOKEN_RE.search(page.text).group(1)}
+        before = lead_rows(app, public_desk)
+        response = client.post(url, data={**tokens, **fields})
+        statuses.add(response.status_code)
+        assert_not_a_server_error(response, f"POST {url} {fields!r}")
+        after = lead_rows(app, public_desk)
+        if response.status_code == 302:
+            assert after["leads"] - before["leads"] <= 1
+        else:
+            assert after == before, f"{response.status_code} wrote rows for {fields!r}"
+
+    send()
+    assert 302 in statuses, statuses
+
+
+@pytest.mark.parametrize("action", ["call", "note", "email", "stage", "assign", "consent"])
+def test_the_lead_actions_survive_hostile_values(app, client, signed_in, action):
+    tenant, _admin = signed_in("admin")
+    with acting_for(app, tenant) as session:
+        lead = intake.receive(
+            intake.LeadDetails(name="Han Meimei", phone="13900139000", email="mm@example.test"),
+            source="staff",
+            actor=Actor.operator("test"),
+            ip=None,
+            proofs=[(None, True, "signed form 1")],
+        ).lead
+        session.commit()
+        reference = lead.reference
+    url = f"/t/{tenant.slug}/leads/{reference}"
+    fields = {
+        "call": ["direction", "outcome", "duration_seconds", "note"],
+        "note": ["body"],
+        "email": ["subject", "body"],
+        "stage": ["stage", "lost_reason", "trial_starts_on", "trial_ends_on", "customer_id"],
+        "assign": ["assignee_id"],
+        "consent": ["evidence_ref"],
+    }[action]
+
+    @fuzz(20)
+    @given(changed=one_or_two_of([f"{action}-{name}" for name in fields]))
+    def send(changed: dict):
+        page = client.get(url)
+        data = {"csrf_token": CSRF_RE.search(page.text).group(1)}
+        data.update({name: value for name, value in changed.items() if value is not None})
+        response = client.post(f"{url}/{'consent' if action == 'consent' else action}", data=data)
+        assert_not_a_server_error(response, f"POST {action} {changed!r}")
+
+    send()
 
 
 @pytest.mark.parametrize("action", ["reply", "withdraw", "not-satisfied"])
