@@ -327,6 +327,10 @@ def test_a_lead_without_consent_cannot_be_called_until_one_is_recorded(app, desk
         pipeline.log_call(lead, pipeline.CallLog("answered"), user=agent, actor=OPERATOR)
         session.commit()
         assert lead.stage == "contacted"
+        # Once the person asks to stop, staff cannot record their way past it.
+        pipeline.refuse_contact(lead, source="call", reason="asked on a call", user=agent, actor=OPERATOR)
+        with pytest.raises(Exception, match="manager must remove it"):
+            pipeline.record_consent(lead, "signed form #78", user=agent, actor=OPERATOR)
 
 
 def test_stages_lost_needs_a_reason_and_won_links_a_customer(app, client, desk):

@@ -397,6 +397,15 @@ def record_consent(lead: Lead, evidence_ref: str, *, user: User, actor: Actor) -
     its proof is. A lead imported without consent may be called from then on."""
     _must_be_open(lead)
     evidence_ref = check_text(evidence_ref, "evidence_ref", 200, required=True)
+    if dnc.standing(lead.phone, lead.email).listed:
+        # Staff's word does not outweigh the person's own request to stop: only the person
+        # asking again (the form), or a manager removing the entry, lifts it.
+        raise DomainError(
+            _l(
+                "This number is on the do-not-contact list: a manager must remove it before consent can be recorded."
+            ),
+            "evidence_ref",
+        )
     proof = consent.record_proof(
         lead,
         request_id=None,
