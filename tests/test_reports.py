@@ -384,7 +384,9 @@ def test_a_number_in_the_sla_report_opens_the_tickets_behind_it(app, desk, histo
 def test_the_return_follows_the_filters(app, desk, history):
     with travel(shanghai(2026, 12, 3, 10)):
         manager = staff_client(app, desk.tenant, desk.manager)
-        base = f"/t/{desk.tenant.slug}/reports/complaints?period=custom&first_day=2026-09-01&last_day=2026-11-30"
+        base = (
+            f"/t/{desk.tenant.slug}/reports/complaints?period=custom&first_day=2026-09-01&last_day=2026-11-30"
+        )
         everything = manager.get(base + "&format=csv").data.decode("utf-8-sig")
         inquiries = manager.get(base + "&kind=inquiry&format=csv").data.decode("utf-8-sig")
         by_reason = manager.get(base + "&reason=other&format=csv").data.decode("utf-8-sig")

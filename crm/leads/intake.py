@@ -135,10 +135,11 @@ def receive(
     source_detail: str | None = None,
     at: datetime | None = None,
 ) -> Received:
-    """File a checked request: join the open lead of its phone, or make a new lead. Each
+    """File a request: join the open lead of its phone, or make a new lead. Each
     of ``proofs`` is (the box's text, ticked, evidence reference) and is kept as proof;
     a ticked contact box asks to be called, so a first-contact clock starts if none runs."""
     at = at or utcnow()
+    details = checked_details(details, phone_required=False)  # as kept: E.164, trimmed
     lead = open_lead_of_phone(details.phone) if details.phone else None
     joined = lead is not None
     if lead is None:

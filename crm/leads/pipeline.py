@@ -402,7 +402,8 @@ def record_consent(lead: Lead, evidence_ref: str, *, user: User, actor: Actor) -
         # asking again (the form), or a manager removing the entry, lifts it.
         raise DomainError(
             _l(
-                "This number is on the do-not-contact list: a manager must remove it before consent can be recorded."
+                "This number is on the do-not-contact list: a manager must remove it before "
+                "consent can be recorded."
             ),
             "evidence_ref",
         )
