@@ -6,6 +6,8 @@ from typing import Any
 from flask import Flask
 
 from crm import access, cli, errors, http_edge, input_guard, jobs, site
+from crm.api import admin as api_admin
+from crm.api import views as api_views
 from crm.audit import checkpoints as audit_checkpoints
 from crm.audit import service as audit_service
 from crm.audit import views as audit_views
@@ -90,6 +92,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         lead_public_views.bp,
         lead_views.bp,
         report_views.bp,
+        api_views.bp,
+        api_admin.bp,
     )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

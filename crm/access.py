@@ -58,6 +58,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "policies.manage": frozenset({Role.MANAGER, Role.ADMIN}),
     # Manager reports: SLA attainment, the complaints return (read-only; auditors too).
     "reports.view": frozenset({Role.MANAGER, Role.ADMIN, Role.AUDITOR}),
+    # API keys and webhooks.
+    "api.manage": frozenset({Role.ADMIN}),
     # The sales pipeline: reading leads (auditors included), and working them.
     "leads.view": STAFF,
     "leads.work": frozenset({Role.AGENT, Role.MANAGER, Role.ADMIN}),

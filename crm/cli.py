@@ -2,6 +2,7 @@
 
 from flask import Flask
 
+from crm.api.cli import api_keys_cli
 from crm.audit.cli import audit_cli
 from crm.auth.cli import users_cli
 from crm.demo.cli import demo_cli
@@ -27,6 +28,7 @@ def init_app(app: Flask) -> None:
         policies_cli,
         export_cli,
         reports_cli,
+        api_keys_cli,
     )
     for group in groups:
         app.cli.add_command(group)

@@ -512,6 +512,9 @@ def staff_desk(app, client, signed_in):
         "run_id": 1,  # likewise for an export
         "reference": "LD-1001",  # no such lead yet: a 404
         "activity_id": 1,
+        "customer_id": 1,
+        "entry_id": 1,
+        "key_id": 1,
     }
 
     def value_for(rule) -> Callable[[str], object]:

@@ -152,11 +152,21 @@ def remove_entry(entry: DoNotContact, *, reason: str, user: User, actor: Actor) 
     The entry stays as history."""
     if user.role not in (Role.MANAGER, Role.ADMIN):
         raise DomainError(_l("Only a manager can remove an entry from the do-not-contact list."))
+    _remove(entry, reason=reason, by_user=user, actor=actor)
+
+
+def remove_by_key(entry: DoNotContact, *, reason: str, actor: Actor) -> None:
+    """An API key with ``dnc:write`` takes an entry off the list (a provider's own system
+    of record decided it), with the reason, audited as the key."""
+    _remove(entry, reason=reason, by_user=None, actor=actor)
+
+
+def _remove(entry: DoNotContact, *, reason: str, by_user: User | None, actor: Actor) -> None:
     if entry.removed_at is not None:
         raise NotFound(_l("This entry has already been removed."))
     reason = check_text(reason, "reason", MAX_REASON, required=True)
     entry.removed_at = utcnow()
-    entry.removed_by_id = user.id
+    entry.removed_by_id = by_user.id if by_user else None
     entry.removal_reason = reason
     record(
         "dnc.removed",

@@ -210,9 +210,12 @@ def _repeated_submission(nonce: str) -> Submission | None:
     return Submission(ticket, None, repeated=True)
 
 
-def submit_refund_request(request: RefundRequest, *, nonce: str, ip: str | None) -> Submission:
+def submit_refund_request(
+    request: RefundRequest, *, nonce: str, ip: str | None, via: Actor | None = None
+) -> Submission:
     """The hosted form's submit. A repeated ``nonce`` (a double click, a resent form)
-    returns the ticket the first submit made instead of making another."""
+    returns the ticket the first submit made instead of making another. ``via``: the
+    API key that sent it (channel ``api``); the customer otherwise (the form)."""
     requester = checked_requester(request.customer, phone_required=True)
     description = check_text(request.description, "description", MAX_DESCRIPTION, required=True)
     try:
@@ -229,12 +232,12 @@ def submit_refund_request(request: RefundRequest, *, nonce: str, ip: str | None)
         return _repeated_submission(nonce)
 
     customer_id = _link_customer(requester, actor=Actor.system())
-    actor = Actor("customer", str(customer_id), f"customer:{customer_id}", ip)
+    actor = via or Actor("customer", str(customer_id), f"customer:{customer_id}", ip)
     ticket, started = _create_ticket(
         customer_id=customer_id,
         requester=requester,
         kind=Kind.REFUND,
-        channel=Channel.WEB_FORM,
+        channel=Channel.API if via else Channel.WEB_FORM,
         priority=Priority.NORMAL,
         reason=reason,
         purchase_date=request.purchase_date,

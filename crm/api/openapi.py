@@ -1,0 +1,245 @@
+"""The OpenAPI 3.1 document of the API, made from the same pydantic models that validate
+requests (their JSON Schema 2020-12 is OpenAPI 3.1's own dialect)."""
+
+import re
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from crm.api import schemas
+
+REF = "#/components/schemas/{model}"
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    summary: str
+    scope: str | None
+    response: type[BaseModel] | None
+    request: type[BaseModel] | None = None
+    status: int = 200
+    parameters: tuple[tuple[str, str, str], ...] = ()  # (name, in, description)
+    idempotent: bool = False
+
+
+NUMBER = (("number", "path", "The ticket's number, e.g. 1042 for RF-1042"),)
+REFERENCE = (("reference", "path", "The lead's reference, e.g. LD-1001"),)
+OPERATIONS = (
+    Operation(
+        "get",
+        "/tickets",
+        "List tickets: the queue's views, filters and search",
+        "tickets:read",
+        schemas.TicketPage,
+        parameters=tuple(
+            (name, "query", description)
+            for name, description in (
+                (
+                    "view",
+                    "open (default), mine, unassigned, needs_manager, breaching_soon, breached, "
+                    "awaiting_customer, pending_approval, resolved, closed, all",
+                ),
+                ("q", "Reference, phone or its last digits, email, account or name"),
+                ("status", "A status"),
+                ("kind", "refund, complaint or inquiry"),
+                ("priority", "A priority"),
+                ("reason", "A reason code"),
+                ("assignee", "A user id, or none"),
+                ("sort", "oldest, newest or due"),
+                ("after", "The cursor of the next page (from next)"),
+            )
+        ),
+    ),
+    Operation(
+        "post",
+        "/tickets",
+        "Create a refund request (channel api)",
+        "tickets:write",
+        schemas.TicketOut,
+        schemas.TicketIn,
+        201,
+        idempotent=True,
+    ),
+    Operation(
+        "get",
+        "/tickets/{number}",
+        "A ticket with its thread and clocks",
+        "tickets:read",
+        schemas.TicketDetail,
+        parameters=NUMBER,
+    ),
+    Operation(
+        "get",
+        "/customers",
+        "Look customers up by phone or email",
+        "tickets:read",
+        None,
+        parameters=(("phone", "query", "As typed, or E.164"), ("email", "query", "An address")),
+    ),
+    Operation(
+        "get",
+        "/customers/{customer_id}",
+        "A customer with their tickets and leads",
+        "tickets:read",
+        None,
+        parameters=(("customer_id", "path", "The customer's id"),),
+    ),
+    Operation(
+        "get",
+        "/leads",
+        "List leads",
+        "leads:read",
+        schemas.LeadPage,
+        parameters=(
+            ("view", "query", "new, overdue or all (default)"),
+            ("q", "query", "Search"),
+            ("after", "query", "The next page's cursor"),
+        ),
+    ),
+    Operation(
+        "post",
+        "/leads",
+        "Create a lead (or join the open lead of the same phone) with its consent proof",
+        "leads:write",
+        schemas.LeadOut,
+        schemas.LeadIn,
+        201,
+        idempotent=True,
+    ),
+    Operation("get", "/leads/{reference}", "A lead", "leads:read", schemas.LeadOut, parameters=REFERENCE),
+    Operation(
+        "post",
+        "/leads/{reference}/calls",
+        "Log a call with a lead",
+        "leads:write",
+        schemas.LeadOut,
+        schemas.CallIn,
+        201,
+        parameters=REFERENCE,
+    ),
+    Operation(
+        "get",
+        "/dnc/check",
+        "Allowed or blocked, before a call",
+        "dnc:read",
+        schemas.DncCheck,
+        parameters=(("phone", "query", "As typed, or E.164"), ("email", "query", "An address")),
+    ),
+    Operation(
+        "post",
+        "/dnc",
+        "Add a number or an address to the do-not-contact list",
+        "dnc:write",
+        schemas.DncEntryOut,
+        schemas.DncIn,
+        201,
+        idempotent=True,
+    ),
+    Operation(
+        "delete",
+        "/dnc/{entry_id}",
+        "Remove an entry, with the reason",
+        "dnc:write",
+        schemas.DncEntryOut,
+        schemas.DncRemoveIn,
+        parameters=(("entry_id", "path", "The entry's id"),),
+    ),
+    Operation(
+        "get",
+        "/audit/events",
+        "Audit events by sequence number",
+        "audit:read",
+        schemas.AuditPage,
+        parameters=(("from", "query", "First seq (default 1)"), ("to", "query", "Last seq")),
+    ),
+)
+
+
+def _parameter(name: str, where: str, description: str) -> dict:
+    return {
+        "name": name,
+        "in": where,
+        "required": where == "path",
+        "description": description,
+        "schema": {"type": "string"},
+    }
+
+
+def _operation(op: Operation) -> dict:
+    responses = {
+        str(op.status): {
+            "description": "OK" if op.status == 200 else "Created",
+            "content": {"application/json": {"schema": {"$ref": REF.format(model=op.response.__name__)}}}
+            if op.response
+            else {"application/json": {"schema": {"type": "object"}}},
+        },
+        **{
+            str(code): {
+                "description": text,
+                "content": {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}},
+            }
+            for code, text in (
+                (400, "A query parameter is not valid"),
+                (401, "No key, or a revoked or expired one"),
+                (403, "The key lacks the scope"),
+                (404, "Not found (or another tenant's key)"),
+                (422, "The body is not valid; each field's error is listed"),
+                (429, "Too many requests for this key; see Retry-After"),
+            )
+        },
+    }
+    parameters = [_parameter(*parameter) for parameter in op.parameters]
+    if op.idempotent:
+        parameters.append(
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "description": "A retry with the same key returns the first result and makes nothing twice",
+                "schema": {"type": "string", "maxLength": 200},
+            }
+        )
+    operation = {
+        "summary": op.summary,
+        "operationId": op.method + "_" + re.sub(r"\W+", "_", op.path).strip("_"),
+        "parameters": parameters,
+        "responses": responses,
+        "security": [{"bearer": []}],
+        "x-scope": op.scope,
+    }
+    if op.request:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": REF.format(model=op.request.__name__)}}},
+        }
+    return operation
+
+
+def document(server_url: str) -> dict:
+    models = {schemas.Problem} | {m for op in OPERATIONS for m in (op.request, op.response) if m}
+    _, definitions = models_json_schema(
+        [(model, "validation") for model in sorted(models, key=lambda m: m.__name__)],
+        ref_template=REF,
+    )
+    paths: dict[str, dict] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Ledgerdesk API",
+            "version": "1",
+            "description": "Tickets, leads, customers, the do-not-contact list and the audit trail of one "
+            "tenant. Times are RFC 3339 UTC; money is a decimal string and a currency code; errors are "
+            "RFC 9457 problem details.",
+        },
+        "servers": [{"url": server_url}],
+        "paths": paths,
+        "components": {
+            "schemas": definitions.get("$defs", {}),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An API key"}},
+        },
+    }
