@@ -32,6 +32,8 @@ from crm.sla import sweep as sla_sweep
 from crm.sla import views as sla_views
 from crm.templating import init_templating
 from crm.tickets import views as ticket_views
+from crm.webhooks import service as webhook_service
+from crm.webhooks import views as webhook_views
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,6 +63,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     jobs.on_worker_start(app, audit_service.schedule_chain_stragglers)
     jobs.on_worker_start(app, audit_checkpoints.schedule_checkpoints)
     jobs.on_worker_start(app, report_digest.schedule_digests)
+    jobs.on_worker_start(app, webhook_service.schedule_sweep)
+    if webhook_service.on_audit_event not in audit_service.RECORD_OBSERVERS:
+        audit_service.RECORD_OBSERVERS.append(webhook_service.on_audit_event)
     csrf.init_app(app)
     limiter.init_app(app)
     bootstrap.init_app(app)
@@ -94,6 +99,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         report_views.bp,
         api_views.bp,
         api_admin.bp,
+        webhook_views.bp,
     )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

@@ -13,6 +13,7 @@ from crm.policies.cli import policies_cli
 from crm.provisioning.cli import tenants_cli
 from crm.reports.cli import reports_cli
 from crm.sla.cli import calendar_cli, sla_cli
+from crm.webhooks.cli import webhooks_cli
 
 
 def init_app(app: Flask) -> None:
@@ -29,6 +30,7 @@ def init_app(app: Flask) -> None:
         export_cli,
         reports_cli,
         api_keys_cli,
+        webhooks_cli,
     )
     for group in groups:
         app.cli.add_command(group)

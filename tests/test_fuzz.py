@@ -515,6 +515,9 @@ def staff_desk(app, client, signed_in):
         "customer_id": 1,
         "entry_id": 1,
         "key_id": 1,
+        "endpoint_id": 1,
+        "delivery_id": 1,
+        "action": "enable",
     }
 
     def value_for(rule) -> Callable[[str], object]:

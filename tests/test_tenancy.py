@@ -16,6 +16,7 @@ from crm.leads import intake, pipeline
 from crm.sla import calendars
 from crm.tickets import canned
 from crm.tickets import service as tickets
+from crm.webhooks.models import WebhookEndpoint
 from tenants import TenantContextError, tenant_context
 from tests.conftest import acting_for, login
 
@@ -71,6 +72,10 @@ def ticket_url_values(app, tenant) -> dict:
             ip=None,
             proofs=[(None, True, "signed form 1")],
         ).lead
+        endpoint = WebhookEndpoint(
+            url="https://hooks.example.test/x", events=["ticket.created"], secret="whsec_x"
+        )
+        session.add(endpoint)
         run = TenantExportRun(requested_by_id=0, status=ExportStatus.DONE, total=1, done=1)
         session.add(run)
         session.flush()
@@ -85,6 +90,7 @@ def ticket_url_values(app, tenant) -> dict:
             "name": calendar.key,
             "reference": lead.reference,
             "activity_id": pipeline.activities_of(lead)[0].id,
+            "endpoint_id": endpoint.id,
         }
         session.commit()
         return values

@@ -8,7 +8,7 @@ they describe and the chain-head lock is held for as short a time as possible.
 import json
 import json.scanner
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -90,6 +90,11 @@ class _Pending:
     occurred_at: datetime = field(default_factory=utcnow)
 
 
+# Called with each event as it is recorded, in the same transaction (the webhooks turn
+# some events into deliveries: ``crm.webhooks.service.on_audit_event``).
+RECORD_OBSERVERS: list[Callable[[str, str, str | None, dict], None]] = []
+
+
 def record(
     action: str,
     subject_type: str,
@@ -105,6 +110,8 @@ def record(
         raise TenantContextError(f"audit event {action!r} with no tenant in context")
     data = data or {}
     check_json_value(data)
+    for observer in RECORD_OBSERVERS:
+        observer(action, subject_type, None if subject_id is None else str(subject_id), data)
     pending_in_transaction(PENDING_KEY).append(
         _Pending(
             tenant_id=tenant_id,
