@@ -318,3 +318,58 @@ def test_admins_make_and_revoke_keys_on_their_page(app, client, signed_in):
 def test_agents_do_not_see_the_api_keys_page(app, client, signed_in):
     tenant, _agent = signed_in("agent")
     assert client.get(f"/t/{tenant.slug}/admin/api-keys").status_code == 403
+
+
+def test_a_system_replies_notes_and_updates_with_if_match(app, client, make_tenant, make_user):
+    tenant = make_tenant()
+    agent = make_user(tenant, "agent")
+    key = make_key(app, tenant)
+    call(client, "POST", tenant, "/tickets", key, TICKET)
+    replied = call(
+        client, "POST", tenant, "/tickets/1001/replies", key, {"body": "已受理，三个工作日内答复。"}
+    )
+    assert replied.status_code == 201 and replied.json["public"] is True
+    assert (
+        call(client, "POST", tenant, "/tickets/1001/notes", key, {"body": "billing checked"}).json["public"]
+        is False
+    )
+    read = call(client, "GET", tenant, "/tickets/1001", key)
+    assert read.json["status"] == "open"  # the first reply opens it
+    no_etag = call(client, "PATCH", tenant, "/tickets/1001", key, {"assignee_id": agent.id})
+    assert no_etag.status_code == 428
+    updated = call(
+        client,
+        "PATCH",
+        tenant,
+        "/tickets/1001",
+        key,
+        {"assignee_id": agent.id, "priority": "high"},
+        **{"If-Match": read.headers["ETag"]},
+    )
+    assert updated.status_code == 200, updated.json
+    assert (updated.json["assignee_id"], updated.json["priority"]) == (agent.id, "high")
+    stale = call(
+        client,
+        "PATCH",
+        tenant,
+        "/tickets/1001",
+        key,
+        {"priority": "low"},
+        **{"If-Match": read.headers["ETag"]},
+    )
+    assert stale.status_code == 412
+    with acting_for(app, tenant) as session:
+        from crm.tickets.models import ThreadEntry
+
+        reply = session.scalars(select(ThreadEntry).where(ThreadEntry.kind == "public_reply")).one()
+        assert reply.details["via"] == "api_key:Dialer"
+    other = call(
+        client,
+        "PATCH",
+        tenant,
+        "/tickets/1001",
+        key,
+        {"assignee_id": 99999999},
+        **{"If-Match": updated.headers["ETag"]},
+    )
+    assert other.status_code == 404

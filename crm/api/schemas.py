@@ -227,3 +227,20 @@ class AuditEventOut(BaseModel):
 class AuditPage(BaseModel):
     items: list[AuditEventOut]
     next: str | None
+
+
+# --- ticket actions --------------------------------------------------------------------------------
+
+
+class MessageIn(Strict):
+    body: str = Field(min_length=1, max_length=20_000)
+
+
+class TicketPatch(Strict):
+    """What a system may change on a ticket, with If-Match: its assignee, priority, and
+    status (open again, waiting for the customer, or closed)."""
+
+    assignee_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    unassign: bool = False
+    priority: Literal["low", "normal", "high", "urgent"] | None = None
+    status: Literal["open", "closed"] | None = None

@@ -122,23 +122,81 @@ def get_ticket(number: int):
         return problem(404, _("Not found."))
     detail = {
         **ticket_out(ticket),
-        "thread": [
-            schemas.EntryOut(
-                id=entry.id,
-                kind=entry.kind,
-                author_kind=entry.author_kind,
-                body=entry.body,
-                public=entry.is_public,
-                created_at=entry.created_at,
-            ).model_dump(mode="json")
-            for entry in tickets.thread(ticket, public_only=False)
-        ],
+        "thread": [_entry_out(entry) for entry in tickets.thread(ticket, public_only=False)],
         "clocks": [
             schemas.ClockOut.model_validate(clock, from_attributes=True).model_dump(mode="json")
             for clock in clocks_of("ticket", ticket.id)
         ],
     }
-    return json_response(detail, headers={"ETag": etag_of(ticket.id, ticket.updated_at, ticket.status)})
+    return json_response(detail, headers={"ETag": ticket_etag(ticket)})
+
+
+def _entry_out(entry) -> dict:
+    return schemas.EntryOut(
+        id=entry.id,
+        kind=entry.kind,
+        author_kind=entry.author_kind,
+        body=entry.body,
+        public=entry.is_public,
+        created_at=entry.created_at,
+    ).model_dump(mode="json")
+
+
+def ticket_etag(ticket: Ticket) -> str:
+    return etag_of(ticket.id, ticket.updated_at, ticket.status, ticket.assignee_id, ticket.priority)
+
+
+@bp.post("/tickets/<int:number>/replies")
+@api_call("tickets:write")
+def reply_to_ticket(number: int):
+    """A public reply: on the tracking page and emailed to the customer."""
+    ticket = _ticket_or_404(number)
+    if ticket is None:
+        return problem(404, _("Not found."))
+    data = body_of(schemas.MessageIn)
+    entry = tickets.reply(ticket, data.body, user=None, ip=g.api_actor.ip, actor=g.api_actor)
+    db.session.commit()
+    return json_response(_entry_out(entry), 201)
+
+
+@bp.post("/tickets/<int:number>/notes")
+@api_call("tickets:write")
+def note_on_ticket(number: int):
+    """An internal note: staff only."""
+    ticket = _ticket_or_404(number)
+    if ticket is None:
+        return problem(404, _("Not found."))
+    data = body_of(schemas.MessageIn)
+    entry = tickets.add_note(ticket, data.body, user=None, ip=g.api_actor.ip, actor=g.api_actor)
+    db.session.commit()
+    return json_response(_entry_out(entry), 201)
+
+
+@bp.patch("/tickets/<int:number>")
+@api_call("tickets:write")
+def update_ticket(number: int):
+    """Assign, prioritise, reopen or close; needs ``If-Match`` with the ticket's ETag, so
+    two systems never overwrite each other silently."""
+    ticket = _ticket_or_404(number)
+    if ticket is None:
+        return problem(404, _("Not found."))
+    wanted = request.headers.get("If-Match")
+    if not wanted:
+        return problem(428, _("Send If-Match with the ticket's ETag."))
+    if wanted != ticket_etag(ticket):
+        return problem(412, _("The ticket changed since you read it: read it again."))
+    data = body_of(schemas.TicketPatch)
+    ip, actor = g.api_actor.ip, g.api_actor
+    if data.unassign or data.assignee_id is not None:
+        tickets.assign(ticket, None if data.unassign else data.assignee_id, user=None, ip=ip, actor=actor)
+    if data.priority:
+        tickets.set_priority(ticket, data.priority, user=None, ip=ip, actor=actor)
+    if data.status == "open" and ticket.status != "open":
+        tickets.reopen(ticket, user=None, ip=ip, actor=actor)
+    elif data.status == "closed":
+        tickets.close(ticket, user=None, ip=ip, actor=actor)
+    db.session.commit()
+    return json_response(ticket_out(ticket), headers={"ETag": ticket_etag(ticket)})
 
 
 # --- customers -----------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from crm.tickets.labels import STATUS_LABELS
 from crm.tickets.lookup import list_assignable_users
 from crm.tickets.models import EntryKind, Priority, Status, ThreadEntry, Ticket
 from crm.tickets.status import set_status
-from crm.tickets.thread import add_entry, add_message, attach, notify_customer
+from crm.tickets.thread import add_entry, add_message, attach, notify_customer, via
 
 # How long after it came in a request can still be logged against its true time.
 MAX_LATE_LOGGING_DAYS = 90
@@ -35,19 +35,25 @@ def _check_open(ticket: Ticket) -> None:
         )
 
 
+def acting(user: User | None, ip: str | None, actor: Actor | None) -> Actor:
+    """Who acts: the given actor (an API key), else the member of staff."""
+    return actor or staff_actor(user, ip)
+
+
 def reply(
     ticket: Ticket,
     body: str,
     *,
-    user: User,
+    user: User | None,
     ip: str | None,
     uploads: list[Upload] = (),
     template: str = "reply",
+    actor: Actor | None = None,
 ) -> ThreadEntry:
     """A public reply to the customer: shown on the tracking page and emailed."""
     _check_open(ticket)
     body = check_text(body, "body", MAX_DESCRIPTION, required=True)
-    actor = staff_actor(user, ip)
+    actor = acting(user, ip, actor)
     entry = add_message(ticket, EntryKind.PUBLIC_REPLY, body, actor=actor, author=user, uploads=uploads)
     clocks.on_public_reply(ticket, actor=actor)
     if ticket.status == Status.NEW:
@@ -57,11 +63,17 @@ def reply(
 
 
 def add_note(
-    ticket: Ticket, body: str, *, user: User, ip: str | None, uploads: list[Upload] = ()
+    ticket: Ticket,
+    body: str,
+    *,
+    user: User | None,
+    ip: str | None,
+    uploads: list[Upload] = (),
+    actor: Actor | None = None,
 ) -> ThreadEntry:
     """An internal note: staff only, never on the tracking page."""
     body = check_text(body, "body", MAX_DESCRIPTION, required=True)
-    actor = staff_actor(user, ip)
+    actor = acting(user, ip, actor)
     return add_message(ticket, EntryKind.INTERNAL_NOTE, body, actor=actor, author=user, uploads=uploads)
 
 
@@ -121,26 +133,32 @@ def request_information(ticket: Ticket, body: str, *, user: User, ip: str | None
     return entry
 
 
-def assign(ticket: Ticket, assignee_id: int | None, *, user: User, ip: str | None) -> None:
+def assign(
+    ticket: Ticket, assignee_id: int | None, *, user: User | None, ip: str | None, actor: Actor | None = None
+) -> None:
     """Give the ticket to someone who works tickets, or to nobody (``None``)."""
     if assignee_id is not None and assignee_id not in {staff.id for staff in list_assignable_users()}:
         raise NotFound(_l("No active user has that id."), "assignee_id")
-    _change(ticket, "assignee_id", assignee_id, "ticket.assigned", staff_actor(user, ip), author=user)
+    _change(ticket, "assignee_id", assignee_id, "ticket.assigned", acting(user, ip, actor), author=user)
 
 
-def set_priority(ticket: Ticket, priority: str, *, user: User, ip: str | None) -> None:
+def set_priority(
+    ticket: Ticket, priority: str, *, user: User | None, ip: str | None, actor: Actor | None = None
+) -> None:
     try:
         priority = Priority(priority)
     except ValueError:
         raise DomainError(_l("Choose a priority from the list."), "priority") from None
     if priority == ticket.priority:
         return
-    actor = staff_actor(user, ip)
+    actor = acting(user, ip, actor)
     _change(ticket, "priority", priority, "ticket.priority_changed", actor, author=user)
     clocks.on_priority_change(ticket, actor=actor)
 
 
-def _change(ticket: Ticket, field_name: str, value, action: str, actor: Actor, *, author: User) -> None:
+def _change(
+    ticket: Ticket, field_name: str, value, action: str, actor: Actor, *, author: User | None
+) -> None:
     """Set one field of the ticket, recording it before and after (if it changes), in the
     audit trail and as an event in the ticket's timeline ("Assigned to X by Y")."""
     before = getattr(ticket, field_name)
@@ -153,7 +171,7 @@ def _change(ticket: Ticket, field_name: str, value, action: str, actor: Actor, *
         EntryKind.SYSTEM_EVENT,
         author_kind="staff",
         author=author,
-        details={"changed": field_name, "from": before, "to": value},
+        details={"changed": field_name, "from": before, "to": value, **via(actor)},
     )
 
 
@@ -199,7 +217,7 @@ def resolve_after_final_response(ticket: Ticket, *, actor: Actor, user: User) ->
     ticket.needs_manager = False
 
 
-def close(ticket: Ticket, *, user: User, ip: str | None) -> None:
+def close(ticket: Ticket, *, user: User | None, ip: str | None, actor: Actor | None = None) -> None:
     owed = ledger.balance(ticket.id).owed_minor
     if owed:
         raise Conflict(
@@ -209,11 +227,11 @@ def close(ticket: Ticket, *, user: User, ip: str | None) -> None:
             ),
             "status",
         )
-    set_status(ticket, Status.CLOSED, staff_actor(user, ip), author_kind="staff", author=user)
+    set_status(ticket, Status.CLOSED, acting(user, ip, actor), author_kind="staff", author=user)
 
 
-def reopen(ticket: Ticket, *, user: User, ip: str | None) -> None:
-    set_status(ticket, Status.OPEN, staff_actor(user, ip), author_kind="staff", author=user)
+def reopen(ticket: Ticket, *, user: User | None, ip: str | None, actor: Actor | None = None) -> None:
+    set_status(ticket, Status.OPEN, acting(user, ip, actor), author_kind="staff", author=user)
 
 
 def merge(duplicate: Ticket, target: Ticket, *, user: User, ip: str | None) -> None:

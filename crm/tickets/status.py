@@ -11,7 +11,7 @@ from crm.errors import Conflict
 from crm.sla import clocks
 from crm.tickets.labels import STATUS_LABELS
 from crm.tickets.models import TRANSITIONS, EntryKind, Status, Ticket
-from crm.tickets.thread import add_entry
+from crm.tickets.thread import add_entry, via
 
 
 def set_status(
@@ -41,7 +41,7 @@ def set_status(
         EntryKind.STATUS_CHANGE,
         author_kind=author_kind,
         author=author,
-        details={"from": old, "to": new},
+        details={"from": old, "to": new, **via(actor)},
     )
     record(
         "ticket.status_changed",

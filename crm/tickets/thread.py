@@ -152,9 +152,16 @@ def add_message(
 ) -> ThreadEntry:
     """A written message in the thread, its files, and its audit event (the body as a
     digest): the one way a message is added, whoever writes it."""
-    entry = add_entry(ticket, kind, author_kind=author_kind_of(actor), author=author, body=body)
+    entry = add_entry(
+        ticket, kind, author_kind=author_kind_of(actor), author=author, body=body, details=via(actor)
+    )
     message_added(ticket, entry, actor=actor, uploads=uploads, **audit_data)
     return entry
+
+
+def via(actor: Actor) -> dict:
+    """What an entry says of an actor that is not a person: the API key's label."""
+    return {"via": actor.label} if actor.kind == "api_key" else {}
 
 
 def author_kind_of(actor: Actor) -> str:
