@@ -129,6 +129,24 @@ def test_12315_working_days_are_the_states_whatever_the_desk_keeps(app, make_ten
     assert regulatory(app, tenant, ticket_id).due_at == datetime(2026, 10, 21, tzinfo=SHANGHAI)
 
 
+def test_a_12321_referral_is_answered_in_15_of_the_states_working_days(app, make_tenant, make_user):
+    tenant, agent = desk(
+        app,
+        make_tenant,
+        make_user,
+        timezone="Asia/Shanghai",
+        hours="mon-sat 09:00-18:00",
+        deadlines=assigning(("complaint", "regulator_referral", "cn-12321")),
+    )
+    ticket_id, _number = complaint_at(
+        app, tenant, agent, datetime(2026, 9, 30, 10, tzinfo=SHANGHAI), "complaint", "regulator_referral"
+    )
+    # After 30 Sep: 1-7 Oct National Day; 8, 9, Sat 10 (make-up), 12-16, 19-23, 26, 27 make fifteen.
+    clock = regulatory(app, tenant, ticket_id)
+    assert (clock.rule, clock.unit, clock.target) == ("cn-12321", "business_days", 15)
+    assert clock.due_at == datetime(2026, 10, 28, tzinfo=SHANGHAI)
+
+
 def test_a_year_chinesecalendar_lacks_counts_weekdays_less_the_calendars_holidays():
     spec = CalendarSpec(
         timezone="Asia/Shanghai",
@@ -409,6 +427,7 @@ def test_the_builtin_profiles_say_where_their_days_are_counted():
     assert where == {
         "cn-telecom": ("CN", "Asia/Shanghai", True),
         "cn-12315-odr": ("CN", "Asia/Shanghai", True),
+        "cn-12321": ("CN", "Asia/Shanghai", True),
         "uk-fca": ("GB", "Europe/London", False),
         "uk-psd": ("GB", "Europe/London", False),
         "us-cfpb": ("US", "America/New_York", False),

@@ -145,6 +145,18 @@ BUILTIN_PROFILES: dict[str, Profile] = {
             roll_forward=True,
         ),
         Profile(
+            "cn-12321",
+            _l("China: 12321 referral, 15 working days"),
+            _l(
+                "A complaint about unwanted calls or messages forwarded by the 12321 reporting "
+                "centre (12321网络不良与垃圾信息举报受理中心): the provider answers within 15 working days "
+                "of receiving it."
+            ),
+            (Deadline(Metric.REGULATORY_FINAL, 15, Unit.BUSINESS_DAYS),),
+            country="CN",
+            roll_forward=True,
+        ),
+        Profile(
             "uk-fca",
             _l("UK FCA: final response within 8 weeks"),
             _l(
