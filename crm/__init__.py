@@ -14,6 +14,7 @@ from crm.audit import views as audit_views
 from crm.auth import scope as auth_scope
 from crm.auth import views as auth_views
 from crm.config import DEFAULTS, from_environment
+from crm.dnc import views as dnc_views
 from crm.exports import views as export_views
 from crm.extensions import babel, bootstrap, csrf, db, limiter, login_manager, migrate, tenants
 from crm.health import bp as health_bp
@@ -96,6 +97,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         export_views.bp,
         lead_public_views.bp,
         lead_views.bp,
+        dnc_views.bp,
         report_views.bp,
         api_views.bp,
         api_admin.bp,

@@ -60,6 +60,11 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "reports.view": frozenset({Role.MANAGER, Role.ADMIN, Role.AUDITOR}),
     # API keys and webhooks.
     "api.manage": frozenset({Role.ADMIN}),
+    # The do-not-contact list: read by all staff, added to by those who work the desk,
+    # removed from by managers (with a reason).
+    "dnc.view": STAFF,
+    "dnc.add": frozenset({Role.AGENT, Role.MANAGER, Role.ADMIN}),
+    "dnc.remove": frozenset({Role.MANAGER, Role.ADMIN}),
     # The sales pipeline: reading leads (auditors included), and working them.
     "leads.view": STAFF,
     "leads.work": frozenset({Role.AGENT, Role.MANAGER, Role.ADMIN}),

@@ -28,6 +28,7 @@ from crm.access import (
 from crm.audit.chain import digest
 from crm.auth import service as auth
 from crm.columns import utcnow
+from crm.dnc import service as dnc
 from crm.errors import Conflict, DomainError
 from crm.files.storage import send_attachment
 from crm.i18n import SUPPORTED_LOCALES
@@ -223,6 +224,7 @@ def _render_ticket(ticket: Ticket, status: int = 200, **bound: FlaskForm):
             staff=_staff_names(),
             other_tickets=service.customer_tickets(ticket.customer_id, excluding=ticket.id),
             sales_history=sales_history(ticket.customer_id),
+            dnc_standing=dnc.standing(ticket.requester_phone, ticket.requester_email),
             clocks=explain_all(clocks_of("ticket", ticket.id)),
             policy=policies.version_by_id(ticket.policy_version_id),
             forms=forms,
