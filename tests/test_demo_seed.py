@@ -86,3 +86,23 @@ def test_pages_have_a_favicon_that_is_served(app, client, demo):
     assert icon.status_code == 200
     assert icon.mimetype == "image/svg+xml" and b"<svg" in icon.data
     icon.close()
+
+
+def test_the_demo_has_leads_in_every_stage_one_overdue_and_a_listed_number(app, demo):
+    from crm.dnc.models import DoNotContact
+    from crm.leads.models import Lead
+
+    tenant, _lines, _references = demo
+    with app.app_context(), tenant_context(tenant):
+        stages = set(db.session.scalars(select(Lead.stage)))
+        assert stages == {"new", "contacted", "qualified", "trial", "won", "lost", "unreachable"}
+        overdue = db.session.scalars(select(Lead).where(Lead.first_contact_due_at.is_not(None))).all()
+        assert any(
+            lead.first_contact_due_at < lead.created_at + __import__("datetime").timedelta(days=2)
+            for lead in overdue
+        )
+        assert db.session.scalar(select(func.count()).select_from(DoNotContact)) == 1
+    agent = signed_in(app, tenant, "agent@demo.test")
+    assert "LD-1008" in agent.get(f"/t/{tenant.slug}/leads?view=overdue").text
+    # The won lead is the customer of the first refund request: its sales history shows.
+    assert 'id="sales-history"' in agent.get(f"/t/{tenant.slug}/tickets/1001").text

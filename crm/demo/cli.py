@@ -27,6 +27,7 @@ def seed() -> None:
         click.echo(f"  {email:<22} ({role})")
     click.echo(f"password: {password}")
     click.echo(f"Customers file refund requests at http://127.0.0.1:5000/t/{SLUG}/refund")
+    click.echo(f"Prospects ask for a free trial at http://127.0.0.1:5000/t/{SLUG}/trial")
     for line in ticket_lines(result):
         click.echo(line)
 

@@ -13,8 +13,12 @@ from crm.audit.service import Actor
 from crm.auth import service as auth
 from crm.auth.models import User
 from crm.columns import utcnow
+from crm.dnc import service as dnc
+from crm.dnc.models import EntrySource
 from crm.errors import DomainError
 from crm.extensions import db
+from crm.leads import consent, intake, pipeline
+from crm.leads.models import Lead, Purpose, Source
 from crm.policies import service as policies
 from crm.provisioning import service as provisioning
 from crm.refunds import service as refunds
@@ -154,6 +158,8 @@ def seed_demo(password: str, slug: str = SLUG) -> SeedResult:
             _seed_policy(actor)
             links, unlinked = _seed_tickets()
             created.append(f"{len(links) + len(unlinked)} tickets")
+        if not db.session.scalar(select(func.count()).select_from(Lead)):
+            created.append(f"{_seed_leads(actor)} leads")
         db.session.flush()  # while the tenant is in context: the guard checks every write
     return SeedResult(tenant, created, links, unlinked)
 
@@ -340,3 +346,73 @@ def _play(ticket: Ticket, fate: str, agent: User, manager: User) -> None:
         tickets.close(ticket, user=manager, ip=None)
     if fate == "not_satisfied":
         tickets.not_satisfied(ticket, "金额不对。", ip=None)
+
+
+# (name, company, phone, need, what happens next)
+LEADS = (
+    ("赵敏", "敏捷外呼", "13700137001", "想试用 10 个坐席的外呼系统", "new"),
+    ("Chen Jing", "Jing Logistics", "13700137002", "Virtual numbers for 3 cities", "contacted"),
+    ("孙磊", "磊石科技", "13700137003", "20 个坐席，需要录音", "qualified"),
+    ("Zhou Lan", "Lanfeng Trading", "13700137004", "A trial of the predictive dialer", "trial"),
+    ("王芳", None, "13800138001", "换用你们的外呼系统", "won"),  # the refund requester RF-1001
+    ("钱立", "立信咨询", "13700137006", "了解价格", "lost"),
+    ("Ma Tao", None, "13700137007", "Call me after 6 pm", "unreachable"),
+    ("冯雪", "雪松教育", "13700137008", "明天上午联系", "overdue"),
+)
+
+
+def _seed_leads(actor: Actor) -> int:
+    """Leads in every stage, one whose promised call is overdue, and a number on the
+    do-not-contact list (the caller of RF-1008 asked through 12321 to stop sales calls)."""
+    agent = auth.user_by_email("agent@demo.test")
+    agent.takes_leads = True
+    texts = consent.consent_texts("zh_CN")
+    proofs = [(texts[Purpose.CONTACT], True, None), (texts[Purpose.MARKETING], False, None)]
+    for name, company, phone, need, fate in LEADS:
+        at = utcnow() - timedelta(days=2) if fate == "overdue" else utcnow()
+        lead = intake.receive(
+            intake.LeadDetails(name=name, phone=phone, company=company, need=need, utm_source="baidu"),
+            source=Source.WEB_FORM,
+            actor=Actor("anonymous", None, "trial-form"),
+            ip=None,
+            proofs=proofs,
+            at=at,
+        ).lead
+        _play_lead(lead, fate, agent, actor)
+    dnc.add_entry(
+        "phone",
+        "13900139000",
+        reason="12321 举报：要求停止营销外呼",
+        source=EntrySource.REPORT_12321,
+        actor=actor,
+    )
+    return len(LEADS)
+
+
+def _play_lead(lead: Lead, fate: str, agent: User, actor: Actor) -> None:
+    if fate in ("new", "overdue"):
+        return
+    if fate == "unreachable":
+        for _attempt in range(5):
+            pipeline.log_call(lead, pipeline.CallLog("no_answer"), user=agent, actor=actor)
+        return
+    said = "客户确认需求，介绍了按坐席计费和不限分钟套餐。"
+    pipeline.log_call(
+        lead, pipeline.CallLog("answered", duration_seconds=240, note=said), user=agent, actor=actor
+    )
+    if fate in ("qualified", "trial", "won"):
+        pipeline.set_stage(lead, "qualified", user=agent, actor=actor)
+    if fate in ("trial", "won"):
+        today = utcnow().date()
+        pipeline.set_stage(
+            lead,
+            "trial",
+            user=agent,
+            actor=actor,
+            trial_starts_on=today,
+            trial_ends_on=today + timedelta(days=14),
+        )
+    if fate == "won":
+        pipeline.set_stage(lead, "won", user=agent, actor=actor)
+    if fate == "lost":
+        pipeline.set_stage(lead, "lost", user=agent, actor=actor, lost_reason="价格高于预算")
