@@ -9,9 +9,12 @@ import pytest
 from sqlalchemy import func, select
 
 from crm.audit.models import AuditEvent
+from crm.columns import utcnow
 from crm.demo.cli import ticket_lines
 from crm.demo.seed import seed_demo
+from crm.dnc.models import DoNotContact
 from crm.extensions import db
+from crm.leads.models import Lead
 from crm.provisioning.service import tenant_by_slug
 from crm.tickets.models import Ticket
 from tenants import CurrentTenant, tenant_context
@@ -89,18 +92,12 @@ def test_pages_have_a_favicon_that_is_served(app, client, demo):
 
 
 def test_the_demo_has_leads_in_every_stage_one_overdue_and_a_listed_number(app, demo):
-    from crm.dnc.models import DoNotContact
-    from crm.leads.models import Lead
-
     tenant, _lines, _references = demo
     with app.app_context(), tenant_context(tenant):
         stages = set(db.session.scalars(select(Lead.stage)))
         assert stages == {"new", "contacted", "qualified", "trial", "won", "lost", "unreachable"}
-        overdue = db.session.scalars(select(Lead).where(Lead.first_contact_due_at.is_not(None))).all()
-        assert any(
-            lead.first_contact_due_at < lead.created_at + __import__("datetime").timedelta(days=2)
-            for lead in overdue
-        )
+        overdue = db.session.scalars(select(Lead.reference).where(Lead.first_contact_due_at < utcnow())).all()
+        assert overdue == ["LD-1008"]
         assert db.session.scalar(select(func.count()).select_from(DoNotContact)) == 1
     agent = signed_in(app, tenant, "agent@demo.test")
     assert "LD-1008" in agent.get(f"/t/{tenant.slug}/leads?view=overdue").text
