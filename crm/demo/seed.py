@@ -369,7 +369,7 @@ def _seed_leads(actor: Actor) -> int:
     texts = consent.consent_texts("zh_CN")
     proofs = [(texts[Purpose.CONTACT], True, None), (texts[Purpose.MARKETING], False, None)]
     for name, company, phone, need, fate in LEADS:
-        at = utcnow() - timedelta(days=2) if fate == "overdue" else utcnow()
+        at = utcnow() - timedelta(days=14) if fate == "overdue" else utcnow()  # due whatever the weekday
         lead = intake.receive(
             intake.LeadDetails(name=name, phone=phone, company=company, need=need, utm_source="baidu"),
             source=Source.WEB_FORM,
