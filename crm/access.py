@@ -68,6 +68,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # The sales pipeline: reading leads (auditors included), and working them.
     "leads.view": STAFF,
     "leads.work": frozenset({Role.AGENT, Role.MANAGER, Role.ADMIN}),
+    "leads.import": frozenset({Role.MANAGER, Role.ADMIN}),
 }
 
 

@@ -229,3 +229,39 @@ class LeadSubmissionUse(TenantScoped, db.Model):
     nonce: Mapped[str] = mapped_column(String(64))
     lead_id: Mapped[int | None] = mapped_column(BigIntId)
     used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ImportStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ImportRun(TenantScoped, db.Model):
+    """A CSV import a manager started from the page: run as a job, with its progress and,
+    once done, its counts and the rejected rows."""
+
+    __tablename__ = "import_runs"
+    __table_args__ = (UniqueConstraint("tenant_id", "id"), tenant_fk(["requested_by_id"], "users"))
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # "leads" or "dnc"
+    requested_by_id: Mapped[int] = mapped_column(BigIntId)
+    status: Mapped[str] = mapped_column(String(16), default=ImportStatus.QUEUED)
+    file_name: Mapped[str | None] = mapped_column(String(100))  # a random name, deleted once read
+    original_name: Mapped[str] = mapped_column(String(255))
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    imported: Mapped[int] = mapped_column(Integer, default=0)
+    merged: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[list] = mapped_column(JSON, default=list)  # [[row, reason], ...], the first 1,000
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def percent(self) -> int:
+        if self.status == ImportStatus.DONE:
+            return 100
+        return int(100 * self.done / self.total) if self.total else 0

@@ -9,7 +9,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import SelectChoice
+from flask_wtf.file import FileField, FileRequired
+from wtforms import SelectChoice, SelectField
 
 from crm.access import can, current_actor, record_auditor_reading, requires
 from crm.audit.chain import digest
@@ -18,7 +19,7 @@ from crm.columns import utcnow
 from crm.dnc import service as dnc
 from crm.errors import Conflict, DomainError
 from crm.files.storage import blob_path
-from crm.leads import consent, intake, listing, pipeline
+from crm.leads import consent, import_runs, imports, intake, listing, pipeline
 from crm.leads.forms import (
     OUTCOME_LABELS,
     SOURCE_LABELS,
@@ -115,6 +116,49 @@ def index():
         counts=listing.lead_summary(current_user.id),
         listed=dnc.listed_values([lead.phone for lead in page.leads], [lead.email for lead in page.leads]),
     )
+
+
+class ImportForm(FlaskForm):
+    kind = SelectField(
+        _l("The file holds"),
+        choices=[
+            SelectChoice("leads", _l("Leads: name,phone,email,company,source,consent")),
+            SelectChoice("dnc", _l("Do-not-contact entries: phone,email,reason")),
+        ],
+    )
+    file = FileField(_l("CSV file"), validators=[FileRequired(_l("Choose a CSV file."))])
+
+
+@bp.route("/leads/import", methods=["GET", "POST"])
+@requires("leads.import")
+def import_page():
+    """Upload a CSV; the import runs as a job and this page shows its progress."""
+    form = ImportForm()
+    status = 200
+    if form.is_submitted():
+        status = 400
+        if form.validate():
+            upload = form.file.data
+            content = upload.stream.read(imports.MAX_FILE_BYTES + 1)
+            try:
+                in_one_transaction(
+                    lambda: import_runs.start(
+                        form.kind.data,
+                        upload.filename,
+                        content,
+                        user_id=current_user.id,
+                        actor=current_actor(),
+                    ),
+                    done=_("The import has started."),
+                )
+            except DomainError as error:
+                show_error(form, error)
+                status = error.status
+            else:
+                return redirect(url_for(".import_page"))
+    runs = import_runs.recent_runs()
+    running = any(run.status in ("queued", "running") for run in runs)
+    return render_template("leads/import.html", form=form, runs=runs, running=running), status
 
 
 # --- a lead ---------------------------------------------------------------------------------
