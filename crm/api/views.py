@@ -1,7 +1,7 @@
 """The API's endpoints under /t/<slug>/api/v1/: tickets, leads, customers, the
 do-not-contact list and the audit trail, as JSON, each behind its scope."""
 
-from flask import Blueprint, g, render_template, request, url_for
+from flask import Blueprint, Response, g, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -146,30 +146,28 @@ def ticket_etag(ticket: Ticket) -> str:
     return etag_of(ticket.id, ticket.updated_at, ticket.status, ticket.assignee_id, ticket.priority)
 
 
-@bp.post("/tickets/<int:number>/replies")
-@api_call("tickets:write")
-def reply_to_ticket(number: int):
-    """A public reply: on the tracking page and emailed to the customer."""
+def _write_message(number: int, write) -> Response:
     ticket = _ticket_or_404(number)
     if ticket is None:
         return problem(404, _("Not found."))
     data = body_of(schemas.MessageIn)
-    entry = tickets.reply(ticket, data.body, user=None, ip=g.api_actor.ip, actor=g.api_actor)
+    entry = write(ticket, data.body, user=None, ip=g.api_actor.ip, actor=g.api_actor)
     db.session.commit()
     return json_response(_entry_out(entry), 201)
+
+
+@bp.post("/tickets/<int:number>/replies")
+@api_call("tickets:write")
+def reply_to_ticket(number: int):
+    """A public reply: on the tracking page and emailed to the customer."""
+    return _write_message(number, tickets.reply)
 
 
 @bp.post("/tickets/<int:number>/notes")
 @api_call("tickets:write")
 def note_on_ticket(number: int):
     """An internal note: staff only."""
-    ticket = _ticket_or_404(number)
-    if ticket is None:
-        return problem(404, _("Not found."))
-    data = body_of(schemas.MessageIn)
-    entry = tickets.add_note(ticket, data.body, user=None, ip=g.api_actor.ip, actor=g.api_actor)
-    db.session.commit()
-    return json_response(_entry_out(entry), 201)
+    return _write_message(number, tickets.add_note)
 
 
 @bp.patch("/tickets/<int:number>")

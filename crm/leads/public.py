@@ -8,7 +8,6 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     flash,
     make_response,
     redirect,
@@ -20,7 +19,6 @@ from flask import (
 from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_limiter import RequestLimit
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from crm.access import client_ip
 from crm.audit.service import Actor
@@ -33,37 +31,18 @@ from crm.leads.models import Lead, Purpose
 from crm.notify.service import queue_email
 from crm.portal.views import FORM_ATTEMPTS_RATE, form_rate, tenant_client_key
 from crm.provisioning.service import tenant_settings
-from crm.tickets.intake import new_nonce
-from crm.webforms import in_one_transaction, show_error
+from crm.webforms import SubmissionTokens, accepted, in_one_transaction, show_error
 from tenants import current_tenant
 from tenants.ext import URL_PREFIX
 
 bp = Blueprint("leads_public", __name__, url_prefix=URL_PREFIX)
 
 RECEIPT_KEY = "trial_receipt"
-TOKEN_MAX_AGE = 24 * 3600
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign")
 STOP_POSTS_PER_ADDRESS = "30/hour"
 
 
-def _token_signer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.secret_key, salt="trial-form-submission")
-
-
-def _new_submission_token() -> str:
-    return _token_signer().dumps([current_tenant().id, new_nonce()])
-
-
-def _nonce_of(token: str) -> str | None:
-    try:
-        tenant_id, nonce = _token_signer().loads(token, max_age=TOKEN_MAX_AGE)
-    except (BadSignature, TypeError, ValueError):
-        return None
-    return nonce if tenant_id == current_tenant().id and isinstance(nonce, str) else None
-
-
-def _accepted(response: Response) -> bool:
-    return response.status_code == 302
+TOKENS = SubmissionTokens("trial-form-submission")
 
 
 def _render_form(form: TrialForm, **context) -> str:
@@ -87,21 +66,21 @@ def _refused_for_now(limit: RequestLimit) -> Response:
 
 @bp.route("/trial", methods=["GET", "POST"])
 @limiter.limit(
-    form_rate, key_func=tenant_client_key, methods=["POST"], deduct_when=_accepted, on_breach=_refused_for_now
+    form_rate, key_func=tenant_client_key, methods=["POST"], deduct_when=accepted, on_breach=_refused_for_now
 )
 @limiter.limit(FORM_ATTEMPTS_RATE, key_func=tenant_client_key, methods=["POST"], on_breach=_refused_for_now)
 def trial():
     form = TrialForm()
     if request.method == "GET":
-        form.submission_token.data = _new_submission_token()
+        form.submission_token.data = TOKENS.new()
         for name in UTM_FIELDS:  # carried over from the link the person followed
             form[name].data = request.args.get(name, "")[: intake.MAX_UTM]
         return _render_form(form)
     if form.website.data:
         abort(400)
-    nonce = _nonce_of(form.submission_token.data or "")
+    nonce = TOKENS.nonce_of(form.submission_token.data or "")
     if nonce is None:
-        form.submission_token.data = _new_submission_token()
+        form.submission_token.data = TOKENS.new()
         flash(_("This form has expired. Please check your details and send it again."), "warning")
         return _render_form(form), 400
     status = 400

@@ -8,7 +8,6 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     flash,
     make_response,
     redirect,
@@ -19,7 +18,6 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_limiter import RequestLimit
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from crm.access import client_ip
 from crm.errors import Conflict, DomainError
@@ -34,14 +32,13 @@ from crm.sla.explain import public_deadlines
 from crm.tickets import service as tickets
 from crm.tickets.links import token_digest, tracking_url
 from crm.tickets.models import Status
-from crm.webforms import in_one_transaction, show_error, uploads_of
+from crm.webforms import SubmissionTokens, accepted, in_one_transaction, show_error, uploads_of
 from tenants import current_tenant
 from tenants.ext import URL_PREFIX
 
 bp = Blueprint("portal", __name__, url_prefix=URL_PREFIX)
 
 RECEIPT_KEY = "refund_receipt"
-TOKEN_MAX_AGE = 24 * 3600
 # Every post of the form from one address, accepted or not: against floods, not people.
 FORM_ATTEMPTS_RATE = "60/hour"
 # The tracking pages, per link and per address: reads, and what changes a ticket.
@@ -51,23 +48,7 @@ TRACKING_POSTS_PER_LINK = "20/hour"
 TRACKING_POSTS_PER_ADDRESS = "60/hour"
 
 
-def _token_signer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.secret_key, salt="refund-form-submission")
-
-
-def new_submission_token() -> str:
-    """A signed one-time nonce for one filling-in of this tenant's form."""
-    return _token_signer().dumps([current_tenant().id, tickets.new_nonce()])
-
-
-def nonce_of(token: str) -> str | None:
-    """The nonce of a token this tenant's form issued, else None (another tenant's form,
-    a forged or an expired token)."""
-    try:
-        tenant_id, nonce = _token_signer().loads(token, max_age=TOKEN_MAX_AGE)
-    except (BadSignature, TypeError, ValueError):
-        return None
-    return nonce if tenant_id == current_tenant().id and isinstance(nonce, str) else None
+TOKENS = SubmissionTokens("refund-form-submission")
 
 
 def form_rate() -> str:
@@ -81,11 +62,6 @@ def tenant_client_key() -> str:
 def tracking_link_key() -> str:
     """The tracking link a request uses, by digest (the token itself is never a key)."""
     return f"{current_tenant().slug}:{token_digest(request.view_args.get('token', ''))}"
-
-
-def _accepted(response: Response) -> bool:
-    """A submission that made (or found) a ticket: the form redirects to its receipt."""
-    return response.status_code == 302
 
 
 def _form_refused_for_now(limit: RequestLimit) -> Response:
@@ -122,7 +98,7 @@ tracking_posts_per_address = limiter.shared_limit(
     form_rate,
     key_func=tenant_client_key,
     methods=["POST"],
-    deduct_when=_accepted,
+    deduct_when=accepted,
     on_breach=_form_refused_for_now,
 )
 @limiter.limit(
@@ -131,13 +107,13 @@ tracking_posts_per_address = limiter.shared_limit(
 def refund():
     form = RefundForm(currency=current_tenant().currency)
     if request.method == "GET":
-        form.submission_token.data = new_submission_token()
+        form.submission_token.data = TOKENS.new()
         return _render_form(form)
     if form.website.data:
         abort(400)  # the honeypot: people never see this field
-    nonce = nonce_of(form.submission_token.data or "")
+    nonce = TOKENS.nonce_of(form.submission_token.data or "")
     if nonce is None:
-        form.submission_token.data = new_submission_token()
+        form.submission_token.data = TOKENS.new()
         flash(_("This form has expired. Please check your details and send it again."), "warning")
         return _render_form(form), 400
     status = 400
