@@ -2,6 +2,7 @@
 whose answers are worked out by hand here; the CSV and JSON outputs; the pages, their
 permissions and isolation; and ``reports verify``, which recomputes them from the trail."""
 
+import dataclasses
 import json
 import re
 from datetime import UTC, date, datetime, timedelta
@@ -92,7 +93,7 @@ def test_sla_attainment_counts_by_due_time_and_reads_medians_and_the_90th_percen
         fact(7, 25),
         fact(8, 30, met=due(30, 4)),
     ]
-    facts.append(sla.ClockFact(**{**fact(9, 10).__dict__, "due_at": datetime(2026, 10, 2, tzinfo=UTC)}))
+    facts.append(dataclasses.replace(fact(9, 10), due_at=datetime(2026, 10, 2, tzinfo=UTC)))
     [row] = sla.count(facts, period, now=now)
     assert (row.due, row.met_on_time, row.met_late, row.breached_open, row.not_yet_due) == (8, 4, 1, 2, 1)
     assert row.attainment == pytest.approx(100 * 4 / 7)

@@ -9,10 +9,12 @@ The counting runs on ``ComplaintFact``s, built from the tables here and from the
 trail alone in ``crm.reports.trail``.
 """
 
+import functools
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
 
@@ -153,8 +155,15 @@ def three_business_days(timezone: str):
     version = versions.current(ConfigKind.CALENDAR)
     spec = versions.calendar_spec(version) if version else None
 
+    zone = ZoneInfo(timezone)
+
+    @functools.cache
+    def end_for_day(day: date) -> datetime:
+        start = datetime.combine(day, time(12), zone)  # any instant of the day: days count whole
+        return day_deadline(start, 3, Unit.BUSINESS_DAYS, timezone=timezone, spec=spec).due_at
+
     def end_of_third(received_at: datetime) -> datetime:
-        return day_deadline(received_at, 3, Unit.BUSINESS_DAYS, timezone=timezone, spec=spec).due_at
+        return end_for_day(received_at.astimezone(zone).date())
 
     return end_of_third
 
@@ -182,18 +191,21 @@ def facts_from_tables(period: Period, filters=None) -> list[ComplaintFact]:
         Ticket.received_at.is_(None) & (Ticket.created_at < period.end), Ticket.received_at < period.end
     )
     still_there = or_(Ticket.status.not_in(CLOSED), Ticket.resolved_at >= period.start)
+    conditions = (
+        Ticket.kind.in_(COMPLAINT_KINDS),
+        Ticket.merged_into_id.is_(None),
+        receipt,
+        still_there,
+        *ticket_conditions(filters),
+    )
     tickets = db.session.execute(
         select(
             Ticket.id, Ticket.reason, Ticket.received_at, Ticket.created_at, Ticket.status, Ticket.resolved_at
-        ).where(
-            Ticket.kind.in_(COMPLAINT_KINDS),
-            Ticket.merged_into_id.is_(None),
-            receipt,
-            still_there,
-            *ticket_conditions(filters),
-        )
+        ).where(*conditions)
     ).all()
-    ids = [row.id for row in tickets]
+    # The decisions and clocks of the same tickets, by a subquery rather than a list of
+    # thousands of ids.
+    ids = select(Ticket.id).where(*conditions)
     outcomes = _outcomes(ids)
     regulatory = _regulatory_finals(ids)
     return [
@@ -210,46 +222,29 @@ def facts_from_tables(period: Period, filters=None) -> list[ComplaintFact]:
     ]
 
 
-def _chunks(ids: list[int], size: int = 5000):
-    for first in range(0, len(ids), size):
-        yield ids[first : first + size]
-
-
-def _outcomes(ids: list[int]) -> dict[int, str]:
+def _outcomes(ids) -> dict[int, str]:
     """The outcome of each ticket's decision in force (its latest approved one)."""
     found: dict[int, tuple[int, str]] = {}
-    for chunk in _chunks(ids):
-        rows = db.session.execute(
-            select(RefundDecision.ticket_id, RefundDecision.id, RefundDecision.outcome).where(
-                RefundDecision.ticket_id.in_(chunk), RefundDecision.status == DecisionStatus.APPROVED
-            )
+    rows = db.session.execute(
+        select(RefundDecision.ticket_id, RefundDecision.id, RefundDecision.outcome).where(
+            RefundDecision.ticket_id.in_(ids), RefundDecision.status == DecisionStatus.APPROVED
         )
-        for ticket_id, decision_id, outcome in rows:
-            if ticket_id not in found or decision_id > found[ticket_id][0]:
-                found[ticket_id] = (decision_id, outcome)
+    )
+    for ticket_id, decision_id, outcome in rows:
+        if ticket_id not in found or decision_id > found[ticket_id][0]:
+            found[ticket_id] = (decision_id, outcome)
     return {ticket_id: outcome for ticket_id, (_id, outcome) in found.items()}
 
 
-def _regulatory_finals(ids: list[int]) -> dict[int, tuple[str, bool | None]]:
+def _regulatory_finals(ids) -> dict[int, tuple[str, bool | None]]:
     """Each ticket's regulatory final-answer clock: its profile, and whether it was met
     on time (None while it runs)."""
-    found = {}
-    for chunk in _chunks(ids):
-        rows = db.session.execute(
-            select(Clock.subject_id, Clock.rule, Clock.state, Clock.breached_at).where(
-                Clock.subject_type == "ticket",
-                Clock.subject_id.in_(chunk),
-                Clock.metric == Metric.REGULATORY_FINAL,
-            )
+    rows = db.session.execute(
+        select(Clock.subject_id, Clock.rule, Clock.state, Clock.breached_at).where(
+            Clock.subject_type == "ticket", Clock.subject_id.in_(ids), Clock.metric == Metric.REGULATORY_FINAL
         )
-        for ticket_id, rule, state, breached_at in rows:
-            met = (
-                state == ClockState.MET and breached_at is None
-                if state == ClockState.MET or breached_at
-                else None
-            )
-            found[ticket_id] = (rule, met)
-    return found
+    )
+    return {ticket_id: (rule, on_time(state, breached_at)) for ticket_id, rule, state, breached_at in rows}
 
 
 def on_time(state: str, breached_at: datetime | None) -> bool | None:
