@@ -227,6 +227,14 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         "AUDIT_OLD_PUBLIC_KEYS": old_public_keys(env.get("AUDIT_OLD_PUBLIC_KEYS_FILE")),
         # Minutes between checkpoints of chains that moved (the rq scheduler's).
         "AUDIT_CHECKPOINT_MINUTES": checkpoint_minutes(env.get("AUDIT_CHECKPOINT_MINUTES")),
+        # Lead and do-not-contact CSVs between their upload and their import; default
+        # instance/imports. With several machines, a shared volume.
+        "IMPORT_FOLDER": env.get("IMPORT_FOLDER") or None,
+        # Calls per key (flask-limiter's notation); default 600/minute.
+        "API_RATE_LIMIT": env.get("API_RATE_LIMIT") or None,
+        # Webhooks may reach private, loopback and link-local addresses (a receiver on
+        # the same host or network); refused by default.
+        "WEBHOOKS_ALLOW_PRIVATE": (env.get("WEBHOOKS_ALLOW_PRIVATE") or "").lower() in ("1", "true", "yes"),
         "SESSION_COOKIE_SECURE": production,
     }
 
