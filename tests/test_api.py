@@ -373,3 +373,57 @@ def test_a_system_replies_notes_and_updates_with_if_match(app, client, make_tena
         **{"If-Match": updated.headers["ETag"]},
     )
     assert other.status_code == 404
+
+
+def test_billing_reads_a_tickets_refund_and_the_published_policies(app, client, make_tenant):
+    tenant = make_tenant()
+    key = make_key(app, tenant)
+    call(client, "POST", tenant, "/tickets", key, TICKET)
+    refund = call(client, "GET", tenant, "/tickets/1001/refund", key)
+    assert refund.status_code == 200 and refund.json == {
+        "ticket": "RF-1001",
+        "decisions": [],
+        "payouts": [],
+        "escalations": [],
+    }
+    assert call(client, "GET", tenant, "/tickets/9999/refund", key).status_code == 404
+    assert call(client, "GET", tenant, "/policies", key).json == {"items": []}
+
+
+def test_a_lead_moves_on_through_the_api_with_if_match(app, client, make_tenant):
+    tenant = make_tenant()
+    key = make_key(app, tenant, "leads:read,leads:write")
+    consent = {"contact": True, "evidence_ref": "signed 9"}
+    call(client, "POST", tenant, "/leads", key, {"name": "赵六", "phone": "13900139000", "consent": consent})
+    read = call(client, "GET", tenant, "/leads/LD-1001", key)
+    assert call(client, "PATCH", tenant, "/leads/LD-1001", key, {"stage": "qualified"}).status_code == 428
+    moved = call(
+        client,
+        "PATCH",
+        tenant,
+        "/leads/LD-1001",
+        key,
+        {"stage": "qualified"},
+        **{"If-Match": read.headers["ETag"]},
+    )
+    assert moved.status_code == 200 and moved.json["stage"] == "qualified"
+    stale = call(
+        client,
+        "PATCH",
+        tenant,
+        "/leads/LD-1001",
+        key,
+        {"stage": "lost"},
+        **{"If-Match": read.headers["ETag"]},
+    )
+    assert stale.status_code == 412
+    no_reason = call(
+        client,
+        "PATCH",
+        tenant,
+        "/leads/LD-1001",
+        key,
+        {"stage": "lost"},
+        **{"If-Match": moved.headers["ETag"]},
+    )
+    assert no_reason.status_code == 422 and no_reason.json["errors"][0]["field"] == "lost_reason"

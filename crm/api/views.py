@@ -17,7 +17,10 @@ from crm.extensions import csrf, db
 from crm.leads import consent, intake, listing, pipeline
 from crm.leads.models import Lead, Purpose, Source
 from crm.money import from_minor_units
+from crm.policies import service as policies
 from crm.provisioning.service import tenant_settings
+from crm.refunds import service as refunds
+from crm.refunds.models import RefundDecision
 from crm.sla.clocks import clocks_of
 from crm.tickets import queue
 from crm.tickets import service as tickets
@@ -197,6 +200,78 @@ def update_ticket(number: int):
     return json_response(ticket_out(ticket), headers={"ETag": ticket_etag(ticket)})
 
 
+@bp.get("/tickets/<int:number>/refund")
+@api_call("tickets:read")
+def ticket_refund(number: int):
+    """The ticket's refund decisions (each with its status), payouts and escalations, so
+    billing can see what is owed and confirm what went out."""
+    ticket = _ticket_or_404(number)
+    if ticket is None:
+        return problem(404, _("Not found."))
+    decisions = db.session.scalars(
+        select(RefundDecision).where(RefundDecision.ticket_id == ticket.id).order_by(RefundDecision.id)
+    )
+    return json_response(
+        {
+            "ticket": ticket.reference,
+            "decisions": [
+                {
+                    "id": decision.id,
+                    "outcome": decision.outcome,
+                    "status": decision.status,
+                    "reason_code": decision.reason_code,
+                    "clause": decision.clause,
+                    "amount": _money(decision.amount_minor, decision.currency),
+                    "policy_version_id": decision.policy_version_id,
+                    "proposed_at": decision.proposed_at,
+                    "decided_at": decision.decided_at,
+                }
+                for decision in decisions
+            ],
+            "payouts": [
+                {
+                    "id": payout.id,
+                    "decision_id": payout.decision_id,
+                    "amount": _money(payout.amount_minor, ticket.currency),
+                    "method": payout.method,
+                    "reference": payout.reference,
+                    "paid_at": payout.paid_at,
+                }
+                for payout in refunds.payouts_of(ticket)
+            ],
+            "escalations": [
+                {"id": e.id, "body": e.body, "received_on": e.received_on, "deadline_on": e.deadline_on}
+                for e in refunds.escalations_of(ticket)
+            ],
+        }
+    )
+
+
+def _money(minor: int, currency: str) -> dict:
+    return {"amount": str(from_minor_units(minor, currency)), "currency": currency}
+
+
+@bp.get("/policies")
+@api_call("tickets:read")
+def published_policies():
+    """The published refund policy versions, newest first, with their texts and terms."""
+    return json_response(
+        {
+            "items": [
+                {
+                    "number": version.number,
+                    "effective_from": version.effective_from,
+                    "published_at": version.published_at,
+                    "sha256": version.sha256,
+                    "texts": version.texts,
+                    "terms": version.terms,
+                }
+                for version in policies.published()
+            ]
+        }
+    )
+
+
 # --- customers -----------------------------------------------------------------------------------
 
 
@@ -352,7 +427,29 @@ def get_lead(reference: str):
     lead = _lead_or_problem(reference)
     if lead is None:
         return problem(404, _("Not found."))
-    return json_response(lead_out(lead), headers={"ETag": etag_of(lead.id, lead.updated_at, lead.stage)})
+    return json_response(lead_out(lead), headers={"ETag": lead_etag(lead)})
+
+
+@bp.patch("/leads/<reference>")
+@api_call("leads:write")
+def update_lead(reference: str):
+    """Move a lead on (``lost`` takes ``lost_reason``); needs If-Match with its ETag."""
+    lead = _lead_or_problem(reference)
+    if lead is None:
+        return problem(404, _("Not found."))
+    wanted = request.headers.get("If-Match")
+    if not wanted:
+        return problem(428, _("Send If-Match with the lead's ETag."))
+    if wanted != lead_etag(lead):
+        return problem(412, _("The lead changed since you read it: read it again."))
+    data = body_of(schemas.StageIn)
+    pipeline.set_stage(lead, data.stage, user=None, actor=g.api_actor, lost_reason=data.lost_reason)
+    db.session.commit()
+    return json_response(lead_out(lead), headers={"ETag": lead_etag(lead)})
+
+
+def lead_etag(lead: Lead) -> str:
+    return etag_of(lead.id, lead.updated_at, lead.stage, lead.assignee_id)
 
 
 @bp.post("/leads/<reference>/calls")
