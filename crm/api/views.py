@@ -173,6 +173,15 @@ def note_on_ticket(number: int):
     return _write_message(number, tickets.add_note)
 
 
+def _unless_unchanged(current: str, missing: str, stale: str) -> Response | None:
+    """An update's precondition: If-Match must carry the ETag the record has now (428
+    without it, 412 when the record changed since it was read)."""
+    wanted = request.headers.get("If-Match")
+    if not wanted:
+        return problem(428, missing)
+    return problem(412, stale) if wanted != current else None
+
+
 @bp.patch("/tickets/<int:number>")
 @api_call("tickets:write")
 def update_ticket(number: int):
@@ -181,11 +190,13 @@ def update_ticket(number: int):
     ticket = _ticket_or_404(number)
     if ticket is None:
         return problem(404, _("Not found."))
-    wanted = request.headers.get("If-Match")
-    if not wanted:
-        return problem(428, _("Send If-Match with the ticket's ETag."))
-    if wanted != ticket_etag(ticket):
-        return problem(412, _("The ticket changed since you read it: read it again."))
+    refused = _unless_unchanged(
+        ticket_etag(ticket),
+        _("Send If-Match with the ticket's ETag."),
+        _("The ticket changed since you read it: read it again."),
+    )
+    if refused:
+        return refused
     data = body_of(schemas.TicketPatch)
     ip, actor = g.api_actor.ip, g.api_actor
     if data.unassign or data.assignee_id is not None:
@@ -416,15 +427,10 @@ def list_leads():
     return json_response({"items": [lead_out(lead) for lead in page.leads], "next": next_url})
 
 
-def _lead_or_problem(reference: str):
-    lead = pipeline.lead_by_reference(reference)
-    return lead if lead is not None else None
-
-
 @bp.get("/leads/<reference>")
 @api_call("leads:read")
 def get_lead(reference: str):
-    lead = _lead_or_problem(reference)
+    lead = pipeline.lead_by_reference(reference)
     if lead is None:
         return problem(404, _("Not found."))
     return json_response(lead_out(lead), headers={"ETag": lead_etag(lead)})
@@ -434,14 +440,16 @@ def get_lead(reference: str):
 @api_call("leads:write")
 def update_lead(reference: str):
     """Move a lead on (``lost`` takes ``lost_reason``); needs If-Match with its ETag."""
-    lead = _lead_or_problem(reference)
+    lead = pipeline.lead_by_reference(reference)
     if lead is None:
         return problem(404, _("Not found."))
-    wanted = request.headers.get("If-Match")
-    if not wanted:
-        return problem(428, _("Send If-Match with the lead's ETag."))
-    if wanted != lead_etag(lead):
-        return problem(412, _("The lead changed since you read it: read it again."))
+    refused = _unless_unchanged(
+        lead_etag(lead),
+        _("Send If-Match with the lead's ETag."),
+        _("The lead changed since you read it: read it again."),
+    )
+    if refused:
+        return refused
     data = body_of(schemas.StageIn)
     pipeline.set_stage(lead, data.stage, user=None, actor=g.api_actor, lost_reason=data.lost_reason)
     db.session.commit()
@@ -457,7 +465,7 @@ def lead_etag(lead: Lead) -> str:
 def log_lead_call(reference: str):
     """A call with the lead, as a dialer logs it; an outbound call to someone who must not
     be called is refused with the reason."""
-    lead = _lead_or_problem(reference)
+    lead = pipeline.lead_by_reference(reference)
     if lead is None:
         return problem(404, _("Not found."))
     data = body_of(schemas.CallIn)
