@@ -13,6 +13,7 @@ from crm.audit import service as audit_service
 from crm.audit import views as audit_views
 from crm.auth import scope as auth_scope
 from crm.auth import views as auth_views
+from crm.calls import views as call_views
 from crm.config import DEFAULTS, from_environment
 from crm.dnc import views as dnc_views
 from crm.exports import views as export_views
@@ -97,6 +98,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         export_views.bp,
         lead_public_views.bp,
         lead_views.bp,
+        call_views.bp,
         dnc_views.bp,
         report_views.bp,
         api_views.bp,

@@ -12,6 +12,7 @@ on every run, no example database), no deadline (PostgreSQL is slower than SQLit
 
 import inspect
 import re
+import typing
 from collections.abc import Callable
 from datetime import date
 from io import BytesIO
@@ -479,7 +480,10 @@ def query_parameters_read_by(app: Flask, endpoint: str) -> set[str]:
     names = set(re.findall(r'request\.args(?:\.get\(|\[)\s*"(\w+)"', source))
     names |= set(re.findall(r'query_int\(\s*"(\w+)"', source))
     for form_name in re.findall(r"(\w+)\(request\.args\)", source):
-        form_class = view.__globals__[form_name]
+        reader = view.__globals__[form_name]
+        # A form class, or a function that builds one and returns it first (read_period).
+        built = reader if isinstance(reader, type) else typing.get_type_hints(reader)["return"]
+        form_class = built if isinstance(built, type) else typing.get_args(built)[0]
         assert issubclass(form_class, FlaskForm)
         with app.test_request_context():
             names |= set(form_class(formdata=None, meta={"csrf": False})._fields)
@@ -517,6 +521,7 @@ def staff_desk(app, client, signed_in):
         "key_id": 1,
         "endpoint_id": 1,
         "delivery_id": 1,
+        "call_id": 1,
         "action": "enable",
     }
 

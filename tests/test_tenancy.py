@@ -9,6 +9,8 @@ from sqlalchemy.exc import IntegrityError, NoResultFound
 from crm.audit import checkpoints
 from crm.audit.service import Actor
 from crm.auth.models import User
+from crm.calls import service as calls
+from crm.columns import utcnow
 from crm.exports.models import ExportStatus, TenantExportRun
 from crm.extensions import db
 from crm.files.models import Attachment
@@ -78,6 +80,11 @@ def ticket_url_values(app, tenant) -> dict:
         session.add(endpoint)
         run = TenantExportRun(requested_by_id=0, status=ExportStatus.DONE, total=1, done=1)
         session.add(run)
+        dialled = calls.receive(
+            calls.DialerCall("outbound", "+862161234567", "+8613800138000", utcnow(), 60, "answered"),
+            actor=Actor.operator("test"),
+            api_key_id=None,
+        )
         session.flush()
         values = {
             "run_id": run.id,
@@ -91,6 +98,7 @@ def ticket_url_values(app, tenant) -> dict:
             "reference": lead.reference,
             "activity_id": pipeline.activities_of(lead)[0].id,
             "endpoint_id": endpoint.id,
+            "call_id": dialled.id,
         }
         session.commit()
         return values

@@ -23,6 +23,8 @@ class Operation:
     status: int = 200
     parameters: tuple[tuple[str, str, str], ...] = ()  # (name, in, description)
     idempotent: bool = False
+    # The body may also come as multipart/form-data with this file part.
+    file_part: str | None = None
 
 
 NUMBER = (("number", "path", "The ticket's number, e.g. 1042 for RF-1042"),)
@@ -195,6 +197,78 @@ OPERATIONS = (
         parameters=(("entry_id", "path", "The entry's id"),),
     ),
     Operation(
+        "post",
+        "/tickets/{number}/payouts",
+        "Record money paid out for the ticket's approved refund",
+        "tickets:write",
+        schemas.PayoutOut,
+        schemas.PayoutIn,
+        201,
+        parameters=NUMBER,
+        idempotent=True,
+    ),
+    Operation(
+        "post",
+        "/calls",
+        "Post a call record: filed on the open ticket or lead of the number, or kept unmatched",
+        "calls:write",
+        schemas.DialerCallOut,
+        schemas.DialerCallIn,
+        201,
+        idempotent=True,
+        file_part="recording",
+    ),
+    Operation(
+        "get",
+        "/calls",
+        "List call records, newest first",
+        "calls:write",
+        schemas.DialerCallPage,
+        parameters=(
+            ("state", "query", "filed, unmatched or dismissed"),
+            ("before", "query", "The next page's cursor (from next)"),
+        ),
+    ),
+    Operation(
+        "get",
+        "/calls/{call_id}",
+        "A call record and where it was filed",
+        "calls:write",
+        schemas.DialerCallOut,
+        parameters=(("call_id", "path", "The call record's id"),),
+    ),
+    Operation(
+        "get",
+        "/reports/{name}",
+        "A manager report as tables: sla, complaints, refunds, leads or agents",
+        "reports:read",
+        None,
+        parameters=(
+            ("name", "path", "sla, complaints, refunds, leads or agents"),
+            (
+                "period",
+                "query",
+                "this_week, last_week, this_month, last_month (default), this_quarter, last_quarter "
+                "or custom",
+            ),
+            ("first_day", "query", "With period=custom: the first day, YYYY-MM-DD"),
+            ("last_day", "query", "With period=custom: the last day, YYYY-MM-DD"),
+            ("kind", "query", "Only tickets of this kind"),
+            ("reason", "query", "Only this reason"),
+            ("channel", "query", "Only this channel"),
+            ("priority", "query", "Only this priority"),
+            ("assignee", "query", "Only this assignee's (a user id)"),
+            ("by", "query", "sla only: metric (default), assignee, reason or week"),
+        ),
+    ),
+    Operation(
+        "get",
+        "/audit/checkpoints",
+        "The chain's signed checkpoints and the keys that verify them",
+        "audit:read",
+        None,
+    ),
+    Operation(
         "get",
         "/audit/events",
         "Audit events by sequence number",
@@ -258,10 +332,15 @@ def _operation(op: Operation) -> dict:
         "x-scope": op.scope,
     }
     if op.request:
-        operation["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": REF.format(model=op.request.__name__)}}},
-        }
+        schema = {"$ref": REF.format(model=op.request.__name__)}
+        content = {"application/json": {"schema": schema}}
+        if op.file_part:
+            with_file = {
+                "type": "object",
+                "properties": {op.file_part: {"type": "string", "format": "binary"}},
+            }
+            content["multipart/form-data"] = {"schema": {"allOf": [schema, with_file]}}
+        operation["requestBody"] = {"required": True, "content": content}
     return operation
 
 

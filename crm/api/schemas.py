@@ -4,7 +4,7 @@ OpenAPI document (``crm.api.openapi``): what is documented is what is checked.""
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from crm.input_guard import CONTROL_CHARACTER, CONTROL_CHARACTER_MESSAGE
 from crm.leads.models import CallOutcome, Stage
@@ -176,6 +176,96 @@ class CallIn(Strict):
     outcome: CallOutcome
     duration_seconds: int | None = Field(default=None, ge=0, le=86_400)
     note: str | None = Field(default=None, max_length=20_000)
+
+
+# --- calls from a dialer ----------------------------------------------------------------------------
+
+CallOutcomeName = Literal["answered", "no_answer", "busy", "voicemail", "wrong_number", "refused"]
+
+
+class DialerCallIn(Strict):
+    """A call the dialer made or took. As JSON, or as multipart/form-data with these
+    members as fields and the recording as the file part ``recording``."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, populate_by_name=True)
+
+    direction: Literal["outbound", "inbound"]
+    from_number: str = Field(alias="from", min_length=1, max_length=40, description="As dialled, or E.164")
+    to: str = Field(min_length=1, max_length=40)
+    started_at: AwareDatetime = Field(description="RFC 3339 with its offset, e.g. 2026-12-04T09:30:00Z")
+    duration_seconds: int = Field(ge=0, le=86_400)
+    outcome: CallOutcomeName
+    note: str | None = Field(default=None, max_length=20_000)
+    external_id: str | None = Field(
+        default=None, max_length=100, description="The dialer's own id of the call"
+    )
+    reference: str | None = Field(
+        default=None,
+        max_length=30,
+        description="File it on this ticket (RF-1042) or lead (LD-1001) instead of matching by number",
+    )
+    recording_url: str | None = Field(
+        default=None, max_length=500, description="Where the desk fetches the recording from"
+    )
+    recording_sha256: str | None = Field(
+        default=None, min_length=64, max_length=64, description="The recording's SHA-256, with recording_url"
+    )
+
+
+class RecordingOut(BaseModel):
+    state: Literal["stored", "pending", "failed"]
+    sha256: str | None
+    size: int | None
+    content_type: str | None
+    url: str | None
+    error: str | None
+
+
+class DialerCallOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: int
+    external_id: str | None
+    direction: str
+    from_number: str = Field(alias="from")
+    to: str
+    started_at: datetime
+    duration_seconds: int
+    outcome: str
+    note: str
+    state: Literal["filed", "unmatched", "dismissed"]
+    unmatched_reason: str | None
+    ticket: str | None = Field(description="The reference of the ticket it is filed on")
+    lead: str | None = Field(description="The reference of the lead it is filed on")
+    recording: RecordingOut | None
+    created_at: datetime
+
+
+class DialerCallPage(BaseModel):
+    items: list[DialerCallOut]
+    next: str | None
+
+
+# --- refunds ---------------------------------------------------------------------------------------
+
+
+class PayoutIn(Strict):
+    """Money that went out for the ticket's approved refund, as billing confirms it."""
+
+    amount: str = Field(min_length=1, max_length=20, description="A decimal string, e.g. 199.00")
+    method: Literal["original_payment", "bank_transfer", "alipay", "wechat_pay", "cash", "other"]
+    reference: str = Field(min_length=1, max_length=100, description="The payment's reference at the bank")
+    paid_at: AwareDatetime
+
+
+class PayoutOut(BaseModel):
+    id: int
+    decision_id: int
+    amount: Money
+    method: str
+    reference: str
+    paid_at: datetime
+    paid_in_full: bool
 
 
 # --- do not contact --------------------------------------------------------------------------------

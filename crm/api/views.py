@@ -5,8 +5,10 @@ from flask import Blueprint, Response, g, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from crm.api import calls as call_endpoints
 from crm.api import openapi, schemas
 from crm.api.http import api_call, body_of, etag_of, field_problem, idempotent, json_response, problem
+from crm.audit import checkpoints, signing
 from crm.audit.models import AuditEvent
 from crm.customers.models import Customer
 from crm.customers.service import normalise_phone
@@ -19,17 +21,24 @@ from crm.leads.models import Lead, Purpose, Source
 from crm.money import from_minor_units
 from crm.policies import service as policies
 from crm.provisioning.service import tenant_settings
+from crm.refunds import ledger
 from crm.refunds import service as refunds
 from crm.refunds.models import RefundDecision
+from crm.reports import service as report_service
+from crm.reports.forms import read_period
+from crm.reports.tables import as_document
 from crm.sla.clocks import clocks_of
 from crm.tickets import queue
 from crm.tickets import service as tickets
 from crm.tickets.forms import QueueForm
 from crm.tickets.models import Ticket
+from tenants import current_tenant
 from tenants.ext import URL_PREFIX
 
 bp = Blueprint("api", __name__, url_prefix=URL_PREFIX + "/api/v1")
+bp.register_blueprint(call_endpoints.bp)
 csrf.exempt(bp)  # keys, not cookies: there is no session to forge a request with
+csrf.exempt(call_endpoints.bp)
 AUDIT_PAGE = 500
 
 
@@ -256,6 +265,41 @@ def ticket_refund(number: int):
             ],
         }
     )
+
+
+@bp.post("/tickets/<int:number>/payouts")
+@api_call("tickets:write")
+def record_payout(number: int):
+    """Billing confirms money went out for the ticket's approved refund; the payout clock
+    is met when the refund is paid in full."""
+    ticket = _ticket_or_404(number)
+    if ticket is None:
+        return problem(404, _("Not found."))
+    data = body_of(schemas.PayoutIn)
+
+    def create():
+        payout = refunds.record_payout(
+            ticket,
+            refunds.PayoutEntry(
+                amount=data.amount, method=data.method, reference=data.reference, paid_at=data.paid_at
+            ),
+            user=None,
+            ip=g.api_actor.ip,
+            actor=g.api_actor,
+        )
+        balance = ledger.balance(ticket.id)
+        body = schemas.PayoutOut(
+            id=payout.id,
+            decision_id=payout.decision_id,
+            amount=_money(payout.amount_minor, ticket.currency),
+            method=payout.method,
+            reference=payout.reference,
+            paid_at=payout.paid_at,
+            paid_in_full=balance.owed_minor == 0,
+        ).model_dump(mode="json")
+        return body, url_for(".ticket_refund", number=ticket.number)
+
+    return idempotent(create)
 
 
 def _money(minor: int, currency: str) -> dict:
@@ -564,6 +608,37 @@ def audit_events():
     more = len(rows) > AUDIT_PAGE
     next_url = url_for(".audit_events", **{"from": rows[AUDIT_PAGE].seq, "to": last}) if more else None
     return json_response({"items": items, "next": next_url})
+
+
+@bp.get("/audit/checkpoints")
+@api_call("audit:read")
+def audit_checkpoints():
+    """The chain's signed checkpoints, newest first, each as it was signed and mailed to
+    the witnesses, with the public keys that verify their signatures."""
+    return json_response(
+        {
+            "items": [checkpoints.document(c, current_tenant().slug) for c in checkpoints.listed()],
+            "keys": signing.current_key().published()["keys"],
+        }
+    )
+
+
+# --- reports -------------------------------------------------------------------------------------
+
+
+@bp.get("/reports/<name>")
+@api_call("reports:read")
+def report(name: str):
+    """A manager report (sla, complaints, refunds, leads, agents) for a period: the page's
+    period picker and filters as query parameters, its tables as JSON."""
+    if name not in report_service.REPORTS:
+        return problem(404, _("Not found."))
+    form, period = read_period(request.args)
+    if period is None:
+        errors = [{"field": field, "message": str(messages[0])} for field, messages in form.errors.items()]
+        return problem(400, _("The query is not valid."), errors=errors)
+    tables = report_service.report_tables(name, period, filters=form.filters(), group_by=form.by.data)
+    return json_response(as_document(tables, period))
 
 
 # --- the description ------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ from sqlalchemy import func, select
 from crm.audit.service import Actor
 from crm.auth import service as auth
 from crm.auth.models import User
+from crm.calls import service as calls
+from crm.calls.models import CallRecord
 from crm.columns import utcnow
 from crm.dnc import service as dnc
 from crm.dnc.models import EntrySource
@@ -160,6 +162,8 @@ def seed_demo(password: str, slug: str = SLUG) -> SeedResult:
             created.append(f"{len(links) + len(unlinked)} tickets")
         if not db.session.scalar(select(func.count()).select_from(Lead)):
             created.append(f"{_seed_leads(actor)} leads")
+        if not db.session.scalar(select(func.count()).select_from(CallRecord)):
+            created.append(f"{_seed_calls()} dialer calls")
         db.session.flush()  # while the tenant is in context: the guard checks every write
     return SeedResult(tenant, created, links, unlinked)
 
@@ -387,6 +391,36 @@ def _seed_leads(actor: Actor) -> int:
         actor=actor,
     )
     return len(LEADS)
+
+
+DIALER_NUMBER = "+861065550100"
+DIALER_CALLS = (
+    # (customer's number, outcome, seconds, minutes ago, note)
+    ("13700137008", "answered", 185, 50, "约好明天上午演示"),  # the overdue lead's number
+    ("13600136000", "no_answer", 0, 35, ""),  # nobody's: waits on the calls page
+    ("15900159000", "answered", 42, 20, "对方说打错了"),
+)
+
+
+def _seed_calls() -> int:
+    """Calls as the provider's dialer posts them: one filed on its lead by the number,
+    two that match nobody and wait for staff on the calls page."""
+    dialer = Actor("api_key", None, "api_key:demo-dialer")
+    for phone, outcome, seconds, minutes_ago, note in DIALER_CALLS:
+        calls.receive(
+            calls.DialerCall(
+                "outbound",
+                DIALER_NUMBER,
+                phone,
+                utcnow() - timedelta(minutes=minutes_ago),
+                seconds,
+                outcome,
+                note=note,
+            ),
+            actor=dialer,
+            api_key_id=None,
+        )
+    return len(DIALER_CALLS)
 
 
 def _play_lead(lead: Lead, fate: str, agent: User, actor: Actor) -> None:

@@ -34,6 +34,7 @@ OUTCOME_LABELS = {
     CallOutcome.ANSWERED: _l("Answered"),
     CallOutcome.NO_ANSWER: _l("No answer"),
     CallOutcome.BUSY: _l("Busy"),
+    CallOutcome.VOICEMAIL: _l("Voicemail"),
     CallOutcome.WRONG_NUMBER: _l("Wrong number"),
     CallOutcome.REFUSED: _l("Refused: does not want to be called"),
 }

@@ -61,11 +61,12 @@ class CallOutcome(enum.StrEnum):
     ANSWERED = "answered"
     NO_ANSWER = "no_answer"
     BUSY = "busy"
+    VOICEMAIL = "voicemail"
     WRONG_NUMBER = "wrong_number"
     REFUSED = "refused"
 
 
-UNANSWERED = frozenset({CallOutcome.NO_ANSWER, CallOutcome.BUSY})
+UNANSWERED = frozenset({CallOutcome.NO_ANSWER, CallOutcome.BUSY, CallOutcome.VOICEMAIL})
 
 
 class ActivityKind(enum.StrEnum):

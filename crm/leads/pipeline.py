@@ -60,6 +60,7 @@ class CallLog:
     duration_seconds: int | None = None
     note: str = ""
     recording: Upload | None = None
+    dialer: dict | None = None  # what a dialer's call record adds: its id, when it started
 
 
 def lead_by_reference(reference: str) -> Lead | None:
@@ -145,6 +146,7 @@ def log_call(lead: Lead, call: CallLog, *, user: User, actor: Actor) -> LeadActi
         outcome=outcome,
         duration_seconds=call.duration_seconds,
         recording=recording,
+        **(call.dialer or {}),
     )
     record(
         "lead.call_logged",

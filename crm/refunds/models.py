@@ -89,7 +89,7 @@ class Payout(TenantScoped, db.Model):
     reference: Mapped[str] = mapped_column(String(100))
     paid_at: Mapped[datetime] = mapped_column(UTCDateTime)
     receipt_id: Mapped[int | None] = mapped_column(BigIntId)
-    recorded_by_id: Mapped[int] = mapped_column(BigIntId)
+    recorded_by_id: Mapped[int | None] = mapped_column(BigIntId)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

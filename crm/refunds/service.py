@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from crm.access import Role
 from crm.audit.chain import digest, format_instant
-from crm.audit.service import record
+from crm.audit.service import Actor, record
 from crm.auth.models import User
 from crm.columns import utcnow
 from crm.errors import Conflict, DomainError
@@ -46,6 +46,7 @@ from crm.tickets import resolution
 from crm.tickets import service as tickets
 from crm.tickets.links import external_url
 from crm.tickets.models import Status, Ticket
+from crm.tickets.thread import via
 from tenants import current_tenant
 
 MAX_TEXT = 5000
@@ -559,7 +560,11 @@ class PayoutEntry:
     receipt: tickets.Upload | None = None
 
 
-def record_payout(ticket: Ticket, entry: PayoutEntry, *, user: User, ip: str | None) -> Payout:
+def record_payout(
+    ticket: Ticket, entry: PayoutEntry, *, user: User | None, ip: str | None, actor: Actor | None = None
+) -> Payout:
+    """Money that went out for the approved refund, recorded by staff (with its receipt)
+    or confirmed by billing through the API (``actor``, the key)."""
     balance = ledger.balance(ticket.id)
     decision = balance.decision
     if decision is None or decision.status != DecisionStatus.APPROVED:
@@ -591,7 +596,7 @@ def record_payout(ticket: Ticket, entry: PayoutEntry, *, user: User, ip: str | N
             ),
             "paid_at",
         )
-    actor = tickets.staff_actor(user, ip)
+    actor = actor or tickets.staff_actor(user, ip)
     payout = Payout(
         ticket_id=ticket.id,
         decision_id=decision.id,
@@ -599,13 +604,13 @@ def record_payout(ticket: Ticket, entry: PayoutEntry, *, user: User, ip: str | N
         method=entry.method,
         reference=reference,
         paid_at=entry.paid_at,
-        recorded_by_id=user.id,
+        recorded_by_id=user.id if user else None,
     )
     uploads = [entry.receipt] if entry.receipt else []
     amount_text = format_money(amount_minor, decision.currency)
     entry_row, attached = tickets.add_event_entry(
         ticket,
-        {"payout": amount_text},
+        {"payout": amount_text, **via(actor)},
         user=user,
         actor=actor,
         # The line staff read in the thread (else the entry there is blank), in the

@@ -8,12 +8,8 @@ import click
 from flask.cli import AppGroup
 
 from crm.cli_support import operator_command, tenant_option
-from crm.columns import utcnow
-from crm.reports import agents as agents_report
 from crm.reports import digest, periods, service, sla
-from crm.reports import leads as leads_report
-from crm.reports import refunds as refunds_report
-from crm.reports.tables import Table, as_csv
+from crm.reports.tables import Table, as_csv, as_document
 from tenants import Tenant, tenant_context
 
 reports_cli = AppGroup(
@@ -42,13 +38,7 @@ def _period(tenant: Tenant, first_day, last_day) -> periods.Period:
 
 def _print(tables: list[Table], output_format: str, period: periods.Period) -> None:
     if output_format == "json":
-        document = {
-            "from": period.first_day.isoformat(),
-            "to": period.last_day.isoformat(),
-            "timezone": period.timezone,
-            "tables": [table.as_json() for table in tables],
-        }
-        click.echo(json.dumps(document, ensure_ascii=False, indent=2, default=str))
+        click.echo(json.dumps(as_document(tables, period), ensure_ascii=False, indent=2, default=str))
     else:
         sys.stdout.buffer.write(as_csv(tables))
         sys.stdout.flush()
@@ -64,9 +54,7 @@ def sla_report(tenant: Tenant, first_day, last_day, output_format: str, group_by
     """SLA attainment of the clocks that became due in the period."""
     with tenant_context(tenant):
         period = _period(tenant, first_day, last_day)
-        _print(
-            [service.sla_table(service.sla_rows(period, group_by=group_by), group_by)], output_format, period
-        )
+        _print(service.report_tables("sla", period, group_by=group_by), output_format, period)
 
 
 @reports_cli.command("complaints")
@@ -78,10 +66,10 @@ def complaints_report(tenant: Tenant, first_day, last_day, output_format: str) -
     """The complaints return (FCA DISP 1 Annex 1 shape, with the China block)."""
     with tenant_context(tenant):
         period = _period(tenant, first_day, last_day)
-        _print(service.complaints_tables(service.complaints_return(period)), output_format, period)
+        _print(service.report_tables("complaints", period), output_format, period)
 
 
-def _tables_command(name: str, build, help_text: str) -> None:
+def _tables_command(name: str, help_text: str) -> None:
     @reports_cli.command(name, help=help_text)
     @tenant_option
     @period_options
@@ -90,18 +78,12 @@ def _tables_command(name: str, build, help_text: str) -> None:
     def command(tenant: Tenant, first_day, last_day, output_format: str) -> None:
         with tenant_context(tenant):
             period = _period(tenant, first_day, last_day)
-            _print(build(period, utcnow()), output_format, period)
+            _print(service.report_tables(name, period), output_format, period)
 
 
-_tables_command(
-    "refunds", refunds_report.refunds_tables, "Refunds requested, decided and paid, and overdue payouts."
-)
-_tables_command("leads", leads_report.leads_tables, "New leads, first contact, the funnel, lost reasons.")
-_tables_command(
-    "agents",
-    lambda period, now: [agents_report.agents_table(period, now)],
-    "Per agent: open, handled, first response, replies, breaches.",
-)
+_tables_command("refunds", "Refunds requested, decided and paid, and overdue payouts.")
+_tables_command("leads", "New leads, first contact, the funnel, lost reasons.")
+_tables_command("agents", "Per agent: open, handled, first response, replies, breaches.")
 
 
 @reports_cli.command("verify")

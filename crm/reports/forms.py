@@ -5,10 +5,15 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, SelectChoice, SelectField
 from wtforms.validators import Optional
 
+from crm.access import Role
+from crm.auth import service as auth
+from crm.columns import utcnow
+from crm.errors import DomainError
 from crm.reports import periods, sla
 from crm.tickets.forms import ANY
 from crm.tickets.labels import CHANNEL_LABELS, KIND_LABELS, PRIORITY_LABELS, REASON_LABELS
 from crm.webforms import label_choices
+from tenants import current_tenant
 
 CUSTOM = "custom"
 GROUP_LABELS = {
@@ -56,3 +61,20 @@ class ReportForm(FlaskForm):
             priority=self.priority.data or None,
             assignee=int(self.assignee.data) if self.assignee.data else None,
         )
+
+
+def read_period(args) -> tuple[ReportForm, periods.Period | None]:
+    """The period picker and filters from a query string, and the period they give
+    (None, with the error beside its field, when they give none)."""
+    form = ReportForm(args)
+    form.set_assignees(user for user in auth.list_users() if user.role != Role.AUDITOR)
+    if not form.validate():
+        return form, None
+    timezone = current_tenant().timezone
+    try:
+        if form.period.data == CUSTOM:
+            return form, periods.between(form.first_day.data, form.last_day.data, timezone)
+        return form, periods.preset(form.period.data, periods.local_today(timezone, utcnow()), timezone)
+    except DomainError as error:
+        getattr(form, error.field or "period").errors.append(error.message)
+        return form, None

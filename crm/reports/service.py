@@ -10,7 +10,7 @@ from crm.auth import service as auth
 from crm.columns import utcnow
 from crm.money import from_minor_units
 from crm.refunds.labels import BODY_LABELS
-from crm.reports import complaints, sla, trail
+from crm.reports import agents, complaints, leads, refunds, sla, trail
 from crm.reports.periods import Period
 from crm.reports.tables import Table
 from crm.sla.explain import format_minutes
@@ -281,3 +281,29 @@ def verify(period: Period, now: datetime | None = None) -> list[Comparison]:
                 )
             )
     return comparisons
+
+
+REPORTS = ("sla", "complaints", "refunds", "leads", "agents")
+
+
+def report_tables(
+    name: str,
+    period: Period,
+    *,
+    filters: sla.Filters | None = None,
+    group_by: str = "metric",
+    now: datetime | None = None,
+) -> list[Table]:
+    """One of ``REPORTS`` as its tables: what the CLI prints and the API answers."""
+    now = now or utcnow()
+    if name == "sla":
+        return [sla_table(sla_rows(period, group_by=group_by, filters=filters, now=now), group_by, period)]
+    if name == "complaints":
+        return complaints_tables(complaints_return(period, filters))
+    if name == "refunds":
+        return refunds.refunds_tables(period, now)
+    if name == "leads":
+        return leads.leads_tables(period, now)
+    if name == "agents":
+        return [agents.agents_table(period, now)]
+    raise ValueError(name)

@@ -19,6 +19,16 @@ class Table:
         }
 
 
+def as_document(tables: list[Table], period) -> dict:
+    """The report as JSON (the CLI's ``--format json`` and the API): its period and tables."""
+    return {
+        "from": period.first_day.isoformat(),
+        "to": period.last_day.isoformat(),
+        "timezone": period.timezone,
+        "tables": [table.as_json() for table in tables],
+    }
+
+
 def as_csv(tables: list[Table]) -> bytes:
     """UTF-8 with a byte-order mark, so Excel reads Chinese right; one block per table,
     headed by its title and its columns' labels (in the page's language)."""

@@ -5,37 +5,15 @@ from flask import Blueprint, Response, render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from crm.access import Role, record_auditor_reading, requires
-from crm.auth import service as auth
+from crm.access import record_auditor_reading, requires
 from crm.columns import utcnow
-from crm.errors import DomainError
-from crm.reports import agents as agents_report
-from crm.reports import leads as leads_report
 from crm.reports import periods, service
-from crm.reports import refunds as refunds_report
-from crm.reports.forms import CUSTOM, ReportForm
+from crm.reports.forms import read_period
 from crm.reports.tables import Table, as_csv
 from tenants import current_tenant
 from tenants.ext import URL_PREFIX
 
 bp = Blueprint("reports", __name__, url_prefix=URL_PREFIX)
-
-
-def _form() -> tuple[ReportForm, periods.Period | None]:
-    """The period picker and filters from the query string, and the period they give
-    (None, with the error beside its field, when they give none)."""
-    form = ReportForm(request.args)
-    form.set_assignees(user for user in auth.list_users() if user.role != Role.AUDITOR)
-    if not form.validate():
-        return form, None
-    timezone = current_tenant().timezone
-    try:
-        if form.period.data == CUSTOM:
-            return form, periods.between(form.first_day.data, form.last_day.data, timezone)
-        return form, periods.preset(form.period.data, periods.local_today(timezone, utcnow()), timezone)
-    except DomainError as error:
-        getattr(form, error.field or "period").errors.append(error.message)
-        return form, None
 
 
 def _csv(tables: list[Table], name: str, period: periods.Period) -> Response:
@@ -55,7 +33,7 @@ def _query_without(*names: str) -> dict:
 @requires("reports.view")
 def index():
     """SLA attainment, by the chosen grouping, with the weekly trend."""
-    form, period = _form()
+    form, period = read_period(request.args)
     if period is None:
         return render_template("reports/sla.html", form=form, period=None, table=None), 400
     group_by = form.by.data
@@ -80,7 +58,7 @@ def index():
 @requires("reports.view")
 def complaints():
     """The complaints return; ``?print=1`` is the printable page."""
-    form, period = _form()
+    form, period = read_period(request.args)
     if period is None:
         return render_template("reports/complaints.html", form=form, period=None, tables=[]), 400
     result = service.complaints_return(period, form.filters())
@@ -106,12 +84,12 @@ def _chart(chart_id: str, title: str, items: list[tuple[str, float | None]], *, 
     return {"id": chart_id, "title": title, "items": items, "unit": "%" if percent else "", "scale": scale}
 
 
-def _tables_page(name: str, title: str, build, charts):
+def _tables_page(name: str, title: str, charts):
     """A report that is tables and a chart: the page, or its CSV."""
-    form, period = _form()
+    form, period = read_period(request.args)
     if period is None:
         return render_template("reports/tables.html", form=form, period=None, title=title), 400
-    tables = build(period, utcnow())
+    tables = service.report_tables(name, period)
     record_auditor_reading("audit.viewed", "report", None, {"report": name, **_query_without()})
     if request.args.get("format") == "csv":
         return _csv(tables, name, period)
@@ -144,7 +122,7 @@ def refunds():
             )
         ]
 
-    return _tables_page("refunds", _("Refunds"), refunds_report.refunds_tables, charts)
+    return _tables_page("refunds", _("Refunds"), charts)
 
 
 @bp.route("/reports/leads")
@@ -161,7 +139,7 @@ def leads():
             )
         ]
 
-    return _tables_page("leads", _("Leads"), leads_report.leads_tables, charts)
+    return _tables_page("leads", _("Leads"), charts)
 
 
 @bp.route("/reports/agents")
@@ -178,6 +156,4 @@ def agents():
             )
         ]
 
-    return _tables_page(
-        "agents", _("Agents"), lambda period, now: [agents_report.agents_table(period, now)], charts
-    )
+    return _tables_page("agents", _("Agents"), charts)

@@ -44,4 +44,5 @@ OUTCOME_LABELS = {
     "busy": _l("Busy"),
     "voicemail": _l("Voicemail"),
     "wrong_number": _l("Wrong number"),
+    "refused": _l("Refused: does not want to be called"),
 }

@@ -78,7 +78,7 @@ def add_note(
 
 
 CALL_DIRECTIONS = ("inbound", "outbound")
-CALL_OUTCOMES = ("answered", "no_answer", "busy", "voicemail", "wrong_number")
+CALL_OUTCOMES = ("answered", "no_answer", "busy", "voicemail", "wrong_number", "refused")
 
 
 def log_call(
@@ -92,9 +92,12 @@ def log_call(
     user: User,
     ip: str | None,
     recording: Upload | None = None,
+    actor: Actor | None = None,
+    dialer: dict | None = None,
 ) -> ThreadEntry:
     """A phone call with the customer, with its recording if there is one. A call the
-    customer answered (either way) is a response to them, for the response clocks."""
+    customer answered (either way) is a response to them, for the response clocks.
+    ``dialer``: what a dialer's call record adds (its id here, when the call started)."""
     if direction not in CALL_DIRECTIONS:
         raise DomainError(_l("Choose the call's direction."), "direction")
     if outcome not in CALL_OUTCOMES:
@@ -103,12 +106,13 @@ def log_call(
         raise DomainError(_l("The duration must be between 0 and 86400 seconds."), "duration_seconds")
     number = customers.normalise_phone(number, tenant_settings().country)
     notes = check_text(notes, "notes", MAX_DESCRIPTION, required=False)
-    actor = staff_actor(user, ip)
+    actor = acting(user, ip, actor)
     details = {
         "direction": direction,
         "number": number,
         "duration_seconds": duration_seconds,
         "outcome": outcome,
+        **(dialer or {}),
     }
     entry = add_entry(
         ticket, EntryKind.CALL_LOG, author_kind="staff", author=user, body=notes, details=details

@@ -8,18 +8,15 @@ says (digests, never personal data). A receiver fetches the rest with its API ke
 """
 
 import base64
-import ipaddress
 import json
 import logging
 import secrets
-import socket
 import time
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
-from flask import current_app, render_template
+from flask import render_template
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
@@ -34,6 +31,7 @@ from crm.errors import DomainError, NotFound
 from crm.extensions import db
 from crm.leads.models import Lead
 from crm.notify.service import queue_email
+from crm.outbound import check_public_url
 from crm.tickets.links import external_url
 from crm.tickets.models import Ticket
 from crm.webhooks.models import EVENTS, DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -68,25 +66,7 @@ AUDIT_TO_WEBHOOK = {
 
 
 def check_url(url: str) -> str:
-    """An http(s) URL whose host resolves only to public addresses (no loopback, private,
-    link-local or reserved ones, unless WEBHOOKS_ALLOW_PRIVATE says so)."""
-    url = (url or "").strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname or len(url) > 500:
-        raise DomainError(_l("Give an http or https URL of at most 500 characters."), "url")
-    if current_app.config.get("WEBHOOKS_ALLOW_PRIVATE"):
-        return url
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443)}
-    except (socket.gaierror, UnicodeError, ValueError):
-        raise DomainError(_l("This host name does not resolve."), "url") from None
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if not ip.is_global or ip.is_multicast:
-            raise DomainError(
-                _l("This URL leads to a private or local address, which webhooks may not reach."), "url"
-            )
-    return url
+    return check_public_url(url, "url")
 
 
 def check_events(events: list[str]) -> list[str]:
