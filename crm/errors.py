@@ -1,10 +1,15 @@
 """Domain errors raised by services, and the HTTP error pages."""
 
-from flask import Flask, render_template, request
+import json
+import re
+
+from flask import Flask, Response, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+PROBLEM = "application/problem+json"
 
 
 class DomainError(Exception):
@@ -48,8 +53,24 @@ ERROR_MESSAGES = {
 }
 
 
+# The JSON API's addresses: their errors are RFC 9457 problem details, not pages.
+API_PATH = re.compile(r"^/t/[^/]+/api/v1/")
+
+
+def problem(status: int, title: str, detail: str | None = None, *, errors=None, headers=None) -> Response:
+    """An RFC 9457 problem response; ``errors`` lists each field's error."""
+    body = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if errors:
+        body["errors"] = errors
+    return Response(json.dumps(body, ensure_ascii=False), status, mimetype=PROBLEM, headers=headers or {})
+
+
 def _render(status: int, message: str | None = None):
     body = message or ERROR_MESSAGES.get(status, ERROR_MESSAGES[500])
+    if API_PATH.match(request.path):
+        return problem(status, str(body))
     return render_template("errors/error.html", status=status, message=body), status
 
 

@@ -16,22 +16,12 @@ from crm.access import client_ip
 from crm.api import keys
 from crm.api.models import IdempotentResult
 from crm.columns import utcnow
-from crm.errors import DomainError
+from crm.errors import DomainError, problem
 from crm.extensions import db, insert_or_ignore, limiter
 from tenants import current_tenant
 
-PROBLEM = "application/problem+json"
 API_RATE = "600/minute"  # per key; API_RATE_LIMIT in the configuration changes it
 MAX_BODY = 1024 * 1024
-
-
-def problem(status: int, title: str, detail: str | None = None, *, errors=None, headers=None) -> Response:
-    body = {"type": "about:blank", "title": title, "status": status}
-    if detail:
-        body["detail"] = detail
-    if errors:
-        body["errors"] = errors
-    return Response(json.dumps(body, ensure_ascii=False), status, mimetype=PROBLEM, headers=headers or {})
 
 
 def field_problem(field: str, message: str, status: int = 400) -> Response:

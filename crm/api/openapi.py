@@ -279,13 +279,18 @@ OPERATIONS = (
 )
 
 
+# Ids and sequence numbers; the rest are strings.
+INTEGER_PARAMETERS = frozenset({"number", "call_id", "customer_id", "entry_id", "before", "from", "to"})
+
+
 def _parameter(name: str, where: str, description: str) -> dict:
+    integer = name in INTEGER_PARAMETERS and where in ("path", "query")
     return {
         "name": name,
         "in": where,
         "required": where == "path",
         "description": description,
-        "schema": {"type": "string"},
+        "schema": {"type": "integer", "minimum": 0} if integer else {"type": "string"},
     }
 
 
