@@ -7,6 +7,7 @@ from flask import Flask
 
 from crm import access, cli, errors, http_edge, input_guard, jobs, site
 from crm.api import admin as api_admin
+from crm.api import keys as api_keys
 from crm.api import views as api_views
 from crm.audit import checkpoints as audit_checkpoints
 from crm.audit import service as audit_service
@@ -59,6 +60,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     tenants.init_app(app, db)
     audit_service.install(db.session.session_factory.class_)
     provisioning_service.install(db.session.session_factory.class_)
+    api_keys.install(db.session.session_factory.class_)
     auth_scope.install(db.session.session_factory.class_)
     jobs.init_app(app)
     jobs.on_worker_start(app, sla_sweep.schedule_next)

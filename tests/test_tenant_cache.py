@@ -1,5 +1,6 @@
-"""A process keeps the tenants and settings its public pages read, and every change
-reaches it: at the commit in the process that made it, by notification in the others."""
+"""A process keeps the tenants and settings its public pages read, and the API keys it
+has checked; every change reaches it: at the commit in the process that made it, by
+notification in the others."""
 
 import time
 
@@ -13,6 +14,7 @@ from crm.provisioning import service as provisioning
 from crm.provisioning.models import TenantSettings
 from tenants import cache as tenant_cache
 from tests.conftest import acting_for, requires_postgres
+from tests.test_api import call, make_key
 
 
 def form_page(client, tenant):
@@ -67,3 +69,20 @@ def test_another_process_s_change_reaches_this_one_by_notification(app, client, 
     with psycopg.connect(conninfo) as other:  # ...until a commit notifies, as the services' do
         other.execute("SELECT pg_notify(%s, '')", (tenant_cache.CHANNEL,))
     assert wait_until(lambda: "Write to our DPO" in form_page(client, tenant).text)
+
+
+@requires_postgres
+def test_a_key_revoked_in_another_process_is_refused_once_it_notifies(app, client, make_tenant):
+    tenant = make_tenant()
+    with app.app_context():
+        engine = db.engine
+        assert wait_until(lambda: tenant_cache.keeping(engine)), "the listener never connected"
+    secret = make_key(app, tenant, "dnc:read")
+    check = "/dnc/check?phone=13800138000"
+    assert call(client, "GET", tenant, check, secret).status_code == 200
+    conninfo = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).set(drivername="postgresql")
+    with psycopg.connect(conninfo.render_as_string(hide_password=False)) as other:
+        other.execute("UPDATE api_keys SET revoked_at = now() WHERE tenant_id = %s", (tenant.id,))
+        assert call(client, "GET", tenant, check, secret).status_code == 200  # the kept copy
+        other.execute("SELECT pg_notify(%s, '')", (tenant_cache.CHANNEL,))
+    assert wait_until(lambda: call(client, "GET", tenant, check, secret).status_code == 401)
