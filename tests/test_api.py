@@ -2,6 +2,7 @@
 the do-not-contact list and the audit trail; idempotent creation; problem details; the
 OpenAPI document; the admins' page; the CLI."""
 
+import io
 import json
 from datetime import timedelta
 
@@ -13,9 +14,11 @@ from crm.api.schemas import LeadOut, TicketDetail, TicketOut
 from crm.audit.models import AuditEvent
 from crm.audit.service import Actor
 from crm.columns import utcnow
+from crm.files.models import Attachment
 from crm.leads.models import Consent, Lead
 from crm.tickets.models import Ticket
 from tests.conftest import CSRF_RE, acting_for
+from tests.test_portal import PDF
 
 OPERATOR = Actor.operator("test")
 TICKET = {
@@ -115,6 +118,24 @@ def test_a_ticket_created_through_the_api_is_a_refund_request_on_channel_api(app
         event = session.scalars(select(AuditEvent).where(AuditEvent.action == "ticket.created")).one()
         assert (event.actor_kind, event.actor_label) == ("api_key", "api_key:Dialer")
     assert call(client, "GET", tenant, "/tickets/9999", key).status_code == 404
+
+
+def test_a_ticket_comes_with_its_files_as_multipart_checked_by_their_bytes(app, client, make_tenant):
+    tenant = make_tenant()
+    key = make_key(app, tenant)
+    headers = {"Authorization": f"Bearer {key}"}
+    url = f"/t/{tenant.slug}/api/v1/tickets"
+    files = [(io.BytesIO(PDF), "发票.pdf"), (io.BytesIO(b"balance 100 CNY"), "note.txt")]
+    created = client.post(url, data={**TICKET, "attachments": files}, headers=headers)
+    assert created.status_code == 201, created.json
+    with acting_for(app, tenant) as session:
+        kept = sorted(session.scalars(select(Attachment.content_type)))
+        assert kept == ["application/pdf", "text/plain"]
+    liar = client.post(
+        url, data={**TICKET, "attachments": [(io.BytesIO(b"MZ\x90\x00"), "invoice.pdf")]}, headers=headers
+    )
+    assert liar.status_code == 422 and liar.json["errors"][0]["field"] == "attachments"
+    assert count(app, tenant, Ticket) == 1
 
 
 def test_a_retry_with_the_same_idempotency_key_makes_nothing_twice(app, client, make_tenant):

@@ -1,16 +1,13 @@
 """The dialer's endpoints under /t/<slug>/api/v1/calls: post a call record (JSON, or
 multipart with its recording), read one, and list them (the unmatched ones too)."""
 
-import json
-
 from flask import Blueprint, g, request, url_for
 from flask_babel import gettext as _
 
 from crm.api import schemas
-from crm.api.http import api_call, body_of, field_problem, idempotent, json_response, problem
+from crm.api.http import api_call, body_and_files, field_problem, idempotent, json_response, problem
 from crm.calls import service as calls
 from crm.calls.models import CallRecord, CallState
-from crm.tickets.input_checks import MAX_FILE_BYTES, Upload
 
 bp = Blueprint("calls", __name__)
 
@@ -48,24 +45,14 @@ def call_out(call: CallRecord, places: dict | None = None) -> dict:
     ).model_dump(mode="json", by_alias=True)
 
 
-def _posted() -> tuple[schemas.DialerCallIn, Upload | None]:
-    """The call as JSON, or as multipart fields with the recording as a file part."""
-    if not request.mimetype.startswith("multipart/"):
-        return body_of(schemas.DialerCallIn), None
-    fields = {key: value for key, value in request.form.items() if value != ""}
-    data = schemas.DialerCallIn.model_validate_json(json.dumps(fields))
-    stored = request.files.get("recording")
-    if stored is None or not stored.filename:
-        return data, None
-    return data, Upload(stored.filename, stored.stream.read(MAX_FILE_BYTES + 1))
-
-
 @bp.post("/calls")
 @api_call("calls:write")
 def post_call():
     """A call record: filed on the open ticket or lead of the customer's number (or on
     ``reference``), else kept unmatched for staff. 201 with where it went."""
-    data, upload = _posted()
+    data, files = body_and_files(schemas.DialerCallIn, "recording")
+    if len(files) > 1:
+        return field_problem("recording", _("Send one recording per call."), 422)
 
     def create():
         call = calls.receive(
@@ -78,7 +65,7 @@ def post_call():
                 outcome=data.outcome,
                 note=data.note or "",
                 external_id=data.external_id,
-                recording=upload,
+                recording=files[0] if files else None,
                 recording_url=data.recording_url,
                 recording_sha256=data.recording_sha256,
             ),

@@ -18,6 +18,7 @@ from crm.api.models import IdempotentResult
 from crm.columns import utcnow
 from crm.errors import DomainError, problem
 from crm.extensions import db, insert_or_ignore, limiter
+from crm.tickets.input_checks import MAX_FILE_BYTES, Upload
 from tenants import current_tenant
 
 API_RATE = "600/minute"  # per key; API_RATE_LIMIT in the configuration changes it
@@ -116,6 +117,22 @@ def body_of(schema: type[BaseModel]) -> BaseModel:
     if len(raw) > MAX_BODY:
         raise DomainError(_("The request body is too large."), "body")
     return schema.model_validate_json(raw or b"{}")
+
+
+def body_and_files(schema: type[BaseModel], file_field: str) -> tuple[BaseModel, list[Upload]]:
+    """The body as JSON, or as multipart/form-data whose fields are the schema's members
+    and whose file parts ``file_field`` are the files (read up to one byte past the size
+    limit, so the service can refuse a larger one)."""
+    if not request.mimetype.startswith("multipart/"):
+        return body_of(schema), []
+    fields = {key: value for key, value in request.form.items() if value != ""}
+    data = schema.model_validate_json(json.dumps(fields))
+    files = [
+        Upload(stored.filename, stored.stream.read(MAX_FILE_BYTES + 1))
+        for stored in request.files.getlist(file_field)
+        if stored and stored.filename
+    ]
+    return data, files
 
 
 def etag_of(*parts) -> str:

@@ -23,8 +23,10 @@ class Operation:
     status: int = 200
     parameters: tuple[tuple[str, str, str], ...] = ()  # (name, in, description)
     idempotent: bool = False
-    # The body may also come as multipart/form-data with this file part.
+    # The body may also come as multipart/form-data with this file part (repeated when
+    # ``many_files``).
     file_part: str | None = None
+    many_files: bool = False
 
 
 NUMBER = (("number", "path", "The ticket's number, e.g. 1042 for RF-1042"),)
@@ -64,6 +66,8 @@ OPERATIONS = (
         schemas.TicketIn,
         201,
         idempotent=True,
+        file_part="attachments",
+        many_files=True,
     ),
     Operation(
         "get",
@@ -340,10 +344,9 @@ def _operation(op: Operation) -> dict:
         schema = {"$ref": REF.format(model=op.request.__name__)}
         content = {"application/json": {"schema": schema}}
         if op.file_part:
-            with_file = {
-                "type": "object",
-                "properties": {op.file_part: {"type": "string", "format": "binary"}},
-            }
+            binary = {"type": "string", "format": "binary"}
+            files = {"type": "array", "items": binary} if op.many_files else binary
+            with_file = {"type": "object", "properties": {op.file_part: files}}
             content["multipart/form-data"] = {"schema": {"allOf": [schema, with_file]}}
         operation["requestBody"] = {"required": True, "content": content}
     return operation

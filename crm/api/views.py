@@ -7,7 +7,16 @@ from sqlalchemy import select
 
 from crm.api import calls as call_endpoints
 from crm.api import openapi, schemas
-from crm.api.http import api_call, body_of, etag_of, field_problem, idempotent, json_response, problem
+from crm.api.http import (
+    api_call,
+    body_and_files,
+    body_of,
+    etag_of,
+    field_problem,
+    idempotent,
+    json_response,
+    problem,
+)
 from crm.audit import checkpoints, signing
 from crm.audit.models import AuditEvent
 from crm.customers.models import Customer
@@ -101,8 +110,9 @@ def list_tickets():
 @bp.post("/tickets")
 @api_call("tickets:write")
 def create_ticket():
-    """A refund request, by the hosted form's rules; 201 with the ticket."""
-    data = body_of(schemas.TicketIn)
+    """A refund request, by the hosted form's rules; 201 with the ticket. As JSON, or as
+    multipart/form-data with the same fields and the files as ``attachments`` parts."""
+    data, files = body_and_files(schemas.TicketIn, "attachments")
 
     def create():
         submission = tickets.submit_refund_request(
@@ -115,6 +125,7 @@ def create_ticket():
                 purchase_date=data.purchase_date,
                 amount=data.amount,
                 currency=data.currency,
+                uploads=files,
             ),
             nonce=tickets.new_nonce(),
             ip=g.api_actor.ip,
