@@ -8,13 +8,15 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from sqlalchemy import update
 
+from crm.auth.models import User
 from crm.notify.models import OutboxMessage
 from crm.reports import complaints, digest, periods, sla
-from crm.sla.models import ClockState
+from crm.sla.models import Clock, ClockState
 from crm.tickets.models import Ticket
 from tests import test_refunds
-from tests.conftest import CSRF_RE, acting_for, login
+from tests.conftest import CSRF_RE, acting_for, login, requires_postgres
 from tests.test_refunds import DENIED, FULL, PARTIAL, decide, received, staff_client
 from tests.test_sla import shanghai, travel
 
@@ -200,6 +202,47 @@ def test_the_return_from_the_tables_matches_the_hand_count_and_the_trail_agrees(
     assert "complaints opened" in verified.output and "sla first_response.due" in verified.output
 
 
+@requires_postgres
+@pytest.mark.parametrize("group_by", sla.GROUPS)
+def test_postgresql_counts_the_same_rows_as_the_facts_do(app, desk, history, group_by):
+    """The SLA report is counted by the database on PostgreSQL: every count, median and
+    90th percentile must be what counting the clocks one by one gives."""
+    period = periods.between(date(2026, 7, 1), date(2026, 12, 31), "Asia/Shanghai")
+    now = shanghai(2026, 12, 3, 10)
+    with acting_for(app, desk.tenant):
+        counted = sla.rows_in_database(period, sla.Filters(), now=now, group_by=group_by)
+        by_hand = sla.count(sla.facts_from_clocks(period), period, now=now, group_by=group_by)
+
+    def shown(rows):
+        return [
+            (
+                r.metric,
+                r.group,
+                r.totals(),
+                *(f(kind) for kind in ("calendar", "business") for f in (r.median, r.p90)),
+            )
+            for r in rows
+        ]
+
+    assert counted is not None and len(counted) >= 3
+    assert any(r.median("business") for r in counted)  # business time is in the comparison
+    assert shown(counted) == shown(by_hand)
+
+
+@requires_postgres
+def test_clocks_met_before_their_business_time_was_kept_are_counted_one_by_one(app, runner, desk, history):
+    period = periods.between(date(2026, 7, 1), date(2026, 12, 31), "Asia/Shanghai")
+    now = shanghai(2026, 12, 3, 10)
+    with acting_for(app, desk.tenant) as session:
+        session.execute(update(Clock).values(met_business_seconds=None))
+        session.commit()
+        assert sla.rows_in_database(period, sla.Filters(), now=now) is None
+    result = runner.invoke(args=["sla", "backfill-met-times"])
+    assert result.exit_code == 0 and f"{desk.tenant.slug}: " in result.output, result.output
+    with acting_for(app, desk.tenant):
+        assert sla.rows_in_database(period, sla.Filters(), now=now) is not None
+
+
 def test_verify_fails_when_a_table_was_changed_behind_the_trails_back(app, runner, desk, history):
 
     with acting_for(app, desk.tenant) as session:
@@ -277,6 +320,29 @@ def test_the_refunds_report_sums_requested_decided_and_paid(app, runner, desk, h
     # Decided after 0, 6 and 65 days: the median is 6.
     timing = {row["measure"]: row["days"] for row in tables["refund_timing"]}
     assert timing["From receipt to decision"] == 6.0
+
+
+def test_the_refunds_and_agents_reports_follow_the_filters(app, desk, history):
+    with travel(shanghai(2026, 12, 3, 10)):
+        manager = staff_client(app, desk.tenant, desk.manager)
+        period = "period=custom&first_day=2026-09-01&last_day=2026-11-30&format=csv"
+
+        def csv_of(report, extra=""):
+            response = manager.get(f"/t/{desk.tenant.slug}/reports/{report}?{period}{extra}")
+            assert response.status_code == 200
+            return response.data.decode("utf-8-sig")
+
+        assert "CNY,3,597.00,274.50,0.00" in csv_of("refunds", "&reason=unused_balance")
+        other = csv_of("refunds", "&reason=other")
+        assert "CNY,3," not in other and "Approved in full" not in other
+        assert "Approved in full" not in csv_of("refunds", "&kind=inquiry")
+        everyone = csv_of("agents")
+        only_agent = csv_of("agents", f"&assignee={desk.agent.id}")
+    names = {row.split(",")[0] for row in everyone.splitlines()[2:] if row}
+    assert len(names) >= 3
+    with acting_for(app, desk.tenant) as session:
+        agent_name = session.get(User, desk.agent.id).display_name
+    assert [row.split(",")[0] for row in only_agent.splitlines()[2:] if row] == [agent_name]
 
 
 def test_the_leads_report_counts_sources_the_funnel_and_lost_reasons(app, runner, make_tenant, make_user):

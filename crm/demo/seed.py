@@ -396,7 +396,7 @@ def _seed_leads(actor: Actor) -> int:
 DIALER_NUMBER = "+861065550100"
 DIALER_CALLS = (
     # (customer's number, outcome, seconds, minutes ago, note)
-    ("13700137008", "answered", 185, 50, "约好明天上午演示"),  # the overdue lead's number
+    ("13700137002", "answered", 185, 50, "约好明天上午演示三个城市的虚拟号码"),  # a contacted lead
     ("13600136000", "no_answer", 0, 35, ""),  # nobody's: waits on the calls page
     ("15900159000", "answered", 42, 20, "对方说打错了"),
 )

@@ -22,7 +22,10 @@ from crm.sla.models import Metric
 FUNNEL = (Stage.NEW, Stage.CONTACTED, Stage.QUALIFIED, Stage.TRIAL, Stage.WON)
 
 
-def leads_tables(period: Period, now: datetime) -> list[Table]:
+def leads_tables(period: Period, now: datetime, filters: sla.Filters | None = None) -> list[Table]:
+    """The report's tables. Of the filters only the assignee (the lead's owner) applies:
+    kind, reason, channel and priority are a ticket's."""
+    owner = filters.assignee if filters else None
     leads = db.session.execute(
         select(
             Lead.utm_source,
@@ -31,7 +34,11 @@ def leads_tables(period: Period, now: datetime) -> list[Table]:
             Lead.lost_reason,
             Lead.created_at,
             Lead.first_contacted_at,
-        ).where(Lead.created_at >= period.start, Lead.created_at < period.end)
+        ).where(
+            Lead.created_at >= period.start,
+            Lead.created_at < period.end,
+            *([Lead.assignee_id == owner] if owner else []),
+        )
     ).all()
     by_source = Counter(row.utm_source or row.source for row in leads)
     by_week = Counter(period.week_of(row.created_at) for row in leads)
@@ -48,10 +55,11 @@ def leads_tables(period: Period, now: datetime) -> list[Table]:
     reached[Stage.CONTACTED] = sum(
         1 for row in leads if row.first_contacted_at or row.stage in (Stage.QUALIFIED, Stage.TRIAL, Stage.WON)
     )
+    by_owner = sla.attainment_rows(period, now=now, group_by="assignee") if owner else None
     [first_contact] = [
         row
-        for row in sla.count(sla.facts_from_clocks(period), period, now=now)
-        if row.metric == Metric.FIRST_CONTACT
+        for row in (by_owner or sla.attainment_rows(period, now=now))
+        if row.metric == Metric.FIRST_CONTACT and (not owner or row.group == owner)
     ] or [sla.Row(Metric.FIRST_CONTACT)]
     dnc = Counter(
         db.session.scalars(

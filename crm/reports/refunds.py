@@ -13,7 +13,9 @@ from crm.money import from_minor_units
 from crm.policies.models import PolicyVersion
 from crm.refunds.labels import OUTCOME_LABELS
 from crm.refunds.models import DecisionStatus, Payout, RefundDecision
+from crm.reports.complaints import ticket_conditions
 from crm.reports.periods import Period
+from crm.reports.sla import Filters
 from crm.reports.tables import Table
 from crm.sla.models import Clock, ClockState, Metric
 from crm.tickets.labels import REASON_LABELS
@@ -26,7 +28,10 @@ def _days(values: list[float]) -> float | None:
     return round(statistics.median(values) / DAY, 1) if values else None
 
 
-def refunds_tables(period: Period, now: datetime) -> list[Table]:
+def refunds_tables(period: Period, now: datetime, filters: Filters | None = None) -> list[Table]:
+    """The report's tables, of the tickets that pass ``filters`` (kind, reason, channel,
+    priority, assignee)."""
+    on_tickets = ticket_conditions(filters)
     receipt = func.coalesce(Ticket.received_at, Ticket.created_at)
     requested = db.session.execute(
         select(Ticket.currency, func.count(), func.coalesce(func.sum(Ticket.amount_minor), 0))
@@ -35,6 +40,7 @@ def refunds_tables(period: Period, now: datetime) -> list[Table]:
             Ticket.merged_into_id.is_(None),
             receipt >= period.start,
             receipt < period.end,
+            *on_tickets,
         )
         .group_by(Ticket.currency)
     ).all()
@@ -56,12 +62,14 @@ def refunds_tables(period: Period, now: datetime) -> list[Table]:
             RefundDecision.status == DecisionStatus.APPROVED,
             decided_at >= period.start,
             decided_at < period.end,
+            *on_tickets,
         )
     ).all()
     payouts = db.session.execute(
         select(RefundDecision.currency, Payout.amount_minor, Payout.paid_at, decided_at)
         .join(RefundDecision, RefundDecision.id == Payout.decision_id)
-        .where(Payout.paid_at >= period.start, Payout.paid_at < period.end)
+        .join(Ticket, Ticket.id == Payout.ticket_id)
+        .where(Payout.paid_at >= period.start, Payout.paid_at < period.end, *on_tickets)
     ).all()
 
     by: dict[str, dict] = {
@@ -162,6 +170,7 @@ def refunds_tables(period: Period, now: datetime) -> list[Table]:
             Clock.metric == Metric.PAYOUT,
             Clock.state == ClockState.RUNNING,
             Clock.due_at < now,
+            *on_tickets,
         )
         .order_by(Clock.due_at)
         .limit(500)

@@ -29,8 +29,7 @@ def _percent(value: float | None) -> float | None:
 
 
 def sla_rows(period: Period, *, group_by: str = "metric", filters: sla.Filters | None = None, now=None):
-    facts = sla.facts_from_clocks(period, filters or sla.Filters())
-    return sla.count(facts, period, now=now or utcnow(), group_by=group_by)
+    return sla.attainment_rows(period, filters, now=now or utcnow(), group_by=group_by)
 
 
 def weekly_trend(period: Period, filters: sla.Filters) -> list[tuple[str, float | None, int]]:
@@ -301,9 +300,9 @@ def report_tables(
     if name == "complaints":
         return complaints_tables(complaints_return(period, filters))
     if name == "refunds":
-        return refunds.refunds_tables(period, now)
+        return refunds.refunds_tables(period, now, filters)
     if name == "leads":
-        return leads.leads_tables(period, now)
+        return leads.leads_tables(period, now, filters)
     if name == "agents":
-        return [agents.agents_table(period, now)]
+        return [agents.agents_table(period, now, filters)]
     raise ValueError(name)

@@ -89,7 +89,7 @@ def _tables_page(name: str, title: str, charts):
     form, period = read_period(request.args)
     if period is None:
         return render_template("reports/tables.html", form=form, period=None, title=title), 400
-    tables = service.report_tables(name, period)
+    tables = service.report_tables(name, period, filters=form.filters())
     record_auditor_reading("audit.viewed", "report", None, {"report": name, **_query_without()})
     if request.args.get("format") == "csv":
         return _csv(tables, name, period)

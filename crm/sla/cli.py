@@ -6,10 +6,11 @@ from zoneinfo import ZoneInfo
 
 import click
 from flask.cli import AppGroup
+from sqlalchemy import select
 
 from crm.cli_support import operator_actor, operator_command, tenant_option
 from crm.extensions import db
-from crm.sla import calendars, sweep, versions
+from crm.sla import calendars, clocks, sweep, versions
 from crm.sla.businesstime import format_intervals, format_weekly, timeline_for
 from crm.sla.models import ConfigVersion
 from crm.sla.rules import DEFAULT_CALENDAR
@@ -173,3 +174,19 @@ def schedule() -> None:
     if job_id is None:
         raise click.ClickException("REDIS_URL is not set: cron 'flask --app wsgi sla sweep' instead.")
     click.echo(f"booked {job_id}")
+
+
+@sla_cli.command("backfill-met-times")
+@operator_command
+def backfill_met_times() -> None:
+    """Fill in the business time to meet of clocks met before it was kept (revision
+    0027), for every tenant; the SLA report reads it instead of recomputing it."""
+    total = 0
+    for tenant in db.session.scalars(select(Tenant).order_by(Tenant.id)).all():
+        with tenant_context(tenant):
+            filled = clocks.backfill_met_business_seconds()
+            db.session.commit()
+        total += filled
+        if filled:
+            click.echo(f"{tenant.slug}: {filled} clocks")
+    click.echo(f"filled {total} clocks")

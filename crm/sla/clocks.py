@@ -94,6 +94,44 @@ def _business_seconds(clock: Clock, start: datetime, end: datetime) -> int:
     return timeline_for(spec).seconds_between(start, end)
 
 
+def met_business_seconds(clock: Clock) -> int | None:
+    """The business time a met clock ran, pauses left out; None for a clock counted in
+    calendar time or on no calendar (the SLA report's time to meet)."""
+    spec = _calendar_of(clock)
+    if clock.unit != Unit.BUSINESS_MINUTES or spec is None or clock.met_at is None:
+        return None
+    return max(0, timeline_for(spec).seconds_between(clock.started_at, clock.met_at) - clock.paused_seconds)
+
+
+def backfill_met_business_seconds(batch: int = 5_000) -> int:
+    """Keep the business time to meet of the tenant's met clocks that lack it (met before
+    it was kept); the caller commits. Returns how many were filled in."""
+    filled = 0
+    after = 0
+    while True:
+        found = list(
+            db.session.scalars(
+                select(Clock)
+                .where(
+                    Clock.id > after,
+                    Clock.state == ClockState.MET,
+                    Clock.unit == Unit.BUSINESS_MINUTES,
+                    Clock.calendar_version_id.is_not(None),
+                    Clock.met_business_seconds.is_(None),
+                )
+                .order_by(Clock.id)
+                .limit(batch)
+            )
+        )
+        if not found:
+            return filled
+        for clock in found:
+            clock.met_business_seconds = met_business_seconds(clock)
+        filled += len(found)
+        after = found[-1].id
+        db.session.flush()
+
+
 def summary(clock: Clock) -> dict:
     """What an audit event says of a clock: enough to recompute its figures."""
     return {
@@ -360,7 +398,7 @@ def _resume(clock: Clock, at: datetime) -> None:
         last = dict(clock.pauses[-1], to=format_instant(at), seconds=seconds)
         clock.pauses = [*clock.pauses[:-1], last]
     clock.paused_seconds += seconds
-    clock.paused_at = clock.met_at = None
+    clock.paused_at = clock.met_at = clock.met_business_seconds = None
     clock.state = ClockState.RUNNING
     reschedule(clock)
 
@@ -374,6 +412,7 @@ def _finish(clock: Clock, at: datetime, state: ClockState) -> None:
     clock.state = state
     if state == ClockState.MET:
         clock.met_at = at
+        clock.met_business_seconds = met_business_seconds(clock)
     else:
         clock.stopped_at = at
     clock.check_at = None
