@@ -923,6 +923,76 @@ def test_a_bad_escalation_is_refused_beside_its_field_and_nothing_is_written(
         assert record_state(app, tenant) == before
 
 
+def test_what_the_body_concluded_is_recorded_once_and_counted_in_the_return(
+    app, runner, desk, make_tenant, make_user
+):
+    tenant = desk.tenant
+    with travel(WEDNESDAY_10AM):
+        escalated = received(app, tenant)
+        agent = staff_client(app, tenant, desk.agent)
+        assert record_escalation(agent, tenant, escalated.number).status_code == 302
+        (event,) = events(app, tenant, "refund.escalation_recorded")
+        escalation_id = event.data["escalation_id"]
+        action = f"/tickets/{escalated.number}/escalations/{escalation_id}/outcome"
+        page = agent.get(refund_url(tenant, escalated.number)).text
+        assert "Pending: the body has not concluded." in text_of(page)
+        token = CSRF_ANY.search(page).group(1)
+        url = f"/t/{tenant.slug}{action}"
+        before = record_state(app, tenant)
+        early = agent.post(
+            url, data={"csrf_token": token, "outcome": "for_customer", "decided_on": "2026-09-14"}
+        )
+        assert early.status_code == 422 and "before the referral was received" in early.text
+        unknown = agent.post(url, data={"csrf_token": token, "outcome": "we_won", "decided_on": "2026-09-16"})
+        assert unknown.status_code == 400
+        assert record_state(app, tenant) == before
+        done = agent.post(
+            url,
+            data={
+                "csrf_token": token,
+                "outcome": "for_customer",
+                "decided_on": "2026-09-16",
+                "note": "调解书第 7 号",
+            },
+            follow_redirects=True,
+        )
+        assert "The body's conclusion is recorded." in text_of(done.text)
+        assert "Upheld for the customer" in text_of(done.text) and "调解书第 7 号" in done.text
+        again = agent.post(url, data={"csrf_token": token, "outcome": "settled", "decided_on": "2026-09-16"})
+        assert again.status_code == 409
+        other = make_tenant()
+        outsider = staff_client(app, other, make_user(other, "agent"))
+        their_token = CSRF_ANY.search(outsider.get(f"/t/{other.slug}/account").text).group(1)
+        theirs = outsider.post(
+            f"/t/{other.slug}{action}",
+            data={"csrf_token": their_token, "outcome": "settled", "decided_on": "2026-09-16"},
+        )
+        assert theirs.status_code == 404
+    (outcome_event,) = events(app, tenant, "refund.escalation_outcome")
+    assert (
+        outcome_event.data["outcome"] == "for_customer" and outcome_event.data["decided_on"] == "2026-09-16"
+    )
+    with travel(shanghai(2026, 10, 2, 10)):
+        result = runner.invoke(
+            args=[
+                "reports",
+                "complaints",
+                "--tenant",
+                tenant.slug,
+                "--from",
+                "2026-09-01",
+                "--to",
+                "2026-09-30",
+            ]
+        )
+        verified = runner.invoke(
+            args=["reports", "verify", "--tenant", tenant.slug, "--from", "2026-09-01", "--to", "2026-09-30"]
+        )
+    assert "Escalated to: Telecom regulator · Upheld for the customer,,1," in result.output, result.output
+    assert verified.exit_code == 0, verified.output
+    assert "escalations_telecom_regulator_for_customer" in verified.output
+
+
 def new_ticket(client, tenant, **changes: str):
     fields = {
         "name": "赵敏",

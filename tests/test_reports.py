@@ -130,7 +130,11 @@ def test_the_complaints_return_on_a_constructed_set():
         complaint(7, day(6, 1), day(8, 1), "approved_full"),  # closed before: not in the return
     ]
     payouts = [("CNY", 7550, day(9, 20)), ("CNY", 100, day(12, 1)), ("USD", 500, day(10, 1))]
-    escalations = [("platform_12315", date(2026, 10, 5)), ("court", date(2026, 8, 31))]
+    escalations = [
+        complaints.EscalationFact("platform_12315", date(2026, 10, 5), "for_customer", date(2026, 11, 2)),
+        complaints.EscalationFact("platform_12315", date(2026, 10, 9), "settled", date(2026, 12, 3)),
+        complaints.EscalationFact("court", date(2026, 8, 31)),  # before the period: not counted
+    ]
     result = complaints.count(
         facts, period, three_days_end=three_days, payouts=payouts, escalations=escalations
     )
@@ -151,7 +155,12 @@ def test_the_complaints_return_on_a_constructed_set():
     assert result.by_reason["other"].closed == 1 and result.by_reason["unused_balance"].opened == 3
     assert result.redress_paid == {"CNY": 7550, "USD": 500}
     assert result.china["telecom_15_days"] == (1, 2)
-    assert result.escalations == {"platform_12315": 1}
+    assert result.escalations == {"platform_12315": 2}
+    # Settled only after the period ended: still pending at its end.
+    assert result.escalation_outcomes == {
+        ("platform_12315", "for_customer"): 1,
+        ("platform_12315", "pending"): 1,
+    }
 
 
 # --- the whole desk: tables, trail, CLI, pages --------------------------------------------------

@@ -14,7 +14,7 @@ from wtforms import (
 )
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
-from crm.refunds.labels import BODY_LABELS, METHOD_LABELS, OUTCOME_LABELS
+from crm.refunds.labels import BODY_LABELS, ESCALATION_OUTCOME_LABELS, METHOD_LABELS, OUTCOME_LABELS
 from crm.refunds.service import Inputs
 from crm.webforms import label_choices
 
@@ -84,3 +84,14 @@ class EscalationForm(FlaskForm):
     case_number = StringField(_l("Its case number"), validators=[InputRequired(), Length(max=100)])
     received_on = DateField(_l("Received on"), validators=[InputRequired()])
     deadline_on = DateField(_l("Deadline it set"), validators=[InputRequired()])
+
+
+class EscalationOutcomeForm(FlaskForm):
+    """What an outside body concluded on one escalation (the page shows one per pending
+    escalation, each with its own field ids)."""
+
+    outcome = SelectField(
+        _l("What it concluded"), choices=label_choices(ESCALATION_OUTCOME_LABELS, blank="—"), default=""
+    )
+    decided_on = DateField(_l("On"), validators=[InputRequired()])
+    note = TextAreaField(_l("Note"), validators=[Optional(), Length(max=2000)])

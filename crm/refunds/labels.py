@@ -4,7 +4,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from crm.provisioning.service import tenant_settings
-from crm.refunds.models import Outcome, OutsideBody
+from crm.refunds.models import EscalationOutcome, Outcome, OutsideBody
 
 OUTCOME_LABELS = {
     Outcome.APPROVED_FULL: _l("Approved in full"),
@@ -18,6 +18,14 @@ BODY_LABELS = {
     OutsideBody.TELECOM_REGULATOR: _l("Telecom regulator"),
     OutsideBody.COURT: _l("Court"),
 }
+
+ESCALATION_OUTCOME_LABELS = {
+    EscalationOutcome.FOR_CUSTOMER: _l("Upheld for the customer"),
+    EscalationOutcome.FOR_PROVIDER: _l("Found for us"),
+    EscalationOutcome.SETTLED: _l("Settled by agreement"),
+    EscalationOutcome.WITHDRAWN: _l("Withdrawn by the customer"),
+}
+PENDING_LABEL = _l("Still pending")  # an escalation the body has not concluded
 
 # Why a decision waits for a manager (crm.refunds.service.approval_needed).
 WAIT_LABELS = {

@@ -100,6 +100,15 @@ class OutsideBody(enum.StrEnum):
     COURT = "court"
 
 
+class EscalationOutcome(enum.StrEnum):
+    """What the outside body concluded."""
+
+    FOR_CUSTOMER = "for_customer"  # it upheld the customer's complaint
+    FOR_PROVIDER = "for_provider"  # it found for the provider
+    SETTLED = "settled"  # mediated: both sides agreed
+    WITHDRAWN = "withdrawn"  # the customer withdrew it
+
+
 class Escalation(TenantScoped, db.Model):
     """The customer took the matter to a body outside the provider, which set a deadline."""
 
@@ -121,3 +130,7 @@ class Escalation(TenantScoped, db.Model):
     clock_id: Mapped[int | None] = mapped_column(BigIntId)
     recorded_by_id: Mapped[int] = mapped_column(BigIntId)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What the body concluded, and on which day (None while it is pending).
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    outcome_on: Mapped[date | None] = mapped_column(Date)
+    outcome_note: Mapped[str | None] = mapped_column(Text)

@@ -28,7 +28,7 @@ from crm.audit.chain import digest, format_instant
 from crm.audit.service import Actor, record
 from crm.auth.models import User
 from crm.columns import utcnow
-from crm.errors import Conflict, DomainError
+from crm.errors import Conflict, DomainError, NotFound
 from crm.extensions import db
 from crm.money import format_money
 from crm.notify import staff as staff_notices
@@ -38,7 +38,15 @@ from crm.provisioning.service import tenant_settings
 from crm.refunds import ledger
 from crm.refunds.calculator import Calculation, Usage, suggest
 from crm.refunds.labels import METHOD_LABELS, OUTCOME_LABELS, default_outside_options, reason_choices
-from crm.refunds.models import DecisionStatus, Escalation, Outcome, OutsideBody, Payout, RefundDecision
+from crm.refunds.models import (
+    DecisionStatus,
+    Escalation,
+    EscalationOutcome,
+    Outcome,
+    OutsideBody,
+    Payout,
+    RefundDecision,
+)
 from crm.sla import clocks, versions
 from crm.sla.models import ConfigKind, Metric, Unit
 from crm.templating import local_time
@@ -711,6 +719,54 @@ def record_escalation(ticket: Ticket, referral: Referral, *, user: User, ip: str
         },
     )
     clocks.started(ticket, [clock], actor=actor)
+    return escalation
+
+
+@dataclass(frozen=True)
+class BodyDecision:
+    escalation_id: int
+    outcome: str
+    decided_on: date | None
+    note: str = ""
+
+
+def record_escalation_outcome(
+    ticket: Ticket, decision: BodyDecision, *, user: User, ip: str | None
+) -> Escalation:
+    """What the outside body concluded, once; its deadline clock is left as it is (it
+    ends with the ticket, like the regulatory ones)."""
+    escalation = (
+        db.session.get(Escalation, decision.escalation_id) if 0 < decision.escalation_id < 2**63 else None
+    )
+    if escalation is None or escalation.ticket_id != ticket.id:
+        raise NotFound(_l("This ticket has no such escalation."), "escalation_id")
+    if escalation.outcome is not None:
+        raise Conflict(_l("This escalation's outcome is recorded already."), "outcome")
+    try:
+        outcome = EscalationOutcome(decision.outcome)
+    except ValueError:
+        raise DomainError(_l("Choose what the body concluded."), "outcome") from None
+    if decision.decided_on is None:
+        raise DomainError(_l("Give the day the body concluded."), "decided_on")
+    if decision.decided_on < escalation.received_on:
+        raise DomainError(_l("The body cannot conclude before the referral was received."), "decided_on")
+    if decision.decided_on > utcnow().date() + timedelta(days=1):
+        raise DomainError(_l("The day cannot be in the future."), "decided_on")
+    note = tickets.check_text(decision.note, "note", 2000, required=False)
+    escalation.outcome, escalation.outcome_on, escalation.outcome_note = outcome, decision.decided_on, note
+    record(
+        "refund.escalation_outcome",
+        "ticket",
+        ticket.id,
+        actor=tickets.staff_actor(user, ip),
+        data={
+            "escalation_id": escalation.id,
+            "body": escalation.body,
+            "outcome": outcome,
+            "decided_on": decision.decided_on.isoformat(),
+            "note_sha256": digest(note) if note else None,
+        },
+    )
     return escalation
 
 

@@ -18,8 +18,15 @@ from crm.money import from_minor_units
 from crm.policies import service as policies
 from crm.policies.models import PolicyVersion
 from crm.refunds import ledger, service
-from crm.refunds.forms import ApprovalForm, DecisionForm, EscalationForm, PayoutForm
-from crm.refunds.labels import BODY_LABELS, METHOD_LABELS, OUTCOME_LABELS, WAIT_LABELS, reason_choices
+from crm.refunds.forms import ApprovalForm, DecisionForm, EscalationForm, EscalationOutcomeForm, PayoutForm
+from crm.refunds.labels import (
+    BODY_LABELS,
+    ESCALATION_OUTCOME_LABELS,
+    METHOD_LABELS,
+    OUTCOME_LABELS,
+    WAIT_LABELS,
+    reason_choices,
+)
 from crm.refunds.models import DecisionStatus
 from crm.tickets import resolution
 from crm.tickets import service as tickets
@@ -114,6 +121,8 @@ def _render(ticket: Ticket, status: int = 200, *, calculation=None, **bound: Fla
         outcome_labels=OUTCOME_LABELS,
         reasons=dict(reason_choices()),
         body_labels=BODY_LABELS,
+        escalation_outcome_labels=ESCALATION_OUTCOME_LABELS,
+        outcome_form=EscalationOutcomeForm(formdata=None),
         method_labels=METHOD_LABELS,
         may_decide=can(current_user, "tickets.work"),
         may_approve=service.may_approve(ticket, decision, current_user),
@@ -277,6 +286,28 @@ def payout(number: int):
         )
     except DomainError as error:
         return _refused(ticket, "payout", form, error)
+    return redirect(url_for(".page", number=number))
+
+
+@bp.route("/tickets/<int:number>/escalations/<int:escalation_id>/outcome", methods=["POST"])
+@requires("tickets.work")
+def escalation_outcome(number: int, escalation_id: int):
+    ticket = _ticket_or_404(number)
+    form = EscalationOutcomeForm()
+    if not form.validate():
+        flash(_("Choose what the body concluded and the day it did."), "danger")
+        return _render(ticket, 400)
+    decision = service.BodyDecision(
+        escalation_id, form.outcome.data, form.decided_on.data, form.note.data or ""
+    )
+    try:
+        in_one_transaction(
+            lambda: service.record_escalation_outcome(ticket, decision, user=current_user, ip=client_ip()),
+            done=_("The body's conclusion is recorded."),
+        )
+    except DomainError as error:
+        flash(error.message, "danger")
+        return _render(ticket, error.status)
     return redirect(url_for(".page", number=number))
 
 

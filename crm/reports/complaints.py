@@ -82,6 +82,21 @@ class Counts:
         }
 
 
+@dataclass(frozen=True)
+class EscalationFact:
+    """An outside escalation: the body, the day it was received, and what the body
+    concluded and when (None while pending)."""
+
+    body: str
+    received_on: date
+    outcome: str | None = None
+    decided_on: date | None = None
+
+    def outcome_by(self, day: date) -> str:
+        """Its outcome as it stood at the end of ``day``: ``pending`` before it came."""
+        return self.outcome if self.outcome and self.decided_on and self.decided_on <= day else "pending"
+
+
 @dataclass
 class ComplaintsReturn:
     period: Period
@@ -90,6 +105,8 @@ class ComplaintsReturn:
     redress_paid: dict[str, int]  # currency -> minor units
     china: dict[str, tuple[int, int]]  # line -> (on time, closed with that clock)
     escalations: dict[str, int]  # body -> count received in the period
+    # (body, outcome at the period's end, or "pending") -> count received in the period
+    escalation_outcomes: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def totals(self) -> dict:
         return {
@@ -97,6 +114,10 @@ class ComplaintsReturn:
             **{f"redress_{currency}": amount for currency, amount in sorted(self.redress_paid.items())},
             **{f"china_{line}": list(pair) for line, pair in sorted(self.china.items())},
             **{f"escalations_{body}": n for body, n in sorted(self.escalations.items())},
+            **{
+                f"escalations_{body}_{outcome}": n
+                for (body, outcome), n in sorted(self.escalation_outcomes.items())
+            },
         }
 
 
@@ -106,10 +127,10 @@ def count(
     *,
     three_days_end,
     payouts: Iterable[tuple[str, int, datetime]] = (),
-    escalations: Iterable[tuple[str, date]] = (),
+    escalations: Iterable[EscalationFact] = (),
 ) -> ComplaintsReturn:
     """``three_days_end(received_at)``: when the third business day after receipt ends.
-    ``payouts``: (currency, minor units, paid at); ``escalations``: (body, received)."""
+    ``payouts``: (currency, minor units, paid at)."""
     start, end = period.start, period.end
     total = Counts()
     by_reason: dict[str | None, Counts] = defaultdict(Counts)
@@ -126,10 +147,12 @@ def count(
     for currency, amount, paid_at in payouts:
         if start <= paid_at < end:
             redress[currency] += amount
-    bodies = Counter(
-        body for body, received in escalations if period.first_day <= received <= period.last_day
+    received = [e for e in escalations if period.first_day <= e.received_on <= period.last_day]
+    bodies = Counter(e.body for e in received)
+    outcomes = Counter((e.body, e.outcome_by(period.last_day)) for e in received)
+    return ComplaintsReturn(
+        period, total, dict(by_reason), dict(redress), china, dict(bodies), dict(outcomes)
     )
-    return ComplaintsReturn(period, total, dict(by_reason), dict(redress), china, dict(bodies))
 
 
 def _add(counts: Counts, fact: ComplaintFact, start: datetime, end: datetime, three_days_end) -> None:
@@ -277,10 +300,10 @@ def payouts_in(period: Period, filters=None) -> list[tuple[str, int, datetime]]:
     return [tuple(row) for row in rows]
 
 
-def escalations_in(period: Period, filters=None) -> list[tuple[str, date]]:
-    """(body, the day it was received) of the escalations received in the period."""
+def escalations_in(period: Period, filters=None) -> list[EscalationFact]:
+    """The escalations received in the period, with what their bodies concluded."""
     rows = db.session.execute(
-        select(Escalation.body, Escalation.received_on)
+        select(Escalation.body, Escalation.received_on, Escalation.outcome, Escalation.outcome_on)
         .join(Ticket, Ticket.id == Escalation.ticket_id)
         .where(
             Escalation.received_on >= period.first_day,
@@ -288,4 +311,4 @@ def escalations_in(period: Period, filters=None) -> list[tuple[str, date]]:
             *ticket_conditions(filters),
         )
     )
-    return [tuple(row) for row in rows]
+    return [EscalationFact(*row) for row in rows]

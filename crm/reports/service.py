@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from crm.auth import service as auth
 from crm.columns import utcnow
 from crm.money import from_minor_units
-from crm.refunds.labels import BODY_LABELS
+from crm.refunds.labels import BODY_LABELS, ESCALATION_OUTCOME_LABELS, PENDING_LABEL
 from crm.reports import agents, complaints, leads, refunds, sla, trail
 from crm.reports.periods import Period
 from crm.reports.tables import Table
@@ -207,6 +207,19 @@ def complaints_tables(result: complaints.ComplaintsReturn) -> list[Table]:
         }
         for body, n in sorted(result.escalations.items())
     ]
+    china += [
+        {
+            "measure": _(
+                "Escalated to: %(body)s · %(outcome)s",
+                body=BODY_LABELS.get(body, body),
+                outcome=ESCALATION_OUTCOME_LABELS.get(outcome, PENDING_LABEL),
+            ),
+            "on_time": None,
+            "closed": n,
+            "percent": None,
+        }
+        for (body, outcome), n in sorted(result.escalation_outcomes.items())
+    ]
     redress = [
         {"currency": currency, "amount": str(from_minor_units(amount, currency)), "amount_minor": amount}
         for currency, amount in sorted(result.redress_paid.items())
@@ -260,7 +273,7 @@ def verify(period: Period, now: datetime | None = None) -> list[Comparison]:
         period,
         three_days_end=three_days,
         payouts=folded.payouts,
-        escalations=folded.escalations,
+        escalations=folded.escalations.values(),
     ).totals()
     from_tables = complaints_return(period).totals()
     comparisons = [

@@ -9,18 +9,18 @@ ones fall back on the event's own time, microseconds later):
   ``ticket.status_changed`` (``at``), ``ticket.merged``;
 - the decision in force: ``refund.decision_proposed`` (outcome, needs approval) and
   ``refund.decision_approved``; redress: ``refund.payout_recorded``; escalations:
-  ``refund.escalation_recorded``.
+  ``refund.escalation_recorded`` and ``refund.escalation_outcome``.
 """
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 
 from sqlalchemy import select
 
 from crm.audit.models import AuditEvent
 from crm.extensions import db
-from crm.reports.complaints import CLOSED, COMPLAINT_KINDS, ComplaintFact, on_time
+from crm.reports.complaints import CLOSED, COMPLAINT_KINDS, ComplaintFact, EscalationFact, on_time
 from crm.reports.sla import ClockFact
 from crm.sla.models import ClockState, Metric
 
@@ -34,6 +34,7 @@ ACTIONS = (
     "refund.decision_approved",
     "refund.payout_recorded",
     "refund.escalation_recorded",
+    "refund.escalation_outcome",
 )
 BATCH = 5000
 
@@ -84,7 +85,7 @@ class Trail:
     )  # decision -> (ticket, outcome, waits)
     approved: set[int] = field(default_factory=set)
     payouts: list[tuple[str, int, datetime]] = field(default_factory=list)
-    escalations: list[tuple[str, date]] = field(default_factory=list)
+    escalations: dict[int, EscalationFact] = field(default_factory=dict)  # by escalation id
 
 
 def read_trail() -> Trail:
@@ -122,7 +123,14 @@ def read_trail() -> Trail:
         elif action == "refund.payout_recorded":
             trail.payouts.append((data["currency"], data["amount_minor"], _instant(data["paid_at"])))
         elif action == "refund.escalation_recorded":
-            trail.escalations.append((data["body"], date.fromisoformat(data["received_on"])))
+            trail.escalations[data["escalation_id"]] = EscalationFact(
+                data["body"], date.fromisoformat(data["received_on"])
+            )
+        elif action == "refund.escalation_outcome" and data["escalation_id"] in trail.escalations:
+            recorded = trail.escalations[data["escalation_id"]]
+            trail.escalations[data["escalation_id"]] = replace(
+                recorded, outcome=data["outcome"], decided_on=date.fromisoformat(data["decided_on"])
+            )
     return trail
 
 
