@@ -1,13 +1,32 @@
 """Column types shared by the application's models."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
 
+# Set only by ``simulated_time``: the demo seed plays months of a desk's history through
+# the real services, each step at the moment it happened.
+_simulated_now: ContextVar[datetime | None] = ContextVar("simulated_now", default=None)
+
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Now, in UTC (the one clock every service reads)."""
+    simulated = _simulated_now.get()
+    return simulated if simulated is not None else datetime.now(UTC)
+
+
+@contextmanager
+def simulated_time(at: datetime) -> Iterator[None]:
+    """Run the block as if it were ``at`` (aware), for seeding a demo's past."""
+    token = _simulated_now.set(at)
+    try:
+        yield
+    finally:
+        _simulated_now.reset(token)
 
 
 class UTCDateTime(TypeDecorator):

@@ -3,6 +3,7 @@
 breach handling, and the pages have a favicon."""
 
 import re
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -16,6 +17,7 @@ from crm.dnc.models import DoNotContact
 from crm.extensions import db
 from crm.leads.models import Lead
 from crm.provisioning.service import tenant_by_slug
+from crm.refunds.models import Escalation
 from crm.tickets.models import Ticket
 from tenants import CurrentTenant, tenant_context
 from tests.conftest import login, unique
@@ -33,7 +35,9 @@ def demo(app):
         tenant = CurrentTenant.of(tenant_by_slug(result.tenant.slug))
         lines = ticket_lines(result)
         with tenant_context(tenant):
-            references = list(db.session.scalars(select(Ticket.reference).order_by(Ticket.number)))
+            # Today's tickets; the months of history before them were received weeks ago.
+            today = select(Ticket.reference).where(Ticket.created_at > utcnow() - timedelta(hours=1))
+            references = list(db.session.scalars(today.order_by(Ticket.number)))
     return tenant, lines, references
 
 
@@ -92,14 +96,40 @@ def test_pages_have_a_favicon_that_is_served(app, client, demo):
 
 
 def test_the_demo_has_leads_in_every_stage_one_overdue_and_a_listed_number(app, demo):
-    tenant, _lines, _references = demo
+    tenant, _lines, references = demo
     with app.app_context(), tenant_context(tenant):
         stages = set(db.session.scalars(select(Lead.stage)))
         assert stages == {"new", "contacted", "qualified", "trial", "won", "lost", "unreachable"}
-        overdue = db.session.scalars(select(Lead.reference).where(Lead.first_contact_due_at < utcnow())).all()
-        assert overdue == ["LD-1008"]
+        overdue = db.session.execute(
+            select(Lead.reference, Lead.name).where(Lead.first_contact_due_at < utcnow())
+        )
+        [(reference, name)] = overdue.all()
+        assert name == "冯雪"
         assert db.session.scalar(select(func.count()).select_from(DoNotContact)) == 1
     agent = signed_in(app, tenant, "agent@demo.test")
-    assert "LD-1008" in agent.get(f"/t/{tenant.slug}/leads?view=overdue").text
-    # The won lead is the customer of the first refund request: its sales history shows.
-    assert 'id="sales-history"' in agent.get(f"/t/{tenant.slug}/tickets/1001").text
+    assert reference in agent.get(f"/t/{tenant.slug}/leads?view=overdue").text
+    # The won lead is the customer of today's first refund request: its sales history shows.
+    first = references[0].split("-")[1]
+    assert 'id="sales-history"' in agent.get(f"/t/{tenant.slug}/tickets/{first}").text
+
+
+def test_the_demo_has_months_of_history_that_the_trail_confirms(app, runner, demo):
+    tenant, _lines, references = demo
+    with app.app_context(), tenant_context(tenant):
+        received = list(
+            db.session.scalars(select(Ticket.created_at).where(Ticket.reference.not_in(references)))
+        )
+        escalations = db.session.scalar(select(func.count()).select_from(Escalation))
+        concluded = db.session.scalar(
+            select(func.count()).select_from(Escalation).where(Escalation.outcome.is_not(None))
+        )
+        won = db.session.scalar(select(func.count()).select_from(Lead).where(Lead.stage == "won"))
+    weeks = {(at.isocalendar().year, at.isocalendar().week) for at in received}
+    assert len(received) >= 100 and len(weeks) >= 15
+    assert escalations >= 5 and 0 < concluded <= escalations and won >= 2
+    today = utcnow().date()
+    period = ("--from", (today - timedelta(weeks=17)).isoformat(), "--to", today.isoformat())
+    verified = runner.invoke(args=["reports", "verify", "--tenant", tenant.slug, *period])
+    assert verified.exit_code == 0 and verified.output.rstrip().endswith("measures agree"), verified.output
+    chain = runner.invoke(args=["audit", "verify", "--tenant", tenant.slug])
+    assert chain.exit_code == 0, chain.output

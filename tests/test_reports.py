@@ -312,6 +312,14 @@ def test_bad_periods_and_filters_are_400_with_a_message(app, client, desk, query
     assert "invalid-feedback" in response.text or "is-invalid" in response.text
 
 
+@pytest.mark.parametrize("by", sla.GROUPS)
+def test_the_sla_report_prints_from_the_command_line(app, runner, desk, history, by):
+    result = run(runner, "sla", "--tenant", desk.tenant.slug, *SEP_TO_NOV, "--format", "json", "--by", by)
+    assert result.exit_code == 0, result.output
+    (table,) = json.loads(result.output)["tables"]
+    assert table["table"] == "sla" and sum(row["due"] for row in table["rows"]) >= 3
+
+
 def test_the_refunds_report_sums_requested_decided_and_paid(app, runner, desk, history):
     result = run(runner, "refunds", "--tenant", desk.tenant.slug, *SEP_TO_NOV, "--format", "json")
     assert result.exit_code == 0, result.output

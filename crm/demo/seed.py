@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
@@ -14,7 +15,8 @@ from crm.auth import service as auth
 from crm.auth.models import User
 from crm.calls import service as calls
 from crm.calls.models import CallRecord
-from crm.columns import utcnow
+from crm.columns import simulated_time, utcnow
+from crm.demo import history
 from crm.dnc import service as dnc
 from crm.dnc.models import EntrySource
 from crm.errors import DomainError
@@ -155,13 +157,19 @@ def seed_demo(password: str, slug: str = SLUG) -> SeedResult:
                 auth.create_user(email=email, role=role, password=password, display_name=name, actor=actor)
                 created.append(email)
         db.session.flush()
+        fresh_leads = not db.session.scalar(select(func.count()).select_from(Lead))
         if not db.session.scalar(select(func.count()).select_from(Ticket)):
-            _seed_sla(actor)
-            _seed_policy(actor)
+            today = utcnow().astimezone(ZoneInfo(tenant.timezone)).date()
+            with simulated_time(utcnow() - timedelta(weeks=history.WEEKS, days=1)):
+                _seed_sla(actor)
+                _seed_policy(actor)
+            agent, manager = auth.user_by_email("agent@demo.test"), auth.user_by_email("manager@demo.test")
+            past = history.seed_history(agent, manager, timezone=tenant.timezone, today=today)
+            created.append(f"{past} requests over the past {history.WEEKS} weeks")
             links, unlinked = _seed_tickets()
-            created.append(f"{len(links) + len(unlinked)} tickets")
-        if not db.session.scalar(select(func.count()).select_from(Lead)):
-            created.append(f"{_seed_leads(actor)} leads")
+            created.append(f"{len(links) + len(unlinked)} tickets of today")
+        if fresh_leads:
+            created.append(f"{_seed_leads(actor)} leads of today")
         if not db.session.scalar(select(func.count()).select_from(CallRecord)):
             created.append(f"{_seed_calls()} dialer calls")
         db.session.flush()  # while the tenant is in context: the guard checks every write
@@ -202,6 +210,7 @@ def _seed_tickets() -> tuple[dict[str, str], dict[str, str]]:
     agent = auth.user_by_email("agent@demo.test")
     manager = auth.user_by_email("manager@demo.test")
     links = {}
+    made = []
     for number, (name, phone, email, locale, reason, amount, description, fate) in enumerate(REQUESTS):
         submission = tickets.submit_refund_request(
             tickets.RefundRequest(
@@ -215,6 +224,7 @@ def _seed_tickets() -> tuple[dict[str, str], dict[str, str]]:
             ip=None,
         )
         _play(submission.ticket, fate, agent, manager)
+        made.append(submission.ticket)
         links[submission.ticket.reference] = tracking_url(submission.tracking_token)
     phone_ticket = tickets.open_ticket(
         customer=tickets.CustomerDetails(name="周杰", phone="13900139000", locale="zh_CN"),
@@ -235,7 +245,7 @@ def _seed_tickets() -> tuple[dict[str, str], dict[str, str]]:
         user=agent,
         ip=None,
     )
-    _seed_refunds(agent, phone_ticket)
+    _seed_refunds(agent, phone_ticket, charged_after=made[3], disputed=made[6])
     late = _seed_late_letter(agent, manager)
     unlinked = {
         phone_ticket.reference: "opened by staff for a phone call; the caller gave no email for a link",
@@ -271,11 +281,10 @@ def _seed_late_letter(agent: User, manager: User) -> Ticket:
     return letter
 
 
-def _seed_refunds(agent: User, complaint: Ticket) -> None:
+def _seed_refunds(agent: User, complaint: Ticket, *, charged_after: Ticket, disputed: Ticket) -> None:
     """A refund decided (its final response sent, its payout owed); a customer who was not
     satisfied and went to the 12315 platform, whose denial waits for a manager's approval;
     and a complaint the customer took to the telecom regulator."""
-    charged_after, disputed = tickets.ticket_by_number(1004), tickets.ticket_by_number(1007)
     refunds.propose(
         charged_after,
         refunds.Proposal(
@@ -358,7 +367,7 @@ LEADS = (
     ("Chen Jing", "Jing Logistics", "13700137002", "Virtual numbers for 3 cities", "contacted"),
     ("孙磊", "磊石科技", "13700137003", "20 个坐席，需要录音", "qualified"),
     ("Zhou Lan", "Lanfeng Trading", "13700137004", "A trial of the predictive dialer", "trial"),
-    ("王芳", None, "13800138001", "换用你们的外呼系统", "won"),  # the refund requester RF-1001
+    ("王芳", None, "13800138001", "换用你们的外呼系统", "won"),  # the first refund request's requester
     ("钱立", "立信咨询", "13700137006", "了解价格", "lost"),
     ("Ma Tao", None, "13700137007", "Call me after 6 pm", "unreachable"),
     ("冯雪", "雪松教育", "13700137008", "明天上午联系", "overdue"),

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import url_for
+from flask import has_request_context, url_for
 from flask_babel import gettext as _
 
 from crm.auth import service as auth
@@ -309,7 +309,9 @@ def report_tables(
     """One of ``REPORTS`` as its tables: what the CLI prints and the API answers."""
     now = now or utcnow()
     if name == "sla":
-        return [sla_table(sla_rows(period, group_by=group_by, filters=filters, now=now), group_by, period)]
+        rows = sla_rows(period, group_by=group_by, filters=filters, now=now)
+        # Each count links to the queue behind it: within a request (the page, the API).
+        return [sla_table(rows, group_by, period if has_request_context() else None)]
     if name == "complaints":
         return complaints_tables(complaints_return(period, filters))
     if name == "refunds":
