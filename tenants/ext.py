@@ -8,7 +8,7 @@ from flask import Flask, abort, current_app, g, request
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import select
 
-from tenants import cache, context, guard
+from tenants import cache, context, guard, rls
 from tenants.models import Tenant, TenantStatus
 
 URL_PREFIX = "/t/<tenant>"
@@ -25,6 +25,7 @@ class Tenants:
     def init_app(self, app: Flask, db: SQLAlchemy) -> None:
         self.db = db
         session_class = guard.install(db.session.session_factory)
+        rls.install()
         cache.watch(session_class, Tenant)
         app.url_value_preprocessor(self._enter_tenant_of_url)
         app.before_request(self._enter_tenant_of_unrouted_path)

@@ -1,0 +1,61 @@
+"""The database's copy of the guard (PostgreSQL row-level security).
+
+Every tenant-owned table has a policy (migration 0029) that lets a row be read or written
+only when its ``tenant_id`` equals the transaction's setting ``ledgerdesk.tenant_id``.
+Here each transaction is given that setting: before a statement runs, if the tenant in
+context is not the one the transaction already carries, ``set_config(..., true)`` sets
+it for the rest of the transaction (one round trip per transaction and tenant). With no
+tenant in context the setting is empty, and tenant tables read as empty to a role the
+policies apply to.
+
+The policies bind a role without BYPASSRLS that does not own the tables: the application
+role ``flask db grant-app-role`` sets up (docs/operations.md). The owner, which runs
+migrations, is not bound by them.
+"""
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import Pool
+
+from tenants.context import current_tenant_id
+
+SETTING = "ledgerdesk.tenant_id"
+_CARRIED = "ledgerdesk_tenant_setting"  # in the connection's info: the tenant it carries now
+
+
+def install() -> None:
+    """Give every PostgreSQL transaction the tenant in context (idempotent)."""
+    for target, name, listener in (
+        (Engine, "before_cursor_execute", _carry_tenant),
+        (Engine, "commit", _forget),
+        (Engine, "rollback", _forget),
+        # A setting made inside a savepoint goes with it when it is rolled back.
+        (Engine, "rollback_savepoint", _forget_after_savepoint),
+        # The pool ends a transaction left open by rolling it back itself.
+        (Pool, "checkin", _forget_on_checkin),
+    ):
+        if not event.contains(target, name, listener):
+            event.listen(target, name, listener)
+
+
+def _carry_tenant(connection: Connection, cursor, statement, parameters, context, executemany) -> None:
+    if connection.dialect.name != "postgresql":
+        return
+    wanted = current_tenant_id()
+    if connection.info.get(_CARRIED) == wanted:
+        return
+    cursor.execute("SELECT set_config(%s, %s, true)", (SETTING, "" if wanted is None else str(wanted)))
+    connection.info[_CARRIED] = wanted
+
+
+def _forget(connection: Connection) -> None:
+    connection.info.pop(_CARRIED, None)
+
+
+def _forget_after_savepoint(connection: Connection, name, context) -> None:
+    connection.info.pop(_CARRIED, None)
+
+
+def _forget_on_checkin(dbapi_connection, connection_record) -> None:
+    if connection_record is not None:
+        connection_record.info.pop(_CARRIED, None)
