@@ -3,11 +3,14 @@
 import json
 import re
 
-from flask import Flask, Response, render_template, request
+from flask import Flask, Response, make_response, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from crm.extensions import db
 
 PROBLEM = "application/problem+json"
 
@@ -49,6 +52,7 @@ ERROR_MESSAGES = {
     405: _l("This address does not accept that kind of request."),
     413: _l("What you sent is too large."),
     429: _l("Too many requests. Please wait a moment and try again."),
+    503: _l("The service was interrupted for a moment and nothing was saved. Please send it again."),
     500: _l("Something went wrong on our side. Nothing you submitted was lost; please try again."),
 }
 
@@ -95,3 +99,14 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError):
         return _render(error.status, error.message)
+
+    @app.errorhandler(DBAPIError)
+    def database_lost(error: DBAPIError):
+        """The database connection broke mid-request (a restart, a killed backend): the
+        transaction is gone whole, so say to send it again (a form's token is unused)."""
+        if not (error.connection_invalidated or isinstance(error, OperationalError)):
+            raise error
+        db.session.rollback()
+        response = make_response(_render(503))
+        response.headers["Retry-After"] = "5"
+        return response

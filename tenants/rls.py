@@ -49,11 +49,14 @@ def _carry_tenant(connection: Connection, cursor, statement, parameters, context
 
 
 def _forget(connection: Connection) -> None:
-    connection.info.pop(_CARRIED, None)
+    # A connection that broke (a restart, a killed backend) is gone with what it carried;
+    # reading its info would try to reconnect in the middle of the rollback.
+    if not connection.invalidated:
+        connection.info.pop(_CARRIED, None)
 
 
 def _forget_after_savepoint(connection: Connection, name, context) -> None:
-    connection.info.pop(_CARRIED, None)
+    _forget(connection)
 
 
 def _forget_on_checkin(dbapi_connection, connection_record) -> None:
