@@ -19,6 +19,7 @@ from crm.config import DEFAULTS, from_environment
 from crm.dnc import views as dnc_views
 from crm.exports import views as export_views
 from crm.extensions import babel, bootstrap, csrf, db, limiter, login_manager, migrate, tenants
+from crm.files import storage as file_storage
 from crm.health import bp as health_bp
 from crm.i18n import select_locale, select_timezone
 from crm.leads import public as lead_public_views
@@ -61,6 +62,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     audit_service.install(db.session.session_factory.class_)
     provisioning_service.install(db.session.session_factory.class_)
     api_keys.install(db.session.session_factory.class_)
+    file_storage.install(db.session.session_factory.class_)
     auth_scope.install(db.session.session_factory.class_)
     jobs.init_app(app)
     jobs.on_worker_start(app, sla_sweep.schedule_next)

@@ -1,6 +1,8 @@
 """Fault drills (issue 16): what a customer sees when something underneath fails, and
 that nothing accepted is lost and nothing is half-written."""
 
+import hashlib
+import html
 import re
 from contextlib import contextmanager
 
@@ -10,9 +12,11 @@ from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
 
 from crm.extensions import db
+from crm.files.storage import blob_path
 from crm.tickets.models import Ticket
 from tests.conftest import acting_for, requires_postgres
 from tests.test_api import make_key
+from tests.test_portal import PDF, good_fields, send_form, ticket_count
 
 TOKENS = re.compile(r'name="(csrf_token|submission_token)" type="hidden" value="([^"]+)"')
 FIELDS = {
@@ -87,3 +91,42 @@ def test_the_api_answers_a_lost_database_with_a_problem_document(app, client, ma
         client.get(f"/t/{tenant.slug}/api/v1{path}", headers={"Authorization": f"Bearer {key}"}).status_code
         == 200
     )
+
+
+@pytest.fixture
+def unwritable_uploads(app, tmp_path):
+    """The upload folder's place taken by a file: nothing can be written under it (as a
+    full or read-only disk refuses; chmod does not stop root, which the tests may run as)."""
+    kept = app.config["UPLOAD_FOLDER"]
+    blocked = tmp_path / "uploads"
+    blocked.write_text("not a folder")
+    app.config["UPLOAD_FOLDER"] = str(blocked)
+    yield
+    app.config["UPLOAD_FOLDER"] = kept
+
+
+def test_an_unwritable_upload_folder_refuses_the_form_clearly_and_keeps_nothing(
+    app, client, make_tenant, unwritable_uploads
+):
+    tenant = make_tenant()
+    refused = send_form(client, tenant.slug, good_fields(), files=[("invoice.pdf", PDF)])
+    assert refused.status_code == 503
+    assert "We could not store your files just now, so nothing was saved." in html.unescape(refused.text)
+    assert 'value="李雷"' in refused.text  # what was typed is kept on the page
+    assert ticket_count(app, tenant) == 0
+
+
+@requires_postgres
+def test_a_file_stored_for_a_submission_that_failed_is_removed(app, client, make_tenant):
+    tenant = make_tenant()
+    content = PDF + b"% drill " + tenant.slug.encode()
+    with backend_killed_at(app, "INSERT INTO TICKETS") as killed:
+        lost = send_form(client, tenant.slug, good_fields(), files=[("invoice.pdf", content)])
+    assert killed and lost.status_code == 503
+    assert ticket_count(app, tenant) == 0
+    with app.app_context():
+        assert not blob_path(tenant.id, hashlib.sha256(content).hexdigest()).exists()
+    kept = send_form(client, tenant.slug, good_fields(), files=[("invoice.pdf", content)])
+    assert kept.status_code == 302
+    with app.app_context():
+        assert blob_path(tenant.id, hashlib.sha256(content).hexdigest()).read_bytes() == content

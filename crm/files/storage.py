@@ -1,20 +1,32 @@
 """Content-addressed file storage: a file lives at its SHA-256, under its tenant's folder.
 
-Files are written before the transaction that records them commits; a rolled-back
-upload leaves an unreferenced file, which is harmless (same bytes, same name) and can be
-swept. A file is never overwritten or served from here directly.
+Files are written before the transaction that records them commits. A file this
+transaction wrote is removed again if the transaction rolls back and nothing else
+names those bytes, so no file outlives the request that failed to keep it. A folder that
+cannot be written (full, read-only, gone) refuses the request with a clear message, and
+the transaction with it: no ticket without its files. A file is never overwritten or
+served from here directly.
 """
 
 import hashlib
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from flask import Response, current_app, send_file
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
+from crm.calls.models import CallRecord
+from crm.errors import DomainError
+from crm.extensions import db, pending_in_transaction
 from crm.files.models import Attachment
 from crm.files.sniff import ALLOWED, detect, text_encoding
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -27,6 +39,18 @@ class StoredFile:
 
 class RefusedFile(ValueError):
     """The bytes are not a type we accept."""
+
+
+class StorageUnavailable(DomainError):
+    """The upload folder cannot take the file: nothing of the request is kept."""
+
+    status = 503
+
+
+UNAVAILABLE = _l(
+    "We could not store your files just now, so nothing was saved. Please try again in a few minutes."
+)
+NEW_FILES_KEY = "files_written"  # this transaction's new files, removed if it rolls back
 
 
 def storage_root() -> Path:
@@ -53,11 +77,57 @@ def store(tenant_id: int, content: bytes, original_name: str | None) -> StoredFi
     sha256 = hashlib.sha256(content).hexdigest()
     path = blob_path(tenant_id, sha256)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as handle:
-            handle.write(content)
-        os.replace(handle.name, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as handle:
+                written = Path(handle.name)
+                handle.write(content)
+            os.replace(written, path)
+        except OSError:
+            log.exception("the upload folder refused a file")
+            if "written" in locals():
+                written.unlink(missing_ok=True)
+            raise StorageUnavailable(UNAVAILABLE, "attachments") from None
+        pending_in_transaction(NEW_FILES_KEY).append((tenant_id, sha256))
     return StoredFile(sha256, len(content), content_type, safe_filename(original_name, sha256, content_type))
+
+
+def install(session_class: type[Session]) -> None:
+    """Keep this transaction's new files if it commits, remove them if not (idempotent)."""
+    for name, listener in (
+        ("after_commit", _keep_new_files),
+        ("after_rollback", _remove_new_files),
+        ("after_soft_rollback", _remove_new_files_soft),
+    ):
+        if not event.contains(session_class, name, listener):
+            event.listen(session_class, name, listener)
+
+
+def _keep_new_files(session: Session) -> None:
+    session.info.pop(NEW_FILES_KEY, None)
+
+
+def _remove_new_files(session: Session) -> None:
+    """A file written for a transaction that rolled back goes, unless another committed
+    row names the same bytes (another request stored them meanwhile)."""
+    for tenant_id, sha256 in session.info.pop(NEW_FILES_KEY, []):
+        if not _named_elsewhere(tenant_id, sha256):
+            blob_path(tenant_id, sha256).unlink(missing_ok=True)
+
+
+def _remove_new_files_soft(session: Session, previous_transaction) -> None:
+    _remove_new_files(session)
+
+
+def _named_elsewhere(tenant_id: int, sha256: str) -> bool:
+    naming = ((Attachment.__table__, "sha256"), (CallRecord.__table__, "recording_sha256"))
+    with db.engine.connect() as connection:
+        return any(
+            connection.execute(
+                select(1).where(table.c.tenant_id == tenant_id, table.c[column] == sha256).limit(1)
+            ).first()
+            for table, column in naming
+        )
 
 
 def send_attachment(attachment: Attachment) -> Response:
