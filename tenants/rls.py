@@ -13,6 +13,10 @@ role ``flask db grant-app-role`` sets up (docs/operations.md). The owner, which 
 migrations, is not bound by them.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import Pool
@@ -20,6 +24,8 @@ from sqlalchemy.pool import Pool
 from tenants.context import current_tenant_id
 
 SETTING = "ledgerdesk.tenant_id"
+# Set by ``rows_of``: the tenant whose rows the code inside writes, whatever is in context.
+_rows_of: ContextVar[int | None] = ContextVar("ledgerdesk_rows_of", default=None)
 _CARRIED = "ledgerdesk_tenant_setting"  # in the connection's info: the tenant it carries now
 
 
@@ -38,10 +44,23 @@ def install() -> None:
             event.listen(target, name, listener)
 
 
+@contextmanager
+def rows_of(tenant_id: int) -> Iterator[None]:
+    """Statements inside work on ``tenant_id``'s rows, for code that names its tenant
+    itself rather than acting in its context: the audit trail writes each event into its
+    own tenant's inbox and chain, whichever tenant (or none) the commit happens in."""
+    token = _rows_of.set(tenant_id)
+    try:
+        yield
+    finally:
+        _rows_of.reset(token)
+
+
 def _carry_tenant(connection: Connection, cursor, statement, parameters, context, executemany) -> None:
     if connection.dialect.name != "postgresql":
         return
-    wanted = current_tenant_id()
+    named = _rows_of.get()
+    wanted = named if named is not None else current_tenant_id()
     if connection.info.get(_CARRIED) == wanted:
         return
     cursor.execute("SELECT set_config(%s, %s, true)", (SETTING, "" if wanted is None else str(wanted)))

@@ -10,6 +10,11 @@ from sqlalchemy.engine import Connection
 # Append-only: rows are added and read, never changed or removed (their triggers refuse
 # it too). The chain heads move and the inbox is drained, so those two are not here.
 APPEND_ONLY = ("audit_events", "audit_checkpoints", "audit_merkle_blocks")
+CROSS_TENANT_FUNCTIONS = (
+    "ledgerdesk_due_clocks(timestamptz, timestamptz, bigint, integer)",
+    "ledgerdesk_api_key(text)",
+    "ledgerdesk_due_webhook_deliveries(timestamptz, integer)",
+)
 
 
 def app_role_statements(role: str, database: str, schema: str = "public") -> list[str]:
@@ -25,6 +30,8 @@ def app_role_statements(role: str, database: str, schema: str = "public") -> lis
         f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA "{schema}" TO "{role}"',
         f'REVOKE UPDATE, DELETE, TRUNCATE ON {", ".join(APPEND_ONLY)} FROM "{role}"',
         f'REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON alembic_version FROM "{role}"',
+        # The named paths that span tenants (migration 0030), and nothing else that does.
+        *(f'GRANT EXECUTE ON FUNCTION {signature} TO "{role}"' for signature in CROSS_TENANT_FUNCTIONS),
     ]
 
 

@@ -22,6 +22,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from crm import create_app, jobs
 from crm.audit.service import Actor
@@ -29,13 +30,15 @@ from crm.auth import service as auth
 from crm.config import database_url
 from crm.extensions import db
 from crm.provisioning import service as provisioning
-from tenants import CurrentTenant, tenant_context
+from tenants import CurrentTenant, roles, tenant_context
 from tests.browser import browser, live_server  # noqa: F401  (fixtures for the browser tests)
 
 PASSWORD = "correct horse battery"
 CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 POSTGRES_URL = os.environ.get("DATABASE_URL")
 REDIS_URL = os.environ.get("REDIS_URL")
+# The PostgreSQL run's application role (make test sets it): see the ``app`` fixture.
+APP_ROLE = os.environ.get("APP_DATABASE_ROLE")
 
 _skip_without_postgres = pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL (DATABASE_URL)")
 _skip_without_redis = pytest.mark.skipif(not REDIS_URL, reason="needs Redis (REDIS_URL)")
@@ -74,22 +77,35 @@ def _fresh_database(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def app(tmp_path_factory) -> Iterator[Flask]:
-    app = create_app(
-        {
-            "TESTING": True,
-            "SQLALCHEMY_DATABASE_URI": _fresh_database(tmp_path_factory),
-            "REDIS_URL": None,
-            # Cheap hashing keeps the suite fast; production keeps scrypt's defaults.
-            "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
-            "UPLOAD_FOLDER": str(tmp_path_factory.mktemp("uploads")),
-            "EXPORT_FOLDER": str(tmp_path_factory.mktemp("exports")),
-            # Links in mail and receipts are built on it; the test client's host.
-            "PUBLIC_BASE_URL": "http://localhost",
-        }
-    )
+    """The app, its database migrated by the owner. With APP_DATABASE_ROLE (the
+    PostgreSQL run in CI), the app then connects as that role, as production should:
+    row-level security binds every test (docs/operations.md). ``OWNER_DATABASE_URI`` is
+    the owner's, for tests that inspect or break the database from outside."""
+    owner_url = _fresh_database(tmp_path_factory)
+    config = {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": owner_url,
+        "OWNER_DATABASE_URI": owner_url,
+        "REDIS_URL": None,
+        # Cheap hashing keeps the suite fast; production keeps scrypt's defaults.
+        "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
+        "UPLOAD_FOLDER": str(tmp_path_factory.mktemp("uploads")),
+        "EXPORT_FOLDER": str(tmp_path_factory.mktemp("exports")),
+        # Links in mail and receipts are built on it; the test client's host.
+        "PUBLIC_BASE_URL": "http://localhost",
+    }
+    app = create_app(config)
     with app.app_context():
         upgrade()
+        if POSTGRES_URL and APP_ROLE:
+            with db.engine.begin() as connection:
+                roles.grant_app_role(connection, APP_ROLE)
         db.session.remove()
+        db.engine.dispose()
+    if POSTGRES_URL and APP_ROLE:
+        role_url = make_url(owner_url).set(username=APP_ROLE, password=None)
+        as_role = role_url.render_as_string(hide_password=False)
+        app = create_app({**config, "SQLALCHEMY_DATABASE_URI": as_role})
     yield app
     with app.app_context():
         db.engine.dispose()

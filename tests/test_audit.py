@@ -79,7 +79,7 @@ def _tamper(app, statements: list[tuple[str, tuple | dict]]) -> None:
     """Rewrite the audit tables behind the app's back, as someone with file or superuser
     access could: SQLite by opening the file itself, PostgreSQL with triggers disabled.
     Parameters are ``(value,)`` for one ``?`` or a dict for ``:name`` placeholders."""
-    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    url = app.config["OWNER_DATABASE_URI"]
     if url.startswith("sqlite"):
         connection = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
         triggers = connection.execute(

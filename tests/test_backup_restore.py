@@ -61,7 +61,7 @@ def test_a_dumped_desk_restores_elsewhere_and_verifies(app, make_tenant, tmp_pat
     assert before["Attachment"] == 2 and before["AuditEvent"] > 10
 
     # The backup: the database with pg_dump, the upload folder as files.
-    source = app.config["SQLALCHEMY_DATABASE_URI"]
+    source = app.config["OWNER_DATABASE_URI"]
     dump = tmp_path / "desk.dump"
     subprocess.run(["pg_dump", "--format=custom", "--file", str(dump), libpq_url(source)], check=True)
     uploads = tmp_path / "uploads-copy"

@@ -35,7 +35,7 @@ FIELDS = {
 def backend_killed_at(app, sql_prefix: str):
     """Terminate the request's PostgreSQL backend, from another connection, just as it
     sends the first statement starting with ``sql_prefix`` (once)."""
-    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).set(drivername="postgresql")
+    url = make_url(app.config["OWNER_DATABASE_URI"]).set(drivername="postgresql")
     killed = []
 
     def kill(connection, cursor, statement, parameters, context, executemany):

@@ -19,15 +19,19 @@ ROLE = "ledgerdesk_app_test"
 
 
 def conninfo(app, user: str | None = None) -> str:
-    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).set(drivername="postgresql")
+    url = make_url(app.config["OWNER_DATABASE_URI"]).set(drivername="postgresql")
     if user:
         url = url.set(username=user, password=None)
     return url.render_as_string(hide_password=False)
 
 
 @pytest.fixture
-def app_role(app, runner):
-    result = runner.invoke(args=["db", "grant-app-role", ROLE])
+def app_role(app):
+    """The role, set up by the command as the owner runs it after migrating."""
+    owner = create_app({"SQLALCHEMY_DATABASE_URI": app.config["OWNER_DATABASE_URI"], "REDIS_URL": None})
+    result = owner.test_cli_runner().invoke(args=["db", "grant-app-role", ROLE])
+    with owner.app_context():
+        db.engine.dispose()
     assert result.exit_code == 0, result.output
     assert "REVOKE UPDATE, DELETE, TRUNCATE ON audit_events" in result.output
     return conninfo(app, ROLE)
@@ -111,7 +115,7 @@ def test_the_app_role_may_only_add_to_and_read_the_audit_tables(app, app_role, m
 def test_the_app_serves_its_form_and_desk_connected_as_the_app_role(app, app_role, make_tenant, make_user):
     tenant = make_tenant()
     agent = make_user(tenant, "agent")
-    role_url = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).set(username=ROLE, password=None)
+    role_url = make_url(app.config["OWNER_DATABASE_URI"]).set(username=ROLE, password=None)
     as_role = create_app(
         {
             "TESTING": True,

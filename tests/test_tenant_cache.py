@@ -55,7 +55,7 @@ def test_another_process_s_change_reaches_this_one_by_notification(app, client, 
     with app.app_context():
         engine = db.engine
         assert wait_until(lambda: tenant_cache.keeping(engine)), "the listener never connected"
-    conninfo = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).set(drivername="postgresql")
+    conninfo = make_url(app.config["OWNER_DATABASE_URI"]).set(drivername="postgresql")
     conninfo = conninfo.render_as_string(hide_password=False)
     assert "Write to our DPO" not in form_page(client, tenant).text
 
@@ -80,7 +80,7 @@ def test_a_key_revoked_in_another_process_is_refused_once_it_notifies(app, clien
     secret = make_key(app, tenant, "dnc:read")
     check = "/dnc/check?phone=13800138000"
     assert call(client, "GET", tenant, check, secret).status_code == 200
-    conninfo = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).set(drivername="postgresql")
+    conninfo = make_url(app.config["OWNER_DATABASE_URI"]).set(drivername="postgresql")
     with psycopg.connect(conninfo.render_as_string(hide_password=False)) as other:
         other.execute("UPDATE api_keys SET revoked_at = now() WHERE tenant_id = %s", (tenant.id,))
         assert call(client, "GET", tenant, check, secret).status_code == 200  # the kept copy

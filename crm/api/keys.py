@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import inspect, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from crm.api.models import SCOPES, ApiKey
@@ -18,6 +18,7 @@ from crm.errors import DomainError, NotFound
 from crm.extensions import db
 from crm.tickets.input_checks import check_text
 from tenants import cache as tenant_cache
+from tenants import spanning
 
 KEY_PREFIX = "ldk_"
 # last_used_at is written at most this often per key, so busy keys do not write on every call.
@@ -111,12 +112,11 @@ def find_key(secret: str) -> ApiKey | None:
 
 
 def _key_copy(digest: str) -> ApiKey | None:
-    row = db.session.scalars(
-        select(ApiKey).where(ApiKey.key_hash == digest).execution_options(tenant_guard=False)
-    ).one_or_none()
-    if row is None:
+    # Before the tenant is known: one of the questions asked of every tenant.
+    values = spanning.api_key_row(db.session, select(ApiKey).where(ApiKey.key_hash == digest), digest)
+    if values is None:
         return None
-    copy = ApiKey(**{attr.key: getattr(row, attr.key) for attr in inspect(ApiKey).column_attrs})
+    copy = ApiKey(**values)
     make_transient_to_detached(copy)
     return copy
 

@@ -45,7 +45,7 @@ from crm.audit.chainer import BackgroundChainer
 from crm.audit.models import AuditEvent, AuditHead, AuditInbox
 from crm.columns import UTCDateTime, utcnow
 from crm.extensions import db, pending_in_transaction
-from tenants import TenantContextError, current_tenant_id
+from tenants import TenantContextError, current_tenant_id, rls
 
 PENDING_KEY = "audit_pending"
 TO_CHAIN_KEY = "audit_to_chain"
@@ -174,9 +174,13 @@ def _write_pending(session: Session) -> None:
         for item in pending
     ]
     # The tenant in context at commit may be another one (or none, for the operator's
-    # CLI): the rows name their tenant themselves. A Core INSERT on the session's own
-    # connection: the same transaction, without the ORM's per-statement machinery.
-    session.connection().execute(_INBOX_INSERT, rows)
+    # CLI): the rows name their tenant themselves, and are written as that tenant's (row-
+    # level security). A Core INSERT on the session's own connection: the same
+    # transaction, without the ORM's per-statement machinery.
+    connection = session.connection()
+    for tenant_id in sorted({row["tenant_id"] for row in rows}):
+        with rls.rows_of(tenant_id):
+            connection.execute(_INBOX_INSERT, [row for row in rows if row["tenant_id"] == tenant_id])
     session.info.setdefault(TO_CHAIN_KEY, set()).update(row["tenant_id"] for row in rows)
 
 
@@ -212,7 +216,7 @@ def chain_pending(engine: Engine, tenant_id: int, batch: int = 5000) -> int:
     looks at the inbox again after releasing the lock, and so sees every event committed
     before the lock was refused. On SQLite chainers simply take turns."""
     chained = 0
-    with engine.connect() as connection:
+    with engine.connect() as connection, rls.rows_of(tenant_id):
         while True:
             with connection.begin():
                 if not _take_chain_lock(connection, tenant_id):

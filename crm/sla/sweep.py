@@ -24,7 +24,7 @@ from crm.sla import breaches
 from crm.sla.breaches import BREACHED, WARNED
 from crm.sla.models import Clock, ClockState
 from crm.tickets.models import Ticket
-from tenants import Tenant, current_tenant_id, tenant_context
+from tenants import Tenant, current_tenant_id, spanning, tenant_context
 
 log = logging.getLogger(__name__)
 BATCH = 200
@@ -50,7 +50,7 @@ def sweep(now: datetime | None = None) -> SweepResult:
     result = SweepResult()
     after = None  # keyset: clocks that fail stay due, and the sweep still gets past them
     while True:
-        rows = db.session.execute(due_clocks(now, after), execution_options={"tenant_guard": False}).all()
+        rows = spanning.due_clocks(db.session, due_clocks(now, after), now, after, BATCH)
         db.session.commit()
         if not rows:
             return result

@@ -35,7 +35,7 @@ from crm.outbound import check_public_url
 from crm.tickets.links import external_url
 from crm.tickets.models import Ticket
 from crm.webhooks.models import EVENTS, DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from tenants import Tenant, current_tenant, tenant_context
+from tenants import Tenant, current_tenant, spanning, tenant_context
 
 log = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 10
@@ -322,17 +322,20 @@ def _disable_failing(endpoint: WebhookEndpoint, now: datetime) -> None:
         )
 
 
+DUE_BATCH = 1000
+
+
 def deliver_due(now: datetime | None = None) -> int:
     """Every tenant's deliveries whose next attempt is due: one attempt each, each in its
     own transaction. How many were attempted."""
     now = now or utcnow()
-    due = db.session.execute(
+    query = (
         select(WebhookDelivery.id, WebhookDelivery.tenant_id)
         .where(WebhookDelivery.status == DeliveryStatus.PENDING, WebhookDelivery.next_attempt_at <= now)
         .order_by(WebhookDelivery.next_attempt_at)
-        .limit(1000),
-        execution_options={"tenant_guard": False},
-    ).all()
+        .limit(DUE_BATCH)
+    )
+    due = spanning.due_webhook_deliveries(db.session, query, now, DUE_BATCH)
     db.session.commit()
     for delivery_id, tenant_id in due:
         tenant = db.session.get(Tenant, tenant_id)

@@ -1,0 +1,49 @@
+"""The questions the app asks of every tenant at once, and only these: the SLA sweep's
+due clocks, an API key by its digest, due webhook deliveries. On PostgreSQL each is a
+SECURITY DEFINER function (migration 0030), since the application role, bound by
+row-level security, sees one tenant at a time; on SQLite, a query past the guard.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, text
+from sqlalchemy.orm import Session
+
+
+def _postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def due_clocks(
+    session: Session, query: Select, now: datetime, after: tuple[datetime, int] | None, limit: int
+) -> list:
+    """(check_at, clock id, tenant id) of the next clocks due by ``now`` after ``after``;
+    ``query`` is the same question for SQLite."""
+    if not _postgresql(session):
+        return session.execute(query, execution_options={"tenant_guard": False}).all()
+    after_at, after_id = after or (None, None)
+    return session.execute(
+        text("SELECT check_at, id, tenant_id FROM ledgerdesk_due_clocks(:now, :after_at, :after_id, :limit)"),
+        {"now": now, "after_at": after_at, "after_id": after_id, "limit": limit},
+    ).all()
+
+
+def api_key_row(session: Session, query: Select, digest: str) -> dict[str, Any] | None:
+    """The API key with this digest, as its columns, in whichever tenant it is."""
+    if not _postgresql(session):
+        row = session.execute(query, execution_options={"tenant_guard": False}).scalars().one_or_none()
+        return None if row is None else {column.key: getattr(row, column.key) for column in row.__table__.c}
+    found = session.execute(text("SELECT * FROM ledgerdesk_api_key(:digest)"), {"digest": digest}).mappings()
+    row = found.one_or_none()
+    return dict(row) if row is not None else None
+
+
+def due_webhook_deliveries(session: Session, query: Select, now: datetime, limit: int) -> list:
+    """(delivery id, tenant id) of deliveries whose next attempt is due by ``now``."""
+    if not _postgresql(session):
+        return session.execute(query, execution_options={"tenant_guard": False}).all()
+    return session.execute(
+        text("SELECT id, tenant_id FROM ledgerdesk_due_webhook_deliveries(:now, :limit)"),
+        {"now": now, "limit": limit},
+    ).all()
