@@ -23,6 +23,7 @@ from crm.audit.service import Actor
 from crm.errors import Conflict
 from crm.extensions import db
 from crm.policies import service as policies
+from tenants import tenant_context
 from tests.conftest import acting_for, csrf_token, login, submit
 from tests.test_portal import LINK_RE, good_fields, send_form
 from tests.test_sla import travel
@@ -51,7 +52,7 @@ def independent_sha256(texts: dict, terms: dict) -> str:
 
 def stored_row(app, tenant, number: int) -> dict | None:
     """The version's row exactly as the database holds it, read with raw SQL."""
-    with app.app_context(), db.engine.connect() as connection:
+    with app.app_context(), tenant_context(tenant), db.engine.connect() as connection:
         row = connection.execute(
             text(
                 "SELECT id, status, texts, terms, sha256, effective_from FROM policy_versions"
@@ -73,7 +74,7 @@ def stored_row(app, tenant, number: int) -> dict | None:
 
 
 def version_numbers(app, tenant) -> list[int]:
-    with app.app_context(), db.engine.connect() as connection:
+    with app.app_context(), tenant_context(tenant), db.engine.connect() as connection:
         return list(
             connection.scalars(
                 text("SELECT number FROM policy_versions WHERE tenant_id = :t ORDER BY number"),

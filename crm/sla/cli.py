@@ -50,8 +50,10 @@ def show(tenant: Tenant, name: str) -> None:
     with tenant_context(tenant):
         version = versions.calendar(name)
         spec = versions.calendar_spec(version)
+        # Read before the commit expires it: the row is the tenant's, seen only in its context.
+        heading = f"{version.label} ({spec.timezone}), saved {version.created_at:%Y-%m-%d %H:%M} UTC"
         db.session.commit()  # a default calendar made on first look is kept
-    click.echo(f"{version.label} ({spec.timezone}), saved {version.created_at:%Y-%m-%d %H:%M} UTC")
+    click.echo(heading)
     click.echo(f"hours: {format_weekly(spec.weekly)}")
     for day, label in spec.holidays:
         click.echo(f"holiday {day.isoformat()} {day:%a} {label}".rstrip())
