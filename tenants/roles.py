@@ -14,6 +14,7 @@ CROSS_TENANT_FUNCTIONS = (
     "ledgerdesk_due_clocks(timestamptz, timestamptz, bigint, integer)",
     "ledgerdesk_api_key(text)",
     "ledgerdesk_due_webhook_deliveries(timestamptz, integer)",
+    "ledgerdesk_straggler_tenants(timestamptz)",
 )
 
 

@@ -1,13 +1,15 @@
 """The questions the app asks of every tenant at once, and only these: the SLA sweep's
-due clocks, an API key by its digest, due webhook deliveries. On PostgreSQL each is a
-SECURITY DEFINER function (migration 0030), since the application role, bound by
-row-level security, sees one tenant at a time; on SQLite, a query past the guard.
+due clocks, an API key by its digest, due webhook deliveries, the tenants with audit
+events left waiting. On PostgreSQL each is a SECURITY DEFINER function (migrations 0030
+and 0031), since the application role, bound by row-level security, sees one tenant at a
+time; on SQLite, a query past the guard.
 """
 
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 
@@ -47,3 +49,10 @@ def due_webhook_deliveries(session: Session, query: Select, now: datetime, limit
         text("SELECT id, tenant_id FROM ledgerdesk_due_webhook_deliveries(:now, :limit)"),
         {"now": now, "limit": limit},
     ).all()
+
+
+def straggler_tenants(connection: Connection, query: Select, cutoff: datetime) -> list[int]:
+    """The tenants with audit events waiting in the inbox since before ``cutoff``."""
+    if connection.dialect.name != "postgresql":
+        return list(connection.scalars(query))
+    return list(connection.scalars(text("SELECT ledgerdesk_straggler_tenants(:cutoff)"), {"cutoff": cutoff}))

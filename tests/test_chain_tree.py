@@ -3,7 +3,7 @@ ones the whole tree in memory gives, for sizes around block boundaries; the bloc
 roots are stored once, per tenant, and a wrong one cannot make a proof hold."""
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import create_engine, func, select, text
 
 from crm.audit.merkle import MerkleTree
 from crm.audit.models import AuditEvent, AuditMerkleBlock
@@ -73,11 +73,14 @@ def test_a_wrong_stored_block_gives_proofs_that_fail(app, long_chain):
     with acting_for(app, tenant) as session:
         ChainTree(EVENTS)
         session.commit()
-        session.execute(
-            text("UPDATE audit_merkle_blocks SET hash = :h WHERE tenant_id = :t AND block = 0"),
-            {"h": "ab" * 32, "t": tenant.id},
-        )
-        session.commit()
+        # Written wrong by someone with the owner's access (the app's role may not).
+        owner = create_engine(app.config["OWNER_DATABASE_URI"])
+        with owner.begin() as connection:
+            connection.execute(
+                text("UPDATE audit_merkle_blocks SET hash = :h WHERE tenant_id = :t AND block = 0"),
+                {"h": "ab" * 32, "t": tenant.id},
+            )
+        owner.dispose()
         tree = ChainTree(EVENTS)
         leaf = 2 * BLOCK + 5  # its proof climbs past block 0
         proof = [bytes.fromhex(node) for node in tree.inclusion_proof(leaf)]

@@ -46,13 +46,13 @@ def checkpoint(tenant: Tenant) -> None:
     rq scheduler does this every AUDIT_CHECKPOINT_MINUTES; cron can run it instead)."""
     with tenant_context(tenant):
         signed, written = checkpoints.write_checkpoint(actor=operator_actor())
+        # Said before the commit expires it: the row is seen only in its tenant's context.
+        stated = f"tree size {signed.tree_size}, root {signed.root}, key {signed.key_id}" if signed else ""
         db.session.commit()
     if signed is None:
         click.echo("unchanged: the chain is empty")
-    elif written:
-        click.echo(f"checkpoint: tree size {signed.tree_size}, root {signed.root}, key {signed.key_id}")
     else:
-        click.echo(f"unchanged: tree size {signed.tree_size}, root {signed.root}, key {signed.key_id}")
+        click.echo(f"checkpoint: {stated}" if written else f"unchanged: {stated}")
 
 
 @audit_cli.command("checkpoint-all")

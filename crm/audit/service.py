@@ -45,7 +45,7 @@ from crm.audit.chainer import BackgroundChainer
 from crm.audit.models import AuditEvent, AuditHead, AuditInbox
 from crm.columns import UTCDateTime, utcnow
 from crm.extensions import db, pending_in_transaction
-from tenants import TenantContextError, current_tenant_id, rls
+from tenants import TenantContextError, current_tenant_id, rls, spanning
 
 PENDING_KEY = "audit_pending"
 TO_CHAIN_KEY = "audit_to_chain"
@@ -383,13 +383,15 @@ CHAIN_JOB_PREFIX = "ledgerdesk-audit-chain-"
 def chain_stragglers(engine: Engine, older_than: timedelta = STRAGGLER_AGE) -> dict[int, int]:
     """Chain, for every tenant, events that have waited in the inbox longer than
     ``older_than``: how many were chained, by tenant id. Normally none wait that long."""
+    cutoff = utcnow() - older_than
+    query = (
+        select(_INBOX.c.tenant_id)
+        .where(_INBOX.c.occurred_at < cutoff)
+        .group_by(_INBOX.c.tenant_id)
+        .order_by(_INBOX.c.tenant_id)
+    )
     with engine.connect() as connection:
-        tenant_ids = connection.scalars(
-            select(_INBOX.c.tenant_id)
-            .where(_INBOX.c.occurred_at < utcnow() - older_than)
-            .group_by(_INBOX.c.tenant_id)
-            .order_by(_INBOX.c.tenant_id)
-        ).all()
+        tenant_ids = spanning.straggler_tenants(connection, query, cutoff)
     return {tenant_id: chain_pending(engine, tenant_id) for tenant_id in tenant_ids}
 
 
