@@ -23,7 +23,7 @@ from crm.customers.models import Customer
 from crm.customers.service import normalise_phone
 from crm.errors import Conflict, DomainError
 from crm.extensions import db
-from crm.files.storage import RefusedFile, blob_path, store
+from crm.files.storage import blob_path, store_recording
 from crm.leads import pipeline
 from crm.leads.models import Lead, LeadActivity
 from crm.outbound import check_public_url
@@ -98,16 +98,7 @@ def _check(call: DialerCall) -> tuple[str, str, str]:
 
 
 def _keep_recording(call_record: CallRecord, content: bytes, filename: str | None) -> None:
-    if len(content) > tickets.MAX_FILE_BYTES:
-        raise DomainError(
-            _l("The recording is larger than %(mb)d MB.", mb=tickets.MAX_FILE_BYTES // 2**20), "recording"
-        )
-    try:
-        stored = store(current_tenant().id, content, filename)
-    except RefusedFile:
-        stored = None
-    if stored is None or not stored.content_type.startswith("audio/"):
-        raise DomainError(_l("Attach the recording as MP3, WAV or M4A."), "recording")
+    stored = store_recording(current_tenant().id, content, filename, max_bytes=tickets.MAX_FILE_BYTES)
     call_record.recording_state = RecordingState.STORED
     call_record.recording_sha256 = stored.sha256
     call_record.recording_size = stored.size

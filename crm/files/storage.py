@@ -92,6 +92,22 @@ def store(tenant_id: int, content: bytes, original_name: str | None) -> StoredFi
     return StoredFile(sha256, len(content), content_type, safe_filename(original_name, sha256, content_type))
 
 
+def store_recording(tenant_id: int, content: bytes, filename: str | None, *, max_bytes: int) -> StoredFile:
+    """A call's recording: at most ``max_bytes``, and audio by its bytes (MP3, WAV, M4A),
+    else refused beside the ``recording`` field."""
+    if len(content) > max_bytes:
+        raise DomainError(
+            _l("%(name)s is larger than %(mb)d MB.", name=filename or "?", mb=max_bytes // 2**20), "recording"
+        )
+    try:
+        stored = store(tenant_id, content, filename)
+    except RefusedFile:
+        stored = None
+    if stored is None or not stored.content_type.startswith("audio/"):
+        raise DomainError(_l("Attach the recording as MP3, WAV or M4A."), "recording")
+    return stored
+
+
 def install(session_class: type[Session]) -> None:
     """Keep this transaction's new files if it commits, remove them if not (idempotent)."""
     for name, listener in (

@@ -24,7 +24,7 @@ from crm.dnc import service as dnc
 from crm.dnc.models import EntrySource
 from crm.errors import Conflict, DomainError, NotFound
 from crm.extensions import db
-from crm.files.storage import RefusedFile, store
+from crm.files.storage import store_recording
 from crm.leads import consent
 from crm.leads.models import (
     STAGE_TRANSITIONS,
@@ -180,17 +180,7 @@ def log_call(lead: Lead, call: CallLog, *, user: User, actor: Actor) -> LeadActi
 def _kept_recording(lead: Lead, upload: Upload | None) -> dict | None:
     if upload is None or not upload.content:
         return None
-    if len(upload.content) > MAX_FILE_BYTES:
-        raise DomainError(
-            _l("%(name)s is larger than %(mb)d MB.", name=upload.filename or "?", mb=MAX_FILE_BYTES // 2**20),
-            "recording",
-        )
-    try:
-        stored = store(lead.tenant_id, upload.content, upload.filename)
-    except RefusedFile:
-        raise DomainError(_l("Attach the recording as MP3, WAV or M4A."), "recording") from None
-    if not stored.content_type.startswith("audio/"):
-        raise DomainError(_l("Attach the recording as MP3, WAV or M4A."), "recording")
+    stored = store_recording(lead.tenant_id, upload.content, upload.filename, max_bytes=MAX_FILE_BYTES)
     return {
         "sha256": stored.sha256,
         "size": stored.size,
