@@ -32,7 +32,7 @@ from crm.policies import service as policies
 from crm.provisioning.service import tenant_settings
 from crm.refunds import ledger
 from crm.refunds import service as refunds
-from crm.refunds.models import RefundDecision
+from crm.refunds.models import Payout, RefundDecision
 from crm.reports import service as report_service
 from crm.reports.forms import read_period
 from crm.reports.tables import as_document
@@ -259,17 +259,7 @@ def ticket_refund(number: int):
                 }
                 for decision in decisions
             ],
-            "payouts": [
-                {
-                    "id": payout.id,
-                    "decision_id": payout.decision_id,
-                    "amount": _money(payout.amount_minor, ticket.currency),
-                    "method": payout.method,
-                    "reference": payout.reference,
-                    "paid_at": payout.paid_at,
-                }
-                for payout in refunds.payouts_of(ticket)
-            ],
+            "payouts": [_payout_out(payout, ticket.currency) for payout in refunds.payouts_of(ticket)],
             "escalations": [
                 {"id": e.id, "body": e.body, "received_on": e.received_on, "deadline_on": e.deadline_on}
                 for e in refunds.escalations_of(ticket)
@@ -300,17 +290,22 @@ def record_payout(number: int):
         )
         balance = ledger.balance(ticket.id)
         body = schemas.PayoutOut(
-            id=payout.id,
-            decision_id=payout.decision_id,
-            amount=_money(payout.amount_minor, ticket.currency),
-            method=payout.method,
-            reference=payout.reference,
-            paid_at=payout.paid_at,
-            paid_in_full=balance.owed_minor == 0,
+            **_payout_out(payout, ticket.currency), paid_in_full=balance.owed_minor == 0
         ).model_dump(mode="json")
         return body, url_for(".ticket_refund", number=ticket.number)
 
     return idempotent(create)
+
+
+def _payout_out(payout: Payout, currency: str) -> dict:
+    return {
+        "id": payout.id,
+        "decision_id": payout.decision_id,
+        "amount": _money(payout.amount_minor, currency),
+        "method": payout.method,
+        "reference": payout.reference,
+        "paid_at": payout.paid_at,
+    }
 
 
 def _money(minor: int, currency: str) -> dict:
