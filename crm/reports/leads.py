@@ -55,12 +55,10 @@ def leads_tables(period: Period, now: datetime, filters: sla.Filters | None = No
     reached[Stage.CONTACTED] = sum(
         1 for row in leads if row.first_contacted_at or row.stage in (Stage.QUALIFIED, Stage.TRIAL, Stage.WON)
     )
-    by_owner = sla.attainment_rows(period, now=now, group_by="assignee") if owner else None
-    [first_contact] = [
-        row
-        for row in (by_owner or sla.attainment_rows(period, now=now))
-        if row.metric == Metric.FIRST_CONTACT and (not owner or row.group == owner)
-    ] or [sla.Row(Metric.FIRST_CONTACT)]
+    rows = sla.attainment_rows(period, now=now, group_by="assignee" if owner else "metric")
+    [first_contact] = [row for row in rows if row.metric == Metric.FIRST_CONTACT and row.group == owner] or [
+        sla.Row(Metric.FIRST_CONTACT)
+    ]
     dnc = Counter(
         db.session.scalars(
             select(DoNotContact.source).where(
