@@ -25,7 +25,7 @@ from crm.errors import Conflict, DomainError
 from crm.extensions import db
 from crm.files.storage import blob_path, store_recording
 from crm.leads import pipeline
-from crm.leads.models import Lead, LeadActivity
+from crm.leads.models import OPEN_STAGES, Lead, LeadActivity
 from crm.outbound import check_public_url
 from crm.provisioning.service import tenant_settings
 from crm.tickets import service as tickets
@@ -184,13 +184,10 @@ def match(phone: str) -> tuple[Ticket | Lead | None, Unmatched | None]:
         return open_tickets[0], None
     if open_tickets:
         return None, Unmatched.SEVERAL_TICKETS
-    open_leads = [
-        lead
-        for lead in db.session.scalars(
-            select(Lead).where(Lead.phone == phone).order_by(Lead.id.desc()).limit(5)
-        )
-        if lead.is_open
-    ]
+    # In the query, not after it: a number's closed leads must not crowd out its open one.
+    open_leads = list(
+        db.session.scalars(select(Lead).where(Lead.phone == phone, Lead.stage.in_(OPEN_STAGES)).limit(2))
+    )
     if len(open_leads) == 1:
         return open_leads[0], None
     if open_leads:
