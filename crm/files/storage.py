@@ -18,6 +18,7 @@ from pathlib import Path
 from flask import Response, current_app, send_file
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import event, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from crm.calls.models import CallRecord
@@ -127,8 +128,13 @@ def _remove_new_files(session: Session) -> None:
     """A file written for a transaction that rolled back goes, unless another committed
     row names the same bytes (another request stored them meanwhile)."""
     for tenant_id, sha256 in session.info.pop(NEW_FILES_KEY, []):
-        if not _named_elsewhere(tenant_id, sha256):
-            blob_path(tenant_id, sha256).unlink(missing_ok=True)
+        try:
+            if not _named_elsewhere(tenant_id, sha256):
+                blob_path(tenant_id, sha256).unlink(missing_ok=True)
+        except (SQLAlchemyError, OSError):
+            # The database (or the disk) is what failed: keeping an unnamed file is
+            # harmless, failing the rollback that says "nothing was saved" is not.
+            log.exception("a file written for a rolled-back request was kept")
 
 
 def _remove_new_files_soft(session: Session, previous_transaction) -> None:
