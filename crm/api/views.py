@@ -643,7 +643,9 @@ def report(name: str):
     if period is None:
         errors = [{"field": field, "message": str(messages[0])} for field, messages in form.errors.items()]
         return problem(400, _("The query is not valid."), errors=errors)
-    tables = report_service.report_tables(name, period, filters=form.filters(), group_by=form.by.data)
+    tables = report_service.report_tables(
+        name, period, filters=form.filters(), group_by=form.by.data, linked=True
+    )
     return json_response(as_document(tables, period))
 
 

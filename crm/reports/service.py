@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import has_request_context, url_for
+from flask import url_for
 from flask_babel import gettext as _
 
 from crm.auth import service as auth
@@ -305,13 +305,14 @@ def report_tables(
     filters: sla.Filters | None = None,
     group_by: str = "metric",
     now: datetime | None = None,
+    linked: bool = False,
 ) -> list[Table]:
-    """One of ``REPORTS`` as its tables: what the CLI prints and the API answers."""
+    """One of ``REPORTS`` as its tables: what the CLI prints and the API answers.
+    ``linked``: the SLA counts carry links to the queue (built for a request)."""
     now = now or utcnow()
     if name == "sla":
         rows = sla_rows(period, group_by=group_by, filters=filters, now=now)
-        # Each count links to the queue behind it: within a request (the page, the API).
-        return [sla_table(rows, group_by, period if has_request_context() else None)]
+        return [sla_table(rows, group_by, period if linked else None)]
     if name == "complaints":
         return complaints_tables(complaints_return(period, filters))
     if name == "refunds":
