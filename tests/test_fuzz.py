@@ -11,6 +11,8 @@ on every run, no example database), no deadline (PostgreSQL is slower than SQLit
 """
 
 import inspect
+import itertools
+import os
 import re
 import typing
 from collections.abc import Callable
@@ -39,14 +41,18 @@ from tests.conftest import CSRF_RE, acting_for
 from tests.test_policies import draft, published
 from tests.test_portal import PDF, TOKEN_RE, good_fields, submitted
 
+# ``bench/fuzz.py`` sets it to run many times the examples, random ones, for as long as
+# it is given; CI runs the fixed, bounded set.
+SCALE = int(os.environ.get("FUZZ_SCALE", "1"))
+
 
 def fuzz(max_examples: int):
     """Hypothesis, bounded and repeatable. The examples share the test's desk on purpose:
     a refusal must leave it as it was."""
     return settings(
-        max_examples=max_examples,
+        max_examples=max_examples * SCALE,
         deadline=None,
-        derandomize=True,
+        derandomize=SCALE == 1,
         database=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
@@ -131,6 +137,10 @@ decimals = st.one_of(
 )
 dates = st.one_of(st.sampled_from(DATES), st.dates(min_value=date(1, 1, 1)).map(str))
 hostile = st.one_of(st.sampled_from(TEXT), st.text(max_size=40), numbers, decimals, dates)
+# Percent-encoded bytes that are not UTF-8: a lone continuation byte, a truncated
+# sequence, an overlong slash, a UTF-16 surrogate, past U+10FFFF, bytes UTF-8 never uses.
+INVALID_UTF8 = ["%ff", "%fe%ff", "%80", "a%80b", "%c3%28", "%e2%82", "%c0%af", "%ed%a0%80", "%f4%90%80%80"]
+encoded = st.one_of(hostile.map(lambda value: quote(value, safe="")), st.sampled_from(INVALID_UTF8))
 # What a field holds, by its name, so its hostile values are often of the kind it parses.
 KIND_OF_FIELD = {
     "amount": decimals,
@@ -183,6 +193,24 @@ def one_or_two_of(names: list[str]) -> st.SearchStrategy[dict]:
         lambda name: st.tuples(st.just(name), st.one_of(hostile_for(name), st.none()))
     )
     return st.lists(field, min_size=1, max_size=2).map(dict)
+
+
+def raw_pairs(names: list[str]) -> st.SearchStrategy[list[tuple[str, str]]]:
+    """Encoded ``name=value`` pairs as a hostile client writes them: values hostile or not
+    UTF-8 at all, and a name often twice (which one wins must not matter)."""
+    name = st.sampled_from(sorted(names))
+    once = st.tuples(name, encoded).map(lambda pair: [pair])
+    twice = st.tuples(name, encoded, encoded).map(lambda t: [(t[0], t[1]), (t[0], t[2])])
+    return st.lists(st.one_of(once, twice), min_size=1, max_size=2).map(
+        lambda parts: list(itertools.chain(*parts))
+    )
+
+
+def raw_body(good: dict[str, str], pairs: list[tuple[str, str]]) -> str:
+    """The good fields urlencoded, those named in ``pairs`` replaced by its values."""
+    replaced = {name for name, _ in pairs}
+    kept = [(name, value) for name, value in good.items() if name not in replaced]
+    return "&".join([urlencode(kept), *(f"{name}={value}" for name, value in pairs)])
 
 
 def mostly_good(good: dict[str, str]) -> st.SearchStrategy[dict]:
@@ -246,6 +274,52 @@ def test_the_refund_form_survives_hostile_values_in_every_field(app, public_desk
     assert 302 in statuses, statuses  # the fuzzing reached a valid form too
 
 
+@pytest.mark.parametrize("form", ["refund", "trial"])
+def test_the_public_forms_survive_invalid_utf8_and_repeated_fields(app, public_desk, form):
+    """Bodies written by hand: a field twice, or bytes that are not UTF-8. A 4xx that
+    writes nothing, or an accepted form that makes exactly one record."""
+    client = fuzzing_client(app, 5)
+    url = f"/t/{public_desk.slug}/{form}"
+    good = {**good_fields(), "currency": "CNY"} if form == "refund" else TRIAL_FIELDS
+    count = rows if form == "refund" else lead_rows
+
+    @fuzz(40)
+    @given(pairs=raw_pairs([*good, "csrf_token", "submission_token"]))
+    def send(pairs: list[tuple[str, str]]):
+        page = client.get(url)
+        tokens = {
+            "csrf_token": CSRF_RE.search(page.text).group(1),
+            "submission_token": TOKEN_RE.search(page.text).group(1),
+        }
+        before = count(app, public_desk)
+        body = raw_body({**good, **tokens}, pairs)
+        response = client.post(url, data=body, content_type="application/x-www-form-urlencoded")
+        assert_not_a_server_error(response, f"POST {url} {body!r}")
+        after = count(app, public_desk)
+        changed = {table for table in after if after[table] != before[table]}
+        if response.status_code != 302:
+            assert not changed, f"{response.status_code} wrote rows for {body!r}"
+        else:
+            assert all(after[table] - before[table] <= 1 for table in ("tickets", "leads") if table in after)
+
+    send()
+
+
+TRIAL_FIELDS = {
+    "name": "韩梅梅",
+    "company": "梅梅外呼",
+    "phone": "13900139000",
+    "email": "meimei@example.test",
+    "need": "20 个坐席",
+    "consent_contact": "y",
+    "consent_marketing": "y",
+    "utm_source": "baidu",
+    "utm_medium": "cpc",
+    "utm_campaign": "autumn",
+    "website": "",
+}
+
+
 def lead_rows(app: Flask, tenant) -> dict[str, int]:
     with acting_for(app, tenant) as session:
         return {
@@ -258,20 +332,7 @@ def test_the_trial_form_survives_hostile_values_in_every_field(app, public_desk)
     client = fuzzing_client(app, 3)
     url = f"/t/{public_desk.slug}/trial"
     fresh = "(the page's own token)"
-    good = {
-        "name": "韩梅梅",
-        "company": "梅梅外呼",
-        "phone": "13900139000",
-        "email": "meimei@example.test",
-        "need": "20 个坐席",
-        "consent_contact": "y",
-        "consent_marketing": "y",
-        "utm_source": "baidu",
-        "utm_medium": "cpc",
-        "utm_campaign": "autumn",
-        "website": "",
-        "submission_token": fresh,
-    }
+    good = {**TRIAL_FIELDS, "submission_token": fresh}
     statuses: set[int] = set()
 
     @fuzz(50)
@@ -522,6 +583,7 @@ def staff_desk(app, client, signed_in):
         "endpoint_id": 1,
         "delivery_id": 1,
         "call_id": 1,
+        "message_id": 1,
         "action": "enable",
     }
 
@@ -533,16 +595,14 @@ def staff_desk(app, client, signed_in):
 
 
 def fuzz_query(app: Flask, client, tenant, url: str, names: set[str]) -> None:
-    """Hostile values for the parameters ``url``'s view reads, and for one it does not."""
-    query = one_or_two_of([*names, "x"]).map(
-        lambda changed: {name: value for name, value in changed.items() if value is not None}
-    )
+    """Hostile values, invalid UTF-8 and repeated names for the parameters ``url``'s view
+    reads, and for one it does not."""
 
     @fuzz(15 if names else 3)
-    @given(query=query)
-    def visit(query: dict):
+    @given(pairs=raw_pairs([*names, "x"]))
+    def visit(pairs: list[tuple[str, str]]):
         before = rows(app, tenant)
-        address = f"{url}?{urlencode(query)}"
+        address = f"{url}?{raw_body({}, pairs)}"
         response = client.get(address)
         assert_not_a_server_error(response, address)
         assert "/login" not in response.headers.get("Location", ""), "signed out"
