@@ -63,7 +63,10 @@ def _carry_tenant(connection: Connection, cursor, statement, parameters, context
     wanted = named if named is not None else current_tenant_id()
     if connection.info.get(_CARRIED) == wanted:
         return
-    cursor.execute("SELECT set_config(%s, %s, true)", (SETTING, "" if wanted is None else str(wanted)))
+    # On a cursor of its own: ``cursor`` may be a server-side one (``yield_per``), which
+    # only declares its query, so the setting would never be made.
+    with cursor.connection.cursor() as setter:
+        setter.execute("SELECT set_config(%s, %s, true)", (SETTING, "" if wanted is None else str(wanted)))
     connection.info[_CARRIED] = wanted
 
 

@@ -58,9 +58,12 @@ TRIGGERS = {
 
 @pytest.fixture(scope="module")
 def migrated(app) -> Iterator[Connection]:
-    """The test database, as the migrations built it."""
-    with app.app_context(), db.engine.connect() as connection:
+    """The test database, as the migrations built it, read as the owner (who may create
+    the schema beside it; the application role may not)."""
+    engine = create_engine(app.config["OWNER_DATABASE_URI"])
+    with engine.connect() as connection:
         yield connection
+    engine.dispose()
 
 
 @pytest.fixture(scope="module")

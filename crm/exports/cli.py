@@ -29,10 +29,12 @@ def case(tenant: Tenant, number: int, output: Path) -> None:
             raise click.BadParameter(f"{tenant.slug} has no ticket {number}", param_hint="NUMBER")
         written = write_case_file(ticket, output, actor=operator_actor())
         db.session.commit()
-    click.echo(
-        f"case file: {written.path}, {written.files} files, {written.events} events, "
-        f"checkpoint tree size {written.checkpoint.tree_size}, key {written.checkpoint.key_id}"
-    )
+        # Inside the tenant's context: the commit expired the checkpoint, and its row
+        # reads back only as the tenant's (row-level security).
+        click.echo(
+            f"case file: {written.path}, {written.files} files, {written.events} events, "
+            f"checkpoint tree size {written.checkpoint.tree_size}, key {written.checkpoint.key_id}"
+        )
 
 
 @export_cli.command("tenant")
@@ -48,8 +50,8 @@ def tenant_export(tenant: Tenant, output: Path) -> None:
         with click.progressbar(length=ticket_count(), label="cases", file=sys.stderr) as bar:
             written = write_tenant_export(output, actor=operator_actor(), progress=bar.update)
         db.session.commit()
-    click.echo(
-        f"tenant export: {written.path}, {written.events} events, {written.cases} cases,"
-        f" {written.files} files, checkpoint tree size {written.checkpoint.tree_size},"
-        f" key {written.checkpoint.key_id}"
-    )
+        click.echo(
+            f"tenant export: {written.path}, {written.events} events, {written.cases} cases,"
+            f" {written.files} files, checkpoint tree size {written.checkpoint.tree_size},"
+            f" key {written.checkpoint.key_id}"
+        )
