@@ -24,6 +24,7 @@ from crm.health import bp as health_bp
 from crm.i18n import select_locale, select_timezone
 from crm.leads import public as lead_public_views
 from crm.leads import views as lead_views
+from crm.notify import service as notify_service
 from crm.notify import views as notify_views
 from crm.policies import views as policy_views
 from crm.portal import views as portal_views
@@ -70,6 +71,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     jobs.on_worker_start(app, audit_checkpoints.schedule_checkpoints)
     jobs.on_worker_start(app, report_digest.schedule_digests)
     jobs.on_worker_start(app, webhook_service.schedule_sweep)
+    jobs.on_worker_start(app, notify_service.schedule_stranded)
     if webhook_service.on_audit_event not in audit_service.RECORD_OBSERVERS:
         audit_service.RECORD_OBSERVERS.append(webhook_service.on_audit_event)
     csrf.init_app(app)

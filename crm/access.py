@@ -52,6 +52,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "tickets.work": frozenset({Role.AGENT, Role.MANAGER, Role.ADMIN}),
     "canned.manage": frozenset({Role.MANAGER, Role.ADMIN}),
     "outbox.view": frozenset({Role.ADMIN, Role.MANAGER}),
+    "outbox.send": frozenset({Role.ADMIN}),
     # Business calendars, the SLA policy and the regulatory deadline rules.
     "sla.manage": frozenset({Role.MANAGER, Role.ADMIN}),
     # Drafting, comparing and publishing refund policy versions.

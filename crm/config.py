@@ -214,6 +214,8 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         # Proxies in front of the app whose X-Forwarded-For/-Proto are believed.
         "TRUSTED_PROXIES": proxy_count(env.get("TRUSTED_PROXIES")),
         "RATELIMIT_STORAGE_URI": env.get("REDIS_URL") or "memory://",
+        # The rq queue jobs go to and workers take from (several deployments on one Redis).
+        "JOBS_QUEUE": env.get("JOBS_QUEUE") or "crm",
         # Evidence files, stored by SHA-256; default instance/uploads.
         "UPLOAD_FOLDER": env.get("UPLOAD_FOLDER") or None,
         # Tenant exports started from the app, until their link expires; default
@@ -250,7 +252,6 @@ DEFAULTS = {
     "BOOTSTRAP_SERVE_LOCAL": True,
     "BABEL_DEFAULT_LOCALE": "en",
     "BABEL_DEFAULT_TIMEZONE": "UTC",
-    "JOBS_QUEUE": "crm",
     "PASSWORD_HASH_METHOD": "scrypt",
     # Failed sign-ins for one email from one address before that pair is locked.
     "LOGIN_MAX_FAILURES": 5,
@@ -264,4 +265,7 @@ DEFAULTS = {
     "WTF_CSRF_TIME_LIMIT": None,
     # A 429 from a rate limit says when to come back (Retry-After).
     "RATELIMIT_HEADERS_ENABLED": True,
+    # If Redis (the limits' storage) goes down, the limits hold in each process's memory
+    # until it is back, rather than failing every request (fault drill 1).
+    "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
 }

@@ -15,6 +15,7 @@ CROSS_TENANT_FUNCTIONS = (
     "ledgerdesk_api_key(text)",
     "ledgerdesk_due_webhook_deliveries(timestamptz, integer)",
     "ledgerdesk_straggler_tenants(timestamptz)",
+    "ledgerdesk_stranded_outbox_messages(timestamptz, integer)",
 )
 
 

@@ -1,8 +1,8 @@
 """The questions the app asks of every tenant at once, and only these: the SLA sweep's
 due clocks, an API key by its digest, due webhook deliveries, the tenants with audit
-events left waiting. On PostgreSQL each is a SECURITY DEFINER function (migrations 0030
-and 0031), since the application role, bound by row-level security, sees one tenant at a
-time; on SQLite, a query past the guard.
+events left waiting, queued mail whose job was lost. On PostgreSQL each is a SECURITY
+DEFINER function (migrations 0030 to 0032), since the application role, bound by
+row-level security, sees one tenant at a time; on SQLite, a query past the guard.
 """
 
 from datetime import datetime
@@ -48,6 +48,16 @@ def due_webhook_deliveries(session: Session, query: Select, now: datetime, limit
     return session.execute(
         text("SELECT id, tenant_id FROM ledgerdesk_due_webhook_deliveries(:now, :limit)"),
         {"now": now, "limit": limit},
+    ).all()
+
+
+def stranded_outbox_messages(session: Session, query: Select, before: datetime, limit: int) -> list:
+    """(message id, tenant id) of queued messages last tried, or written, before ``before``."""
+    if not _postgresql(session):
+        return session.execute(query, execution_options={"tenant_guard": False}).all()
+    return session.execute(
+        text("SELECT id, tenant_id FROM ledgerdesk_stranded_outbox_messages(:before, :limit)"),
+        {"before": before, "limit": limit},
     ).all()
 
 

@@ -2,108 +2,30 @@
 the commit and never after a rollback, in the customer's language, retried when the
 server is down, and held on the admin's outbox page when no server is configured."""
 
-import email
-import email.policy
 import re
-import socket
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from email.message import EmailMessage
 from urllib.parse import urlsplit
 
 import pytest
-from aiosmtpd.controller import Controller
 from flask import Flask
 from flask.testing import FlaskClient
 from rq import SimpleWorker
 from sqlalchemy import select
 
-from crm import create_app, jobs
+from crm import jobs
 from crm.audit.models import AuditEvent
 from crm.audit.service import Actor
-from crm.extensions import db
 from crm.notify import service as notify
 from crm.notify.models import OutboxMessage
 from crm.tickets import emails
 from crm.tickets import service as tickets
 from tenants import CurrentTenant
 from tests.conftest import CSRF_RE, REDIS_URL, acting_for, login, requires_redis
+from tests.mail import Mailbox
 
 SUBMISSION_TOKEN_RE = re.compile(r'name="submission_token" type="hidden" value="([^"]+)"')
 TRACKING_LINK_RE = re.compile(r"https?://\S+/track/[A-Za-z0-9_-]+")
 CJK_RE = re.compile(r"[\u4e00-\u9fff]")
-
-
-# --- a real SMTP server --------------------------------------------------------------------
-
-
-@dataclass
-class Mailbox:
-    """What the SMTP server received: one parsed message per DATA."""
-
-    port: int
-    messages: list[EmailMessage] = field(default_factory=list)
-    recipients: list[list[str]] = field(default_factory=list)
-
-    async def handle_DATA(self, server, session, envelope) -> str:  # aiosmtpd calls it by this name
-        self.recipients.append(list(envelope.rcpt_tos))
-        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
-        return "250 Message accepted for delivery"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[Mailbox]:
-    mailbox = Mailbox(port=free_port())
-    controller = Controller(mailbox, hostname="127.0.0.1", port=mailbox.port)
-    controller.start()
-    yield mailbox
-    controller.stop()
-
-
-@pytest.fixture
-def make_app(app: Flask) -> Iterator[Callable[..., Flask]]:
-    """Apps on the test database with their own mail and job settings: ``SMTP_URL``
-    unset unless given, jobs in-process unless ``REDIS_URL`` is given (then on a queue
-    of this test's own)."""
-    made: list[Flask] = []
-
-    def make(*, smtp_url: str | None = None, redis_url: str | None = None) -> Flask:
-        shared = ("TESTING", "SQLALCHEMY_DATABASE_URI", "PASSWORD_HASH_METHOD")
-        new_app = create_app(
-            {
-                **{key: app.config[key] for key in shared},
-                "SMTP_URL": smtp_url,
-                "REDIS_URL": redis_url,
-                "JOBS_QUEUE": f"crm-test-email-{uuid.uuid4().hex[:8]}",
-            }
-        )
-        made.append(new_app)
-        return new_app
-
-    yield make
-    for made_app in made:
-        with made_app.app_context():
-            if made_app.config["REDIS_URL"]:
-                jobs.queue().delete(delete_jobs=True)
-            db.engine.dispose()
-
-
-@pytest.fixture
-def smtp_url(smtp_server: Mailbox) -> str:
-    return f"smtp://127.0.0.1:{smtp_server.port}"
-
-
-@pytest.fixture
-def smtp_down_url() -> str:
-    """A loopback port nothing listens on: connections are refused."""
-    return f"smtp://127.0.0.1:{free_port()}"
 
 
 # --- the customer's side -------------------------------------------------------------------

@@ -20,7 +20,7 @@ from crm.provisioning.models import TenantSettings
 from crm.tickets.links import tracking_url
 from crm.tickets.models import Ticket
 from tests.conftest import CSRF_RE, acting_for, login
-from tests.test_email import Mailbox, smtp_server  # noqa: F401  (a fixture)
+from tests.mail import Mailbox
 from tests.test_portal import LINK_RE, PDF, TOKEN_RE, form_tokens, good_fields, send_form, submitted
 
 TRACKING_LINK_RE = re.compile(r"https?://\S+/track/[A-Za-z0-9_-]+")
@@ -84,7 +84,7 @@ def test_any_page_asked_for_under_another_host_is_a_400_page_never_a_500(client,
 def test_receipt_page_and_email_link_to_the_public_base_url_whatever_host_was_used(
     make_app,
     make_tenant,
-    smtp_server: Mailbox,  # noqa: F811  (the fixture imported above)
+    smtp_server: Mailbox,
 ):
     mail_app = make_app(
         PUBLIC_BASE_URL=PUBLIC_BASE,

@@ -3,17 +3,12 @@ message cannot act as the customer. The link is minted when the message is sent.
 
 from urllib.parse import urlsplit
 
-from tests.test_email import (  # noqa: F401  (fixtures)
+from tests.test_email import (
     TRACKING_LINK_RE,
-    make_app,
     outbox_rows,
-    smtp_server,
-    smtp_url,
     staff_client,
     submit_refund_form,
 )
-
-# ruff: noqa: F811  (the mail fixtures above are requested by name)
 
 
 def test_a_held_message_shows_no_link_and_gets_a_working_one_when_sent(

@@ -12,9 +12,6 @@ from crm.customers.models import Customer
 from crm.notify.models import OutboxMessage
 from crm.tickets import service as tickets
 from tests.conftest import acting_for, login, submit
-from tests.test_email import make_app, smtp_server, smtp_url  # noqa: F401  (fixtures)
-
-# ruff: noqa: F811  (the mail fixtures above are requested by name)
 from tests.test_portal import good_fields, send_form
 
 PHONE = "13800138900"

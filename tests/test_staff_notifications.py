@@ -16,15 +16,14 @@ from crm.auth.models import User
 from crm.notify.models import OutboxMessage
 from crm.tickets import service as tickets
 from crm.tickets.resolution import NO_REFUND_REQUESTED
-from tests import test_email, test_refunds
+from tests import test_refunds
 from tests.conftest import CSRF_RE, acting_for, login, submit, unique
 from tests.test_refunds import FULL, PARTIAL, WEDNESDAY_10AM, decide, received, staff_client
 from tests.test_refunds import text_of as read
 from tests.test_sla import travel
 from tests.test_ticket_service import refund_request
 
-# Fixtures of other suites: a real SMTP server, apps that send to it, the refund desk.
-make_app, smtp_server, smtp_url = test_email.make_app, test_email.smtp_server, test_email.smtp_url
+# A fixture of another suite: the refund desk (the mail fixtures are everyone's).
 desk = test_refunds.desk
 
 

@@ -1,9 +1,9 @@
 """The outbox."""
 
 import enum
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm.columns import UTCDateTime, utcnow
@@ -14,13 +14,24 @@ from tenants import BigIntId, TenantScoped, tenant_fk
 # usable link: the sending job mints one and puts it here only in what it hands to the
 # mail server, so nobody reading a held or queued message can act as the customer.
 TRACKING_LINK_SLOT = "[tracking-link]"
+# A send takes seconds (20 s timeout per SMTP step); one still "sending" after this was
+# interrupted.
+SENDING_STALLED = timedelta(minutes=10)
 
 
 class OutboxStatus(enum.StrEnum):
     QUEUED = "queued"  # waiting for the sending job
     HELD = "held"  # no SMTP_URL: kept here, shown on the admin outbox page
+    # Being handed to the mail server. Committed before the server is spoken to, so a
+    # worker killed mid-send leaves the message here, never queued (it would go twice)
+    # nor sent (it may never have reached the server); after SENDING_STALLED it shows as
+    # interrupted, for an admin to check and send again.
+    SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"  # retries exhausted
+
+
+QUEUED = "status = 'queued'"
 
 
 class OutboxMessage(TenantScoped, db.Model):
@@ -30,6 +41,12 @@ class OutboxMessage(TenantScoped, db.Model):
         tenant_fk(["ticket_id"], "tickets"),
         Index(None, "tenant_id", "created_at"),
         Index(None, "tenant_id", "status"),
+        Index(
+            "ix_outbox_messages_queued",
+            "created_at",
+            postgresql_where=text(QUEUED),
+            sqlite_where=text(QUEUED),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
@@ -43,6 +60,15 @@ class OutboxMessage(TenantScoped, db.Model):
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def interrupted(self, now: datetime) -> bool:
+        """Left ``sending`` by a sender that never finished (killed, or its host lost)."""
+        return (
+            self.status == OutboxStatus.SENDING
+            and self.last_attempt_at is not None
+            and now - self.last_attempt_at > SENDING_STALLED
+        )
 
     @property
     def readable_body(self) -> str:

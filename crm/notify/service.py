@@ -8,6 +8,7 @@ job sends it after the commit over ``SMTP_URL``, with rq's retries. Without
 import smtplib
 import ssl
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, make_msgid
@@ -15,20 +16,21 @@ from urllib.parse import unquote, urlsplit
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from crm import jobs
 from crm.audit.chain import digest
 from crm.audit.service import Actor, record
 from crm.columns import utcnow
-from crm.errors import DomainError
+from crm.errors import DomainError, NotFound
 from crm.extensions import db
 from crm.notify.models import TRACKING_LINK_SLOT, OutboxMessage, OutboxStatus
 from crm.tickets.links import mint_tracking_link, tracking_url
 from crm.tickets.models import Ticket
-from tenants import current_tenant
+from tenants import Tenant, current_tenant, spanning, tenant_context
 
 MAX_ATTEMPTS = 4  # the first try and rq's three retries
+STRANDED_JOB_PREFIX = "outbox-stranded-"
 # 7-bit bodies (base64 or quoted-printable when not ASCII): we do not negotiate 8BITMIME.
 MAIL_POLICY = SMTP.clone(cte_type="7bit")
 
@@ -92,7 +94,13 @@ def outbox_page(*, before: int | None, limit: int, status: str | None = None) ->
 
 
 def send_outbox_message(message_id: int) -> None:
-    """Job: send one outbox message (idempotent: a sent message is not sent again)."""
+    """Job: send one queued outbox message, at most once.
+
+    The message is marked ``sending`` and committed before the mail server is spoken
+    to: a retry, a second job or a sweep finds it no longer queued and leaves it, and a
+    sender killed mid-send leaves it ``sending`` (shown as interrupted), never ``sent``.
+    A temporary failure puts it back in the queue and raises, for rq to retry later; a
+    refusal (5xx) or the last attempt fails it for good, with the server's answer."""
     message = db.session.scalars(
         select(OutboxMessage).where(OutboxMessage.id == message_id).with_for_update()
     ).one_or_none()
@@ -105,13 +113,17 @@ def send_outbox_message(message_id: int) -> None:
         record("email.held", "email", message.id, actor=Actor.system(), data={"reason": "no SMTP_URL"})
         return
     message.attempts += 1
+    message.status = OutboxStatus.SENDING
+    message.last_attempt_at = utcnow()
+    record("email.sending", "email", message.id, actor=Actor.system(), data=_delivery_data(message))
+    db.session.commit()
     try:
         deliver(message, _with_tracking_link(message))
     except (OSError, smtplib.SMTPException) as error:
-        message.last_error = f"{type(error).__name__}: {error}"[:500]
-        final = message.attempts >= MAX_ATTEMPTS
-        if final:
-            message.status = OutboxStatus.FAILED
+        refused = _refused(error)
+        message.last_error = (refused or f"{type(error).__name__}: {error}")[:500]
+        final = refused is not None or message.attempts >= MAX_ATTEMPTS
+        message.status = OutboxStatus.FAILED if final else OutboxStatus.QUEUED
         # Every attempt is on the record, with the kind of error (not its text: it may
         # quote the address).
         record(
@@ -119,16 +131,92 @@ def send_outbox_message(message_id: int) -> None:
             "email",
             message.id,
             actor=Actor.system(),
-            data={**_delivery_data(message), "error": type(error).__name__},
+            data={**_delivery_data(message), "error": type(error).__name__, "refused": refused is not None},
         )
         if final:
             return
-        # Keep the attempt count, then let rq retry the job later.
+        # Keep the attempt, then let rq retry the job later.
         db.session.commit()
         raise
     message.status = OutboxStatus.SENT
     message.sent_at = utcnow()
     record("email.sent", "email", message.id, actor=Actor.system(), data=_delivery_data(message))
+
+
+def _refused(error: Exception) -> str | None:
+    """The server's answer when it refused the message for good (a 5xx reply to the
+    sender, a recipient or the data), else None: trying again would not help."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        answers = list(error.recipients.values())
+    elif isinstance(error, (smtplib.SMTPSenderRefused, smtplib.SMTPDataError)):
+        answers = [(error.smtp_code, error.smtp_error)]
+    else:
+        return None
+    if not answers or not all(500 <= code < 600 for code, _text in answers):
+        return None
+    return "; ".join(
+        f"{code} {text.decode(errors='replace') if isinstance(text, bytes) else text}"
+        for code, text in answers
+    )
+
+
+def send_again(message_id: int, *, actor: Actor) -> OutboxMessage:
+    """An admin puts a failed or interrupted message back in the queue, after checking
+    the recipient's mailbox or the server (an interrupted one may already have gone)."""
+    message = db.session.scalars(
+        select(OutboxMessage).where(OutboxMessage.id == message_id).with_for_update()
+    ).one_or_none()
+    if message is None:
+        raise NotFound(_l("There is no such message."))
+    if not (message.status == OutboxStatus.FAILED or message.interrupted(utcnow())):
+        raise DomainError(_l("Only a failed or interrupted message can be sent again."))
+    previous = message.status
+    message.status = OutboxStatus.QUEUED
+    record("email.requeued", "email", message.id, actor=actor, data={"from": previous})
+    jobs.enqueue(send_outbox_message, message.id)
+    return message
+
+
+STRANDED_AFTER = timedelta(minutes=10)  # longer than rq's longest wait between retries
+STRANDED_BATCH = 500
+
+
+def send_stranded(now: datetime | None = None) -> int:
+    """Every tenant's queued messages whose job was lost (Redis was down when their
+    transaction committed, or the queue was emptied): one attempt each, each in its own
+    transaction. How many were tried."""
+    before = (now or utcnow()) - STRANDED_AFTER
+    waiting_since = func.coalesce(OutboxMessage.last_attempt_at, OutboxMessage.created_at)
+    query = (
+        select(OutboxMessage.id, OutboxMessage.tenant_id)
+        .where(OutboxMessage.status == OutboxStatus.QUEUED, waiting_since < before)
+        .order_by(waiting_since)
+        .limit(STRANDED_BATCH)
+    )
+    stranded = spanning.stranded_outbox_messages(db.session, query, before, STRANDED_BATCH)
+    db.session.commit()
+    for message_id, tenant_id in stranded:
+        tenant = db.session.get(Tenant, tenant_id)
+        if tenant is None or not tenant.is_active:
+            continue
+        with tenant_context(tenant):
+            try:
+                send_outbox_message(message_id)
+                db.session.commit()
+            except (OSError, smtplib.SMTPException):
+                db.session.rollback()  # the failed attempt is committed; the next sweep retries
+    return len(stranded)
+
+
+def stranded_job() -> None:
+    try:
+        send_stranded()
+    finally:
+        schedule_stranded()
+
+
+def schedule_stranded(now: datetime | None = None) -> str | None:
+    return jobs.book_next_minute(stranded_job, STRANDED_JOB_PREFIX, now, every=5)
 
 
 def _delivery_data(message: OutboxMessage) -> dict:
