@@ -2,6 +2,7 @@
 regulatory deadlines, the breach sweep and its actions, tenants kept apart, and the
 operator commands. Expected times are worked out by hand in the comments."""
 
+import itertools
 import threading
 import time
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from crm.sla.models import Clock, ClockState, ConfigKind, Metric, Notification
 from crm.sla.rules import DEFAULT_CALENDAR, MANAGERS_QUEUE, Action, Policy, Rule
 from crm.tickets import service as tickets
 from crm.tickets.models import Priority, Status, Ticket
-from tenants import CurrentTenant
+from tenants import CurrentTenant, tenant_context
 from tests.conftest import StaffUser, acting_for, requires_postgres, requires_redis
 from tests.test_ticket_service import refund_request
 
@@ -760,6 +761,45 @@ def test_a_breach_is_recorded_once_at_its_due_time_and_tells_the_people_concerne
     assert_audit_chain_verifies(runner, desk.tenant)
 
 
+def test_when_the_clock_jumps_a_breach_is_recorded_once_and_the_chain_says_time_went_back(app, runner, desk):
+    """Fault drill 6 (issue 16): the server's clock is set back an hour past a breach, then
+    jumps forward a day. The sweep records the breach once. An event recorded meanwhile
+    carries the earlier wall-clock time: the chain keeps it as the clock said (its order
+    is ``seq``'s), never moves ``chained_at`` back, and ``audit verify`` says so."""
+    with travel(WEDNESDAY_5PM) as traveller:
+        ticket_id = submit_refund(app, desk.tenant, "n1")
+        traveller.move_to(shanghai(2026, 9, 17, 18, 0))  # half an hour past the first response's due time
+        run_sweep(app)
+        traveller.move_to(shanghai(2026, 9, 17, 17, 0))  # set back an hour: before the due time again
+        run_sweep(app)
+        with acting_for(app, desk.tenant) as session:
+            tickets.assign(
+                session.get(Ticket, ticket_id), desk.agent.id, user=staff(session, desk.admin), ip=None
+            )
+            session.commit()
+        traveller.move_to(shanghai(2026, 9, 18, 18, 0))  # and on a day
+        run_sweep(app)
+
+    with acting_for(app, desk.tenant) as session:
+        first = clocks_by_metric(ticket_id)[Metric.FIRST_RESPONSE]
+        assert first.breached_at == first.due_at == shanghai(2026, 9, 17, 17, 30)
+        assert len(events(session, "clock.breached", ticket_id)) == 1
+        rows = session.execute(
+            select(AuditEvent.action, AuditEvent.occurred_at, AuditEvent.chained_at).order_by(AuditEvent.seq)
+        ).all()
+    stepped_back = [
+        later.action for earlier, later in itertools.pairwise(rows) if later.occurred_at < earlier.occurred_at
+    ]
+    # The desk was set up today, in real time, before the drill travelled to September:
+    # that is the first step back; the assignment at the set-back clock is the second.
+    assert stepped_back == ["customer.created", "ticket.assigned"]
+    chained = [row.chained_at for row in rows]
+    assert chained == sorted(chained)
+    result = runner.invoke(args=["audit", "verify", "--tenant", desk.tenant.slug])
+    assert result.exit_code == 0 and result.output.startswith("ok: "), result.output
+    assert "note: 2 events record an earlier time than the event before them" in result.output
+
+
 def test_a_warning_goes_to_the_assignee_or_else_to_the_managers(app, runner, desk):
     with travel(WEDNESDAY_5PM) as traveller:
         unassigned_id = submit_refund(app, desk.tenant, "n1")
@@ -889,13 +929,13 @@ def sweep_thread(app, errors: list[BaseException]) -> threading.Thread:
     return threading.Thread(target=sweep_now)
 
 
-def race_two_sweeps(app, clock_ids: list[int]) -> None:
-    """Run two sweeps at once. A transaction holds the clocks' rows, as a staff action in
-    progress would, until both sweeps wait to claim the first clock: the race happens
-    every time, not by luck of timing."""
+def race_two_sweeps(app, tenant: CurrentTenant, clock_ids: list[int]) -> None:
+    """Run two sweeps at once. A transaction holds the clocks' rows, as a staff action of
+    the tenant in progress would, until both sweeps wait to claim the first clock: the
+    race happens every time, not by luck of timing."""
     errors: list[BaseException] = []
     threads = [sweep_thread(app, errors) for _ in range(2)]
-    with app.app_context(), db.engine.connect() as holder:
+    with app.app_context(), tenant_context(tenant), db.engine.connect() as holder:
         held = holder.begin()
         holder.execute(text("SELECT id FROM clocks WHERE id = ANY(:ids) FOR UPDATE"), {"ids": clock_ids})
         for thread in threads:
@@ -925,9 +965,9 @@ def test_two_sweeps_at_once_record_each_warning_and_breach_once(app, runner, des
             clock_ids = [clocks_by_metric(t)[Metric.FIRST_RESPONSE].id for t in ticket_ids]
 
         traveller.move_to(shanghai(2026, 9, 17, 15, 54, 30))  # past the warnings
-        race_two_sweeps(app, clock_ids)
+        race_two_sweeps(app, desk.tenant, clock_ids)
         traveller.move_to(shanghai(2026, 9, 17, 17, 30, 30))  # past the due times
-        race_two_sweeps(app, clock_ids)
+        race_two_sweeps(app, desk.tenant, clock_ids)
 
     with acting_for(app, desk.tenant) as session:
         for n, ticket_id in enumerate(ticket_ids):

@@ -35,6 +35,11 @@ def verify(tenant: Tenant) -> None:
         )
         raise SystemExit(1)
     click.echo(f"ok: {report.count} events, head {report.head_hash}")
+    if report.clock_steps_back:
+        click.echo(
+            f"note: {report.clock_steps_back} events record an earlier time than the event before them"
+            " (the server's clock was set back); their order is the chain's, and chained_at never goes back"
+        )
     click.echo(f"checkpoints: {signed.count}, each signed by a published key and matching the chain")
 
 

@@ -422,6 +422,10 @@ class ChainReport:
     head_hash: str
     first_bad_seq: int | None = None
     problem: str | None = None
+    # Events whose ``occurred_at`` is earlier than the event's before them: the server's
+    # clock was set back (or two processes' clocks disagree). Not a break: the order is
+    # ``seq``'s, and ``chained_at`` never goes back; reported so a reader knows.
+    clock_steps_back: int = 0
 
     @property
     def ok(self) -> bool:
@@ -493,6 +497,7 @@ def _read_head():
 
 def _walk(partitions: Iterator) -> ChainReport:
     expected_seq, prev_hash, count, last_chained_at = 1, GENESIS_HASH, 0, None
+    last_occurred_at, steps_back = None, 0
     for partition in partitions:
         non_canonical = _non_canonical([row[10] for row in partition])
         for index, row in enumerate(partition):
@@ -505,12 +510,19 @@ def _walk(partitions: Iterator) -> ChainReport:
             if last_chained_at is not None and (chained_at is None or chained_at < last_chained_at):
                 return ChainReport(count, prev_hash, seq, "chained earlier than the event before it")
             last_chained_at = chained_at or last_chained_at
+            occurred_at = body[_OCCURRED_AT]
+            steps_back += last_occurred_at is not None and occurred_at < last_occurred_at
+            last_occurred_at = occurred_at
             if index in non_canonical:
                 return ChainReport(count, prev_hash, seq, "data is not a canonical JSON object")
             if stored_event_hash(*body) != stored_hash:
                 return ChainReport(count, prev_hash, seq, "content does not match its hash")
             prev_hash, expected_seq, count = stored_hash, seq + 1, count + 1
-    return ChainReport(count, prev_hash)
+    return ChainReport(count, prev_hash, clock_steps_back=steps_back)
+
+
+# Where ``occurred_at`` is in a row of VERIFY_COLUMNS (after tenant_id and seq).
+_OCCURRED_AT = 2 + [column.name for column in _INBOX_COLUMNS].index("occurred_at")
 
 
 def _non_canonical(texts: list[str]) -> set[int]:
