@@ -29,10 +29,15 @@ run: install
 	$(FLASK) demo seed
 	$(FLASK) run --host 127.0.0.1 --port 5000
 
-# The suite runs on SQLite; when DATABASE_URL is set (as in CI) it runs again on it.
+# The suite runs on SQLite; when DATABASE_URL is set (as in CI) it runs again on it,
+# connected as the application role, which row-level security binds (docs/operations.md).
+APP_DATABASE_ROLE ?= ledgerdesk_app
 test: install
 	env -u DATABASE_URL $(BIN)/pytest -q
-	@if [ -n "$$DATABASE_URL" ]; then echo "== again on $$DATABASE_URL"; $(BIN)/pytest -q; fi
+	@if [ -n "$$DATABASE_URL" ]; then \
+		echo "== again on $$DATABASE_URL, as the role $(APP_DATABASE_ROLE)"; \
+		APP_DATABASE_ROLE=$(APP_DATABASE_ROLE) $(BIN)/pytest -q; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
