@@ -234,6 +234,10 @@ AUDITOR_MAY_POST = {
     "auth.logout",
     "auth.choose_language",
     "auth.account",
+    "auth.end_session",
+    "auth.end_other_sessions",
+    "auth.forgot_password",
+    "auth.reset_password",
     "sla.notifications_read",
 }
 

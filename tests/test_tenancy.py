@@ -24,7 +24,14 @@ from tenants import TenantContextError, tenant_context
 from tests.conftest import acting_for, login
 
 # Sign-in, and the refund policy every customer may read.
-PUBLIC_ENDPOINTS = {"auth.login", "policies.in_force", "policies.published", "policies.history"}
+PUBLIC_ENDPOINTS = {
+    "auth.login",
+    "auth.forgot_password",
+    "auth.reset_password",  # a link's token, of this tenant only: tests/test_password_reset.py
+    "policies.in_force",
+    "policies.published",
+    "policies.history",
+}
 
 
 def staff_urls(app, **values) -> list[str]:

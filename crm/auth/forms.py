@@ -13,7 +13,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
 from crm.access import ROLE_LABELS
 from crm.auth.passwords import PASSWORD_MAX, PASSWORD_MIN
@@ -116,4 +116,16 @@ class EditUserForm(AccessForm):
     active = BooleanField(_l("Active"))
     takes_leads = BooleanField(
         _l("Takes new leads"), description=_l("New leads are shared in turn among the people who take them.")
+    )
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField(_l("Email"), validators=[DataRequired(_l("Enter your email.")), Length(max=254)])
+
+
+class ResetPasswordForm(FlaskForm):
+    new_password = PasswordField(_l("New password"), validators=[DataRequired(), PASSWORD_LENGTH])
+    confirm = PasswordField(
+        _l("New password, again"),
+        validators=[DataRequired(), EqualTo("new_password", message=_l("The two passwords differ."))],
     )

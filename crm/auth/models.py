@@ -98,8 +98,37 @@ class StaffSession(TenantScoped, db.Model):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # "logout" or "idle".
+    # Why it ended: crm.auth.sessions.EndReason.
     end_reason: Mapped[str | None] = mapped_column(String(16))
+    # Where and in what browser it was started, for the user's session list.
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+
+
+class PasswordReset(TenantScoped, db.Model):
+    """A link to choose a new password: asked for on the sign-in page, or sent by an admin
+    (``requested_by_id``). Its token is made when the email is handed to the mail server
+    (``crm.auth.resets.link_for``), and only the token's SHA-256 is kept; it works once,
+    until ``expires_at``."""
+
+    __tablename__ = "password_resets"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "id"),
+        UniqueConstraint("tenant_id", "token_digest"),
+        Index(None, "tenant_id", "user_id"),
+        tenant_fk(["user_id"], "users"),
+        tenant_fk(["requested_by_id"], "users"),
+        tenant_fk(["outbox_message_id"], "outbox_messages"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigIntId)
+    requested_by_id: Mapped[int | None] = mapped_column(BigIntId)
+    outbox_message_id: Mapped[int | None] = mapped_column(BigIntId)
+    token_digest: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class FailureCount:

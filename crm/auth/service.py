@@ -19,7 +19,7 @@ from crm.auth import throttle
 from crm.auth.models import User, new_session_token
 from crm.auth.passwords import PASSWORD_MAX, PASSWORD_MIN, weakness
 from crm.auth.scope import MAX_SCOPE_TICKETS, ScopeKind, TicketScope
-from crm.auth.sessions import start_session
+from crm.auth.sessions import EndReason, current_session_id, end_sessions, start_session
 from crm.columns import utcnow
 from crm.errors import Conflict, DomainError
 from crm.extensions import db
@@ -286,6 +286,8 @@ def update_user(
         changes["active"] = {"before": user.active, "after": active}
         user.active = active
         user.session_token = new_session_token()
+        if not active:
+            end_sessions(user, EndReason.DEACTIVATED)
     after = _access_data(user)
     for key in sorted(before.keys() | after.keys()):
         if before.get(key) != after.get(key):
@@ -313,6 +315,7 @@ def change_password(user: User, *, current: str, new: str, actor: Actor) -> None
     check_password(new, email=user.email, display_name=user.display_name, field="new_password")
     user.password_hash = hash_password(new)
     user.session_token = new_session_token()
+    end_sessions(user, EndReason.PASSWORD, keep=current_session_id(user))
     record("user.password_changed", "user", user.id, actor=actor)
 
 
@@ -340,7 +343,7 @@ class LoginRefused(Exception):
     outside_window: User | None = None
 
 
-def authenticate(email: str, password: str, *, ip: str | None) -> User:
+def authenticate(email: str, password: str, *, ip: str | None, user_agent: str | None = None) -> User:
     """Return the user for these credentials, signed in to a new session, or raise
     ``LoginRefused``.
 
@@ -380,7 +383,7 @@ def authenticate(email: str, password: str, *, ip: str | None) -> User:
         raise LoginRefused(locked=False, outside_window=user)
     if user is not None and password_ok and user.is_active:
         throttle.clear(counters.pair)
-        staff_session = start_session(user, now)
+        staff_session = start_session(user, now, ip=ip, user_agent=user_agent)
         record(
             "auth.login",
             "user",

@@ -26,13 +26,25 @@ class EndReason:
     IDLE = "idle"
     # The account's access window ended (or is not open) while the session was live.
     ACCESS_WINDOW = "access_window"
+    # The user ended it from another session's list, or signed out everywhere else.
+    ENDED_BY_USER = "ended_by_user"
+    # The password changed (or was reset), or the account was deactivated.
+    PASSWORD = "password"
+    DEACTIVATED = "deactivated"
 
 
-def start_session(user: User, now: datetime) -> StaffSession:
+def start_session(
+    user: User, now: datetime, *, ip: str | None = None, user_agent: str | None = None
+) -> StaffSession:
     """Open a session for ``user``; its secret goes into the cookie via ``get_id``."""
     secret = secrets.token_urlsafe(32)
     staff_session = StaffSession(
-        user_id=user.id, secret_digest=digest(secret), started_at=now, last_seen_at=now
+        user_id=user.id,
+        secret_digest=digest(secret),
+        started_at=now,
+        last_seen_at=now,
+        ip=ip,
+        user_agent=(user_agent or "")[:300] or None,
     )
     db.session.add(staff_session)
     db.session.flush()
@@ -127,3 +139,80 @@ def end_session(user: User, *, ip: str | None) -> None:
         actor=Actor("user", str(user.id), user.email, ip),
         data={"session_id": staff_session.id if staff_session else None},
     )
+
+
+def current_session_id(user: User) -> int | None:
+    """The id of the session this request is signed in with."""
+    staff_session = _live_session(user)
+    return staff_session.id if staff_session else None
+
+
+def live_sessions(user: User) -> list[StaffSession]:
+    """The user's sessions that are still usable, most recently active first (one idle
+    past the tenant's limit ends when next used, so it is not listed)."""
+    idle_since = utcnow() - timedelta(minutes=tenant_settings().idle_timeout_minutes)
+    return list(
+        db.session.scalars(
+            select(StaffSession)
+            .where(
+                StaffSession.user_id == user.id,
+                StaffSession.ended_at.is_(None),
+                StaffSession.last_seen_at >= idle_since,
+            )
+            .order_by(StaffSession.last_seen_at.desc(), StaffSession.id.desc())
+        )
+    )
+
+
+def end_sessions(user: User, reason: str, *, keep: int | None = None) -> list[int]:
+    """End the user's live sessions but ``keep``; their ids. Their cookies stop working
+    at once (``resume_session`` finds no live row)."""
+    now = utcnow()
+    ended = []
+    for staff_session in db.session.scalars(
+        select(StaffSession).where(StaffSession.user_id == user.id, StaffSession.ended_at.is_(None))
+    ):
+        if staff_session.id != keep:
+            staff_session.ended_at, staff_session.end_reason = now, reason
+            ended.append(staff_session.id)
+    return ended
+
+
+def end_own_sessions(user: User, session_ids: list[int] | None, *, actor: Actor) -> list[int]:
+    """The user ends some of their other sessions (``None``: all of them), audited. The
+    session they act from is never among them: signing out is for that."""
+    current = current_session_id(user)
+    wanted = set(session_ids) if session_ids is not None else None
+    now = utcnow()
+    ended = []
+    for staff_session in db.session.scalars(
+        select(StaffSession).where(StaffSession.user_id == user.id, StaffSession.ended_at.is_(None))
+    ):
+        if staff_session.id == current or (wanted is not None and staff_session.id not in wanted):
+            continue
+        staff_session.ended_at, staff_session.end_reason = now, EndReason.ENDED_BY_USER
+        ended.append(staff_session.id)
+    if ended:
+        record("auth.sessions_ended", "user", user.id, actor=actor, data={"session_ids": ended})
+    return ended
+
+
+def browser_of(user_agent: str | None) -> tuple[str | None, str | None]:
+    """(browser, system) named from a User-Agent header, well enough to tell one's own
+    sessions apart; None where it does not say."""
+    agent = user_agent or ""
+    browsers = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"))
+    browser = next((name for token, name in browsers if token in agent), None)
+    if browser is None and "Safari/" in agent:
+        browser = "Safari"
+    systems = (
+        ("Windows", "Windows"),
+        ("iPhone", "iOS"),
+        ("iPad", "iPadOS"),
+        ("Android", "Android"),
+        ("Mac OS X", "macOS"),
+        ("CrOS", "ChromeOS"),
+        ("Linux", "Linux"),
+    )
+    system = next((name for token, name in systems if token in agent), None)
+    return browser, system

@@ -5,28 +5,42 @@ from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from crm.access import can, client_ip, current_actor, requires
-from crm.auth import scope, service, sessions
+from crm.auth import resets, scope, service, sessions
 from crm.auth.forms import (
     SCOPE_LABELS,
     AccessForm,
     EditUserForm,
+    ForgotPasswordForm,
     LanguageForm,
     LoginForm,
     LogoutForm,
     NewUserForm,
     PasswordForm,
+    ResetPasswordForm,
 )
 from crm.auth.models import User
+from crm.auth.passwords import PASSWORD_MIN
 from crm.auth.scope import ScopeKind
 from crm.columns import utcnow
 from crm.errors import DomainError
-from crm.extensions import db
+from crm.extensions import db, limiter
 from crm.i18n import SESSION_KEY, SUPPORTED_LOCALES
 from crm.leads.listing import lead_summary
 from crm.notify import staff as staff_notices
@@ -136,7 +150,12 @@ def login():
         status = 400
         if form.validate():
             try:
-                user = service.authenticate(form.email.data, form.password.data, ip=client_ip())
+                user = service.authenticate(
+                    form.email.data,
+                    form.password.data,
+                    ip=client_ip(),
+                    user_agent=request.headers.get("User-Agent"),
+                )
             except service.LoginRefused as refused:
                 db.session.commit()
                 if refused.locked:
@@ -256,9 +275,34 @@ def account():
             password_form=password_form,
             language_form=language_form,
             notify_form=notify_form,
+            staff_sessions=sessions.live_sessions(current_user),
+            current_session_id=sessions.current_session_id(current_user),
+            browser_of=sessions.browser_of,
         ),
         status,
     )
+
+
+@bp.route("/account/sessions/<int:session_id>/end", methods=["POST"])
+@requires("account.edit")
+def end_session(session_id: int):
+    """End one of the user's other sessions (another browser, a lost phone)."""
+    ended = in_one_transaction(
+        lambda: sessions.end_own_sessions(current_user, [session_id], actor=current_actor())
+    )
+    if ended:
+        flash(_("That session is signed out."), "success")
+    else:
+        flash(_("That session had already ended."), "info")
+    return redirect(url_for("auth.account", _anchor="sessions"))
+
+
+@bp.route("/account/sessions/end-others", methods=["POST"])
+@requires("account.edit")
+def end_other_sessions():
+    ended = in_one_transaction(lambda: sessions.end_own_sessions(current_user, None, actor=current_actor()))
+    flash(_("%(n)d other sessions signed out.", n=len(ended)), "success")
+    return redirect(url_for("auth.account", _anchor="sessions"))
 
 
 def _local_midnight(day: date, field: str) -> datetime:
@@ -395,4 +439,77 @@ def edit_user(user_id: int):
                 user = service.user_by_id(user_id)
             else:
                 return redirect(url_for("auth.users"))
-    return render_template("auth/edit_user.html", form=form, user=user), status
+    return render_template(
+        "auth/edit_user.html", form=form, user=user, reset_minutes=resets.RESET_MINUTES
+    ), status
+
+
+# The sign-in page's "forgot password", from one address: against floods, not people (a
+# person asks once or twice; each account also gets at most three links an hour).
+FORGOT_POSTS_PER_ADDRESS = "20/hour"
+
+
+RESET_PAGE = {"minutes": resets.RESET_MINUTES, "password_min": PASSWORD_MIN}
+
+
+def _tenant_address() -> str:
+    return f"{current_tenant().slug}:{client_ip()}"
+
+
+@bp.route("/login/forgot", methods=["GET", "POST"])
+@limiter.limit(FORGOT_POSTS_PER_ADDRESS, key_func=_tenant_address, methods=["POST"])
+def forgot_password():
+    """Ask for a link to choose a new password. The answer is the same whether or not an
+    account has the address."""
+    form = ForgotPasswordForm()
+    if form.is_submitted():
+        if not form.validate():
+            return render_template("auth/forgot.html", form=form, **RESET_PAGE), 400
+        in_one_transaction(lambda: resets.request_reset(form.email.data, ip=client_ip()))
+        return render_template("auth/forgot.html", form=form, sent_to=form.email.data, **RESET_PAGE)
+    return render_template("auth/forgot.html", form=form, **RESET_PAGE)
+
+
+@bp.route("/reset-password/<token>", methods=["GET", "POST"])
+def reset_password(token: str):
+    """Choose a new password with a link from a reset email."""
+    reset = resets.usable_reset(token)
+    if reset is None:
+        response = make_response(render_template("auth/reset.html", form=None, **RESET_PAGE), 404)
+    else:
+        form = ResetPasswordForm()
+        status = 200
+        if form.is_submitted():
+            status = 400
+            if form.validate():
+                try:
+                    in_one_transaction(
+                        lambda: resets.reset_password(reset, form.new_password.data, ip=client_ip()),
+                        done=_(
+                            "Your password is changed and you are signed out everywhere. Sign in with it."
+                        ),
+                    )
+                except DomainError as error:
+                    show_error(form, error)
+                    status = error.status
+                else:
+                    return redirect(url_for("auth.login"))
+        response = make_response(render_template("auth/reset.html", form=form, **RESET_PAGE), status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/admin/users/<int:user_id>/send-reset", methods=["POST"])
+@requires("users.manage")
+def send_password_reset(user_id: int):
+    user = service.user_by_id(user_id)
+    if user is None:
+        abort(404)
+    try:
+        in_one_transaction(
+            lambda: resets.send_reset(user, by=current_user, actor=current_actor()),
+            done=_("A link to choose a new password is on its way to %(email)s.", email=user.email),
+        )
+    except DomainError as error:
+        flash(error.message, "danger")
+    return redirect(url_for("auth.edit_user", user_id=user_id))

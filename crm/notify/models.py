@@ -14,6 +14,8 @@ from tenants import BigIntId, TenantScoped, tenant_fk
 # usable link: the sending job mints one and puts it here only in what it hands to the
 # mail server, so nobody reading a held or queued message can act as the customer.
 TRACKING_LINK_SLOT = "[tracking-link]"
+# Likewise a staff member's password-reset link (crm.auth.resets).
+RESET_LINK_SLOT = "[password-reset-link]"
 # A send takes seconds (20 s timeout per SMTP step); one still "sending" after this was
 # interrupted.
 SENDING_STALLED = timedelta(minutes=10)
@@ -73,4 +75,4 @@ class OutboxMessage(TenantScoped, db.Model):
     @property
     def readable_body(self) -> str:
         """The body as staff may read it: the link's place marked, not filled."""
-        return self.body.replace(TRACKING_LINK_SLOT, "[…]")
+        return self.body.replace(TRACKING_LINK_SLOT, "[…]").replace(RESET_LINK_SLOT, "[…]")

@@ -24,7 +24,7 @@ from crm.audit.service import Actor, record
 from crm.columns import utcnow
 from crm.errors import DomainError, NotFound
 from crm.extensions import db
-from crm.notify.models import TRACKING_LINK_SLOT, OutboxMessage, OutboxStatus
+from crm.notify.models import RESET_LINK_SLOT, TRACKING_LINK_SLOT, OutboxMessage, OutboxStatus
 from crm.tickets.links import mint_tracking_link, tracking_url
 from crm.tickets.models import Ticket
 from tenants import Tenant, current_tenant, spanning, tenant_context
@@ -118,7 +118,7 @@ def send_outbox_message(message_id: int) -> None:
     record("email.sending", "email", message.id, actor=Actor.system(), data=_delivery_data(message))
     db.session.commit()
     try:
-        deliver(message, _with_tracking_link(message))
+        deliver(message, _with_links(message))
     except (OSError, smtplib.SMTPException) as error:
         refused = _refused(error)
         message.last_error = (refused or f"{type(error).__name__}: {error}")[:500]
@@ -227,13 +227,18 @@ def _delivery_data(message: OutboxMessage) -> dict:
     }
 
 
-def _with_tracking_link(message: OutboxMessage) -> str:
-    """The body to hand to the mail server: its link slot filled with a new link to the
-    ticket (only the link's digest is stored, and never in the outbox)."""
-    if message.ticket_id is None or TRACKING_LINK_SLOT not in message.body:
-        return message.body
-    ticket = db.session.scalars(select(Ticket).where(Ticket.id == message.ticket_id)).one()
-    return message.body.replace(TRACKING_LINK_SLOT, tracking_url(mint_tracking_link(ticket)))
+def _with_links(message: OutboxMessage) -> str:
+    """The body to hand to the mail server, its link slot filled with a new link: to the
+    customer's ticket, or to choose a new password. Only the link's digest is stored,
+    and never in the outbox."""
+    if message.ticket_id is not None and TRACKING_LINK_SLOT in message.body:
+        ticket = db.session.scalars(select(Ticket).where(Ticket.id == message.ticket_id)).one()
+        return message.body.replace(TRACKING_LINK_SLOT, tracking_url(mint_tracking_link(ticket)))
+    if message.ticket_id is None and RESET_LINK_SLOT in message.body:
+        from crm.auth import resets  # it writes its mail through this module
+
+        return message.body.replace(RESET_LINK_SLOT, resets.link_for(message))
+    return message.body
 
 
 def deliver(message: OutboxMessage, body: str) -> None:
