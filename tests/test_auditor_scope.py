@@ -238,6 +238,8 @@ AUDITOR_MAY_POST = {
     "auth.end_other_sessions",
     "auth.forgot_password",
     "auth.reset_password",
+    "auth.second_step",
+    "auth.two_factor",
     "sla.notifications_read",
 }
 

@@ -129,3 +129,23 @@ class ResetPasswordForm(FlaskForm):
         _l("New password, again"),
         validators=[DataRequired(), EqualTo("new_password", message=_l("The two passwords differ."))],
     )
+
+
+class SecondStepForm(FlaskForm):
+    code = StringField(
+        _l("Sign-in code"),
+        validators=[DataRequired(_l("Enter the code.")), Length(max=32)],
+        description=_l("The six digits your authenticator app shows now, or one of your recovery codes."),
+    )
+
+
+class TwoFactorSetupForm(FlaskForm):
+    code = StringField(
+        _l("The code your app shows"), validators=[DataRequired(_l("Enter the code.")), Length(max=32)]
+    )
+
+
+class TwoFactorOffForm(FlaskForm):
+    password = PasswordField(
+        _l("Your password"), validators=[DataRequired(_l("Enter your password.")), Length(max=128)]
+    )

@@ -4,7 +4,17 @@ import secrets
 from datetime import date, datetime
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, Boolean, Date, Index, Integer, PrimaryKeyConstraint, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm.columns import UTCDateTime, utcnow
@@ -56,6 +66,13 @@ class User(TenantScoped, UserMixin, db.Model):
     scope_received_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     scope_ticket_ids: Mapped[list[int] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Two-step sign-in (crm.auth.two_factor): the authenticator's secret, encrypted; when
+    # it was turned on; the time step of the last code used (a code works once); the
+    # unused recovery codes, as SHA-256 digests.
+    totp_secret: Mapped[str | None] = mapped_column(String(200))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    recovery_codes: Mapped[list[str] | None] = mapped_column(JSON)
 
     # The secret of the StaffSession this object was signed in or loaded for; not a
     # column: the cookie holds it, the database only its digest.

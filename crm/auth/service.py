@@ -5,6 +5,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
+from typing import NoReturn
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
@@ -15,7 +16,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from crm.access import Role
 from crm.audit.chain import digest, format_instant
 from crm.audit.service import Actor, record
-from crm.auth import throttle
+from crm.auth import throttle, two_factor
 from crm.auth.models import User, new_session_token
 from crm.auth.passwords import PASSWORD_MAX, PASSWORD_MIN, weakness
 from crm.auth.scope import MAX_SCOPE_TICKETS, ScopeKind, TicketScope
@@ -344,8 +345,9 @@ class LoginRefused(Exception):
 
 
 def authenticate(email: str, password: str, *, ip: str | None, user_agent: str | None = None) -> User:
-    """Return the user for these credentials, signed in to a new session, or raise
-    ``LoginRefused``.
+    """Return the user for these credentials, or raise ``LoginRefused``. A user without a
+    second step is signed in to a new session here; one with it is not signed in until
+    ``confirm_second_step`` accepts their code (``two_factor.enabled(user)`` tells which).
 
     Failures are counted per email and source address: five within 15 minutes pause
     that email from that address for 15 minutes, so a stranger elsewhere cannot lock
@@ -359,17 +361,7 @@ def authenticate(email: str, password: str, *, ip: str | None, user_agent: str |
     user = user_by_email(email) if email else None
     subject = ("user", user.id) if user else ("login", None)
     anonymous = Actor("anonymous", None, "anonymous", ip)
-    checks = (("source", counters.source, "source_locked"), ("email", counters.pair, "locked"))
-    for scope, row, reason in checks:
-        wait = throttle.seconds_locked(row, now)
-        if wait:
-            record(
-                "auth.login_refused",
-                *subject,
-                actor=anonymous,
-                data={"email_sha256": digest(email), "reason": reason},
-            )
-            raise LoginRefused(locked=True, scope=scope, retry_after=wait)
+    _refuse_if_locked(counters, subject, anonymous, email, now)
     stored_hash = user.password_hash if user else _decoy_hash(config["PASSWORD_HASH_METHOD"])
     password_ok = check_password_hash(stored_hash, password or "")
     if user is not None and password_ok and user.active and user.access_state(now) != "open":
@@ -382,17 +374,74 @@ def authenticate(email: str, password: str, *, ip: str | None, user_agent: str |
         )
         raise LoginRefused(locked=False, outside_window=user)
     if user is not None and password_ok and user.is_active:
-        throttle.clear(counters.pair)
-        staff_session = start_session(user, now, ip=ip, user_agent=user_agent)
-        record(
-            "auth.login",
-            "user",
-            user.id,
-            actor=Actor("user", str(user.id), user.email, ip),
-            data={"session_id": staff_session.id},
-        )
+        if user.totp_enabled_at is not None:
+            # Not signed in yet, and the throttles not cleared: code guesses count on.
+            record(
+                "auth.password_accepted", "user", user.id, actor=Actor("user", str(user.id), user.email, ip)
+            )
+            return user
+        sign_in(user, ip=ip, user_agent=user_agent)
         return user
     reason = "inactive" if (user is not None and password_ok) else "bad_credentials"
+    _count_failure(counters, subject, anonymous, email, now, action="auth.login_failed", reason=reason)
+
+
+def sign_in(user: User, *, ip: str | None, user_agent: str | None, second_step: str | None = None) -> None:
+    """Open the session of a user whose credentials were accepted (``second_step``: how
+    the second step was passed, if there was one); their failure count starts again."""
+    throttle.clear(throttle.throttles_for(user.email, ip).pair)
+    staff_session = start_session(user, utcnow(), ip=ip, user_agent=user_agent)
+    record(
+        "auth.login",
+        "user",
+        user.id,
+        actor=Actor("user", str(user.id), user.email, ip),
+        data={"session_id": staff_session.id, **({"second_step": second_step} if second_step else {})},
+    )
+
+
+def confirm_second_step(user: User, code: str | None, *, ip: str | None, user_agent: str | None) -> str:
+    """Sign ``user`` in if ``code`` is their second step, and say which kind it was ("app"
+    or "recovery"); otherwise count the failure against the same throttles as a wrong
+    password and raise ``LoginRefused``."""
+    now = utcnow()
+    counters = throttle.throttles_for(user.email, ip)
+    actor = Actor("user", str(user.id), user.email, ip)
+    _refuse_if_locked(counters, ("user", user.id), actor, user.email, now)
+    used = two_factor.check(user, code)
+    if used is None:
+        _count_failure(
+            counters,
+            ("user", user.id),
+            actor,
+            user.email,
+            now,
+            action="auth.second_step_failed",
+            reason="bad_code",
+        )
+    sign_in(user, ip=ip, user_agent=user_agent, second_step=used)
+    return used
+
+
+def _refuse_if_locked(counters: throttle.Throttles, subject: tuple, actor: Actor, email: str, now) -> None:
+    checks = (("source", counters.source, "source_locked"), ("email", counters.pair, "locked"))
+    for scope, row, reason in checks:
+        wait = throttle.seconds_locked(row, now)
+        if wait:
+            record(
+                "auth.login_refused",
+                *subject,
+                actor=actor,
+                data={"email_sha256": digest(email), "reason": reason},
+            )
+            raise LoginRefused(locked=True, scope=scope, retry_after=wait)
+
+
+def _count_failure(
+    counters: throttle.Throttles, subject: tuple, actor: Actor, email: str, now, *, action: str, reason: str
+) -> NoReturn:
+    config = current_app.config
+    ip = actor.ip
     email_locked = throttle.count_failure(
         counters.pair,
         now,
@@ -409,9 +458,9 @@ def authenticate(email: str, password: str, *, ip: str | None, user_agent: str |
         lock_minutes=config["LOGIN_SOURCE_LOCK_MINUTES"],
     )
     record(
-        "auth.login_failed",
+        action,
         *subject,
-        actor=anonymous,
+        actor=actor,
         data={"email_sha256": digest(email), "reason": reason, "failures": failures},
     )
     if email_locked:

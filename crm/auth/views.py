@@ -1,6 +1,7 @@
 """Sign-in, sign-out, the user's own account page and the admin's user pages."""
 
 import math
+import time as time_module
 from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -20,9 +21,11 @@ from flask import (
 from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
+from markupsafe import Markup
+from werkzeug.security import check_password_hash
 
 from crm.access import can, client_ip, current_actor, requires
-from crm.auth import resets, scope, service, sessions
+from crm.auth import resets, scope, service, sessions, two_factor
 from crm.auth.forms import (
     SCOPE_LABELS,
     AccessForm,
@@ -34,6 +37,9 @@ from crm.auth.forms import (
     NewUserForm,
     PasswordForm,
     ResetPasswordForm,
+    SecondStepForm,
+    TwoFactorOffForm,
+    TwoFactorSetupForm,
 )
 from crm.auth.models import User
 from crm.auth.passwords import PASSWORD_MIN
@@ -169,9 +175,75 @@ def login():
             else:
                 db.session.commit()
                 session.pop(SESSION_KEY, None)
+                if two_factor.enabled(user):
+                    session[SECOND_STEP_KEY] = {
+                        "user": user.id,
+                        "generation": user.session_token,
+                        "at": int(time_module.time()),
+                        "next": request.args.get("next"),
+                    }
+                    return redirect(url_for("auth.second_step"))
                 login_user(user)
                 return redirect(_safe_next(request.args.get("next")))
     return render_template("auth/login.html", form=form), status
+
+
+SECOND_STEP_KEY = "second_step"
+SECOND_STEP_SECONDS = 300  # to enter the code after the password
+
+
+def _pending_second_step() -> User | None:
+    """The user whose password this browser gave moments ago, waiting for the code."""
+    pending = session.get(SECOND_STEP_KEY)
+    if not isinstance(pending, dict) or int(time_module.time()) - pending.get("at", 0) > SECOND_STEP_SECONDS:
+        return None
+    user = service.user_by_id(pending.get("user", 0))
+    if user is None or user.session_token != pending.get("generation") or not user.is_active:
+        return None
+    return user if two_factor.enabled(user) else None
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+def second_step():
+    """The second step of signing in: a code from the authenticator app, or a recovery code."""
+    if current_user.is_authenticated:
+        return redirect(url_for("auth.home"))
+    user = _pending_second_step()
+    if user is None:
+        session.pop(SECOND_STEP_KEY, None)
+        flash(_("Sign in again: the code is asked for within 5 minutes of the password."), "warning")
+        return redirect(url_for("auth.login"))
+    form = SecondStepForm()
+    status = 200
+    if form.is_submitted():
+        status = 400
+        if form.validate():
+            try:
+                used = service.confirm_second_step(
+                    user, form.code.data, ip=client_ip(), user_agent=request.headers.get("User-Agent")
+                )
+            except service.LoginRefused as refused:
+                db.session.commit()
+                if refused.locked:
+                    session.pop(SECOND_STEP_KEY, None)
+                    return _sign_in_paused(LoginForm(formdata=None), refused)
+                flash(_("That code is not right."), "danger")
+                status = 401
+            else:
+                left = len(user.recovery_codes or [])
+                db.session.commit()
+                target = session.pop(SECOND_STEP_KEY, {}).get("next")
+                login_user(user)
+                if used == "recovery":
+                    flash(
+                        _(
+                            "You used a recovery code: %(n)d are left. Make new ones on your account page.",
+                            n=left,
+                        ),
+                        "warning",
+                    )
+                return redirect(_safe_next(target))
+    return render_template("auth/second_step.html", form=form), status
 
 
 def _sign_in_paused(form: LoginForm, refused: service.LoginRefused):
@@ -512,4 +584,104 @@ def send_password_reset(user_id: int):
         )
     except DomainError as error:
         flash(error.message, "danger")
+    return redirect(url_for("auth.edit_user", user_id=user_id))
+
+
+SETUP_KEY = "two_factor_setup"  # the secret being set up, until a code proves the app has it
+# What a user the tenant requires it of may still reach before setting it up.
+BEFORE_SETUP = {"auth.two_factor", "auth.logout", "auth.choose_language", "auth.second_step", "static"}
+
+
+@bp.before_app_request
+def require_second_step_setup():
+    """Managers and admins of a tenant that requires two-step sign-in set it up first."""
+    if current_tenant() is None or request.endpoint in BEFORE_SETUP or not current_user.is_authenticated:
+        return None
+    if (request.endpoint or "").startswith("api.") or two_factor.enabled(current_user):
+        return None
+    if two_factor.required_for(current_user):
+        flash(_("Your organisation requires two-step sign-in for your role. Set it up to go on."), "warning")
+        return redirect(url_for("auth.two_factor"))
+    return None
+
+
+@bp.route("/account/two-factor", methods=["GET", "POST"], endpoint="two_factor")
+@requires("account.edit")
+def two_factor_page():
+    """Set up, renew the recovery codes of, or turn off two-step sign-in."""
+    user = current_user._get_current_object()
+    setup_form, off_form = TwoFactorSetupForm(prefix="setup"), TwoFactorOffForm(prefix="off")
+    action = request.form.get("action") if request.method == "POST" else None
+    status = 200
+    if action == "on" and not two_factor.enabled(user) and SETUP_KEY in session:
+        status = 400
+        if setup_form.validate():
+            try:
+                codes = in_one_transaction(
+                    lambda: two_factor.turn_on(
+                        user, session[SETUP_KEY], setup_form.code.data, actor=current_actor()
+                    )
+                )
+            except DomainError as error:
+                show_error(setup_form, error)
+                status = error.status
+            else:
+                session.pop(SETUP_KEY, None)
+                return _show_recovery_codes(codes, first=True)
+    elif action == "codes" and two_factor.enabled(user):
+        codes = in_one_transaction(lambda: two_factor.new_recovery_codes(user, actor=current_actor()))
+        return _show_recovery_codes(codes, first=False)
+    elif action == "off" and two_factor.enabled(user):
+        status = 400
+        if off_form.validate():
+            if not check_password_hash(user.password_hash, off_form.password.data):
+                off_form.password.errors = [_("The password is not correct.")]
+                status = 403
+            else:
+                try:
+                    in_one_transaction(
+                        lambda: two_factor.turn_off(user, actor=current_actor()),
+                        done=_("Two-step sign-in is off."),
+                    )
+                except DomainError as error:
+                    flash(error.message, "danger")
+                    status = error.status
+                else:
+                    return redirect(url_for("auth.account"))
+    context = {"enabled": two_factor.enabled(user), "required": two_factor.required_for(user)}
+    if not context["enabled"]:
+        secret = session.setdefault(SETUP_KEY, two_factor.new_secret())
+        context.update(
+            secret=" ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
+            qr=Markup(two_factor.qr_svg(two_factor.setup_uri(user, secret))),
+        )
+    else:
+        context["codes_left"] = len(user.recovery_codes or [])
+    response = make_response(
+        render_template("auth/two_factor.html", setup_form=setup_form, off_form=off_form, **context), status
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _show_recovery_codes(codes: list[str], *, first: bool):
+    response = make_response(render_template("auth/recovery_codes.html", codes=codes, first=first))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/admin/users/<int:user_id>/two-factor/off", methods=["POST"])
+@requires("users.manage")
+def turn_off_two_factor(user_id: int):
+    """For a user who lost their phone and their recovery codes."""
+    user = service.user_by_id(user_id)
+    if user is None:
+        abort(404)
+    in_one_transaction(
+        lambda: two_factor.turn_off(user, actor=current_actor(), by_admin=True),
+        done=_(
+            "Two-step sign-in is off for %(email)s. They set it up again at their next sign-in if required.",
+            email=user.email,
+        ),
+    )
     return redirect(url_for("auth.edit_user", user_id=user_id))

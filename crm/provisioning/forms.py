@@ -2,7 +2,7 @@
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, IntegerField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from crm.provisioning.models import (
@@ -47,6 +47,10 @@ class SettingsForm(FlaskForm):
             min=IDLE_MINUTES_MIN,
             max=IDLE_MINUTES_MAX,
         ),
+    )
+    require_two_factor = BooleanField(
+        _l("Require two-step sign-in for managers and admins"),
+        description=_l("They set it up at their next sign-in; until then they reach no other page."),
     )
     accepted_currencies = StringField(
         _l("Other currencies accepted on refunds"),

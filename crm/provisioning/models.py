@@ -1,6 +1,6 @@
 """A tenant's own settings: what its public pages promise and how its desk is run."""
 
-from sqlalchemy import BigInteger, Integer, PrimaryKeyConstraint, String, Text
+from sqlalchemy import BigInteger, Boolean, Integer, PrimaryKeyConstraint, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm.extensions import db
@@ -42,6 +42,8 @@ class TenantSettings(TenantScoped, db.Model):
     refund_reasons: Mapped[str | None] = mapped_column(Text)
     # Staff sessions idle this long are signed out.
     idle_timeout_minutes: Mapped[int] = mapped_column(Integer, default=480)
+    # Managers and admins must sign in with a second step (crm.auth.two_factor).
+    require_two_factor: Mapped[bool] = mapped_column(Boolean, default=False)
     # Currencies accepted besides the tenant's own, as "USD,HKD" ("": only its own).
     accepted_currencies: Mapped[str] = mapped_column(String(64), default="")
     # Addresses each new audit checkpoint is mailed to, one per line (crm.audit.checkpoints).

@@ -250,8 +250,12 @@ def update_settings(changes: dict, *, actor: Actor) -> TenantSettings:
             _l("Between %(min)d and %(max)d minutes.", min=IDLE_MINUTES_MIN, max=IDLE_MINUTES_MAX),
             "idle_timeout_minutes",
         )
+    require_two_factor = changes.get("require_two_factor")
     wanted = {
         "idle_timeout_minutes": idle,
+        "require_two_factor": settings.require_two_factor
+        if require_two_factor is None
+        else bool(require_two_factor),
         "accepted_currencies": currencies,
         "approval_threshold_minor": whole_to_minor(threshold, current_tenant().currency),
         "refund_reasons": reasons,
