@@ -29,6 +29,10 @@ from tenants import Tenant, current_tenant_id, tenant_context
 log = logging.getLogger(__name__)
 
 PENDING_KEY = "jobs_pending"
+# How often each worker cleans rq's registries and, if no scheduler holds the lock, takes
+# it over. rq's default, 10 minutes, left the periodic jobs (SLA sweep, checkpoints, the
+# outbox sweep, retries) without a scheduler that long after a worker was killed (soak).
+MAINTENANCE_SECONDS = 60
 RETRY = Retry(max=3, interval=[10, 60, 300])
 
 
@@ -168,4 +172,6 @@ def worker(burst: bool) -> None:
         for func in current_app.extensions.get("worker_start", ()):
             func()
     # SimpleWorker runs jobs in this process, where the app context already lives.
-    SimpleWorker([queue()], connection=redis_connection()).work(burst=burst, with_scheduler=not burst)
+    SimpleWorker([queue()], connection=redis_connection(), maintenance_interval=MAINTENANCE_SECONDS).work(
+        burst=burst, with_scheduler=not burst
+    )

@@ -797,7 +797,8 @@ def test_when_the_clock_jumps_a_breach_is_recorded_once_and_the_chain_says_time_
     assert chained == sorted(chained)
     result = runner.invoke(args=["audit", "verify", "--tenant", desk.tenant.slug])
     assert result.exit_code == 0 and result.output.startswith("ok: "), result.output
-    assert "note: 2 events record an earlier time than the event before them" in result.output
+    assert "note: 2 events record an earlier time than the event before them, by up to" in result.output
+    assert "a step of minutes or more means a server's clock was set back" in result.output
 
 
 def test_a_warning_goes_to_the_assignee_or_else_to_the_managers(app, runner, desk):

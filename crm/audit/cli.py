@@ -37,8 +37,10 @@ def verify(tenant: Tenant) -> None:
     click.echo(f"ok: {report.count} events, head {report.head_hash}")
     if report.clock_steps_back:
         click.echo(
-            f"note: {report.clock_steps_back} events record an earlier time than the event before them"
-            " (the server's clock was set back); their order is the chain's, and chained_at never goes back"
+            f"note: {report.clock_steps_back} events record an earlier time than the event before them,"
+            f" by up to {report.largest_step_back.total_seconds():.3f} s. Events are chained in the order"
+            " their changes committed, so concurrent changes step back by up to a transaction's length;"
+            " a step of minutes or more means a server's clock was set back. chained_at never goes back."
         )
     click.echo(f"checkpoints: {signed.count}, each signed by a published key and matching the chain")
 

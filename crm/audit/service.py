@@ -422,10 +422,12 @@ class ChainReport:
     head_hash: str
     first_bad_seq: int | None = None
     problem: str | None = None
-    # Events whose ``occurred_at`` is earlier than the event's before them: the server's
-    # clock was set back (or two processes' clocks disagree). Not a break: the order is
-    # ``seq``'s, and ``chained_at`` never goes back; reported so a reader knows.
+    # Events whose ``occurred_at`` is earlier than the event's before them, and the largest
+    # such step. Not a break: events are chained in the order their transactions commit,
+    # so concurrent changes step back by up to a transaction's length; a step of minutes
+    # means a server's clock was set back. ``chained_at`` never goes back.
     clock_steps_back: int = 0
+    largest_step_back: timedelta = timedelta()
 
     @property
     def ok(self) -> bool:
@@ -497,7 +499,7 @@ def _read_head():
 
 def _walk(partitions: Iterator) -> ChainReport:
     expected_seq, prev_hash, count, last_chained_at = 1, GENESIS_HASH, 0, None
-    last_occurred_at, steps_back = None, 0
+    last_occurred_at, steps_back, largest = None, 0, timedelta()
     for partition in partitions:
         non_canonical = _non_canonical([row[10] for row in partition])
         for index, row in enumerate(partition):
@@ -511,14 +513,16 @@ def _walk(partitions: Iterator) -> ChainReport:
                 return ChainReport(count, prev_hash, seq, "chained earlier than the event before it")
             last_chained_at = chained_at or last_chained_at
             occurred_at = body[_OCCURRED_AT]
-            steps_back += last_occurred_at is not None and occurred_at < last_occurred_at
+            if last_occurred_at is not None and occurred_at < last_occurred_at:
+                steps_back += 1
+                largest = max(largest, last_occurred_at - occurred_at)
             last_occurred_at = occurred_at
             if index in non_canonical:
                 return ChainReport(count, prev_hash, seq, "data is not a canonical JSON object")
             if stored_event_hash(*body) != stored_hash:
                 return ChainReport(count, prev_hash, seq, "content does not match its hash")
             prev_hash, expected_seq, count = stored_hash, seq + 1, count + 1
-    return ChainReport(count, prev_hash, clock_steps_back=steps_back)
+    return ChainReport(count, prev_hash, clock_steps_back=steps_back, largest_step_back=largest)
 
 
 # Where ``occurred_at`` is in a row of VERIFY_COLUMNS (after tenant_id and seq).
