@@ -26,3 +26,69 @@ document.querySelectorAll(".canned-picker").forEach(function (picker) {
     picker.elements.canned.value = "";
   });
 });
+
+// Keyboard shortcuts for staff pages, listed in the dialog "?" opens (templates/staff.html).
+// Keys typed into a text box are the text's, never a shortcut; Escape leaves the box.
+(function () {
+  var dialog = document.getElementById("shortcuts");
+  if (!dialog) return;
+  var rows = Array.prototype.slice.call(document.querySelectorAll("[data-queue-rows] > tr")).filter(function (row) {
+    return row.querySelector("a[href]");
+  });
+  var chosen = -1;
+
+  function choose(index) {
+    if (!rows.length) return;
+    if (chosen >= 0) rows[chosen].classList.remove("table-active");
+    chosen = Math.max(0, Math.min(rows.length - 1, index));
+    var row = rows[chosen];
+    row.classList.add("table-active");
+    row.querySelector("a[href]").focus();
+  }
+
+  function showTab(name) {
+    var tab = document.getElementById("tab-" + name);
+    if (!tab) return false;
+    tab.click();
+    var pane = document.getElementById("pane-" + name);
+    var box = pane && (pane.querySelector("form[method=post] textarea") ||
+                       pane.querySelector("form[method=post] select, form[method=post] input:not([type=hidden])"));
+    if (box) box.focus();
+    return true;
+  }
+
+  function typing(target) {
+    return target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName);
+  }
+
+  document.querySelectorAll("[data-shortcuts-open]").forEach(function (button) {
+    button.addEventListener("click", function () { dialog.showModal(); });
+  });
+
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || dialog.open) return;
+    if (typing(event.target)) {
+      if (event.key === "Escape") event.target.blur();
+      return;
+    }
+    var done = true;
+    switch (event.key) {
+      case "?": dialog.showModal(); break;
+      case "/":
+        var search = document.querySelector("form[role=search] input[name=q]");
+        if (search) search.focus(); else done = false;
+        break;
+      case "j": choose(chosen + 1); break;
+      case "k": choose(chosen - 1); break;
+      case "o":
+        if (chosen >= 0) rows[chosen].querySelector("a[href]").click(); else done = false;
+        break;
+      case "r": done = showTab("reply"); break;
+      case "n": done = showTab("note"); break;
+      case "c": done = showTab("call"); break;
+      case "u": window.location.href = dialog.dataset.queueUrl; break;
+      default: done = false;
+    }
+    if (done) event.preventDefault();
+  });
+})();
