@@ -18,7 +18,17 @@ from crm.calls import views as call_views
 from crm.config import DEFAULTS, from_environment
 from crm.dnc import views as dnc_views
 from crm.exports import views as export_views
-from crm.extensions import babel, bootstrap, csrf, db, limiter, login_manager, migrate, tenants
+from crm.extensions import (
+    babel,
+    bootstrap,
+    csrf,
+    db,
+    install_savepoint_rewind,
+    limiter,
+    login_manager,
+    migrate,
+    tenants,
+)
 from crm.files import storage as file_storage
 from crm.health import bp as health_bp
 from crm.i18n import select_locale, select_timezone
@@ -36,6 +46,7 @@ from crm.reports import views as report_views
 from crm.sla import sweep as sla_sweep
 from crm.sla import views as sla_views
 from crm.templating import init_templating
+from crm.tickets import bulk_views
 from crm.tickets import views as ticket_views
 from crm.webhooks import service as webhook_service
 from crm.webhooks import views as webhook_views
@@ -60,6 +71,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     tenants.init_app(app, db)
+    install_savepoint_rewind(db.session.session_factory.class_)
     audit_service.install(db.session.session_factory.class_)
     provisioning_service.install(db.session.session_factory.class_)
     api_keys.install(db.session.session_factory.class_)
@@ -96,6 +108,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         audit_views.bp,
         portal_views.bp,
         ticket_views.bp,
+        bulk_views.bp,
         notify_views.bp,
         settings_views.bp,
         sla_views.bp,

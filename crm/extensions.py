@@ -1,5 +1,7 @@
 """The Flask extensions, created unbound and attached to the app in ``create_app``."""
 
+import functools
+
 from flask_babel import Babel
 from flask_bootstrap import Bootstrap5
 from flask_limiter import Limiter
@@ -43,11 +45,58 @@ def pending_in_transaction(key: str) -> list:
     """A list kept on the session for work due when the current transaction commits.
 
     Begins the transaction if none is open, so a rollback always has one to end and the
-    rollback listeners always clear the list with it."""
+    rollback listeners always clear the list with it. What is added inside a savepoint
+    (``begin_nested``) that rolls back is taken off again (``_rewind``)."""
+    _PENDING_KEYS.add(key)
     session = db.session()  # the scoped session's current Session
     if not session.in_transaction():
         session.begin()
     return session.info.setdefault(key, [])
+
+
+# SQLAlchemy fires after_commit, after_rollback and after_soft_rollback for savepoints too.
+# Work kept for the real commit (chaining audit events, handing jobs over, keeping new
+# files) must neither run when a savepoint is released nor be dropped when one rolls
+# back: such listeners are wrapped in ``at_outermost``, and a savepoint that rolls back
+# takes off the pending lists only what was added inside it.
+_PENDING_KEYS: set[str] = set()
+_SAVEPOINT_MARKS = "pending_marks"
+
+
+def at_outermost(listener):
+    """Run a session listener (``(session)`` or ``(session, previous_transaction)``) only
+    when the outermost transaction commits or rolls back, not a savepoint."""
+
+    @functools.wraps(listener)
+    def outermost(session, *args):
+        nested = args[0].nested if args else session.in_nested_transaction()
+        return None if nested else listener(session, *args)
+
+    return outermost
+
+
+def _mark(session, transaction) -> None:
+    if transaction.nested:
+        lengths = {key: len(session.info.get(key, ())) for key in _PENDING_KEYS}
+        session.info.setdefault(_SAVEPOINT_MARKS, {})[id(transaction)] = lengths
+
+
+def _rewind(session, previous_transaction) -> None:
+    if not previous_transaction.nested:
+        session.info.pop(_SAVEPOINT_MARKS, None)
+        return
+    lengths = session.info.get(_SAVEPOINT_MARKS, {}).pop(id(previous_transaction), {})
+    for key, length in lengths.items():
+        if key in session.info:
+            del session.info[key][length:]
+
+
+def install_savepoint_rewind(session_class) -> None:
+    """(Idempotent.) Installed before the other listeners, so a savepoint's additions are
+    gone before any of them looks."""
+    for name, listener in (("after_transaction_create", _mark), ("after_soft_rollback", _rewind)):
+        if not event.contains(session_class, name, listener):
+            event.listen(session_class, name, listener, insert=True)
 
 
 _INSERT_BY_DIALECT = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}

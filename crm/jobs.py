@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from werkzeug.utils import import_string
 
 from crm.columns import utcnow
-from crm.extensions import db, pending_in_transaction
+from crm.extensions import at_outermost, db, pending_in_transaction
 from tenants import Tenant, current_tenant_id, tenant_context
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,11 @@ PENDING_KEY = "jobs_pending"
 # How often each worker cleans rq's registries and, if no scheduler holds the lock, takes
 # it over. rq's default, 10 minutes, left the periodic jobs (SLA sweep, checkpoints, the
 # outbox sweep, retries) without a scheduler that long after a worker was killed (soak).
+# Maintenance runs between jobs, and an idle worker waits for one up to its TTL less 15 s
+# (rq's default TTL, 420 s, would stretch a quiet desk's gap to 7 minutes): 75 s keeps it
+# near a minute either way.
 MAINTENANCE_SECONDS = 60
+WORKER_TTL_SECONDS = 75
 RETRY = Retry(max=3, interval=[10, 60, 300])
 
 
@@ -116,6 +120,7 @@ def redis_connection(app: Flask | None = None) -> Redis:
     return app.extensions["redis"]
 
 
+@at_outermost
 def _hand_over(session: Session) -> None:
     calls: list[JobCall] = session.info.pop(PENDING_KEY, [])
     if not calls:
@@ -142,6 +147,7 @@ def _hand_over(session: Session) -> None:
             log.exception("in-process job %s failed", call.path)
 
 
+@at_outermost
 def _drop(session: Session, *args) -> None:
     session.info.pop(PENDING_KEY, None)
 
@@ -172,6 +178,9 @@ def worker(burst: bool) -> None:
         for func in current_app.extensions.get("worker_start", ()):
             func()
     # SimpleWorker runs jobs in this process, where the app context already lives.
-    SimpleWorker([queue()], connection=redis_connection(), maintenance_interval=MAINTENANCE_SECONDS).work(
-        burst=burst, with_scheduler=not burst
-    )
+    SimpleWorker(
+        [queue()],
+        connection=redis_connection(),
+        maintenance_interval=MAINTENANCE_SECONDS,
+        worker_ttl=WORKER_TTL_SECONDS,
+    ).work(burst=burst, with_scheduler=not burst)

@@ -107,6 +107,8 @@ def _note_change(session: Session) -> None:
 
 
 def _after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released: the change is not committed yet
     if session.info.pop(CHANGED_KEY, False):
         for listener in list(_listeners.values()):
             listener.generation += 1
@@ -114,7 +116,8 @@ def _after_commit(session: Session) -> None:
 
 
 def _forget_changes(session: Session) -> None:
-    session.info.pop(CHANGED_KEY, None)
+    if not session.in_nested_transaction():
+        session.info.pop(CHANGED_KEY, None)
 
 
 def _listener_for(engine: Engine) -> "_Listener | None":

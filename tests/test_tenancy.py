@@ -19,6 +19,7 @@ from crm.notify.models import OutboxMessage, OutboxStatus
 from crm.sla import calendars
 from crm.tickets import canned
 from crm.tickets import service as tickets
+from crm.tickets.models import SavedView
 from crm.webhooks.models import WebhookEndpoint
 from tenants import TenantContextError, tenant_context
 from tests.conftest import acting_for, login
@@ -98,6 +99,11 @@ def ticket_url_values(app, tenant) -> dict:
         )
         session.add(failed_mail)
         session.flush()
+        saved = SavedView(
+            user_id=session.scalars(select(User.id)).first(), name="Mine", params={"view": "mine"}
+        )
+        session.add(saved)
+        session.flush()
         values = {
             "run_id": run.id,
             "tree_size": signed.tree_size,
@@ -112,6 +118,7 @@ def ticket_url_values(app, tenant) -> dict:
             "endpoint_id": endpoint.id,
             "call_id": dialled.id,
             "message_id": failed_mail.id,
+            "view_id": saved.id,
         }
         session.commit()
         return values

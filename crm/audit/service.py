@@ -44,7 +44,7 @@ from crm.audit.chain import (
 from crm.audit.chainer import BackgroundChainer
 from crm.audit.models import AuditEvent, AuditHead, AuditInbox
 from crm.columns import UTCDateTime, utcnow
-from crm.extensions import db, pending_in_transaction
+from crm.extensions import at_outermost, db, pending_in_transaction
 from tenants import TenantContextError, current_tenant_id, rls, spanning
 
 PENDING_KEY = "audit_pending"
@@ -137,16 +137,19 @@ def install(session_class: type[Session]) -> None:
         ("after_commit", _chain_after_commit),
         ("after_rollback", _forget_pending),
         ("after_soft_rollback", _forget_pending_soft),
+        # (each acts only when the outermost transaction ends: crm.extensions.at_outermost)
     ):
         if not event.contains(session_class, name, listener):
             event.listen(session_class, name, listener)
 
 
+@at_outermost
 def _forget_pending(session: Session) -> None:
     session.info.pop(PENDING_KEY, None)
     session.info.pop(TO_CHAIN_KEY, None)
 
 
+@at_outermost
 def _forget_pending_soft(session: Session, previous_transaction) -> None:
     _forget_pending(session)
 
@@ -184,6 +187,7 @@ def _write_pending(session: Session) -> None:
     session.info.setdefault(TO_CHAIN_KEY, set()).update(row["tenant_id"] for row in rows)
 
 
+@at_outermost
 def _chain_after_commit(session: Session) -> None:
     """After commit: chain what this transaction wrote (and whatever else is waiting),
     here or, with ``AUDIT_CHAINING=background``, in the process's chainer thread.

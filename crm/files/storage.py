@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from crm.calls.models import CallRecord
 from crm.errors import DomainError
-from crm.extensions import db, pending_in_transaction
+from crm.extensions import at_outermost, db, pending_in_transaction
 from crm.files.models import Attachment
 from crm.files.sniff import ALLOWED, detect, text_encoding
 
@@ -120,10 +120,12 @@ def install(session_class: type[Session]) -> None:
             event.listen(session_class, name, listener)
 
 
+@at_outermost
 def _keep_new_files(session: Session) -> None:
     session.info.pop(NEW_FILES_KEY, None)
 
 
+@at_outermost
 def _remove_new_files(session: Session) -> None:
     """A file written for a transaction that rolled back goes, unless another committed
     row names the same bytes (another request stored them meanwhile)."""
@@ -137,6 +139,7 @@ def _remove_new_files(session: Session) -> None:
             log.exception("a file written for a rolled-back request was kept")
 
 
+@at_outermost
 def _remove_new_files_soft(session: Session, previous_transaction) -> None:
     _remove_new_files(session)
 

@@ -92,3 +92,12 @@ document.querySelectorAll(".canned-picker").forEach(function (picker) {
     if (done) event.preventDefault();
   });
 })();
+
+// The queue's "tick every ticket on this page" box.
+document.querySelectorAll("[data-pick-all]").forEach(function (all) {
+  all.addEventListener("change", function () {
+    document.querySelectorAll("input[type=checkbox][name=tickets]").forEach(function (box) {
+      box.checked = all.checked;
+    });
+  });
+});

@@ -262,3 +262,50 @@ class TrackingLink(TenantScoped, db.Model):
     ticket_id: Mapped[int] = mapped_column(BigIntId)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BulkRun(TenantScoped, db.Model):
+    """One change asked for many tickets at once (crm.tickets.bulk): run as a job, in
+    batches, each ticket's change its own audit event; its progress shown on a page."""
+
+    __tablename__ = "bulk_runs"
+    __table_args__ = (UniqueConstraint("tenant_id", "id"), tenant_fk(["requested_by_id"], "users"))
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    requested_by_id: Mapped[int] = mapped_column(BigIntId)
+    # "assign", "priority", "note" or "close", and what it sets (assignee id, priority, note text).
+    action: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str | None] = mapped_column(Text)
+    ticket_ids: Mapped[list[int]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued, running, done
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    changed: Mapped[int] = mapped_column(Integer, default=0)
+    # [{"ticket_id", "reference", "reason"}] of tickets left as they were, and why.
+    skipped: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def total(self) -> int:
+        return len(self.ticket_ids)
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else int(100 * self.done / self.total)
+
+
+class SavedView(TenantScoped, db.Model):
+    """A user's own named queue filter: the queue's parameters, as its address holds them."""
+
+    __tablename__ = "saved_views"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "id"),
+        UniqueConstraint("tenant_id", "user_id", "name"),
+        tenant_fk(["user_id"], "users"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigIntId)
+    name: Mapped[str] = mapped_column(String(60))
+    params: Mapped[dict[str, str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -10,7 +10,7 @@ from crm.audit.service import Actor, record
 from crm.auth.models import User
 from crm.columns import utcnow
 from crm.errors import DomainError
-from crm.extensions import db
+from crm.extensions import at_outermost, db
 from crm.files.models import Attachment
 from crm.files.storage import RefusedFile, store
 from crm.notify import service as notify
@@ -230,5 +230,6 @@ def notify_customer(
 
 @event.listens_for(Session, "after_commit")
 @event.listens_for(Session, "after_rollback")
+@at_outermost
 def _forget_received(session: Session, *args) -> None:
     session.info.pop(RECEIVED_KEY, None)

@@ -42,7 +42,7 @@ from crm.refunds.labels import BODY_LABELS
 from crm.sla.clocks import clocks_of
 from crm.sla.explain import explain_all, format_late
 from crm.sla.labels import METRIC_LABELS
-from crm.tickets import canned, queue, resolution, service
+from crm.tickets import bulk, canned, queue, resolution, service
 from crm.tickets.final_forms import CloseForm, MergeForm, ResolveForm
 from crm.tickets.forms import (
     OUTCOME_FILTER_LABELS,
@@ -186,6 +186,10 @@ def ticket_queue():
             next_url=url_for(".queue", **kept, after=page.next_cursor.encode()) if page.next_cursor else None,
             first_url=url_for(".queue", **kept) if form.after.data else None,
             views=queue.VIEWS,
+            kept=kept,
+            saved_views=bulk.views_of(current_user),
+            priority_labels=PRIORITY_LABELS,
+            assignable=[user for user in users if user.active and user.role != Role.AUDITOR],
         ),
         status,
     )
