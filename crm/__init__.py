@@ -16,6 +16,7 @@ from crm.auth import scope as auth_scope
 from crm.auth import views as auth_views
 from crm.calls import views as call_views
 from crm.config import DEFAULTS, from_environment
+from crm.customers import views as customer_views
 from crm.dnc import views as dnc_views
 from crm.exports import views as export_views
 from crm.extensions import (
@@ -109,6 +110,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         portal_views.bp,
         ticket_views.bp,
         bulk_views.bp,
+        customer_views.bp,
         notify_views.bp,
         settings_views.bp,
         sla_views.bp,

@@ -51,6 +51,9 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # Replying, noting, logging calls, changing status, assigning, merging, opening tickets.
     "tickets.work": frozenset({Role.AGENT, Role.MANAGER, Role.ADMIN}),
     "canned.manage": frozenset({Role.MANAGER, Role.ADMIN}),
+    # Customers' pages: every request of a person across tickets and leads. Not auditors,
+    # whose reading is scoped ticket by ticket.
+    "customers.view": frozenset({Role.AGENT, Role.MANAGER, Role.ADMIN}),
     # The queue as CSV: customers' contact details in bulk, so not every agent's.
     "tickets.export": frozenset({Role.MANAGER, Role.ADMIN, Role.AUDITOR}),
     "outbox.view": frozenset({Role.ADMIN, Role.MANAGER}),

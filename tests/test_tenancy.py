@@ -119,6 +119,7 @@ def ticket_url_values(app, tenant) -> dict:
             "call_id": dialled.id,
             "message_id": failed_mail.id,
             "view_id": saved.id,
+            "customer_id": ticket.customer_id,
         }
         session.commit()
         return values

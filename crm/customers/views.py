@@ -1,0 +1,88 @@
+"""Customers: the list, and each customer's profile with every ticket and lead, the
+contact details as given on each request, and the do-not-contact state."""
+
+from flask import Blueprint, abort, render_template, request, url_for
+from sqlalchemy import func, or_, select
+
+from crm.access import requires
+from crm.customers.models import Customer
+from crm.dnc import service as dnc
+from crm.extensions import db
+from crm.leads.forms import STAGE_LABELS
+from crm.leads.models import Lead
+from crm.provisioning.service import tenant_settings
+from crm.tickets.labels import STATUS_LABELS
+from crm.tickets.models import Ticket
+from crm.tickets.queue import matching_customer_ids
+from tenants.ext import URL_PREFIX
+
+bp = Blueprint("customers", __name__, url_prefix=URL_PREFIX)
+
+PAGE_SIZE = 50
+
+
+def customer_page(q: str, *, before: int | None) -> list[Customer]:
+    """The tenant's customers newest first, ``PAGE_SIZE + 1`` of them older than the id
+    ``before``; with ``q``, those the queue's search finds by phone, account, name or
+    email."""
+    query = select(Customer).order_by(Customer.id.desc()).limit(PAGE_SIZE + 1)
+    if q:
+        ids = matching_customer_ids(q, tenant_settings().country)
+        matches = [Customer.id.in_(ids)] if ids else []
+        if "@" in q:
+            matches.append(Customer.email == q.lower())
+        if not matches:
+            return []
+        query = query.where(or_(*matches))
+    if before is not None:
+        query = query.where(Customer.id < before)
+    return list(db.session.scalars(query))
+
+
+@bp.route("/customers")
+@requires("customers.view")
+def index():
+    q = (request.args.get("q") or "").strip()[:200]
+    before = request.args.get("before", type=int)
+    if before is not None and not 0 < before < 2**63:
+        abort(400)
+    customers = customer_page(q, before=before)
+    older = None
+    if len(customers) > PAGE_SIZE:
+        customers = customers[:PAGE_SIZE]
+        older = url_for(".index", q=q or None, before=customers[-1].id)
+    counts = dict(
+        db.session.execute(
+            select(Ticket.customer_id, func.count())
+            .where(Ticket.customer_id.in_([customer.id for customer in customers]))
+            .group_by(Ticket.customer_id)
+        ).all()
+    )
+    listed = dnc.listed_values([c.phone for c in customers], [c.email for c in customers])
+    return render_template(
+        "customers/index.html", customers=customers, q=q, older=older, counts=counts, listed=listed
+    )
+
+
+@bp.route("/customers/<int:customer_id>")
+@requires("customers.view")
+def show(customer_id: int):
+    customer = db.session.get(Customer, customer_id)
+    if customer is None:
+        abort(404)
+    tickets = list(
+        db.session.scalars(select(Ticket).where(Ticket.customer_id == customer.id).order_by(Ticket.id.desc()))
+    )
+    same_person = [Lead.customer_id == customer.id]
+    same_person += [Lead.phone == customer.phone] if customer.phone else []
+    same_person += [Lead.email == customer.email] if customer.email else []
+    leads = list(db.session.scalars(select(Lead).where(or_(*same_person)).order_by(Lead.id.desc())))
+    return render_template(
+        "customers/show.html",
+        customer=customer,
+        tickets=tickets,
+        leads=leads,
+        standing=dnc.standing(customer.phone, customer.email),
+        status_labels=STATUS_LABELS,
+        stage_labels=STAGE_LABELS,
+    )

@@ -1,0 +1,100 @@
+"""Customers' pages (issue 17, section 4): the list and search, and a profile with every
+ticket and lead of the person, the details as given on each request, and the
+do-not-contact state; never another tenant's customer, never for auditors."""
+
+import re
+
+from sqlalchemy import select
+
+from crm.audit.service import Actor
+from crm.dnc import service as dnc
+from crm.dnc.models import EntrySource
+from crm.leads import intake
+from crm.leads.models import Source
+from crm.tickets import service as tickets
+from crm.tickets.models import Ticket
+from tests.conftest import acting_for, login
+from tests.test_ticket_service import refund_request
+
+OPERATOR = Actor.operator("test")
+
+
+def file_requests(app, tenant) -> int:
+    """Two requests of 王小明 (the second from a new address), one of 李雷, a trial request
+    from 王小明's phone, and his number on the do-not-contact list; his customer id."""
+    with acting_for(app, tenant) as session:
+        first = tickets.submit_refund_request(refund_request(), nonce="c1", ip=None).ticket
+        tickets.submit_refund_request(
+            refund_request(customer={"email": "new.address@example.test"}), nonce="c2", ip=None
+        )
+        tickets.submit_refund_request(
+            refund_request(customer={"name": "李雷", "phone": "13900139000", "email": "lilei@example.test"}),
+            nonce="c3",
+            ip=None,
+        )
+        intake.receive(
+            intake.LeadDetails(name="王小明", phone="13800138000", company="小明外呼"),
+            source=Source.STAFF,
+            actor=OPERATOR,
+            ip=None,
+            proofs=[(None, True, "signed form")],
+        )
+        dnc.add_entry(
+            "phone", "13800138000", reason="Asked on the phone", source=EntrySource.STAFF, actor=OPERATOR
+        )
+        session.commit()
+        return first.customer_id
+
+
+def signed_in(app, tenant, make_user, role: str):
+    client = app.test_client()
+    assert login(client, tenant, make_user(tenant, role)).status_code == 302
+    return client
+
+
+def test_the_list_finds_customers_and_the_profile_shows_every_request_as_given(app, make_tenant, make_user):
+    tenant = make_tenant()
+    customer_id = file_requests(app, tenant)
+    agent = signed_in(app, tenant, make_user, "agent")
+    listing = agent.get(f"/t/{tenant.slug}/customers")
+    assert listing.status_code == 200 and "王小明" in listing.text and "李雷" in listing.text
+    assert "Do not contact" in listing.text
+    for q in ("8000", "李雷", "lilei@example.test"):
+        found = agent.get(f"/t/{tenant.slug}/customers", query_string={"q": q})
+        assert found.status_code == 200
+        assert ("李雷" in found.text) == (q != "8000"), q
+    assert "No customer matches." in agent.get(f"/t/{tenant.slug}/customers?q=nobody-here").text
+
+    profile = agent.get(f"/t/{tenant.slug}/customers/{customer_id}")
+    assert profile.status_code == 200
+    text = profile.text
+    assert text.count("RF-") == 2 and "李雷" not in text
+    assert "new.address@example.test" in text  # the second request's own address
+    assert "LD-1001" in text and "小明外呼" in text
+    assert "Listed" in text and "Not on the do-not-contact list." not in text
+
+
+def test_another_tenants_customer_is_404_and_auditors_do_not_see_customers(app, make_tenant, make_user):
+    tenant, other = make_tenant(), make_tenant()
+    customer_id = file_requests(app, tenant)
+    outsider = signed_in(app, other, make_user, "admin")
+    assert outsider.get(f"/t/{other.slug}/customers/{customer_id}").status_code == 404
+    assert "王小明" not in outsider.get(f"/t/{other.slug}/customers").text
+    auditor = signed_in(app, tenant, make_user, "auditor")
+    assert auditor.get(f"/t/{tenant.slug}/customers").status_code == 403
+    assert auditor.get(f"/t/{tenant.slug}/customers/{customer_id}").status_code == 403
+    anonymous = app.test_client().get(f"/t/{tenant.slug}/customers/{customer_id}")
+    assert anonymous.status_code == 302 and "/login" in anonymous.location
+    agent = signed_in(app, tenant, make_user, "agent")
+    for bad in ("?before=-1", "?before=99999999999999999999", "?q=" + "x" * 5000):
+        assert agent.get(f"/t/{tenant.slug}/customers{bad}").status_code in (200, 400)
+
+
+def test_each_ticket_links_back_to_its_customer(app, make_tenant, make_user):
+    tenant = make_tenant()
+    customer_id = file_requests(app, tenant)
+    with acting_for(app, tenant) as session:
+        number = session.scalars(select(Ticket.number).where(Ticket.customer_id == customer_id)).first()
+    agent = signed_in(app, tenant, make_user, "agent")
+    page = agent.get(f"/t/{tenant.slug}/tickets/{number}")
+    assert re.search(rf'href="/t/{tenant.slug}/customers/{customer_id}"', page.text)
