@@ -54,6 +54,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # Customers' pages: every request of a person across tickets and leads. Not auditors,
     # whose reading is scoped ticket by ticket.
     "customers.view": frozenset({Role.AGENT, Role.MANAGER, Role.ADMIN}),
+    # Mending matching mistakes: merging two records of one person, splitting one off.
+    "customers.edit": frozenset({Role.AGENT, Role.MANAGER, Role.ADMIN}),
     # The queue as CSV: customers' contact details in bulk, so not every agent's.
     "tickets.export": frozenset({Role.MANAGER, Role.ADMIN, Role.AUDITOR}),
     "outbox.view": frozenset({Role.ADMIN, Role.MANAGER}),

@@ -266,7 +266,15 @@ def test_every_post_route_refuses_an_auditor_and_changes_nothing(app, client, de
     values = {
         **{"number": 1001, "user_id": admin.id, "reply_id": 1, "name": "default", "verdict": "approve"},
         **{"action": "enable", "reference": "LD-1001", "activity_id": 1, "entry_id": 1, "endpoint_id": 1},
-        **{"delivery_id": 1, "key_id": 1, "call_id": 1, "escalation_id": 1, "message_id": 1, "view_id": 1},
+        **{
+            "delivery_id": 1,
+            "key_id": 1,
+            "call_id": 1,
+            "escalation_id": 1,
+            "message_id": 1,
+            "view_id": 1,
+            "customer_id": 1,
+        },
     }
     before = event_count(app, tenant)
     for rule in refused:

@@ -6,14 +6,16 @@ import re
 
 from sqlalchemy import select
 
+from crm.audit.models import AuditEvent
 from crm.audit.service import Actor
+from crm.customers.models import Customer
 from crm.dnc import service as dnc
 from crm.dnc.models import EntrySource
 from crm.leads import intake
 from crm.leads.models import Source
 from crm.tickets import service as tickets
 from crm.tickets.models import Ticket
-from tests.conftest import acting_for, login
+from tests.conftest import acting_for, login, submit
 from tests.test_ticket_service import refund_request
 
 OPERATOR = Actor.operator("test")
@@ -46,6 +48,10 @@ def file_requests(app, tenant) -> int:
         return first.customer_id
 
 
+def ticket_links(page: str) -> list[str]:
+    return re.findall(r'href="/t/[^/]+/tickets/\d+">(RF-\d+)</a>', page)
+
+
 def signed_in(app, tenant, make_user, role: str):
     client = app.test_client()
     assert login(client, tenant, make_user(tenant, role)).status_code == 302
@@ -68,7 +74,7 @@ def test_the_list_finds_customers_and_the_profile_shows_every_request_as_given(a
     profile = agent.get(f"/t/{tenant.slug}/customers/{customer_id}")
     assert profile.status_code == 200
     text = profile.text
-    assert text.count("RF-") == 2 and "李雷" not in text
+    assert len(ticket_links(text)) == 2 and "李雷" not in text
     assert "new.address@example.test" in text  # the second request's own address
     assert "LD-1001" in text and "小明外呼" in text
     assert "Listed" in text and "Not on the do-not-contact list." not in text
@@ -98,3 +104,56 @@ def test_each_ticket_links_back_to_its_customer(app, make_tenant, make_user):
     agent = signed_in(app, tenant, make_user, "agent")
     page = agent.get(f"/t/{tenant.slug}/tickets/{number}")
     assert re.search(rf'href="/t/{tenant.slug}/customers/{customer_id}"', page.text)
+
+
+def test_two_records_of_one_person_merge_and_a_split_undoes_it(app, make_tenant, make_user):
+    tenant = make_tenant()
+    customer_id = file_requests(app, tenant)
+    with acting_for(app, tenant) as session:
+        other_id = session.scalars(select(Ticket.customer_id).where(Ticket.requester_name == "李雷")).one()
+    agent = signed_in(app, tenant, make_user, "agent")
+    page = f"/t/{tenant.slug}/customers/{other_id}"
+    merged = submit(agent, f"{page}/merge", {"into": str(customer_id)}, form_page=page, follow_redirects=True)
+    assert "Merged: 1 tickets and 0 leads moved here." in merged.text
+    assert len(ticket_links(merged.text)) == 3 and "李雷" in merged.text  # his request keeps his details
+    gone = agent.get(page)  # the merged record's page leads to the one it went into
+    assert gone.status_code == 302 and gone.location.endswith(f"/customers/{customer_id}")
+    with acting_for(app, tenant) as session:
+        [event] = session.scalars(select(AuditEvent).where(AuditEvent.action == "customer.merged")).all()
+        moved = event.data["ticket_ids"]
+        number = session.get(Ticket, moved[0]).number
+    assert event.data["from_customer_id"] == other_id and len(moved) == 1
+
+    target = f"/t/{tenant.slug}/customers/{customer_id}"
+    split = submit(agent, f"{target}/split", {"ticket": str(number)}, form_page=target, follow_redirects=True)
+    assert "now has a customer record of its own" in split.text
+    assert len(ticket_links(split.text)) == 1 and "李雷" in split.text
+    with acting_for(app, tenant) as session:
+        ticket = session.scalars(select(Ticket).where(Ticket.number == number)).one()
+        assert ticket.customer_id not in (customer_id, other_id)
+        assert session.get(Customer, ticket.customer_id).phone == "+8613900139000"
+        assert (
+            len(session.scalars(select(AuditEvent).where(AuditEvent.action == "customer.split")).all()) == 1
+        )
+
+
+def test_merge_and_split_refuse_what_is_not_this_customers(app, make_tenant, make_user):
+    tenant, other = make_tenant(), make_tenant()
+    customer_id = file_requests(app, tenant)
+    foreign_id = file_requests(app, other)
+    agent = signed_in(app, tenant, make_user, "agent")
+    page = f"/t/{tenant.slug}/customers/{customer_id}"
+    for into in (str(foreign_id), str(customer_id), "abc", "9" * 30):
+        response = submit(agent, f"{page}/merge", {"into": into}, form_page=page, follow_redirects=True)
+        assert response.status_code == 200 and "Merged:" not in response.text, into
+    with acting_for(app, other) as session:
+        foreign_number = session.scalars(select(Ticket.number)).first()
+    assert submit(agent, f"{page}/split", {"ticket": "999999"}, form_page=page).status_code == 404
+    with acting_for(app, tenant) as session:
+        lilei = session.scalars(select(Ticket.number).where(Ticket.requester_name == "李雷")).one()
+    assert (
+        submit(agent, f"{page}/split", {"ticket": str(lilei)}, form_page=page).status_code == 404
+    )  # not his
+    assert foreign_number is not None
+    auditor = signed_in(app, tenant, make_user, "auditor")
+    assert submit(auditor, f"{page}/merge", {"into": "1"}, form_page=f"/t/{tenant.slug}/").status_code == 403

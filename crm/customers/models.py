@@ -35,3 +35,6 @@ class Customer(TenantScoped, db.Model):
     # The language the customer wrote in; their emails use it.
     locale: Mapped[str] = mapped_column(String(16), default="zh_CN")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when staff merged this record into another of the same person: its requests
+    # moved there, and it is kept (old links and events name it), never matched again.
+    merged_into_id: Mapped[int | None] = mapped_column(BigIntId)

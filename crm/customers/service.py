@@ -11,6 +11,8 @@ from crm.audit.service import Actor, record
 from crm.customers.models import Customer
 from crm.errors import DomainError
 from crm.extensions import db, insert_new
+from crm.leads.models import Lead
+from crm.tickets.models import Ticket
 
 
 def normalise_phone(raw: str, region: str) -> str:
@@ -35,7 +37,7 @@ def find_customer_id(name: str, phone: str | None, email: str | None) -> int | N
     by_phone_first = (Customer.phone == phone).desc() if phone else Customer.id
     query = (
         select(Customer.id)
-        .where(Customer.name == name, or_(*matches))
+        .where(Customer.name == name, or_(*matches), Customer.merged_into_id.is_(None))
         .order_by(by_phone_first, Customer.id)
         .limit(1)
     )
@@ -75,3 +77,46 @@ def link_customer(
     return find_customer_id(name, phone, email) or create_customer(
         name=name, phone=phone, email=email, account_ref=account_ref, locale=locale, actor=actor
     )
+
+
+def merge_customers(source: Customer, target: Customer, *, actor: Actor) -> dict[str, list[int]]:
+    """Two records of one person: ``source``'s tickets and leads go to ``target``, and
+    ``source`` is kept, pointing at ``target``, and never matched again. Audited with
+    every id moved, so a split can undo it request by request. Nothing a customer gave
+    is changed: each request keeps its own details."""
+    if source.id == target.id:
+        raise DomainError(_l("Choose another customer to merge into."), "target")
+    moved = {}
+    for name, model in (("ticket_ids", Ticket), ("lead_ids", Lead)):
+        rows = list(db.session.scalars(select(model).where(model.customer_id == source.id)))
+        for row in rows:
+            row.customer_id = target.id
+        moved[name] = [row.id for row in rows]
+    record(
+        "customer.merged", "customer", target.id, actor=actor, data={"from_customer_id": source.id, **moved}
+    )
+    source.merged_into_id = target.id
+    return moved
+
+
+def split_off(ticket: Ticket, *, actor: Actor) -> int:
+    """A request filed under the wrong person: it gets a customer record of its own, made
+    from the details given on it; the new record's id."""
+    before = ticket.customer_id
+    customer_id = create_customer(
+        name=ticket.requester_name,
+        phone=ticket.requester_phone,
+        email=ticket.requester_email,
+        account_ref=ticket.account_ref,
+        locale=ticket.requester_locale,
+        actor=actor,
+    )
+    ticket.customer_id = customer_id
+    record(
+        "customer.split",
+        "ticket",
+        ticket.id,
+        actor=actor,
+        data={"from_customer_id": before, "to_customer_id": customer_id},
+    )
+    return customer_id

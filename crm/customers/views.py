@@ -1,19 +1,24 @@
 """Customers: the list, and each customer's profile with every ticket and lead, the
 contact details as given on each request, and the do-not-contact state."""
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 
-from crm.access import requires
+from crm.access import current_actor, requires
+from crm.customers import service
 from crm.customers.models import Customer
 from crm.dnc import service as dnc
+from crm.errors import DomainError
 from crm.extensions import db
 from crm.leads.forms import STAGE_LABELS
 from crm.leads.models import Lead
 from crm.provisioning.service import tenant_settings
+from crm.tickets import service as tickets
 from crm.tickets.labels import STATUS_LABELS
 from crm.tickets.models import Ticket
 from crm.tickets.queue import matching_customer_ids
+from crm.webforms import in_one_transaction
 from tenants.ext import URL_PREFIX
 
 bp = Blueprint("customers", __name__, url_prefix=URL_PREFIX)
@@ -25,7 +30,8 @@ def customer_page(q: str, *, before: int | None) -> list[Customer]:
     """The tenant's customers newest first, ``PAGE_SIZE + 1`` of them older than the id
     ``before``; with ``q``, those the queue's search finds by phone, account, name or
     email."""
-    query = select(Customer).order_by(Customer.id.desc()).limit(PAGE_SIZE + 1)
+    query = select(Customer).where(Customer.merged_into_id.is_(None)).order_by(Customer.id.desc())
+    query = query.limit(PAGE_SIZE + 1)
     if q:
         ids = matching_customer_ids(q, tenant_settings().country)
         matches = [Customer.id.in_(ids)] if ids else []
@@ -70,6 +76,9 @@ def show(customer_id: int):
     customer = db.session.get(Customer, customer_id)
     if customer is None:
         abort(404)
+    if customer.merged_into_id is not None:
+        flash(_("That record was merged into this one."), "info")
+        return redirect(url_for(".show", customer_id=customer.merged_into_id))
     tickets = list(
         db.session.scalars(select(Ticket).where(Ticket.customer_id == customer.id).order_by(Ticket.id.desc()))
     )
@@ -86,3 +95,44 @@ def show(customer_id: int):
         status_labels=STATUS_LABELS,
         stage_labels=STAGE_LABELS,
     )
+
+
+@bp.route("/customers/<int:customer_id>/merge", methods=["POST"])
+@requires("customers.edit")
+def merge(customer_id: int):
+    """Merge this record into another of the same person (by the other's number)."""
+    source = db.session.get(Customer, customer_id)
+    if source is None or source.merged_into_id is not None:
+        abort(404)
+    into = request.form.get("into", "")
+    target = db.session.get(Customer, int(into)) if into.isdigit() and len(into) <= 18 else None
+    if target is None or target.merged_into_id is not None:
+        flash(_("There is no customer with that number."), "danger")
+        return redirect(url_for(".show", customer_id=customer_id))
+    try:
+        moved = in_one_transaction(lambda: service.merge_customers(source, target, actor=current_actor()))
+    except DomainError as error:
+        flash(error.message, "danger")
+        return redirect(url_for(".show", customer_id=customer_id))
+    flash(
+        _(
+            "Merged: %(tickets)d tickets and %(leads)d leads moved here. Splitting undoes it.",
+            tickets=len(moved["ticket_ids"]),
+            leads=len(moved["lead_ids"]),
+        ),
+        "success",
+    )
+    return redirect(url_for(".show", customer_id=target.id))
+
+
+@bp.route("/customers/<int:customer_id>/split", methods=["POST"])
+@requires("customers.edit")
+def split(customer_id: int):
+    """Give one of this customer's tickets a record of its own."""
+    number = request.form.get("ticket", "")
+    ticket = tickets.ticket_by_number(int(number)) if number.isdigit() and len(number) <= 15 else None
+    if ticket is None or ticket.customer_id != customer_id:
+        abort(404)
+    new_id = in_one_transaction(lambda: service.split_off(ticket, actor=current_actor()))
+    flash(_("%(reference)s now has a customer record of its own.", reference=ticket.reference), "success")
+    return redirect(url_for(".show", customer_id=new_id))
