@@ -64,6 +64,7 @@ document.querySelectorAll(".canned-picker").forEach(function (picker) {
   document.querySelectorAll("[data-shortcuts-open]").forEach(function (button) {
     button.addEventListener("click", function () { dialog.showModal(); });
   });
+  dialog.querySelector("[data-shortcuts-close]").addEventListener("click", function () { dialog.close(); });
 
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey || dialog.open) return;
