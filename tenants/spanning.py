@@ -5,12 +5,16 @@ DEFINER function (migrations 0030 to 0032), since the application role, bound by
 row-level security, sees one tenant at a time; on SQLite, a query past the guard.
 """
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
+
+from tenants.context import tenant_context
+from tenants.models import Tenant
 
 
 def _postgresql(session: Session) -> bool:
@@ -66,3 +70,27 @@ def straggler_tenants(connection: Connection, query: Select, cutoff: datetime) -
     if connection.dialect.name != "postgresql":
         return list(connection.scalars(query))
     return list(connection.scalars(text("SELECT ledgerdesk_straggler_tenants(:cutoff)"), {"cutoff": cutoff}))
+
+
+def in_their_tenants(
+    session: Session,
+    rows: list,
+    work: Callable[[int], Any],
+    *,
+    failing: tuple[type[Exception], ...],
+    on_failure: Callable[[int], Any] = lambda item_id: None,
+) -> None:
+    """``work(item id)`` for each (item id, tenant id) that one of these questions found,
+    in the item's tenant (active ones only), each in a transaction of its own: an error of
+    the ``failing`` kinds rolls back that item alone, and ``on_failure`` hears of it."""
+    for item_id, tenant_id in rows:
+        tenant = session.get(Tenant, tenant_id)
+        if tenant is None or not tenant.is_active:
+            continue
+        with tenant_context(tenant):
+            try:
+                work(item_id)
+                session.commit()
+            except failing:
+                session.rollback()
+                on_failure(item_id)

@@ -27,7 +27,7 @@ from crm.extensions import db
 from crm.notify.models import RESET_LINK_SLOT, TRACKING_LINK_SLOT, OutboxMessage, OutboxStatus
 from crm.tickets.links import mint_tracking_link, tracking_url
 from crm.tickets.models import Ticket
-from tenants import Tenant, current_tenant, spanning, tenant_context
+from tenants import current_tenant, spanning
 
 MAX_ATTEMPTS = 4  # the first try and rq's three retries
 STRANDED_JOB_PREFIX = "outbox-stranded-"
@@ -195,16 +195,10 @@ def send_stranded(now: datetime | None = None) -> int:
     )
     stranded = spanning.stranded_outbox_messages(db.session, query, before, STRANDED_BATCH)
     db.session.commit()
-    for message_id, tenant_id in stranded:
-        tenant = db.session.get(Tenant, tenant_id)
-        if tenant is None or not tenant.is_active:
-            continue
-        with tenant_context(tenant):
-            try:
-                send_outbox_message(message_id)
-                db.session.commit()
-            except (OSError, smtplib.SMTPException):
-                db.session.rollback()  # the failed attempt is committed; the next sweep retries
+    # A failed attempt is committed by send_outbox_message itself; the next sweep retries.
+    spanning.in_their_tenants(
+        db.session, stranded, send_outbox_message, failing=(OSError, smtplib.SMTPException)
+    )
     return len(stranded)
 
 

@@ -35,7 +35,7 @@ from crm.outbound import check_public_url
 from crm.tickets.links import external_url
 from crm.tickets.models import Ticket
 from crm.webhooks.models import EVENTS, DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from tenants import Tenant, current_tenant, spanning, tenant_context
+from tenants import current_tenant, spanning
 
 log = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 10
@@ -337,17 +337,13 @@ def deliver_due(now: datetime | None = None) -> int:
     )
     due = spanning.due_webhook_deliveries(db.session, query, now, DUE_BATCH)
     db.session.commit()
-    for delivery_id, tenant_id in due:
-        tenant = db.session.get(Tenant, tenant_id)
-        if tenant is None or not tenant.is_active:
-            continue
-        with tenant_context(tenant):
-            try:
-                deliver(delivery_id)
-                db.session.commit()
-            except Exception:
-                db.session.rollback()
-                log.exception("webhook delivery %s failed", delivery_id)
+    spanning.in_their_tenants(
+        db.session,
+        due,
+        deliver,
+        failing=(Exception,),
+        on_failure=lambda delivery_id: log.exception("webhook delivery %s failed", delivery_id),
+    )
     return len(due)
 
 
