@@ -13,6 +13,7 @@ from crm.demo.cli import demo_cli
 from crm.dnc.cli import dnc_cli
 from crm.exports.cli import export_cli
 from crm.extensions import db
+from crm.inbound.cli import mail_cli
 from crm.jobs import jobs_cli
 from crm.leads.cli import leads_cli
 from crm.notify.cli import outbox_cli
@@ -31,6 +32,7 @@ def init_app(app: Flask) -> None:
         audit_cli,
         jobs_cli,
         outbox_cli,
+        mail_cli,
         demo_cli,
         calendar_cli,
         sla_cli,

@@ -43,6 +43,7 @@ class OutboxMessage(TenantScoped, db.Model):
         tenant_fk(["ticket_id"], "tickets"),
         Index(None, "tenant_id", "created_at"),
         Index(None, "tenant_id", "status"),
+        Index(None, "tenant_id", "message_id"),
         Index(
             "ix_outbox_messages_queued",
             "created_at",
@@ -63,6 +64,8 @@ class OutboxMessage(TenantScoped, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The Message-ID it was sent with: a reply's In-Reply-To finds the ticket by it.
+    message_id: Mapped[str | None] = mapped_column(String(250))
 
     def interrupted(self, now: datetime) -> bool:
         """Left ``sending`` by a sender that never finished (killed, or its host lost)."""

@@ -24,6 +24,7 @@ from crm.audit.service import Actor, record
 from crm.columns import utcnow
 from crm.errors import DomainError, NotFound
 from crm.extensions import db
+from crm.inbound.addresses import reply_address
 from crm.notify.models import RESET_LINK_SLOT, TRACKING_LINK_SLOT, OutboxMessage, OutboxStatus
 from crm.tickets.links import mint_tracking_link, tracking_url
 from crm.tickets.models import Ticket
@@ -245,7 +246,10 @@ def deliver(message: OutboxMessage, body: str) -> None:
     email["To"] = message.to_address
     email["Subject"] = message.subject
     email["Date"] = format_datetime(utcnow())
-    email["Message-ID"] = make_msgid(domain=sender.partition("@")[2] or "localhost")
+    email["Message-ID"] = message.message_id = make_msgid(domain=sender.partition("@")[2] or "localhost")
+    reply_to = _reply_address(message)
+    if reply_to:
+        email["Reply-To"] = formataddr((current_tenant().name, reply_to))
     email.set_content(body)
     smtp_class = smtplib.SMTP_SSL if url.scheme == "smtps" else smtplib.SMTP
     with smtp_class(
@@ -256,6 +260,13 @@ def deliver(message: OutboxMessage, body: str) -> None:
         if url.username:
             smtp.login(unquote(url.username), unquote(url.password or ""))
         smtp.send_message(email)
+
+
+def _reply_address(message: OutboxMessage) -> str | None:
+    """Where the customer's reply goes: the tenant's support address, plus the ticket."""
+    if message.ticket_id is None:
+        return None
+    return reply_address(db.session.get(Ticket, message.ticket_id))
 
 
 def send_waiting() -> tuple[int, int]:

@@ -48,6 +48,14 @@ class SettingsForm(FlaskForm):
             max=IDLE_MINUTES_MAX,
         ),
     )
+    support_address = StringField(
+        _l("Support address for customers' email"),
+        validators=[Optional(), Length(max=254)],
+        description=_l(
+            "Such as support@example.com. The desk's mail to customers says to reply to it (plus a "
+            "code naming the ticket); have your mail server pipe it to flask mail deliver."
+        ),
+    )
     require_two_factor = BooleanField(
         _l("Require two-step sign-in for managers and admins"),
         description=_l("They set it up at their next sign-in; until then they reach no other page."),

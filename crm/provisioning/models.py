@@ -42,6 +42,9 @@ class TenantSettings(TenantScoped, db.Model):
     refund_reasons: Mapped[str | None] = mapped_column(Text)
     # Staff sessions idle this long are signed out.
     idle_timeout_minutes: Mapped[int] = mapped_column(Integer, default=480)
+    # Where customers write (support@provider.example): replies to the desk's mail reach
+    # it through a plus-address naming the ticket (crm.inbound). None: no inbound mail.
+    support_address: Mapped[str | None] = mapped_column(String(254))
     # Managers and admins must sign in with a second step (crm.auth.two_factor).
     require_two_factor: Mapped[bool] = mapped_column(Boolean, default=False)
     # Currencies accepted besides the tenant's own, as "USD,HKD" ("": only its own).

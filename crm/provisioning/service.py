@@ -5,6 +5,7 @@ from zoneinfo import available_timezones
 
 import phonenumbers
 from babel.numbers import list_currencies
+from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, make_transient_to_detached
@@ -251,11 +252,24 @@ def update_settings(changes: dict, *, actor: Actor) -> TenantSettings:
             "idle_timeout_minutes",
         )
     require_two_factor = changes.get("require_two_factor")
+    support = changes.get("support_address")
+    if support is None:
+        support = settings.support_address
+    elif support.strip():
+        try:
+            support = validate_email(support.strip(), check_deliverability=False).normalized.lower()
+        except EmailNotValidError:
+            raise DomainError(_l("Enter a valid email address."), "support_address") from None
+        if "+" in support.partition("@")[0]:
+            raise DomainError(_l("Give the address without a plus part."), "support_address")
+    else:
+        support = None
     wanted = {
         "idle_timeout_minutes": idle,
         "require_two_factor": settings.require_two_factor
         if require_two_factor is None
         else bool(require_two_factor),
+        "support_address": support,
         "accepted_currencies": currencies,
         "approval_threshold_minor": whole_to_minor(threshold, current_tenant().currency),
         "refund_reasons": reasons,

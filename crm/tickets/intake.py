@@ -295,3 +295,27 @@ def open_ticket(
         recorded_by_staff=True,
     )
     return ticket
+
+
+def receive_email(*, customer: CustomerDetails, description: str, uploads: list[Upload]) -> Ticket:
+    """A ticket for an email that answers none of the desk's (crm.inbound): an inquiry on
+    the email channel, from the address it came from."""
+    requester = checked_requester(customer, phone_required=False)
+    description = check_text(description[:MAX_DESCRIPTION], "description", MAX_DESCRIPTION, required=True)
+    check_uploads(list(uploads))
+    customer_id = _link_customer(requester, actor=Actor.system())
+    ticket, _clocks = _create_ticket(
+        customer_id=customer_id,
+        requester=requester,
+        kind=Kind.INQUIRY,
+        channel=Channel.EMAIL,
+        priority=Priority.NORMAL,
+        reason=None,
+        purchase_date=None,
+        amount_minor=None,
+        currency=current_tenant().currency,
+        actor=Actor("customer", str(customer_id), f"customer:{customer_id}", None),
+        description=description,
+        uploads=uploads,
+    )
+    return ticket

@@ -1,0 +1,117 @@
+"""Inbound email into the desk: one parser (crm.inbound.parse), fed by the MTA's pipe
+(``flask mail deliver``).
+
+A reply reaches its ticket by the plus-address the desk's mail gives as Reply-To
+(crm.inbound.addresses: signed, so nobody writes into a ticket by guessing), else by its
+In-Reply-To or References naming a Message-ID the desk sent. It becomes the customer's
+message on the ticket, as a reply on the tracking page would (a waiting ticket opens
+again, the response clocks are met, the assignee told). Any other email, or a reply to a
+closed ticket, becomes a new ticket on the email channel. Auto-replies and bounces make
+nothing, so two desks never answer each other in a loop. Every email kept is attached
+whole to its message as ``original.eml``, the evidence of what was received; its files
+are checked by their bytes like the form's, and those refused are named in the message.
+"""
+
+import hmac
+import re
+from dataclasses import dataclass
+
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from crm.audit.chain import digest
+from crm.audit.service import Actor, record
+from crm.extensions import db
+from crm.files.sniff import detect
+from crm.inbound.addresses import TOKEN_RE, signature
+from crm.inbound.parse import Parsed, parse
+from crm.notify.models import OutboxMessage
+from crm.tickets import intake
+from crm.tickets.customer_actions import customer_reply
+from crm.tickets.input_checks import MAX_FILE_BYTES, MAX_FILES
+from crm.tickets.lookup import ticket_by_number
+from crm.tickets.models import Ticket
+from crm.tickets.service import Upload
+from tenants import current_tenant
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _answered_ticket(parsed: Parsed) -> Ticket | None:
+    for address in parsed.recipients:
+        found = TOKEN_RE.search(address)
+        if found:
+            ticket = ticket_by_number(int(found.group(1)))
+            if ticket is not None and hmac.compare_digest(
+                signature(ticket.tenant_id, ticket.id), found.group(2)
+            ):
+                return ticket
+    if parsed.answers:
+        ticket_id = db.session.scalar(
+            select(OutboxMessage.ticket_id)
+            .where(OutboxMessage.message_id.in_(parsed.answers[-20:]), OutboxMessage.ticket_id.is_not(None))
+            .limit(1)
+        )
+        if ticket_id is not None:
+            return db.session.get(Ticket, ticket_id)
+    return None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    outcome: str  # "filed" (on an existing ticket), "new" (a new ticket) or "ignored"
+    reference: str | None = None
+    reason: str | None = None
+
+
+def _uploads(parsed: Parsed, raw: bytes) -> tuple[list[Upload], list[str]]:
+    """The files to keep (the whole message first, as evidence) and the names refused."""
+    kept, refused = [], []
+    if detect(raw) == "message/rfc822" and len(raw) <= MAX_FILE_BYTES:
+        kept.append(Upload("original.eml", raw))
+    for name, content in parsed.attachments:
+        if len(kept) < MAX_FILES and content and len(content) <= MAX_FILE_BYTES and detect(content):
+            kept.append(Upload(name[:200], content))
+        else:
+            refused.append(name[:200])
+    return kept, refused
+
+
+def deliver(raw: bytes) -> Delivery:
+    """File one inbound email for the tenant in context; the caller commits. What the desk
+    adds to the message (files refused, a follow-up) is in the tenant's language."""
+    with force_locale(current_tenant().locale or "zh_CN"):
+        return _deliver(raw)
+
+
+def _deliver(raw: bytes) -> Delivery:
+    parsed = parse(raw)
+    if parsed.machine:
+        record(
+            "email.inbound_ignored",
+            "email",
+            None,
+            actor=Actor.system(),
+            data={"reason": parsed.machine, "from_sha256": digest(parsed.sender_address)},
+        )
+        return Delivery("ignored", reason=parsed.machine)
+    uploads, refused = _uploads(parsed, raw)
+    body = parsed.trimmed or _("(The email had no text.)")
+    if refused:
+        body += "\n\n" + _("Not kept, not a type of file we accept: %(names)s", names=", ".join(refused))
+    ticket = _answered_ticket(parsed)
+    if ticket is not None and ticket.is_open:
+        customer_reply(ticket, body, ip=None, uploads=uploads)
+        return Delivery("filed", ticket.reference)
+    if ticket is not None:
+        body = _("A follow-up to %(reference)s, which is closed.", reference=ticket.reference) + "\n\n" + body
+    locale = "zh_CN" if CJK.search(parsed.text + parsed.subject) else "en"
+    customer = intake.CustomerDetails(
+        name=(parsed.sender_name or parsed.sender_address.partition("@")[0])[:200],
+        email=parsed.sender_address,
+        locale=locale,
+    )
+    subject = parsed.subject or _("(no subject)")
+    created = intake.receive_email(customer=customer, description=f"{subject}\n\n{body}", uploads=uploads)
+    return Delivery("new", created.reference)
