@@ -33,6 +33,7 @@ from crm.extensions import (
 from crm.files import storage as file_storage
 from crm.health import bp as health_bp
 from crm.i18n import select_locale, select_timezone
+from crm.inbound import imap as inbound_imap
 from crm.leads import public as lead_public_views
 from crm.leads import views as lead_views
 from crm.notify import service as notify_service
@@ -85,6 +86,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     jobs.on_worker_start(app, report_digest.schedule_digests)
     jobs.on_worker_start(app, webhook_service.schedule_sweep)
     jobs.on_worker_start(app, notify_service.schedule_stranded)
+    jobs.on_worker_start(app, inbound_imap.schedule_poll)
     if webhook_service.on_audit_event not in audit_service.RECORD_OBSERVERS:
         audit_service.RECORD_OBSERVERS.append(webhook_service.on_audit_event)
     csrf.init_app(app)

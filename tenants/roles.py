@@ -16,6 +16,7 @@ CROSS_TENANT_FUNCTIONS = (
     "ledgerdesk_due_webhook_deliveries(timestamptz, integer)",
     "ledgerdesk_straggler_tenants(timestamptz)",
     "ledgerdesk_stranded_outbox_messages(timestamptz, integer)",
+    "ledgerdesk_imap_tenants()",
 )
 
 

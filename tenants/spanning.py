@@ -1,7 +1,7 @@
 """The questions the app asks of every tenant at once, and only these: the SLA sweep's
 due clocks, an API key by its digest, due webhook deliveries, the tenants with audit
 events left waiting, queued mail whose job was lost. On PostgreSQL each is a SECURITY
-DEFINER function (migrations 0030 to 0032), since the application role, bound by
+DEFINER function (migrations 0030 to 0032, 0039), since the application role, bound by
 row-level security, sees one tenant at a time; on SQLite, a query past the guard.
 """
 
@@ -63,6 +63,13 @@ def stranded_outbox_messages(session: Session, query: Select, before: datetime, 
         text("SELECT id, tenant_id FROM ledgerdesk_stranded_outbox_messages(:before, :limit)"),
         {"before": before, "limit": limit},
     ).all()
+
+
+def imap_tenants(session: Session, query: Select) -> list[int]:
+    """The tenants with an IMAP mailbox to fetch inbound mail from."""
+    if not _postgresql(session):
+        return list(session.scalars(query, execution_options={"tenant_guard": False}))
+    return list(session.scalars(text("SELECT ledgerdesk_imap_tenants()")))
 
 
 def straggler_tenants(connection: Connection, query: Select, cutoff: datetime) -> list[int]:

@@ -10,16 +10,12 @@ require it of managers and admins (``required_for``): until they have set it up,
 only pages they reach are the one that sets it up and signing out.
 """
 
-import base64
-import hashlib
 import secrets
 import time
 
 import pyotp
 import qrcode
 import qrcode.image.svg
-from cryptography.fernet import Fernet, InvalidToken
-from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from crm.access import Role
@@ -29,16 +25,13 @@ from crm.auth.models import User
 from crm.columns import utcnow
 from crm.errors import DomainError
 from crm.provisioning.service import tenant_settings
+from crm.sealed import seal, unseal
 from tenants import current_tenant
 
+SEAL_PURPOSE = "totp"
 STEP_SECONDS = 30
 RECOVERY_CODES = 10
 REQUIRED_ROLES = (Role.MANAGER, Role.ADMIN)
-
-
-def _fernet() -> Fernet:
-    key = hashlib.sha256(f"ledgerdesk-totp:{current_app.secret_key}".encode()).digest()
-    return Fernet(base64.urlsafe_b64encode(key))
 
 
 def new_secret() -> str:
@@ -95,7 +88,7 @@ def turn_on(user: User, secret: str, code: str, *, actor: Actor) -> list[str]:
         raise DomainError(
             _l("That code is not right. Check the time on your phone, and enter the newest code."), "code"
         )
-    user.totp_secret = _fernet().encrypt(secret.encode()).decode()
+    user.totp_secret = seal(SEAL_PURPOSE, secret)
     user.totp_enabled_at = utcnow()
     user.totp_last_step = step
     codes = _new_recovery_codes(user)
@@ -128,9 +121,8 @@ def check(user: User, code: str | None) -> str | None:
     if not enabled(user) or not cleaned:
         return None
     if cleaned.isdigit() and len(cleaned) == 6:
-        try:
-            secret = _fernet().decrypt(user.totp_secret.encode()).decode()
-        except InvalidToken:
+        secret = unseal(SEAL_PURPOSE, user.totp_secret)
+        if secret is None:
             return None  # SECRET_KEY changed: only a recovery code, or an admin, helps
         step = _matching_step(secret, cleaned, user.totp_last_step)
         if step is None:

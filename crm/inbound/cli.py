@@ -4,13 +4,15 @@ work. Prints what became of it; exits 0 once it is filed or knowingly ignored, s
 MTA neither retries nor bounces it, and non-zero when it could not be read or stored, so
 the MTA keeps it and tries again."""
 
+import imaplib
 import sys
 
 import click
 from flask.cli import AppGroup
 
-from crm.cli_support import operator_command, tenant_option
+from crm.cli_support import operator_actor, operator_command, tenant_option
 from crm.extensions import db
+from crm.inbound import imap as imap_poller
 from crm.inbound import service
 from tenants import Tenant, tenant_context
 
@@ -35,3 +37,35 @@ def deliver(tenant: Tenant) -> None:
         click.echo(f"new ticket {delivery.reference}")
     else:
         click.echo(f"ignored: {delivery.reason}")
+
+
+@mail_cli.command("imap")
+@tenant_option
+@click.option(
+    "--url", help="imaps://user:password@host/INBOX (or imap://…); read from the prompt if left out"
+)
+@click.option("--clear", is_flag=True, help="Stop fetching from a mailbox.")
+@operator_command
+def imap(tenant: Tenant, url: str | None, clear: bool) -> None:
+    """Fetch the tenant's inbound mail from an IMAP mailbox (its password kept sealed)."""
+    if not clear and not url:
+        url = click.prompt("mailbox URL", hide_input=True)
+    with tenant_context(tenant):
+        box = imap_poller.set_mailbox(None if clear else url, actor=operator_actor())
+        db.session.commit()
+    click.echo(f"mailbox: {box.shown()}" if box else "mailbox: none")
+
+
+@mail_cli.command("poll")
+@tenant_option
+@operator_command
+def poll(tenant: Tenant) -> None:
+    """Deliver the unread messages of the tenant's mailbox now (cron this without Redis)."""
+    with tenant_context(tenant):
+        try:
+            result = imap_poller.poll()
+        except (OSError, imaplib.IMAP4.error) as error:
+            raise click.ClickException(f"could not read the mailbox: {error}") from None
+    click.echo(result.summary())
+    if result.outcomes["failed"]:
+        raise SystemExit(1)

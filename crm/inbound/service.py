@@ -12,6 +12,7 @@ whole to its message as ``original.eml``, the evidence of what was received; its
 are checked by their bytes like the form's, and those refused are named in the message.
 """
 
+import hashlib
 import hmac
 import re
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from crm.audit.service import Actor, record
 from crm.extensions import db
 from crm.files.sniff import detect
 from crm.inbound.addresses import TOKEN_RE, signature
+from crm.inbound.models import InboundMessage
 from crm.inbound.parse import Parsed, parse
 from crm.notify.models import OutboxMessage
 from crm.tickets import intake
@@ -87,6 +89,16 @@ def deliver(raw: bytes) -> Delivery:
 
 def _deliver(raw: bytes) -> Delivery:
     parsed = parse(raw)
+    key = digest(parsed.message_id) if parsed.message_id else hashlib.sha256(raw).hexdigest()
+    earlier = db.session.get(InboundMessage, (current_tenant().id, key))
+    if earlier is not None:
+        return Delivery("ignored", earlier.reference, reason="received before")
+    delivery = _file(parsed, raw)
+    db.session.add(InboundMessage(message_key=key, outcome=delivery.outcome, reference=delivery.reference))
+    return delivery
+
+
+def _file(parsed: Parsed, raw: bytes) -> Delivery:
     if parsed.machine:
         record(
             "email.inbound_ignored",

@@ -45,6 +45,9 @@ class TenantSettings(TenantScoped, db.Model):
     # Where customers write (support@provider.example): replies to the desk's mail reach
     # it through a plus-address naming the ticket (crm.inbound). None: no inbound mail.
     support_address: Mapped[str | None] = mapped_column(String(254))
+    # The IMAP mailbox inbound mail is fetched from, imap(s)://user:password@host/INBOX,
+    # sealed (crm.sealed): set with flask mail imap, read by the poller.
+    imap_url_sealed: Mapped[str | None] = mapped_column(Text)
     # Managers and admins must sign in with a second step (crm.auth.two_factor).
     require_two_factor: Mapped[bool] = mapped_column(Boolean, default=False)
     # Currencies accepted besides the tenant's own, as "USD,HKD" ("": only its own).

@@ -1,0 +1,163 @@
+"""The IMAP poller against a real Dovecot (Debian's dovecot-imapd, started here on a
+free port with a configuration of the test's own): unread mail is delivered as the
+pipe would, marked read, and a message read twice files once (issue 17, section 1)."""
+
+import imaplib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from email.message import EmailMessage
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import select
+
+from crm.audit.models import AuditEvent
+from crm.inbound import imap
+from crm.tickets.models import EntryKind, ThreadEntry, Ticket
+from tests.browser import IN_CI
+from tests.conftest import acting_for
+from tests.mail import free_port
+from tests.test_inbound_email import SUPPORT, desk, mail
+
+DOVECOT = "/usr/sbin/dovecot"
+PASSWORD = "mb:secret/1"  # a colon and a slash: the URL must quote them
+CONFIG = """
+protocols = imap
+listen = 127.0.0.1
+base_dir = {root}/run
+log_path = {root}/log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+first_valid_uid = 0
+mail_location = maildir:{root}/mail/%u
+passdb {{
+  driver = static
+  args = password={password}
+}}
+userdb {{
+  driver = static
+  args = uid=65534 gid=65534 home={root}/mail/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service stats {{
+  unix_listener stats-reader {{
+    mode = 0666
+  }}
+  unix_listener stats-writer {{
+    mode = 0666
+  }}
+}}
+"""
+
+
+@pytest.fixture
+def dovecot():
+    if not Path(DOVECOT).exists() or os.geteuid() != 0:
+        if IN_CI:
+            pytest.fail("CI must run the IMAP test, and dovecot (dovecot-imapd) is not installed")
+        pytest.skip("needs Debian's dovecot-imapd, run as root")
+    # Its own folder under /tmp, readable by the unprivileged user the mail processes run
+    # as (pytest's folders are private to root).
+    root = Path(tempfile.mkdtemp(prefix="ledgerdesk-dovecot-"))
+    root.chmod(0o755)
+    (root / "mail").mkdir()
+    (root / "mail").chmod(0o777)
+    port = free_port()
+    config = root / "dovecot.conf"
+    config.write_text(CONFIG.format(root=root, port=port, password=PASSWORD))
+    process = subprocess.Popen(
+        [DOVECOT, "-F", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield port
+    process.terminate()
+    process.wait(10)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def mailbox_client(port: int) -> imaplib.IMAP4:
+    client = imaplib.IMAP4("127.0.0.1", port)
+    client.login(SUPPORT, PASSWORD)
+    client.select("INBOX")
+    return client
+
+
+def put(port: int, message: EmailMessage | bytes) -> None:
+    with mailbox_client(port) as client:
+        client.append("INBOX", None, None, message if isinstance(message, bytes) else bytes(message))
+
+
+def unread(port: int) -> list[bytes]:
+    with mailbox_client(port) as client:
+        return client.uid("SEARCH", None, "UNSEEN")[1][0].split()
+
+
+def test_the_poller_delivers_unread_mail_once_and_marks_it_read(app, runner, make_tenant, dovecot):
+    tenant, ticket_id, reference, address = desk(app, make_tenant)
+    url = f"imap://{quote(SUPPORT, safe='')}:{quote(PASSWORD, safe='')}@127.0.0.1:{dovecot}/INBOX"
+    set_up = runner.invoke(args=["mail", "imap", "--tenant", tenant.slug, "--url", url])
+    assert (
+        set_up.exit_code == 0
+        and set_up.output.strip() == f"mailbox: imap://{SUPPORT}@127.0.0.1:{dovecot}/INBOX"
+    )
+    with acting_for(app, tenant) as session:
+        [event] = session.scalars(select(AuditEvent).where(AuditEvent.action == "tenant.imap_set")).all()
+    assert PASSWORD not in str(event.data)  # the password is sealed, never on the record
+
+    put(dovecot, mail(to=address, body="Here is the slip."))
+    put(dovecot, mail(to=SUPPORT, body="A new question.", sender=("Zhao", "zhao@example.test")))
+    put(dovecot, mail(to=address, body="Away.", Auto_Submitted="auto-replied"))
+    polled = runner.invoke(args=["mail", "poll", "--tenant", tenant.slug])
+    assert polled.exit_code == 0, polled.output
+    assert polled.output.strip() == "fetched 3: filed 1, new 1, ignored 1, failed 0"
+    assert unread(dovecot) == []
+    again = runner.invoke(args=["mail", "poll", "--tenant", tenant.slug])
+    assert again.output.strip() == "fetched 0: filed 0, new 0, ignored 0, failed 0"
+
+    # Marked unread again (as if marking it read had failed after the commit): it files once.
+    with mailbox_client(dovecot) as client:
+        first = client.uid("SEARCH", None, "ALL")[1][0].split()[0]
+        client.uid("STORE", first, "-FLAGS", "(\\Seen)")
+    put(dovecot, mail(to=address, body="And one more thing."))
+    with app.app_context():
+        imap.poll_all()  # what the worker runs every minute, for every tenant with a mailbox
+    assert unread(dovecot) == []
+    with acting_for(app, tenant) as session:
+        bodies = session.scalars(
+            select(ThreadEntry.body).where(
+                ThreadEntry.ticket_id == ticket_id, ThreadEntry.kind == EntryKind.INBOUND_MESSAGE
+            )
+        ).all()
+        tickets = session.scalars(select(Ticket.reference).order_by(Ticket.number)).all()
+    assert bodies[1:] == ["Here is the slip.", "And one more thing."]
+    assert tickets == [reference, "RF-1002"]
+
+
+def test_a_mailbox_that_cannot_be_read_says_so(app, runner, make_tenant):
+    tenant, *_ = desk(app, make_tenant)
+    no_box = runner.invoke(args=["mail", "poll", "--tenant", tenant.slug])
+    assert no_box.exit_code != 0 and "No IMAP mailbox is set" in no_box.output
+    bad = runner.invoke(args=["mail", "imap", "--tenant", tenant.slug, "--url", "https://x.example/"])
+    assert bad.exit_code != 0 and "imaps://user:password@host/INBOX" in bad.output
+    closed = f"imap://u:p@127.0.0.1:{free_port()}/INBOX"
+    assert runner.invoke(args=["mail", "imap", "--tenant", tenant.slug, "--url", closed]).exit_code == 0
+    refused = runner.invoke(args=["mail", "poll", "--tenant", tenant.slug])
+    assert refused.exit_code != 0 and "could not read the mailbox" in refused.output
