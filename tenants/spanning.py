@@ -1,8 +1,9 @@
 """The questions the app asks of every tenant at once, and only these: the SLA sweep's
 due clocks, an API key by its digest, due webhook deliveries, the tenants with audit
-events left waiting, queued mail whose job was lost. On PostgreSQL each is a SECURITY
-DEFINER function (migrations 0030 to 0032, 0039), since the application role, bound by
-row-level security, sees one tenant at a time; on SQLite, a query past the guard.
+events left waiting, queued mail whose job was lost, the tenants with a mailbox to poll.
+On PostgreSQL each is a SECURITY DEFINER function (migrations 0030 to 0032, 0039), since
+the application role, bound by row-level security, sees one tenant at a time; on SQLite,
+a query past the guard.
 """
 
 from collections.abc import Callable
