@@ -642,3 +642,11 @@ def test_every_argument_of_a_staff_address_survives_hostile_values(app, client, 
         assert "/login" not in response.headers.get("Location", ""), "signed out"
 
     visit()
+
+
+def test_a_blank_page_cursor_is_the_first_page(app, client, signed_in):
+    """Found by bench/fuzz.py: ``after=%0D%0A`` passed the form (Optional() takes a blank
+    value as none) and then failed to decode: a 500."""
+    tenant, _admin = signed_in("agent")
+    for blank in ("%0D%0A", "%20", "%09"):
+        assert client.get(f"/t/{tenant.slug}/tickets?after={blank}").status_code == 200, blank

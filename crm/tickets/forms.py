@@ -158,7 +158,7 @@ class QueueForm(FlaskForm):
     def validate_after(self, field) -> None:
         if field.data:
             try:
-                queue.Cursor.decode(field.data)
+                queue.Cursor.decode(field.data.strip())
             except ValueError:
                 raise ValidationError(_l("This page link is not valid; start from the first page.")) from None
 
@@ -181,7 +181,10 @@ class QueueForm(FlaskForm):
         )
 
     def cursor(self) -> queue.Cursor | None:
-        return queue.Cursor.decode(self.after.data) if self.after.data else None
+        # Optional() passes a blank value ("\r\n") without the check below: it is the
+        # first page, not a cursor to decode.
+        text = (self.after.data or "").strip()
+        return queue.Cursor.decode(text) if text else None
 
 
 # --- a ticket's actions ------------------------------------------------------------------
