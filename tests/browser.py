@@ -77,3 +77,12 @@ def assert_inputs_are_labelled(page) -> None:
              .map(el => el.name)"""
     )
     assert unlabelled == []
+
+
+def sign_in(page, base: str, email: str, password: str) -> None:
+    """Sign in on ``base``'s (``…/t/<slug>``) page as a person does."""
+    page.goto(f"{base}/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    with page.expect_navigation():
+        page.click("form:has(input[name=password]) button[type=submit]")

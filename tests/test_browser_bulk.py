@@ -11,6 +11,7 @@ from tests.browser import (
     assert_inputs_are_labelled,
     needs_browser,
     shoot,
+    sign_in,
 )
 from tests.conftest import PASSWORD, acting_for
 from tests.test_ticket_service import refund_request
@@ -39,11 +40,7 @@ def test_a_manager_assigns_two_tickets_at_once_and_saves_the_filter(
     base = f"{live_server}/t/{tenant.slug}"
     page = browser.new_context(locale=locale, viewport=viewport).new_page()
     page.on("dialog", lambda dialog: dialog.accept())
-    page.goto(f"{base}/login")
-    page.fill("input[name=email]", manager.email)
-    page.fill("input[name=password]", PASSWORD)
-    with page.expect_navigation():
-        page.click("form:has(input[name=password]) button[type=submit]")
+    sign_in(page, base, manager.email, PASSWORD)
 
     page.goto(f"{base}/tickets?view=all")
     page.locator("input[name=tickets]").nth(0).check()

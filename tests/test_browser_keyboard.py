@@ -5,7 +5,7 @@ leaves the box, u goes back to the queue."""
 
 import pytest
 
-from tests.browser import DESK, needs_browser, shoot
+from tests.browser import DESK, needs_browser, shoot, sign_in
 from tests.conftest import PASSWORD, acting_for
 from tests.test_ticket_service import refund_request
 
@@ -31,11 +31,7 @@ def test_an_agent_works_the_queue_without_the_mouse(
         session.commit()
     base = f"{live_server}/t/{tenant.slug}"
     page = browser.new_context(locale=locale, viewport=DESK).new_page()
-    page.goto(f"{base}/login")
-    page.fill("input[name=email]", agent.email)
-    page.fill("input[name=password]", PASSWORD)
-    with page.expect_navigation():
-        page.click("form:has(input[name=password]) button[type=submit]")
+    sign_in(page, base, agent.email, PASSWORD)
     page.goto(f"{base}/tickets")
 
     page.keyboard.press("?")

@@ -15,6 +15,7 @@ from tests.browser import (
     assert_inputs_are_labelled,
     needs_browser,
     shoot,
+    sign_in,
 )
 from tests.conftest import PASSWORD
 
@@ -30,14 +31,6 @@ TEXT = {
 }
 
 
-def sign_in(page, base: str, email: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    with page.expect_navigation():
-        page.click("form:has(input[name=password]) button[type=submit]")
-
-
 @pytest.mark.parametrize(("locale", "viewport"), [("en", DESK), ("zh-CN", PHONE)])
 def test_two_step_sign_in_is_set_up_and_used_and_other_sessions_signed_out(
     browser, live_server, make_tenant, make_user, locale, viewport
@@ -47,7 +40,7 @@ def test_two_step_sign_in_is_set_up_and_used_and_other_sessions_signed_out(
     base = f"{live_server}/t/{tenant.slug}"
     text = TEXT[locale]
     page = browser.new_context(locale=locale, viewport=viewport).new_page()
-    sign_in(page, base, user.email)
+    sign_in(page, base, user.email, PASSWORD)
 
     page.goto(f"{base}/account/two-factor")
     assert page.locator(".two-factor-qr svg").count() == 1
@@ -64,7 +57,7 @@ def test_two_step_sign_in_is_set_up_and_used_and_other_sessions_signed_out(
 
     # Another browser: the password, then the code the app shows.
     other = browser.new_context(locale=locale, viewport=viewport).new_page()
-    sign_in(other, base, user.email)
+    sign_in(other, base, user.email, PASSWORD)
     assert other.url.endswith("/login/code")
     assert_inputs_are_labelled(other)
     assert_fits_the_screen(other)
