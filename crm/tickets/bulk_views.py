@@ -26,17 +26,12 @@ from crm.tickets import bulk
 from crm.tickets.forms import QueueForm
 from crm.tickets.labels import KIND_LABELS, PRIORITY_LABELS, REASON_LABELS, STATUS_LABELS
 from crm.tickets.models import Ticket
+from crm.tickets.queue import QUEUE_PARAMS
 from crm.webforms import in_one_transaction
 from tenants import current_tenant, tenant_context
 from tenants.ext import URL_PREFIX
 
 bp = Blueprint("bulk", __name__, url_prefix=URL_PREFIX)
-
-# The queue's parameters a saved view and an export keep (not the page cursor).
-FILTER_PARAMS = (
-    *("view", "q", "status", "kind", "priority", "reason", "assignee", "sort"),
-    *("clock", "outcome", "due_from", "due_to"),
-)
 
 
 def _queue_form(source) -> QueueForm:
@@ -46,7 +41,7 @@ def _queue_form(source) -> QueueForm:
 
 
 def _kept(source) -> dict[str, str]:
-    return {key: source[key] for key in FILTER_PARAMS if source.get(key)}
+    return {key: source[key] for key in QUEUE_PARAMS if source.get(key)}
 
 
 @bp.route("/tickets/bulk", methods=["POST"])

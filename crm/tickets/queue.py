@@ -47,6 +47,11 @@ VIEWS = tuple(VIEW_STATUSES)
 # Views of tickets by their nearest running deadline (``due_at``) and its warning time.
 DUE_VIEWS = frozenset({"breaching_soon", "breached"})
 SORTS = ("oldest", "newest", "due")
+# The parameters of a queue's address that a page link, a saved view and an export keep.
+QUEUE_PARAMS = (
+    *("view", "q", "status", "kind", "priority", "reason", "assignee", "sort"),
+    *("clock", "outcome", "due_from", "due_to"),
+)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Where a ticket with no running deadline sorts under "due": last.

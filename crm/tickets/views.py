@@ -69,6 +69,7 @@ from crm.tickets.labels import (
     STATUS_LABELS,
 )
 from crm.tickets.models import Channel, Ticket
+from crm.tickets.queue import QUEUE_PARAMS
 from crm.webforms import in_one_transaction, show_error, uploads_of
 from tenants import current_tenant
 from tenants.ext import URL_PREFIX
@@ -99,10 +100,6 @@ ACTION_FORMS: dict[str, type[FlaskForm]] = {
     "received": ReceivedAtForm,
     "close": CloseForm,
 }
-QUEUE_PARAMS = (
-    *("view", "q", "status", "kind", "priority", "reason", "assignee", "sort"),
-    *("clock", "outcome", "due_from", "due_to"),
-)
 # The message boxes a canned reply can be inserted into.
 CANNED_SLOTS = ("reply", "info", "resolve")
 
