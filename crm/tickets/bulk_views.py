@@ -17,7 +17,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from crm.access import current_actor, requires
+from crm.access import Role, current_actor, requires
 from crm.auth import service as auth
 from crm.errors import DomainError, NotFound
 from crm.money import from_minor_units
@@ -36,7 +36,7 @@ bp = Blueprint("bulk", __name__, url_prefix=URL_PREFIX)
 
 def _queue_form(source) -> QueueForm:
     form = QueueForm(source)
-    form.set_assignees(user for user in auth.list_users() if user.role != "auditor")
+    form.set_assignees(user for user in auth.list_users() if user.role != Role.AUDITOR)
     return form
 
 
