@@ -250,3 +250,15 @@ def test_an_admin_sets_the_support_address_and_a_bad_one_is_refused(app, client,
     assert saved.status_code == 302, saved.text
     with acting_for(app, tenant) as session:
         assert session.scalars(select(TenantSettings.support_address)).one() == "support@desk.example"
+
+
+def test_mail_without_a_usable_sender_files_nothing_and_is_not_retried(app, runner, make_tenant):
+    tenant, *_ = desk(app, make_tenant)
+    for raw in (
+        b"Subject: hi\r\n\r\nno sender",
+        b"From: not an address\r\n\r\nhello",
+        b"\xff\xfe\x00garbage",
+    ):
+        assert deliver(runner, tenant, raw) == "ignored: no valid sender address"
+    with acting_for(app, tenant) as session:
+        assert session.scalar(select(Ticket.number).order_by(Ticket.number.desc()).limit(1)) == 1001

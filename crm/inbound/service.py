@@ -23,6 +23,8 @@ from sqlalchemy import select
 
 from crm.audit.chain import digest
 from crm.audit.service import Actor, record
+from crm.auth.service import check_email
+from crm.errors import DomainError
 from crm.extensions import db
 from crm.files.sniff import detect
 from crm.inbound.addresses import TOKEN_RE, signature
@@ -89,6 +91,16 @@ def deliver(raw: bytes) -> Delivery:
 
 def _deliver(raw: bytes) -> Delivery:
     parsed = parse(raw)
+    unusable = parsed.machine or _no_sender(parsed)
+    if unusable:
+        record(
+            "email.inbound_ignored",
+            "email",
+            None,
+            actor=Actor.system(),
+            data={"reason": unusable, "from_sha256": digest(parsed.sender_address)},
+        )
+        return Delivery("ignored", reason=unusable)
     key = digest(parsed.message_id) if parsed.message_id else hashlib.sha256(raw).hexdigest()
     earlier = db.session.get(InboundMessage, (current_tenant().id, key))
     if earlier is not None:
@@ -98,16 +110,17 @@ def _deliver(raw: bytes) -> Delivery:
     return delivery
 
 
+def _no_sender(parsed: Parsed) -> str | None:
+    """Why nobody could be answered: mail without a usable From address files nothing
+    (exiting non-zero would have the MTA retry it for days)."""
+    try:
+        check_email(parsed.sender_address)
+    except DomainError:
+        return "no valid sender address"
+    return None
+
+
 def _file(parsed: Parsed, raw: bytes) -> Delivery:
-    if parsed.machine:
-        record(
-            "email.inbound_ignored",
-            "email",
-            None,
-            actor=Actor.system(),
-            data={"reason": parsed.machine, "from_sha256": digest(parsed.sender_address)},
-        )
-        return Delivery("ignored", reason=parsed.machine)
     uploads, refused = _uploads(parsed, raw)
     body = parsed.trimmed or _("(The email had no text.)")
     if refused:
