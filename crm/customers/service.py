@@ -4,7 +4,7 @@ A customer record never decides where mail goes (see ``link_customer``)."""
 
 import phonenumbers
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from crm.audit.chain import digest
 from crm.audit.service import Actor, record
@@ -120,3 +120,26 @@ def split_off(ticket: Ticket, *, actor: Actor) -> int:
         data={"from_customer_id": before, "to_customer_id": customer_id},
     )
     return customer_id
+
+
+def ticket_counts(customer_ids: list[int]) -> dict[int, int]:
+    """How many tickets each of these customers has (one query)."""
+    query = (
+        select(Ticket.customer_id, func.count())
+        .where(Ticket.customer_id.in_(customer_ids))
+        .group_by(Ticket.customer_id)
+    )
+    return dict(db.session.execute(query).all())
+
+
+def requests_of(customer: Customer) -> tuple[list[Ticket], list[Lead]]:
+    """Every ticket filed under the record, newest first, and every lead of the same
+    person: won into it, or from its phone or email."""
+    tickets = db.session.scalars(
+        select(Ticket).where(Ticket.customer_id == customer.id).order_by(Ticket.id.desc())
+    )
+    same_person = [Lead.customer_id == customer.id]
+    same_person += [Lead.phone == customer.phone] if customer.phone else []
+    same_person += [Lead.email == customer.email] if customer.email else []
+    leads = db.session.scalars(select(Lead).where(or_(*same_person)).order_by(Lead.id.desc()))
+    return list(tickets), list(leads)

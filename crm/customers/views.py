@@ -3,7 +3,7 @@ contact details as given on each request, and the do-not-contact state."""
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
 from crm.access import current_actor, requires
 from crm.customers import service
@@ -12,11 +12,9 @@ from crm.dnc import service as dnc
 from crm.errors import DomainError
 from crm.extensions import db
 from crm.leads.forms import STAGE_LABELS
-from crm.leads.models import Lead
 from crm.provisioning.service import tenant_settings
 from crm.tickets import service as tickets
 from crm.tickets.labels import STATUS_LABELS
-from crm.tickets.models import Ticket
 from crm.tickets.queue import matching_customer_ids
 from crm.webforms import in_one_transaction
 from tenants.ext import URL_PREFIX
@@ -57,13 +55,7 @@ def index():
     if len(customers) > PAGE_SIZE:
         customers = customers[:PAGE_SIZE]
         older = url_for(".index", q=q or None, before=customers[-1].id)
-    counts = dict(
-        db.session.execute(
-            select(Ticket.customer_id, func.count())
-            .where(Ticket.customer_id.in_([customer.id for customer in customers]))
-            .group_by(Ticket.customer_id)
-        ).all()
-    )
+    counts = service.ticket_counts([customer.id for customer in customers])
     listed = dnc.listed_values([c.phone for c in customers], [c.email for c in customers])
     return render_template(
         "customers/index.html", customers=customers, q=q, older=older, counts=counts, listed=listed
@@ -79,13 +71,7 @@ def show(customer_id: int):
     if customer.merged_into_id is not None:
         flash(_("That record was merged into this one."), "info")
         return redirect(url_for(".show", customer_id=customer.merged_into_id))
-    tickets = list(
-        db.session.scalars(select(Ticket).where(Ticket.customer_id == customer.id).order_by(Ticket.id.desc()))
-    )
-    same_person = [Lead.customer_id == customer.id]
-    same_person += [Lead.phone == customer.phone] if customer.phone else []
-    same_person += [Lead.email == customer.email] if customer.email else []
-    leads = list(db.session.scalars(select(Lead).where(or_(*same_person)).order_by(Lead.id.desc())))
+    tickets, leads = service.requests_of(customer)
     return render_template(
         "customers/show.html",
         customer=customer,
