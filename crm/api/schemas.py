@@ -110,8 +110,20 @@ class TicketDetail(TicketOut):
     clocks: list[ClockOut]
 
 
+class Snippet(BaseModel):
+    before: str
+    match: str = Field(description="The words of q as the text has them")
+    after: str
+
+
+class TicketFound(TicketOut):
+    snippet: Snippet | None = Field(
+        default=None, description="Where the ticket's messages, notes or call logs match q, if they do"
+    )
+
+
 class TicketPage(BaseModel):
-    items: list[TicketOut]
+    items: list[TicketFound]
     next: str | None = Field(description="The next page's URL, or null on the last page")
 
 

@@ -1,6 +1,8 @@
 """The API's endpoints under /t/<slug>/api/v1/: tickets, leads, customers, the
 do-not-contact list and the audit trail, as JSON, each behind its scope."""
 
+from dataclasses import asdict
+
 from flask import Blueprint, Response, g, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -37,7 +39,7 @@ from crm.reports import service as report_service
 from crm.reports.forms import read_period
 from crm.reports.tables import as_document
 from crm.sla.clocks import clocks_of
-from crm.tickets import queue
+from crm.tickets import queue, search
 from crm.tickets import service as tickets
 from crm.tickets.forms import QueueForm
 from crm.tickets.models import Ticket
@@ -95,16 +97,20 @@ def list_tickets():
     if not form.validate():
         errors = [{"field": name, "message": str(messages[0])} for name, messages in form.errors.items()]
         return problem(400, _("The query is not valid."), errors=errors)
-    page = queue.queue_page(
-        form.to_query(), user_id=0, country=tenant_settings().country, after=form.cursor()
-    )
+    query = form.to_query()
+    page = queue.queue_page(query, user_id=0, country=tenant_settings().country, after=form.cursor())
+    snippets = search.snippets([ticket.id for ticket in page.tickets], query.q)
     kept = {key: value for key, value in request.args.items() if key != "after"}
     next_url = (
         url_for(".list_tickets", **kept, after=page.next_cursor.encode(), _external=False)
         if page.next_cursor
         else None
     )
-    return json_response({"items": [ticket_out(t) for t in page.tickets], "next": next_url})
+    items = [
+        {**ticket_out(t), "snippet": asdict(snippets[t.id]) if t.id in snippets else None}
+        for t in page.tickets
+    ]
+    return json_response({"items": items, "next": next_url})
 
 
 @bp.post("/tickets")

@@ -132,7 +132,7 @@ class QueueForm(FlaskForm):
     q = SearchField(
         _l("Search"),
         validators=[Optional(), _too_long(200)],
-        render_kw={"placeholder": _l("Ticket number, name, phone, email or account")},
+        render_kw={"placeholder": _l("Ticket number, name, phone, email, account, or words said")},
     )
     status = SelectField(_l("Status"), choices=label_choices(STATUS_LABELS, blank=ANY), default="")
     kind = SelectField(_l("Kind"), choices=label_choices(KIND_LABELS, blank=ANY), default="")

@@ -18,6 +18,7 @@ from crm.customers.service import normalise_phone
 from crm.errors import DomainError
 from crm.extensions import db
 from crm.sla.models import Clock, ClockState
+from crm.tickets import search
 from crm.tickets.models import OPEN_STATES, Status, Ticket
 
 PAGE_SIZE = 50
@@ -164,6 +165,9 @@ def _search(q: str, country: str) -> ColumnElement:
     customer_ids = matching_customer_ids(q, country)
     if customer_ids:
         conditions.append(Ticket.customer_id.in_(customer_ids))
+    said = search.text_match(q)
+    if said is not None:  # what was said on the ticket: messages, notes, call logs
+        conditions.append(said)
     return or_(*conditions)
 
 

@@ -42,7 +42,7 @@ from crm.refunds.labels import BODY_LABELS
 from crm.sla.clocks import clocks_of
 from crm.sla.explain import explain_all, format_late
 from crm.sla.labels import METRIC_LABELS
-from crm.tickets import bulk, canned, queue, resolution, service
+from crm.tickets import bulk, canned, queue, resolution, search, service
 from crm.tickets.final_forms import CloseForm, MergeForm, ResolveForm
 from crm.tickets.forms import (
     OUTCOME_FILTER_LABELS,
@@ -156,13 +156,13 @@ def ticket_queue():
     form.set_assignees(user for user in users if user.role != Role.AUDITOR)
     status = 200
     page = queue.QueuePage([], None)
+    snippets = {}
     if form.validate():
+        query = form.to_query()
         page = queue.queue_page(
-            form.to_query(),
-            user_id=current_user.id,
-            country=tenant_settings().country,
-            after=form.cursor(),
+            query, user_id=current_user.id, country=tenant_settings().country, after=form.cursor()
         )
+        snippets = search.snippets([ticket.id for ticket in page.tickets], query.q)
     else:
         status = 400
     # What the next page, the view tabs and the audit record carry over: the query, not
@@ -175,6 +175,7 @@ def ticket_queue():
             "tickets/queue.html",
             form=form,
             tickets=page.tickets,
+            snippets=snippets,
             # A view is a preset: switching views keeps the search and the narrower filters.
             view_args={
                 key: value for key, value in kept.items() if key not in ("view", "status", "assignee")
