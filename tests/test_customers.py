@@ -4,19 +4,22 @@ do-not-contact state; never another tenant's customer, never for auditors."""
 
 import re
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from crm.audit.models import AuditEvent
-from crm.audit.service import Actor
+from crm.audit.service import Actor, verify_chain
 from crm.customers.models import Customer
 from crm.dnc import service as dnc
 from crm.dnc.models import EntrySource
+from crm.files import storage
+from crm.files.models import Attachment
 from crm.leads import intake
 from crm.leads.models import Source
 from crm.tickets import service as tickets
+from crm.tickets import staff_actions
 from crm.tickets.models import Ticket
 from tests.conftest import acting_for, login, submit
-from tests.test_ticket_service import refund_request
+from tests.test_ticket_service import PDF, refund_request
 
 OPERATOR = Actor.operator("test")
 
@@ -157,3 +160,82 @@ def test_merge_and_split_refuse_what_is_not_this_customers(app, make_tenant, mak
     assert foreign_number is not None
     auditor = signed_in(app, tenant, make_user, "auditor")
     assert submit(auditor, f"{page}/merge", {"into": "1"}, form_page=f"/t/{tenant.slug}/").status_code == 403
+
+
+def test_a_customer_is_erased_on_request_and_the_chain_still_verifies(app, make_tenant, make_user):
+    tenant = make_tenant()
+    with acting_for(app, tenant) as session:
+        submitted = tickets.submit_refund_request(
+            refund_request(uploads=[tickets.Upload("账单.pdf", PDF)]), nonce="e1", ip=None
+        )
+        ticket, token = submitted.ticket, submitted.tracking_token
+        staff_actions.add_note(ticket, "王小明来电，说账单上扣了两次费", user=None, ip=None, actor=OPERATOR)
+        customer_id, number, tenant_id = ticket.customer_id, ticket.number, ticket.tenant_id
+        [file] = session.scalars(select(Attachment)).all()
+        blob = storage.blob_path(tenant_id, file.sha256)
+        tickets.submit_refund_request(
+            refund_request(customer={"name": "李雷", "phone": "13900139000", "email": "lilei@example.test"}),
+            nonce="e2",
+            ip=None,
+        )
+        intake.receive(
+            intake.LeadDetails(name="王小明", phone="13800138000", company="小明外呼"),
+            source=Source.STAFF,
+            actor=OPERATOR,
+            ip=None,
+            proofs=[(None, True, "signed form")],
+        )
+        dnc.add_entry("phone", "13800138000", reason="Asked", source=EntrySource.STAFF, actor=OPERATOR)
+        session.commit()
+    assert blob.exists()
+    page = f"/t/{tenant.slug}/customers/{customer_id}"
+    erase = {"channel": "email", "confirm": "yes"}
+    agent = signed_in(app, tenant, make_user, "agent")
+    assert "Erase personal data" not in agent.get(page).text
+    assert submit(agent, f"{page}/erase", erase, form_page=page).status_code == 422
+    manager = signed_in(app, tenant, make_user, "manager")
+    refused = submit(manager, f"{page}/erase", erase, form_page=page)
+    assert refused.status_code == 422 and "Still open: RF-1001" in refused.text  # its answer needs them
+    with acting_for(app, tenant) as session:
+        session.execute(update(Ticket).where(Ticket.number == number).values(status="closed"))
+        session.commit()
+    unconfirmed = submit(manager, f"{page}/erase", {"channel": "email"}, form_page=page)
+    assert unconfirmed.status_code == 422 and "cannot be undone" in unconfirmed.text
+
+    done = submit(manager, f"{page}/erase", erase, form_page=page, follow_redirects=True)
+    assert "Erased: the details on 1 tickets and 1 leads, 1 files and" in done.text
+    assert "Personal data erased on" in done.text
+    for shown in (done.text, manager.get(f"/t/{tenant.slug}/tickets/{number}").text):
+        assert "王小明" not in shown and "13800138000" not in shown and "xm@example.test" not in shown
+    assert "扣了两次费" not in manager.get(f"/t/{tenant.slug}/tickets/{number}").text
+    assert "Erased at the customer" in manager.get(f"/t/{tenant.slug}/tickets/{number}").text
+    for q in ("王小明", "13800138000", "扣费", "账单"):
+        found = manager.get(f"/t/{tenant.slug}/tickets", query_string={"view": "all", "q": q}).text
+        assert "RF-1001" not in found, q
+    assert app.test_client().get(f"/t/{tenant.slug}/track/{token}").status_code == 404
+    assert not blob.exists()
+    with acting_for(app, tenant) as session:
+        assert verify_chain().count > 0
+        [event] = session.scalars(select(AuditEvent).where(AuditEvent.action == "customer.erased")).all()
+        assert event.data["asked_by"] == "email" and event.data["files_removed"] == 1
+        assert "王小明" not in str(event.data)
+        assert session.scalars(select(Customer.name).where(Customer.phone == "+8613900139000")).all() == [
+            "李雷"
+        ]
+        assert dnc.standing("+8613800138000", None).listed  # the wish not to be called stays
+    assert "李雷" in manager.get(f"/t/{tenant.slug}/tickets/1002").text
+    again = submit(manager, f"{page}/erase", erase, form_page=page)
+    assert "Erase personal data" not in again.text and "already been erased" in again.text
+
+
+def test_another_tenants_customer_cannot_be_erased(app, make_tenant, make_user):
+    tenant, other = make_tenant(), make_tenant()
+    customer_id = file_requests(app, other)
+    manager = signed_in(app, tenant, make_user, "manager")
+    own = f"/t/{tenant.slug}/customers"
+    response = submit(
+        manager, f"{own}/{customer_id}/erase", {"channel": "email", "confirm": "yes"}, form_page=own
+    )
+    assert response.status_code == 404
+    with acting_for(app, other) as session:
+        assert session.get(Customer, customer_id).erased_at is None

@@ -38,3 +38,5 @@ class Customer(TenantScoped, db.Model):
     # Set when staff merged this record into another of the same person: its requests
     # moved there, and it is kept (old links and events name it), never matched again.
     merged_into_id: Mapped[int | None] = mapped_column(BigIntId)
+    # Set when the person's details were erased at their request (``crm.customers.erasure``).
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

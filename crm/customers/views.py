@@ -3,10 +3,12 @@ contact details as given on each request, and the do-not-contact state."""
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 from sqlalchemy import or_, select
 
 from crm.access import current_actor, requires
-from crm.customers import service
+from crm.customers import erasure, service
 from crm.customers.models import Customer
 from crm.dnc import service as dnc
 from crm.errors import DomainError
@@ -20,6 +22,14 @@ from crm.webforms import in_one_transaction
 from tenants.ext import URL_PREFIX
 
 bp = Blueprint("customers", __name__, url_prefix=URL_PREFIX)
+
+REQUEST_CHANNEL_LABELS = {
+    "email": _l("By email"),
+    "phone": _l("By phone"),
+    "letter": _l("By letter"),
+    "in_person": _l("In person"),
+    "web_form": _l("Through the request form"),
+}
 
 PAGE_SIZE = 50
 
@@ -71,16 +81,23 @@ def show(customer_id: int):
     if customer.merged_into_id is not None:
         flash(_("That record was merged into this one."), "info")
         return redirect(url_for(".show", customer_id=customer.merged_into_id))
+    return _profile(customer)
+
+
+def _profile(customer: Customer, status: int = 200):
     tickets, leads = service.requests_of(customer)
-    return render_template(
+    page = render_template(
         "customers/show.html",
         customer=customer,
         tickets=tickets,
         leads=leads,
         standing=dnc.standing(customer.phone, customer.email),
+        request_channels=REQUEST_CHANNEL_LABELS,
         status_labels=STATUS_LABELS,
         stage_labels=STAGE_LABELS,
+        erase_refused=status == 422,
     )
+    return page, status
 
 
 @bp.route("/customers/<int:customer_id>/merge", methods=["POST"])
@@ -109,6 +126,38 @@ def merge(customer_id: int):
         "success",
     )
     return redirect(url_for(".show", customer_id=target.id))
+
+
+@bp.route("/customers/<int:customer_id>/erase", methods=["POST"])
+@requires("customers.edit")
+def erase(customer_id: int):
+    """Erase the person's personal data at their request (managers and admins)."""
+    customer = db.session.get(Customer, customer_id)
+    if customer is None or customer.merged_into_id is not None:
+        abort(404)
+    channel = request.form.get("channel", "")
+    try:
+        if request.form.get("confirm") != "yes":
+            raise DomainError(_("Tick the box to confirm: an erasure cannot be undone."), "confirm")
+        user, actor = current_user._get_current_object(), current_actor()
+        done = in_one_transaction(
+            lambda: erasure.erase_customer(customer, channel=channel, user=user, actor=actor)
+        )
+    except DomainError as error:
+        flash(error.message, "danger")
+        return _profile(customer, 422)
+    flash(
+        _(
+            "Erased: the details on %(tickets)d tickets and %(leads)d leads, %(files)d files and %(emails)d "
+            "emails. The audit trail still verifies.",
+            tickets=done.tickets,
+            leads=done.leads,
+            files=done.files,
+            emails=done.emails,
+        ),
+        "success",
+    )
+    return redirect(url_for(".show", customer_id=customer_id))
 
 
 @bp.route("/customers/<int:customer_id>/split", methods=["POST"])

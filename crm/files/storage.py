@@ -52,6 +52,8 @@ UNAVAILABLE = _l(
     "We could not store your files just now, so nothing was saved. Please try again in a few minutes."
 )
 NEW_FILES_KEY = "files_written"  # this transaction's new files, removed if it rolls back
+# Files whose rows this transaction deleted (an erasure), removed once it commits.
+FORGOTTEN_FILES_KEY = "files_forgotten"
 
 
 def storage_root() -> Path:
@@ -120,23 +122,35 @@ def install(session_class: type[Session]) -> None:
             event.listen(session_class, name, listener)
 
 
+def forget(tenant_id: int, sha256: str) -> None:
+    """Remove these bytes once the transaction that deleted the rows naming them
+    commits, unless another row still names them."""
+    pending_in_transaction(FORGOTTEN_FILES_KEY).append((tenant_id, sha256))
+
+
 @at_outermost
 def _keep_new_files(session: Session) -> None:
     session.info.pop(NEW_FILES_KEY, None)
+    _remove_unnamed(session.info.pop(FORGOTTEN_FILES_KEY, []))
 
 
 @at_outermost
 def _remove_new_files(session: Session) -> None:
     """A file written for a transaction that rolled back goes, unless another committed
     row names the same bytes (another request stored them meanwhile)."""
-    for tenant_id, sha256 in session.info.pop(NEW_FILES_KEY, []):
+    session.info.pop(FORGOTTEN_FILES_KEY, None)
+    _remove_unnamed(session.info.pop(NEW_FILES_KEY, []))
+
+
+def _remove_unnamed(files: list[tuple[int, str]]) -> None:
+    for tenant_id, sha256 in files:
         try:
             if not _named_elsewhere(tenant_id, sha256):
                 blob_path(tenant_id, sha256).unlink(missing_ok=True)
         except (SQLAlchemyError, OSError):
             # The database (or the disk) is what failed: keeping an unnamed file is
-            # harmless, failing the rollback that says "nothing was saved" is not.
-            log.exception("a file written for a rolled-back request was kept")
+            # harmless, failing the commit or rollback that already happened is not.
+            log.exception("a file no row names was kept")
 
 
 @at_outermost

@@ -356,6 +356,11 @@ def erase(lead: Lead, *, user: User, actor: Actor) -> None:
     if user.role not in (Role.MANAGER, Role.ADMIN):
         raise DomainError(_l("Only a manager can erase a lead's personal details."))
     _must_be_open(lead)
+    erase_details(lead, actor=actor)
+
+
+def erase_details(lead: Lead, *, actor: Actor) -> None:
+    """``erase`` once allowed (also part of a customer's erasure)."""
     now = utcnow()
     lead.name, lead.company, lead.phone, lead.email, lead.need = "—", None, None, None, None
     lead.erased_at = now
