@@ -8,13 +8,14 @@ import re
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from crm.audit.models import AuditEvent
 from crm.files.models import Attachment
 from crm.inbound.addresses import reply_address
 from crm.provisioning.models import TenantSettings
 from crm.tickets import service as tickets
+from crm.tickets.intake import EMAIL_RECEIPTS_PER_HOUR
 from crm.tickets.models import EntryKind, Status, ThreadEntry, Ticket
 from tests.conftest import acting_for
 from tests.test_email import outbox_rows, submit_refund_form
@@ -262,3 +263,34 @@ def test_mail_without_a_usable_sender_files_nothing_and_is_not_retried(app, runn
         assert deliver(runner, tenant, raw) == "ignored: no valid sender address"
     with acting_for(app, tenant) as session:
         assert session.scalar(select(Ticket.number).order_by(Ticket.number.desc()).limit(1)) == 1001
+
+
+def test_new_mail_is_acknowledged_with_its_reference_but_not_a_flood_from_one_address(
+    app, make_app, smtp_url, smtp_server, make_tenant
+):
+    desk_app = make_app(smtp_url=smtp_url)
+    tenant, _ticket_id, _reference, _address = desk(desk_app, make_tenant)
+    runner = desk_app.test_cli_runner()
+    new = mail(
+        to=SUPPORT,
+        body="我的号码被停用了，请退还余额。",
+        subject="申请退款",
+        sender=("李雷", "lilei@example.test"),
+    )
+    assert deliver(runner, tenant, new) == "new ticket RF-1002"
+    ack = smtp_server.messages[-1]
+    assert ack["To"] == "lilei@example.test" and "RF-1002" in str(ack["Subject"])
+    assert re.fullmatch(r".*<support\+1002-[0-9a-f]{12}@desk\.example>", str(ack["Reply-To"]))
+    text = ack.get_body().get_content()
+    assert "李雷，您好" in text and "已为您创建申请 RF-1002" in text and "/track/" in text
+
+    sent_before = len(smtp_server.messages)
+    for n in range(4):  # a machine answering every email, or someone forging this address
+        flood = mail(
+            to=SUPPORT, body=f"Message {n}", subject=f"Hello {n}", sender=("Bot", "bot@example.test")
+        )
+        deliver(runner, tenant, flood)
+    to_bot = [m for m in smtp_server.messages[sent_before:] if m["To"] == "bot@example.test"]
+    assert len(to_bot) == EMAIL_RECEIPTS_PER_HOUR  # every email still opens its ticket
+    with acting_for(desk_app, tenant) as session:
+        assert session.scalar(select(func.count()).where(Ticket.requester_email == "bot@example.test")) == 4

@@ -12,11 +12,14 @@ from tenants import current_tenant
 
 SUBJECTS = {
     "receipt": _l("We received your request %(reference)s"),
+    "email_receipt": _l("We received your email: request %(reference)s"),
     "reply": _l("New reply to your request %(reference)s"),
     "request_info": _l("We need more information for your request %(reference)s"),
     "resolved": _l("Your request %(reference)s is resolved"),
     "final_response": _l("Our decision on your request %(reference)s"),
 }
+
+RECEIPTS = ("receipt", "email_receipt")  # these state the deadlines
 
 
 def compose(
@@ -26,7 +29,7 @@ def compose(
     states the deadlines of ``clocks`` (read from the ticket when not given)."""
     with force_locale(ticket.requester.locale):  # the deadlines' labels too
         deadlines = []
-        if template == "receipt":
+        if template in RECEIPTS:
             deadlines = public_deadlines(clocks if clocks is not None else clocks_of("ticket", ticket.id))
         subject = str(SUBJECTS[template] % {"reference": ticket.reference})
         body = render_template(

@@ -3,11 +3,11 @@ for phone, email and regulator referrals; each gets its number, customer, clocks
 
 import secrets
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from crm.audit.chain import digest, format_instant
 from crm.audit.service import Actor, record
@@ -36,6 +36,11 @@ from crm.tickets.links import mint_tracking_link
 from crm.tickets.models import Channel, EntryKind, Kind, Priority, Reason, Status, SubmissionUse, Ticket
 from crm.tickets.thread import RECEIVED_KEY, add_entry, author_kind_of, message_added, notify_customer
 from tenants import current_tenant, current_tenant_id
+
+# An acknowledgement for at most this many emails an hour from one address: beyond it
+# the sender is likely a machine that answers every email (a loop), or a forged
+# address being flooded (backscatter); the tickets are still opened.
+EMAIL_RECEIPTS_PER_HOUR = 3
 
 
 @dataclass(frozen=True)
@@ -304,7 +309,8 @@ def receive_email(*, customer: CustomerDetails, description: str, uploads: list[
     description = check_text(description[:MAX_DESCRIPTION], "description", MAX_DESCRIPTION, required=True)
     check_uploads(list(uploads))
     customer_id = _link_customer(requester, actor=Actor.system())
-    ticket, _clocks = _create_ticket(
+    actor = Actor("customer", str(customer_id), f"customer:{customer_id}", None)
+    ticket, started = _create_ticket(
         customer_id=customer_id,
         requester=requester,
         kind=Kind.INQUIRY,
@@ -314,8 +320,21 @@ def receive_email(*, customer: CustomerDetails, description: str, uploads: list[
         purchase_date=None,
         amount_minor=None,
         currency=current_tenant().currency,
-        actor=Actor("customer", str(customer_id), f"customer:{customer_id}", None),
+        actor=actor,
         description=description,
         uploads=uploads,
     )
+    if _emails_opened_lately(requester.email) <= EMAIL_RECEIPTS_PER_HOUR:
+        notify_customer(ticket, "email_receipt", actor=actor, ticket_clocks=started)
     return ticket
+
+
+def _emails_opened_lately(address: str) -> int:
+    """Tickets the address opened by email in the last hour, this one included."""
+    return db.session.scalar(
+        select(func.count()).where(
+            Ticket.requester_email == address,
+            Ticket.channel == Channel.EMAIL,
+            Ticket.created_at > utcnow() - timedelta(hours=1),
+        )
+    )
