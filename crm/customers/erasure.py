@@ -64,8 +64,10 @@ def _erase_ticket(ticket: Ticket) -> tuple[int, int]:
     ticket.requester_name, ticket.requester_phone, ticket.requester_email = ERASED_NAME, None, None
     ticket.account_ref = None
     for entry in db.session.scalars(select(ThreadEntry).where(ThreadEntry.ticket_id == ticket.id)):
-        if entry.kind == "status_change":
-            continue
+        if entry.kind == "status_change" or (
+            entry.kind == "system_event" and "received_at" not in entry.details
+        ):
+            continue  # the desk's own words (a merge, a payout, an assignment) name nobody
         personal = PERSONAL_DETAILS.get(entry.kind, ())
         kept = {key: value for key, value in entry.details.items() if key not in personal}
         entry.body, entry.details = "", {**kept, "erased": True}

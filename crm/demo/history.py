@@ -197,7 +197,10 @@ def _decide(player: _Player, ticket: Ticket, outcome: str, amount: str) -> None:
             version_number=1,
             outcome=outcome,
             reason_code="billing_error" if outcome != "denied" else "outside_policy",
-            clause="clause 3" if outcome != "denied" else "clause 2",
+            # As the agent types it, in the customer's language: the final response quotes it.
+            clause=("第 {} 条" if ticket.requester_locale == "zh_CN" else "clause {}").format(
+                3 if outcome != "denied" else 2
+            ),
             amount=granted,
             inputs=refunds.Inputs(),
             differs_reason="按实际余额核定。",
