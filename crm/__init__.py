@@ -34,6 +34,7 @@ from crm.files import storage as file_storage
 from crm.health import bp as health_bp
 from crm.i18n import select_locale, select_timezone
 from crm.inbound import imap as inbound_imap
+from crm.inbound import views as inbound_views
 from crm.leads import public as lead_public_views
 from crm.leads import views as lead_views
 from crm.notify import service as notify_service
@@ -127,6 +128,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         api_views.bp,
         api_admin.bp,
         webhook_views.bp,
+        inbound_views.bp,
     )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

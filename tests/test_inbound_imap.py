@@ -20,7 +20,7 @@ from crm.audit.models import AuditEvent
 from crm.inbound import imap
 from crm.tickets.models import EntryKind, ThreadEntry, Ticket
 from tests.browser import IN_CI
-from tests.conftest import acting_for
+from tests.conftest import acting_for, submit
 from tests.mail import free_port
 from tests.test_inbound_email import SUPPORT, desk, mail
 
@@ -161,3 +161,47 @@ def test_a_mailbox_that_cannot_be_read_says_so(app, runner, make_tenant):
     assert runner.invoke(args=["mail", "imap", "--tenant", tenant.slug, "--url", closed]).exit_code == 0
     refused = runner.invoke(args=["mail", "poll", "--tenant", tenant.slug])
     assert refused.exit_code != 0 and "could not read the mailbox" in refused.output
+
+
+def test_an_admin_sets_the_mailbox_on_its_page_checked_by_signing_in(app, client, signed_in, dovecot):
+    tenant, _admin = signed_in("admin")
+    page = f"/t/{tenant.slug}/admin/mailbox"
+    fields = {
+        "security": "imap",
+        "host": "127.0.0.1",
+        "port": str(dovecot),
+        "user": SUPPORT,
+        "folder": "INBOX",
+    }
+    # Private addresses and passwords in the clear are refused unless the operator allows them.
+    refused = submit(client, page, {**fields, "password": PASSWORD}, form_page=page)
+    assert refused.status_code == 422 and "private or local address" in refused.text
+    app.config["WEBHOOKS_ALLOW_PRIVATE"] = True  # the test's Dovecot is on loopback
+    try:
+        wrong = submit(client, page, {**fields, "password": "wrong"}, form_page=page)
+        assert wrong.status_code == 422 and "could not open this mailbox" in wrong.text
+        assert "No mailbox: the desk reads none." in wrong.text  # nothing kept
+        missing = submit(client, page, {**fields, "password": ""}, form_page=page)
+        assert missing.status_code == 422 and "Enter the mailbox" in missing.text
+        saved = submit(client, page, {**fields, "password": PASSWORD}, form_page=page, follow_redirects=True)
+        assert "Mailbox saved" in saved.text and f"imap://{SUPPORT}@127.0.0.1:{dovecot}/INBOX" in saved.text
+        assert PASSWORD not in saved.text
+        # Saved again without the password: the saved one is kept.
+        again = submit(client, page, {**fields, "password": ""}, form_page=page, follow_redirects=True)
+        assert "Mailbox saved" in again.text
+
+        put(dovecot, mail(to=SUPPORT, body="A question by mail.", sender=("Zhao", "zhao@example.test")))
+        fetched = submit(client, f"{page}/fetch", {}, form_page=page, follow_redirects=True)
+        assert "Fetched 1: 0 filed on their tickets, 1 new tickets, 0 ignored, 0 failed" in fetched.text
+        stopped = submit(client, f"{page}/stop", {}, form_page=page, follow_redirects=True)
+        assert "No mailbox: the desk reads none." in stopped.text
+    finally:
+        app.config.pop("WEBHOOKS_ALLOW_PRIVATE")
+    with acting_for(app, tenant) as session:
+        events = session.scalars(select(AuditEvent).where(AuditEvent.action == "tenant.imap_set")).all()
+        assert [event.data["mailbox"] is None for event in events] == [False, False, True]
+
+
+def test_only_admins_reach_the_mailbox_page(client, signed_in):
+    tenant, _manager = signed_in("manager")
+    assert client.get(f"/t/{tenant.slug}/admin/mailbox").status_code in (403, 404)

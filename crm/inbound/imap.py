@@ -8,6 +8,8 @@ cron can run ``flask mail poll`` instead.
 
 import imaplib
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import unquote, urlsplit
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 SEAL_PURPOSE = "imap"
 POLL_JOB_PREFIX = "mail-poll-"
 TIMEOUT_SECONDS = 30
+CHECK_TIMEOUT_SECONDS = 10  # an admin waits for this one
 MAX_PER_ROUND = 200
 
 
@@ -101,18 +104,38 @@ class Round:
         )
 
 
-def poll() -> Round:
-    """Deliver the unread messages of the tenant's mailbox (for the tenant in context)."""
-    box = mailbox()
-    if box is None:
-        raise DomainError(_l("No IMAP mailbox is set for this organisation (flask mail imap)."))
-    result = Round()
+@contextmanager
+def _opened(box: Mailbox, timeout: float = TIMEOUT_SECONDS) -> Iterator[imaplib.IMAP4]:
+    """Signed in to the mailbox, its folder selected."""
     client_class = imaplib.IMAP4_SSL if box.secure else imaplib.IMAP4
-    with client_class(box.host, box.port, timeout=TIMEOUT_SECONDS) as client:
+    with client_class(box.host, box.port, timeout=timeout) as client:
         client.login(box.user, box.password)
         status, detail = client.select(_quoted(box.folder))
         if status != "OK":
             raise imaplib.IMAP4.error(f"cannot open {box.folder}: {detail}")
+        yield client
+
+
+def check(box: Mailbox) -> None:
+    """Sign in and open the folder, or say what the server said (a mailbox set on the
+    admin's page is checked before it is kept)."""
+    try:
+        with _opened(box, timeout=CHECK_TIMEOUT_SECONDS):
+            pass
+    except (OSError, imaplib.IMAP4.error) as error:
+        reason = str(error) or type(error).__name__
+        raise DomainError(
+            _l("The desk could not open this mailbox: %(reason)s", reason=reason[:300])
+        ) from None
+
+
+def poll() -> Round:
+    """Deliver the unread messages of the tenant's mailbox (for the tenant in context)."""
+    box = mailbox()
+    if box is None:
+        raise DomainError(_l("No IMAP mailbox is set for this organisation."))
+    result = Round()
+    with _opened(box) as client:
         _typ, found = client.uid("SEARCH", None, "UNSEEN")
         for uid in (found[0] or b"").split()[:MAX_PER_ROUND]:
             _typ, fetched = client.uid("FETCH", uid, "(BODY.PEEK[])")
