@@ -29,16 +29,24 @@ limiter = Limiter(get_remote_address)
 
 
 @event.listens_for(Engine, "connect")
-def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+def _session_settings(dbapi_connection, connection_record) -> None:
     """SQLite enforces foreign keys only when asked, per connection; WAL lets readers
-    carry on while a request writes."""
-    if type(dbapi_connection).__module__ != "sqlite3":
+    carry on while a request writes. PostgreSQL's JIT compiles any plan it estimates as
+    costly, which for our short queries (a text search's fallback that mostly never
+    runs) costs 8-13 ms and saves nothing (docs/performance.md)."""
+    module = type(dbapi_connection).__module__
+    if module == "sqlite3":
+        statements = ("PRAGMA foreign_keys=ON", "PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=10000")
+    elif module.startswith("psycopg"):
+        statements = ("SET jit = off",)
+    else:
         return
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    for statement in statements:
+        cursor.execute(statement)
     cursor.close()
+    if module.startswith("psycopg"):
+        dbapi_connection.commit()  # the SET outlives no transaction otherwise
 
 
 def pending_in_transaction(key: str) -> list:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from crm.auth.models import User
-from crm.tickets import search, staff_actions
+from crm.tickets import queue, search, staff_actions
 from crm.tickets import service as tickets
 from crm.tickets.models import Ticket
 from tests.conftest import acting_for
@@ -30,8 +30,8 @@ def test_chinese_text_is_cut_into_pairs_and_other_text_into_folded_words():
     assert search.tokens("退") == ["退"]
     assert search.tokens("ＲＦ-１００９ Café REFUNDED") == ["rf", "1009", "cafe", "refunded"]
     assert search.tokens("号码abc停用") == ["号码", "码", "abc", "停用", "用"]
-    query = search.tsquery_literal(search.parse("退款 refund 49 款"))
-    assert query == "('退款') & 'refund':* & ('49') & '款':*"
+    query = search.tsquery_literal(search.parse("退款 refund 49 款"), 7)
+    assert query == "('7:退款') & '7:refund':* & ('7:49') & '7:款':*"
     assert search.fts5_query(search.parse("剩余余额")) == '"剩余 余余 余额"'
     # Whatever is typed, only letters and digits reach the database's query language.
     assert search.fts5_query(search.parse("\" OR * NEAR( ) -- ' :* & |")) == '"or" AND "near"*'
@@ -45,7 +45,10 @@ def test_the_migration_indexes_existing_tickets_as_the_app_does():
     spec.loader.exec_module(migration)
     text = "您好，我要申请退款：ＲＦ-1009 was charged TWICE, café 号码已停用。" * 3
     assert migration.tokens(text) == search.tokens(text)
-    assert migration.tsvector_literal(search.tokens(text)) == search.tsvector_literal(search.tokens(text))
+    vector = search.tsvector_literal(search.tokens(text), 7)
+    assert migration.tsvector_literal(search.tokens(text), 7) == vector and vector.startswith(
+        "'7:您好':1,20,39 "
+    )
     assert set(migration.INDEXED_KINDS) == set(search.INDEXED_KINDS)
 
 
@@ -163,3 +166,31 @@ def test_a_search_the_form_refuses_says_so(app, client, signed_in):
     for q, message in (("\x00退款", "control character"), ("退" * 201, "200")):
         page = client.get(f"/t/{tenant.slug}/tickets", query_string={"q": q})
         assert page.status_code == 400 and message in page.text
+
+
+@pytest.mark.parametrize("sort", ["oldest", "newest"])
+def test_pages_are_whole_where_the_probe_ends_and_the_index_takes_over(app, make_tenant, monkeypatch, sort):
+    """A text search reads the first tickets in page order, then asks the index: pages
+    come out the same either side of that line (made 2 tickets long here)."""
+    monkeypatch.setattr(queue, "TEXT_PROBE_ROWS", 2)
+    tenant = make_tenant()
+    words = ["退款", "咨询", "退款", "咨询", "咨询", "退款", "退款", "咨询", "退款"]
+    made = [new_ticket(app, tenant, description=f"申请{word}") for word in words]
+    expected = [t.number for t, word in zip(made, words, strict=True) if word == "退款"]
+    if sort == "newest":
+        expected.reverse()
+    with acting_for(app, tenant):
+        seen, after = [], None
+        while True:
+            page = queue.queue_page(
+                queue.QueueQuery(view="all", q="退款", sort=sort),
+                user_id=0,
+                country="CN",
+                after=after,
+                limit=2,
+            )
+            seen += [ticket.number for ticket in page.tickets]
+            if page.next_cursor is None:
+                break
+            after = page.next_cursor
+    assert seen == expected

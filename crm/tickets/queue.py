@@ -10,7 +10,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, literal, or_, select, tuple_, union_all
+from sqlalchemy import ColumnElement, and_, func, literal, literal_column, or_, select, tuple_, union_all
 
 from crm.columns import UTCDateTime, utcnow
 from crm.customers.models import Customer
@@ -155,7 +155,8 @@ def matching_customer_ids(q: str, country: str) -> list[int]:
     return list(db.session.scalars(query))
 
 
-def _search(q: str, country: str) -> ColumnElement:
+def _by_identifiers(q: str, country: str) -> ColumnElement:
+    """Tickets ``q`` names: by reference, account, email, or its customer's phone or name."""
     conditions = [Ticket.account_ref == q]
     if "@" in q:  # the address given for the ticket, whichever customer record it is under
         conditions.append(Ticket.requester_email == q.lower())
@@ -165,9 +166,6 @@ def _search(q: str, country: str) -> ColumnElement:
     customer_ids = matching_customer_ids(q, country)
     if customer_ids:
         conditions.append(Ticket.customer_id.in_(customer_ids))
-    said = search.text_match(q)
-    if said is not None:  # what was said on the ticket: messages, notes, call logs
-        conditions.append(said)
     return or_(*conditions)
 
 
@@ -230,8 +228,6 @@ def _filters(query: QueueQuery, *, user_id: int, country: str) -> list[ColumnEle
     ):
         if value:
             conditions.append(column == value)
-    if query.q:
-        conditions.append(_search(query.q, country))
     if query.clock:
         conditions.append(_with_clock(query))
     return conditions
@@ -249,25 +245,83 @@ def queue_page(
         position = tuple_(key, Ticket.id)
         bound = tuple_(literal(after.key, UTCDateTime()), literal(after.id, Ticket.id.type))
         conditions.append(position < bound if descending else position > bound)
-    order = (key.desc(), Ticket.id.desc()) if descending else (key.asc(), Ticket.id.asc())
-
-    if len(statuses) > 1:
-        # "status IN (a, b) ORDER BY created_at LIMIT n" makes the database read every
-        # ticket in those states and sort them. One branch per status is a range scan of
-        # (tenant_id, [assignee_id,] status, created_at, id) that stops after n rows;
-        # the outer query merges the branches' few rows.
-        branches = [
-            select(Ticket.id).where(*conditions, Ticket.status == status).order_by(*order).limit(limit + 1)
-            for status in statuses
-        ]
+    order = _order(key, Ticket.id, descending)
+    # A search is two ways of finding tickets: by what names them (indexes on their
+    # columns) and by what was said (the text index). Each way is a branch of its own,
+    # as is each status of a view of several: "status IN (a, b) ORDER BY created_at
+    # LIMIT n", or an OR of a column and the text, would make the database read every
+    # ticket that matches and sort them. One branch is a range scan of (tenant_id,
+    # [assignee_id,] status, created_at, id), or a text match, that stops after n rows;
+    # the outer query merges the branches' few rows.
+    searches: list[ColumnElement | search.TextQuery | None] = [None]
+    if query.q:
+        searches = [_by_identifiers(query.q, country)]
+        if said := search.text_query(query.q):
+            searches.append(said)
+    status_conditions = [[Ticket.status == status] for status in statuses] or [[]]
+    branches = [
+        _branch([*conditions, *by_status], way, key, descending, limit + 1)
+        for by_status in status_conditions
+        for way in searches
+    ]
+    if len(branches) == 1 and not isinstance(searches[0], search.TextQuery):
+        named = [] if searches[0] is None else [searches[0]]
+        statement = select(Ticket).where(*conditions, *status_conditions[0], *named)
+    else:
         ids = union_all(*(select(branch.subquery().c.id) for branch in branches))
         statement = select(Ticket).where(Ticket.id.in_(ids))
-    else:
-        statement = select(Ticket).where(*conditions, *(Ticket.status == status for status in statuses))
     rows = list(db.session.scalars(statement.order_by(*order).limit(limit + 1)))
     page = rows[:limit]
     more = len(rows) > limit
     return QueuePage(page, Cursor(_sort_value(page[-1], query.sort), page[-1].id) if more else None)
+
+
+def _order(key: ColumnElement, ticket_id: ColumnElement, descending: bool) -> tuple:
+    return (key.desc(), ticket_id.desc()) if descending else (key.asc(), ticket_id.asc())
+
+
+# How many tickets, in page order, a text search reads before it asks the text index
+# instead: a word in at least about 1% of them fills a page from there, in a few
+# milliseconds, however common; a rarer one is looked up in the index (a few matches,
+# sorted). The database's own estimate of how common a word is, or a phrase, misleads
+# it both ways (measured in docs/performance.md).
+TEXT_PROBE_ROWS = 5_000
+
+
+def _branch(conditions: list, way, key: ColumnElement, descending: bool, limit: int):
+    """The first ``limit`` ids, in page order, of the tickets meeting ``conditions`` and
+    found ``way`` (a condition, a text search, or None: every ticket)."""
+    order = _order(key, Ticket.id, descending)
+    if not isinstance(way, search.TextQuery):
+        named = [] if way is None else [way]
+        return select(Ticket.id).where(*conditions, *named).order_by(*order).limit(limit)
+    if not way.postgres:  # SQLite's FTS5 answers by ticket id; its planner has no such trap
+        return select(Ticket.id).where(*conditions, way.matches()).order_by(*order).limit(limit)
+    walked = (
+        select(Ticket.id, key.label("key"), search.SEARCH_VECTOR.label("vector"))
+        .where(*conditions)
+        .order_by(*order)
+        .limit(TEXT_PROBE_ROWS)
+        .subquery()
+    )
+    probe = (
+        select(walked.c.id)
+        .where(way.matches(walked.c.vector))
+        .order_by(*_order(walked.c.key, walked.c.id, descending))
+        .limit(limit)
+        .cte()
+        .prefix_with("MATERIALIZED")
+    )
+    # Sorted by an expression, so the database cannot choose to walk the tickets again;
+    # asked only when the probe did not fill the page.
+    unwalkable = key.op("+")(literal_column("interval '0 s'"))
+    looked_up = (
+        select(Ticket.id)
+        .where(*conditions, way.matches(), select(func.count()).select_from(probe).scalar_subquery() < limit)
+        .order_by(*_order(unwalkable, Ticket.id, descending))
+        .limit(limit)
+    )
+    return union_all(select(probe.c.id), looked_up)
 
 
 def desk_summary(user_id: int) -> dict[str, int]:
