@@ -9,6 +9,15 @@ half-way and 95% of the way through the tenant's history; and it times searches 
 reference, phone (E.164 and as typed), name, account reference and email, plus one that
 matches nothing. Each round visits every scenario, ``/healthz`` in between; rounds repeat.
 
+Full-text searches (``crm.tickets.search``, what was said on a ticket; seed with
+``--messages-per-ticket 5`` for threads worth searching): a common Chinese word (退款), a
+less common one (发票), one in a few per cent of tickets (报销), a rare one (仲裁), an
+order number (one ticket), a four-character phrase (虚拟号码), an English prefix
+(refun), two words together, a word the other tenants use but perf-00 hardly does (彩铃),
+one nobody uses, and the common word in the "open" view (one branch per status). How
+many of the tenant's tickets each matches is printed with its timings. ``--only-search``
+times the searches alone.
+
 Then, in-process (Flask test client on the same database), it logs the SQL the queue
 emits for a first page, a deep page and the searches, and runs ``EXPLAIN (ANALYZE,
 BUFFERS)`` on each, to show which indexes the keyset pages use and flag any sequential
@@ -16,7 +25,7 @@ scan of ``tickets``.
 
     .venv/bin/python bench/queue_latency.py \\
         --database-url postgresql+psycopg://postgres@127.0.0.1:5432/ledgerdesk_perf \\
-        [--pages 20] [--rounds 10] [--explain-out explain.txt] [--json out.json]
+        [--pages 20] [--rounds 10] [--only-search] [--explain-out explain.txt] [--json out.json]
 """
 
 import argparse
@@ -39,6 +48,7 @@ from sqlalchemy.engine import make_url
 
 import crm
 from crm.extensions import db
+from crm.tickets import search
 from crm.tickets.queue import Cursor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -48,6 +58,7 @@ from seed import AGENT_PASSWORD, BIG_SLUG
 ROOT = Path(__file__).resolve().parent.parent
 GOAL_P95_MS = 100.0
 NEXT_LINK = re.compile(r'<a[^>]*href="([^"]+)"[^>]*rel="next"')
+SQL_TABLE = re.compile(r"FROM (tickets|customers|thread_entries)\b")
 INDEX_USED = re.compile(r"(?:Index (?:Only )?Scan (?:Backward )?using|Bitmap Index Scan on) (\S+)")
 CSRF_INPUT = re.compile(r'<input[^>]*\bname="csrf_token"[^>]*\bvalue="([^"]*)"')
 VIEWS = (
@@ -132,6 +143,50 @@ def search_terms(conninfo: str, slug: str) -> list[tuple[str, dict[str, str]]]:
     ]
 
 
+def text_searches(conninfo: str, slug: str) -> list[tuple[str, dict[str, str]]]:
+    """Searches of what was said (the first page of "all", and of "open" for the common
+    word). The order number is one that exists in the tenant's threads."""
+    with psycopg.connect(conninfo) as connection:
+        row = connection.execute(
+            "SELECT substring(e.body FROM 'DD[0-9]{14}') FROM thread_entries e"
+            " JOIN tenants n ON n.id = e.tenant_id WHERE n.slug = %s AND e.body LIKE '%%DD%%'"
+            " ORDER BY e.id LIMIT 1 OFFSET 1000",
+            (slug,),
+        ).fetchone()
+    words = [
+        ("common word", "退款"),
+        ("less common word", "发票"),
+        ("medium word", "报销"),
+        ("rare word", "仲裁"),
+        *([("order number", row[0])] if row and row[0] else []),
+        ("4-char phrase", "虚拟号码"),
+        ("English prefix", "refun"),
+        ("two words", "退款 发票"),
+        ("common + rare", "退款 仲裁"),
+        ("other tenants' word", "彩铃"),
+        ("word nobody uses", "鲸鱼"),
+    ]
+    scenarios = [(f"search text: {label}", {"view": "all", "q": q}) for label, q in words]
+    scenarios.append(("search text: common, open", {"view": "open", "q": "退款"}))
+    return scenarios
+
+
+def text_matches(conninfo: str, slug: str, scenarios) -> dict[str, int]:
+    """How many of the tenant's tickets each text search's words match (any status)."""
+    counts = {}
+    with psycopg.connect(conninfo) as connection:
+        tenant_id = connection.execute("SELECT id FROM tenants WHERE slug = %s", (slug,)).fetchone()[0]
+        for label, params in scenarios:
+            terms = search.parse(params.get("q", ""))
+            if not label.startswith("search text") or not terms:
+                continue
+            counts[label] = connection.execute(
+                "SELECT count(*) FROM tickets WHERE tenant_id = %s AND search_vector @@ CAST(%s AS tsquery)",
+                (tenant_id, search.tsquery_literal(terms, tenant_id)),
+            ).fetchone()[0]
+    return counts
+
+
 def jump_cursors(conninfo: str, slug: str) -> list[tuple[str, dict[str, str]]]:
     """Cursors deep into "all" (oldest first), as a bookmarked page link would carry."""
     jumps = []
@@ -198,7 +253,7 @@ def explain_queue_sql(url: str, conninfo: str, slug: str, email: str, scenarios,
                 response = client.get(f"/t/{slug}/tickets?{urlencode(params)}")
                 page = response.get_data(as_text=True)
                 for statement, parameters in captured:
-                    if not re.search(r"FROM (tickets|customers)\b", statement):
+                    if not SQL_TABLE.search(statement):
                         continue
                     sql = cursor.mogrify(statement, parameters)
                     plan = "\n".join(
@@ -209,7 +264,7 @@ def explain_queue_sql(url: str, conninfo: str, slug: str, email: str, scenarios,
                         {
                             "scenario": label,
                             "page": which,
-                            "table": re.search(r"FROM (tickets|customers)\b", statement).group(1),
+                            "table": SQL_TABLE.search(statement).group(1),
                             "indexes": sorted(set(re.findall(INDEX_USED, plan))),
                             # Rows an index led to that the filter then threw away: a
                             # search that reads the whole tenant shows up here.
@@ -251,6 +306,7 @@ def main() -> None:
     parser.add_argument("--slug", default=BIG_SLUG)
     parser.add_argument("--pages", type=int, default=20, help="later pages followed per view")
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--only-search", action="store_true", help="time the searches alone")
     parser.add_argument("--wait-minutes", type=float, default=0, help="poll this long for the queue")
     parser.add_argument("--explain-out", type=Path)
     parser.add_argument("--json", type=Path)
@@ -262,7 +318,16 @@ def main() -> None:
     email = f"agent0@{args.slug}.test"
     wait_for_queue(sqlalchemy_url, args.slug, email, args.wait_minutes)
     work = Path(tempfile.mkdtemp(prefix="ledgerdesk-queue-bench-"))
-    scenarios = [*VIEWS, *jump_cursors(conninfo, args.slug), *search_terms(conninfo, args.slug)]
+    scenarios = [
+        *VIEWS,
+        *jump_cursors(conninfo, args.slug),
+        *search_terms(conninfo, args.slug),
+        *text_searches(conninfo, args.slug),
+    ]
+    if args.only_search:
+        scenarios = [scenario for scenario in scenarios if scenario[0].startswith("search")]
+    matches = text_matches(conninfo, args.slug, scenarios)
+    load_before = os.getloadavg()
 
     env = {k: v for k, v in os.environ.items() if k not in ("CRM_ENV", "SMTP_URL")}
     env.update(DATABASE_URL=sqlalchemy_url, REDIS_URL=args.redis_url, SECRET_KEY=SECRET_KEY)
@@ -276,11 +341,21 @@ def main() -> None:
         server.stop()
 
     health_p50 = statistics.median(health)
+    load_after = os.getloadavg()
     print(
         f"over HTTP, gunicorn 2 workers, one client; {args.rounds} rounds, {args.pages} later pages per view"
     )
+    print(
+        "load average (1, 5, 15 min): before "
+        + ", ".join(f"{v:.2f}" for v in load_before)
+        + "; after "
+        + ", ".join(f"{v:.2f}" for v in load_after)
+    )
     print(f"/healthz: p50 {health_p50:.1f} ms, p95 {quantile(health, 0.95):.1f} ms ({len(health)} requests)")
-    header = f"{'scenario':<26} {'first p50':>9} {'p95':>7} {'later p50':>10} {'p95':>7} {'n later':>7}"
+    header = (
+        f"{'scenario':<34} {'first p50':>9} {'p95':>7} {'later p50':>10} {'p95':>7} {'n later':>7}"
+        f" {'matched':>8}"
+    )
     print(header)
     rows = []
     for label, _ in scenarios:
@@ -292,12 +367,16 @@ def main() -> None:
             "later_p50": statistics.median(t.later) if t.later else None,
             "later_p95": quantile(t.later, 0.95) if t.later else None,
             "later_n": len(t.later),
+            "matched": matches.get(label),
         }
         rows.append(row)
         later = f"{row['later_p50']:10.1f} {row['later_p95']:7.1f}" if t.later else f"{'—':>10} {'—':>7}"
-        print(f"{label:<26} {row['first_p50']:9.1f} {row['first_p95']:7.1f} {later} {len(t.later):7d}")
+        matched = f"{matches[label]:8,}" if label in matches else f"{'':>8}"
+        print(
+            f"{label:<34} {row['first_p50']:9.1f} {row['first_p95']:7.1f} {later} {len(t.later):7d} {matched}"
+        )
     all_first = [v for t in timings.values() for v in t.first]
-    all_later = [v for t in timings.values() for v in t.later]
+    all_later = [v for t in timings.values() for v in t.later] or [float("nan")]
     worst = max(max(r["first_p95"], r["later_p95"] or 0) for r in rows)
     print(
         f"all first pages p95 {quantile(all_first, 0.95):.1f} ms, all later pages p95"
@@ -314,12 +393,22 @@ def main() -> None:
         filtered = report["rows_filtered"]
         note = f"  ({filtered:,} rows read, filtered out)" if filtered else ""
         print(
-            f"  {report['scenario']:<24} {report['page']:<10} {report['table']:<9}"
+            f"  {report['scenario']:<34} {report['page']:<10} {report['table']:<14}"
             f" {report['execution_ms']:8.2f} ms  {', '.join(report['indexes']) or '-'}{scans}{note}"
         )
     if args.json:
         args.json.write_text(
-            json.dumps({"healthz_p50": health_p50, "rows": rows, "explain": reports}, indent=2, default=str)
+            json.dumps(
+                {
+                    "healthz_p50": health_p50,
+                    "load_average": {"before": load_before, "after": load_after},
+                    "rows": rows,
+                    "explain": reports,
+                },
+                indent=2,
+                default=str,
+                ensure_ascii=False,
+            )
         )
 
 

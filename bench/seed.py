@@ -2,8 +2,12 @@
 
 Tenants are created through the app's own services (``create_tenant``, so each has its
 settings and an audit chain; ``create_user`` for its agents). Customers, tickets and one
-inbound thread entry per ticket are then bulk-loaded with psycopg ``COPY``, one tenant
-per worker thread, and the tables are ANALYZEd.
+inbound thread entry per ticket (its description) are then bulk-loaded with psycopg
+``COPY``, one tenant per worker thread, and the tables are ANALYZEd. With
+``--messages-per-ticket N`` each ticket's thread has N entries: the description, then a
+mix of staff replies, internal notes, call logs and the customer's follow-ups in the
+ticket's language. Each ticket's ``search_vector`` (the full-text index,
+``crm.tickets.search``) is filled in the same COPY from the entries it indexes.
 
 Raw SQL is deliberate in this file: COPY, reserving id ranges from the sequences, and
 dropping the tables' secondary indexes and foreign keys during the load, then re-creating
@@ -15,15 +19,19 @@ its agents), so ``audit verify`` still passes.
 
     .venv/bin/python bench/seed.py \\
         --database-url postgresql+psycopg://postgres@127.0.0.1:5432/ledgerdesk_perf \\
-        --tenants 10 --tickets 1000000 --big-tenant-tickets 100000 [--threads 4] [--reset]
+        --tenants 10 --tickets 1000000 --big-tenant-tickets 100000 [--messages-per-ticket 5] \\
+        [--threads 4] [--reset]
 
 Tenant slugs are ``perf-00`` (the big tenant) … ``perf-NN``; each has agents
 ``agent0@perf-NN.test`` … with the password ``AGENT_PASSWORD`` below.
 """
 
 import argparse
+import functools
+import json
 import math
 import random
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -41,6 +49,7 @@ from crm.auth.service import create_user
 from crm.extensions import db
 from crm.provisioning.models import TenantSettings
 from crm.provisioning.service import create_tenant, tenant_by_slug
+from crm.tickets import search
 from tenants import tenant_context
 
 AGENT_PASSWORD = "perf-agent-password"
@@ -156,6 +165,176 @@ FOLLOW_UPS_EN = (
     " Please call me back on weekdays between 9 and 6.",
 )
 
+# --- the rest of a thread (``--messages-per-ticket`` > 1) ------------------------------------
+# (weight, template). Weights shape how often words occur, so searches of each kind have
+# something to find: 退款 / refund in most tickets, 发票 / invoice in a few per cent,
+# 仲裁 / 公证 / arbitration in a handful, an order number in one; 彩铃 / ringback is a
+# word of the other tenants' desks, almost never said at perf-00's.
+# Slots: {amount} {date} {order} {days} {minutes} {tail} {agent} {ref}
+REPLIES_ZH = (
+    (30, "您好，您的退款申请已受理，预计{days}个工作日内退回原支付账户，请留意银行到账通知。"),
+    (20, "您好，经核实您反映的情况属实，我们将为您办理退款{amount}元，款项原路退回。"),
+    (15, "您好，退款需要提供充值记录截图和身份证明，请在{days}日内回复本邮件补充材料。"),
+    (12, "非常抱歉给您带来不便，您的套餐费用已按剩余天数折算，退款金额为{amount}元。"),
+    (10, "您好，您账户余额{amount}元已冻结，待财务审核通过后办理退款。"),
+    (10, "您好，关于订单{order}，我们已通知财务部门，退款将在{date}前完成。"),
+    (8, "您好，外呼接通率受线路和号码质量影响，我们已为您更换线路，如仍不满意可申请退款。"),
+    (8, "您好，虚拟号码已于{date}停用，停用后不再产生月租，此前的费用按合同处理。"),
+    (6, "您好，重复扣费的{amount}元已确认，将在下个账单周期内抵扣或退款，请您选择。"),
+    (6, "您好，您的申请已转交主管审批，审批结果会在{days}个工作日内通知您。"),
+    (5, "您好，我们多次致电{tail}未能接通，请您方便时回电客服热线，以便尽快处理退款。"),
+    (5, "您好，增值服务为系统默认开通，已为您取消并退还{amount}元，给您带来不便深表歉意。"),
+    (4, "您好，根据合同第七条，提前解约需提前30天书面通知，您的解约申请已登记。"),
+    (4, "您好，款项已于{date}退回，银行处理通常需要1到3个工作日，请注意查收。"),
+    (3, "您好，您的工单{ref}已处理完毕，如对处理结果有异议，可在7日内提出。"),
+    (1, "您好，退款完成后我们会为您重新开具发票，原发票请作废处理。"),
+    (1, "您好，红字发票已开具，退款金额{amount}元将与发票冲抵后退回。"),
+    (0.02, "您好，您提出的仲裁申请我们已收到，法务部门会与您联系。"),
+)
+NOTES_ZH = (
+    (25, "已核对充值记录，金额{amount}元无误，同意退款，转财务。"),
+    (15, "客户情绪激动，多次提到要投诉，建议尽快处理。"),
+    (15, "查询外呼日志：近30天接通率{tail}%左右，低于合同承诺，支持部分退款。"),
+    (12, "余额退款需财务复核，已提交审批单，订单号{order}。"),
+    (10, "客户为老用户，套餐已续费两年，可酌情补偿{amount}元。"),
+    (10, "系统显示增值服务于{date}开通，无客户确认记录，按未授权扣费处理。"),
+    (8, "重复扣费已由银行确认，流水号{order}，退款{amount}元。"),
+    (8, "虚拟号码池已回收，客户名下号码全部停用。"),
+    (6, "等待客户补充身份证明，{days}天未回复则按流程关闭。"),
+    (5, "和销售核实：销售承诺的接通率未写入合同，建议协商处理。"),
+    (4, "主管批准退款{amount}元，超出部分不予退还。"),
+    (3, "客户要求退款到对公账户，需提供公司证明和开户许可证。"),
+    (1, "发票已开，需先红冲发票再退款，已通知财务。"),
+    (1, "客户要求补开发票{amount}元，抬头已核对。"),
+    (0.03, "客户称已委托律师，拟申请仲裁，已报法务。"),
+    (0.02, "客户提交了公证处出具的公证书，作为扣费证据。"),
+)
+CALLS_ZH = (
+    (25, "外呼客户，已告知退款进度，客户表示认可。"),
+    (20, "未接通，稍后再联系。"),
+    (15, "客户来电询问退款到账时间，已告知{days}个工作日内到账。"),
+    (12, "与客户沟通套餐折算方案，客户同意退款{amount}元。"),
+    (10, "客户反映外呼接通率低，已记录线路问题，转技术排查。"),
+    (8, "客户要求尽快处理，否则向通信管理局投诉，已安抚。"),
+    (6, "客户确认已收到退款{amount}元，同意结单。"),
+    (5, "客户询问虚拟号码能否保留，已说明停用规则。"),
+    (4, "客户不同意部分退款，要求全额退还{amount}元，需主管介入。"),
+    (3, "号码{tail}为空号，请核实客户联系方式。"),
+    (1, "客户询问发票如何重开，已说明流程。"),
+    (0.02, "客户表示已向仲裁委员会提交申请。"),
+)
+FOLLOWUPS_ZH = (
+    (25, "请问退款什么时候能到账？已经等了{days}天了。"),
+    (15, "补充材料已上传，请查收：充值记录、银行流水和身份证复印件。"),
+    (12, "你们说的退款金额不对，我实际充值了{amount}元。"),
+    (10, "我已经收到退款了，谢谢。"),
+    (10, "订单{order}的扣款还没有退回，请再查一下。"),
+    (8, "虚拟号码还在扣月租，请立即停用。"),
+    (8, "外呼一直打不出去，套餐根本用不了，我要全额退款。"),
+    (6, "如果{date}前还不处理，我就去通信管理局投诉。"),
+    (5, "余额为什么被冻结了？我没有申请注销。"),
+    (4, "请不要再打我电话了，邮件联系即可。"),
+    (4, "退款后发票怎么处理？我们公司需要报销凭证。"),
+    (1, "请把发票寄到公司地址，抬头和税号见附件。"),
+    (0.02, "我已经找了公证处公证扣费记录，请认真对待。"),
+)
+REPLIES_EN = (
+    (
+        30,
+        "Hello, your refund request is accepted; it goes back to where you paid within {days} working days.",
+    ),
+    (15, "Hello, we checked your account and will refund {amount}. Sorry for the trouble."),
+    (12, "Hello, for the refund we need the top-up receipt and proof of identity; reply within {days} days."),
+    (10, "Hello, the remaining balance of {amount} is frozen until finance approves the refund."),
+    (10, "Hello, about order {order}: finance has been told and the refund will be done by {date}."),
+    (8, "Hello, the virtual number was suspended on {date}; no monthly fee is charged after that."),
+    (
+        6,
+        "Hello, the duplicate charge of {amount} is confirmed; choose a refund or a credit on the next bill.",
+    ),
+    (5, "Hello, your case {ref} is closed. You may object within 7 days."),
+    (1, "Hello, once the refund is done we will issue a new invoice; please void the old one."),
+    (0.02, "Hello, we received your notice of arbitration; our legal team will contact you."),
+)
+NOTES_EN = (
+    (25, "Top-up record checked, {amount} correct, refund approved, passed to finance."),
+    (15, "Customer upset, mentioned the regulator twice; handle quickly."),
+    (12, "Outbound call logs: connect rate about {tail}% over 30 days, below the contract. Partial refund."),
+    (10, "Balance refund needs finance review; approval form filed, order {order}."),
+    (8, "Value-added service switched on {date} with no consent on file; treat as unauthorised."),
+    (6, "Waiting for ID from the customer; close after {days} days without a reply."),
+    (1, "Invoice already issued: credit note first, then refund."),
+    (0.03, "Customer says a lawyer is preparing arbitration; legal informed."),
+)
+CALLS_EN = (
+    (25, "Called the customer about the refund; they are fine with the timeline."),
+    (20, "No answer, try again later."),
+    (15, "Customer called asking when the refund arrives; told {days} working days."),
+    (12, "Agreed a prorated refund of {amount} on the phone."),
+    (8, "Customer threatens to complain to the regulator; calmed down."),
+    (5, "Customer confirmed the refund of {amount} arrived; ok to close."),
+    (1, "Customer asked how to get a corrected invoice; explained."),
+)
+FOLLOWUPS_EN = (
+    (25, "When will the refund arrive? It has been {days} days."),
+    (15, "Documents uploaded: top-up receipts, bank statement and ID."),
+    (10, "The refund amount is wrong, I paid {amount}."),
+    (10, "Refund received, thank you."),
+    (8, "Order {order} has still not been refunded, please check again."),
+    (6, "The virtual number is still being charged every month. Stop it now."),
+    (1, "What happens to the invoice after the refund? We need it for expenses."),
+)
+# Ringback tones (彩铃): only the other tenants sell them; perf-00 hears of them rarely.
+RINGBACK_ZH = (
+    (30, "彩铃业务未经同意开通，每月扣费{amount}元，要求退订并退款。"),
+    (20, "已为客户退订彩铃，退还{amount}元。"),
+    (10, "客户询问彩铃能否换成企业宣传语音，已告知办理方式。"),
+)
+RINGBACK_EN = (
+    (30, "A ringback tone was switched on without consent, {amount} a month; cancel and refund it."),
+    (20, "Ringback tone cancelled for the customer, {amount} refunded."),
+)
+RINGBACK_SHARE = {True: 0.0005, False: 0.25}  # per entry, by "is the big tenant"
+ENTRY_KINDS = (("public_reply", 40), ("internal_note", 25), ("call_log", 15), ("inbound_message", 20))
+THREAD_TEXTS = {
+    ("public_reply", "zh_CN"): REPLIES_ZH,
+    ("internal_note", "zh_CN"): NOTES_ZH,
+    ("call_log", "zh_CN"): CALLS_ZH,
+    ("inbound_message", "zh_CN"): FOLLOWUPS_ZH,
+    ("public_reply", "en"): REPLIES_EN,
+    ("internal_note", "en"): NOTES_EN,
+    ("call_log", "en"): CALLS_EN,
+    ("inbound_message", "en"): FOLLOWUPS_EN,
+}
+CALL_OUTCOMES = (("answered", 70), ("no_answer", 18), ("busy", 5), ("voicemail", 5), ("refused", 2))
+
+
+def template_table(table: tuple[tuple[float, str], ...]) -> tuple[tuple[str, ...], list[float]]:
+    values, cumulative, total = [], [], 0.0
+    for weight, template in table:
+        total += weight
+        values.append(template)
+        cumulative.append(total)
+    return tuple(values), cumulative
+
+
+# Tokenising millions of texts is the load's cost. Texts repeat in pieces (templates
+# around amounts, dates and numbers), so they are tokenised a piece at a time with a
+# cache. Cutting at spaces and punctuation changes nothing: ``search.tokens`` never joins
+# across them (a run of CJK or of letters and digits stops there).
+TEXT_PIECES = re.compile(r"[\s,.;:!?%()'\"/\-，。、；：！？（）“”—]+")
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def piece_tokens(piece: str) -> tuple[str, ...]:
+    return tuple(search.tokens(piece))
+
+
+def text_tokens(body: str) -> list[str]:
+    if len(body) > search.MAX_TEXT:
+        return search.tokens(body)
+    return [token for piece in TEXT_PIECES.split(body) if piece for token in piece_tokens(piece)]
+
 
 @dataclass(frozen=True)
 class TenantPlan:
@@ -172,6 +351,7 @@ class TenantPlan:
     first_ticket_id: int
     first_customer_id: int
     first_entry_id: int
+    messages: int = 1  # thread entries per ticket
 
 
 @dataclass
@@ -208,6 +388,12 @@ class Desk:
         self.customers: list[tuple[int, str | None]] = []  # (id, account_ref) of those made so far
         self.next_customer = 0
         self.account_letters = "".join(chr(65 + (plan.index * 7 + k) % 26) for k in range(2))
+        self.entry_kinds = weighted(ENTRY_KINDS)
+        self.call_outcomes = weighted(CALL_OUTCOMES)
+        self.texts = {key: template_table(table) for key, table in THREAD_TEXTS.items()}
+        self.ringback = {"zh_CN": template_table(RINGBACK_ZH), "en": template_table(RINGBACK_EN)}
+        self.ringback_share = RINGBACK_SHARE[plan.slug == BIG_SLUG]
+        self.checked_texts = 0
 
     # -- time --
 
@@ -304,6 +490,76 @@ class Desk:
         touched = created_at + timedelta(minutes=int(rng.expovariate(1 / 600)))
         return max(created_at, min(touched, now)), None
 
+    def thread(
+        self,
+        ticket_id: int,
+        customer_id: int,
+        locale: str,
+        created_at: datetime,
+        amount_minor: int | None,
+        reference: str,
+        agent: int,
+    ) -> list[tuple[str, str, int | None, str, str, datetime]]:
+        """The entries after the description: (kind, author_kind, author, body, details
+        JSON, created_at), in order, a little after the ticket and never in the future."""
+        rng, now = self.rng, self.now
+        entries = []
+        at = created_at
+        kinds = rng.choices(self.entry_kinds[0], cum_weights=self.entry_kinds[1], k=self.plan.messages - 1)
+        if kinds and kinds[0] == "inbound_message":  # someone at the desk answers first
+            kinds[0] = "public_reply"
+        amount = amount_minor if amount_minor is not None else round(math.exp(rng.gauss(5.3, 1.1))) * 100
+        for kind in kinds:
+            # Minutes to days later: median about three hours.
+            at = min(at + timedelta(minutes=rng.lognormvariate(5.2, 1.3)), now - timedelta(seconds=1))
+            at = max(at, created_at)
+            if rng.random() < self.ringback_share:
+                templates, cumulative = self.ringback[locale]
+            else:
+                templates, cumulative = self.texts[(kind, locale)]
+            template = rng.choices(templates, cum_weights=cumulative)[0]
+            day = at + timedelta(days=rng.randrange(1, 15))
+            values = {
+                "amount": f"{amount / 100:.2f}"
+                if locale == "zh_CN"
+                else f"{self.plan.currency} {amount / 100:.2f}",
+                "date": f"{day.month}月{day.day}日" if locale == "zh_CN" else f"{day:%d %B}",
+                "order": f"DD{created_at:%Y%m%d}{rng.randrange(1_000_000):06d}",
+                "days": rng.choice((3, 5, 7, 10, 15)),
+                "minutes": rng.randrange(1, 30),
+                "tail": f"{rng.randrange(10, 100)}",
+                "ref": reference,
+            }
+            body = template.format(**values) if "{" in template else template
+            details = "{}"
+            if kind == "call_log":
+                outcome = rng.choices(self.call_outcomes[0], cum_weights=self.call_outcomes[1])[0]
+                if outcome != "answered" and rng.random() < 0.7:
+                    body = ""  # an unanswered call often has no notes
+                details = json.dumps(
+                    {
+                        "direction": "outbound" if rng.random() < 0.75 else "inbound",
+                        "number": self.phone(customer_id - self.plan.first_customer_id),
+                        "duration_seconds": rng.randrange(30, 900) if outcome == "answered" else 0,
+                        "outcome": outcome,
+                    }
+                )
+            staff = kind != "inbound_message"
+            entries.append(
+                (kind, "staff" if staff else "customer", agent if staff else None, body, details, at)
+            )
+        return entries
+
+    def search_vector(self, bodies: list[str]) -> str:
+        """The ticket's ``search_vector``, as the app would index these entries."""
+        found = []
+        for body in bodies:
+            found.extend(text_tokens(body))
+            self.checked_texts += 1
+            if self.checked_texts % 5_000 == 1:  # the cached tokeniser reads as the app does
+                assert text_tokens(body) == search.tokens(body), body
+        return search.tsvector_literal(found, self.plan.tenant_id)
+
     def rows(self) -> Iterator[tuple[list[tuple], list[tuple], list[tuple]]]:
         """Batches of (customers, tickets, thread entries) in creation order."""
         plan, rng, now = self.plan, self.rng, self.now
@@ -343,6 +599,40 @@ class Desk:
                 updated_at, resolved_at = self.settle(status, created_at)
                 number = plan.first_number + serial
                 ticket_id = plan.first_ticket_id + serial
+                by_staff = channel in ("phone", "email", "regulator_referral")
+                agent = assignee or agents[serial % len(agents)]
+                description = self.description(reason, locale, amount_minor)
+                first_entry = plan.first_entry_id + serial * plan.messages
+                thread = [
+                    (
+                        first_entry,
+                        plan.tenant_id,
+                        ticket_id,
+                        "inbound_message",
+                        "staff" if by_staff else "customer",
+                        agent if by_staff else None,
+                        description,
+                        "{}",
+                        created_at,
+                    )
+                ]
+                if plan.messages > 1:
+                    for k, (entry_kind, author_kind, author, body, details, at) in enumerate(
+                        self.thread(
+                            ticket_id,
+                            customer_id,
+                            locale,
+                            created_at,
+                            amount_minor,
+                            f"{plan.prefix}-{number}",
+                            agent,
+                        ),
+                        start=1,
+                    ):
+                        row = (ticket_id, entry_kind, author_kind, author, body, details, at)
+                        thread.append((first_entry + k, plan.tenant_id, *row))
+                vector = self.search_vector([row[6] for row in thread if row[3] in search.INDEXED_KINDS])
+                entries.extend(thread)
                 tickets.append(
                     (
                         ticket_id,
@@ -365,20 +655,7 @@ class Desk:
                         created_at,
                         updated_at,
                         resolved_at,
-                    )
-                )
-                by_staff = channel in ("phone", "email", "regulator_referral")
-                entries.append(
-                    (
-                        plan.first_entry_id + serial,
-                        plan.tenant_id,
-                        ticket_id,
-                        "inbound_message",
-                        "staff" if by_staff else "customer",
-                        (assignee or agents[serial % len(agents)]) if by_staff else None,
-                        self.description(reason, locale, amount_minor),
-                        "{}",
-                        created_at,
+                        vector,
                     )
                 )
             yield customers, tickets, entries
@@ -388,7 +665,7 @@ CUSTOMER_COLUMNS = ("id", "tenant_id", "name", "phone", "email", "account_ref", 
 TICKET_COLUMNS = (
     "id", "tenant_id", "number", "reference", "kind", "channel", "priority", "status", "reason",
     "customer_id", "assignee_id", "account_ref", "purchase_date", "amount_minor", "currency",
-    "respond_by", "needs_manager", "created_at", "updated_at", "resolved_at",
+    "respond_by", "needs_manager", "created_at", "updated_at", "resolved_at", "search_vector",
 )  # fmt: skip
 ENTRY_COLUMNS = (
     "id", "tenant_id", "ticket_id", "kind", "author_kind", "author_user_id", "body", "details", "created_at",
@@ -542,11 +819,13 @@ def restore_schema(
     conninfo: str, indexes: list[tuple[str, str]], keys: list[tuple[str, str, str]], threads: int
 ) -> tuple[float, float]:
     """Re-create the dropped indexes (in parallel) and foreign keys (each validates all
-    rows); returns the seconds each took."""
+    rows); returns the seconds each took, and prints each index's."""
     began = time.perf_counter()
     with ThreadPoolExecutor(max_workers=max(1, min(threads, 2))) as pool:
-        list(pool.map(lambda index: build_index(conninfo, index[1]), indexes))
+        seconds = list(pool.map(lambda index: build_index(conninfo, index[1]), indexes))
     indexed = time.perf_counter()
+    for (name, _), took in sorted(zip(indexes, seconds, strict=True), key=lambda pair: -pair[1]):
+        print(f"  index {name:<48} {took:7.1f} s")
     with psycopg.connect(conninfo, autocommit=True) as connection:
         connection.execute("SET maintenance_work_mem = '512MB'")
         for table, name, definition in keys:
@@ -566,10 +845,18 @@ def main() -> None:
     parser.add_argument("--tickets", type=int, default=1_000_000)
     parser.add_argument("--big-tenant-tickets", type=int, default=100_000)
     parser.add_argument("--agents", type=int, default=8, help="agents per tenant")
+    parser.add_argument(
+        "--messages-per-ticket",
+        type=int,
+        default=1,
+        help="thread entries per ticket: the description, then replies, notes, calls and follow-ups",
+    )
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--seed", type=int, default=20261128)
     parser.add_argument("--reset", action="store_true", help="drop and recreate the database first")
     args = parser.parse_args()
+    if args.messages_per_ticket < 1:
+        sys.exit("--messages-per-ticket must be at least 1")
 
     url = make_url(args.database_url)
     if url.get_backend_name() != "postgresql":
@@ -597,7 +884,7 @@ def main() -> None:
     with psycopg.connect(conninfo) as connection, connection.cursor() as cursor:
         first_ticket = reserve_ids(cursor, "tickets", args.tickets)
         first_customer = reserve_ids(cursor, "customers", args.tickets)
-        first_entry = reserve_ids(cursor, "thread_entries", args.tickets)
+        first_entry = reserve_ids(cursor, "thread_entries", args.tickets * args.messages_per_ticket)
         indexes = secondary_indexes(cursor)
         keys = foreign_keys(cursor)
         for table, name, _ in keys:
@@ -620,7 +907,8 @@ def main() -> None:
                 agent_ids=agents,
                 first_ticket_id=first_ticket + offset,
                 first_customer_id=first_customer + offset,
-                first_entry_id=first_entry + offset,
+                first_entry_id=first_entry + offset * args.messages_per_ticket,
+                messages=args.messages_per_ticket,
             )
         )
         offset += count
