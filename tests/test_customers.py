@@ -32,23 +32,29 @@ def file_requests(app, tenant) -> int:
         tickets.submit_refund_request(
             refund_request(customer={"email": "new.address@example.test"}), nonce="c2", ip=None
         )
-        tickets.submit_refund_request(
-            refund_request(customer={"name": "李雷", "phone": "13900139000", "email": "lilei@example.test"}),
-            nonce="c3",
-            ip=None,
-        )
-        intake.receive(
-            intake.LeadDetails(name="王小明", phone="13800138000", company="小明外呼"),
-            source=Source.STAFF,
-            actor=OPERATOR,
-            ip=None,
-            proofs=[(None, True, "signed form")],
-        )
-        dnc.add_entry(
-            "phone", "13800138000", reason="Asked on the phone", source=EntrySource.STAFF, actor=OPERATOR
-        )
+        li_lei_and_a_lead(nonce="c3")
         session.commit()
         return first.customer_id
+
+
+def li_lei_and_a_lead(nonce: str) -> None:
+    """李雷's request, a trial request from 王小明's phone, and his number on the
+    do-not-contact list (in the tenant in context)."""
+    tickets.submit_refund_request(
+        refund_request(customer={"name": "李雷", "phone": "13900139000", "email": "lilei@example.test"}),
+        nonce=nonce,
+        ip=None,
+    )
+    intake.receive(
+        intake.LeadDetails(name="王小明", phone="13800138000", company="小明外呼"),
+        source=Source.STAFF,
+        actor=OPERATOR,
+        ip=None,
+        proofs=[(None, True, "signed form")],
+    )
+    dnc.add_entry(
+        "phone", "13800138000", reason="Asked on the phone", source=EntrySource.STAFF, actor=OPERATOR
+    )
 
 
 def ticket_links(page: str) -> list[str]:
@@ -173,19 +179,7 @@ def test_a_customer_is_erased_on_request_and_the_chain_still_verifies(app, make_
         customer_id, number, tenant_id = ticket.customer_id, ticket.number, ticket.tenant_id
         [file] = session.scalars(select(Attachment)).all()
         blob = storage.blob_path(tenant_id, file.sha256)
-        tickets.submit_refund_request(
-            refund_request(customer={"name": "李雷", "phone": "13900139000", "email": "lilei@example.test"}),
-            nonce="e2",
-            ip=None,
-        )
-        intake.receive(
-            intake.LeadDetails(name="王小明", phone="13800138000", company="小明外呼"),
-            source=Source.STAFF,
-            actor=OPERATOR,
-            ip=None,
-            proofs=[(None, True, "signed form")],
-        )
-        dnc.add_entry("phone", "13800138000", reason="Asked", source=EntrySource.STAFF, actor=OPERATOR)
+        li_lei_and_a_lead(nonce="e2")
         session.commit()
     assert blob.exists()
     page = f"/t/{tenant.slug}/customers/{customer_id}"
