@@ -17,7 +17,7 @@ from crm.provisioning.models import TenantSettings
 from crm.tickets import service as tickets
 from crm.tickets.intake import EMAIL_RECEIPTS_PER_HOUR
 from crm.tickets.models import EntryKind, Status, ThreadEntry, Ticket
-from tests.conftest import acting_for
+from tests.conftest import acting_for, login
 from tests.test_email import outbox_rows, submit_refund_form
 from tests.test_portal import PDF
 from tests.test_ticket_service import refund_request
@@ -294,3 +294,15 @@ def test_new_mail_is_acknowledged_with_its_reference_but_not_a_flood_from_one_ad
     assert len(to_bot) == EMAIL_RECEIPTS_PER_HOUR  # every email still opens its ticket
     with acting_for(desk_app, tenant) as session:
         assert session.scalar(select(func.count()).where(Ticket.requester_email == "bot@example.test")) == 4
+
+
+def test_a_replys_subject_is_kept_shown_and_searched(app, runner, make_tenant, make_user):
+    tenant, _ticket_id, reference, address = desk(app, make_tenant)
+    reply = mail(to=address, body="见附件。", subject="Re: 发票抬头写错了")
+    assert deliver(runner, tenant, reply) == f"filed on {reference}"
+    client = app.test_client()
+    assert login(client, tenant, make_user(tenant, "agent")).status_code == 302
+    found = client.get(f"/t/{tenant.slug}/tickets", query_string={"view": "all", "q": "抬头"})
+    assert reference in found.text and "<mark>抬头</mark>" in found.text
+    page = client.get(f"/t/{tenant.slug}/tickets/{reference.split('-')[1]}")
+    assert "Re: 发票抬头写错了" in page.text

@@ -35,8 +35,12 @@ from crm.tickets.models import OPEN_STATES, ThreadEntry, Ticket, TrackingLink
 
 ERASED_NAME = "—"
 # The details of an entry that name the person: a call's number, an email's address
-# and subject (a status change, an assignment or a merge names nobody).
-PERSONAL_DETAILS = {"call_log": ("number",), "outbound_email": ("to", "subject")}
+# and subject, an email's subject (a status change, an assignment or a merge names nobody).
+PERSONAL_DETAILS = {
+    "call_log": ("number",),
+    "outbound_email": ("to", "subject"),
+    "inbound_message": ("subject",),
+}
 # How the person asked; recorded with the erasure.
 REQUEST_CHANNELS = ("email", "phone", "letter", "in_person", "web_form")
 

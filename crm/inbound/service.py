@@ -127,7 +127,7 @@ def _file(parsed: Parsed, raw: bytes) -> Delivery:
         body += "\n\n" + _("Not kept, not a type of file we accept: %(names)s", names=", ".join(refused))
     ticket = _answered_ticket(parsed)
     if ticket is not None and ticket.is_open:
-        customer_reply(ticket, body, ip=None, uploads=uploads)
+        customer_reply(ticket, body, ip=None, uploads=uploads, subject=parsed.subject)
         return Delivery("filed", ticket.reference)
     if ticket is not None:
         body = _("A follow-up to %(reference)s, which is closed.", reference=ticket.reference) + "\n\n" + body

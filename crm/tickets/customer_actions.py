@@ -46,15 +46,20 @@ def _check_customer_quota(ticket: Ticket, uploads: list[Upload]) -> None:
         )
 
 
-def customer_reply(ticket: Ticket, body: str, *, ip: str | None, uploads: list[Upload] = ()) -> ThreadEntry:
-    """The customer answers on the tracking page; a waiting ticket is open again."""
+def customer_reply(
+    ticket: Ticket, body: str, *, ip: str | None, uploads: list[Upload] = (), subject: str | None = None
+) -> ThreadEntry:
+    """The customer answers on the tracking page (or by email, with its ``subject``); a
+    waiting ticket is open again."""
     if not ticket.is_open:
         raise Conflict(_l("This request is closed. Submit a new request if you need more help."), "body")
     body = check_text(body, "body", MAX_DESCRIPTION, required=True)
     actor = customer_actor(ticket, ip)
     check_uploads(list(uploads))
     _check_customer_quota(ticket, list(uploads))
-    entry = add_message(ticket, EntryKind.INBOUND_MESSAGE, body, actor=actor, uploads=uploads)
+    entry = add_message(
+        ticket, EntryKind.INBOUND_MESSAGE, body, actor=actor, uploads=uploads, subject=subject
+    )
     if ticket.status == Status.AWAITING_CUSTOMER:
         set_status(ticket, Status.OPEN, actor, author_kind="customer")
     clocks.on_customer_message(ticket, actor=actor)

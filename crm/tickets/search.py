@@ -165,7 +165,11 @@ def add_text(session: Session, texts: dict[tuple[int, int], list[str]], *, repla
 
 
 def indexed_text(entry: ThreadEntry) -> str:
-    return entry.body if entry.kind in INDEXED_KINDS else ""
+    """What of an entry is searched: a message's words, and an email's subject."""
+    if entry.kind not in INDEXED_KINDS:
+        return ""
+    subject = entry.details.get("subject") if entry.kind == EntryKind.INBOUND_MESSAGE else None
+    return f"{subject}\n{entry.body}" if subject else entry.body
 
 
 def reindex(session: Session, ticket_ids: Iterable[int]) -> None:
@@ -249,16 +253,17 @@ def snippets(ticket_ids: Sequence[int], q: str) -> dict[int, Snippet]:
     if not terms or not ticket_ids:
         return {}
     pattern = _pattern(terms)
-    rows = db.session.execute(
-        select(ThreadEntry.ticket_id, ThreadEntry.body)
+    entries = db.session.scalars(
+        select(ThreadEntry)
         .where(ThreadEntry.ticket_id.in_(ticket_ids), ThreadEntry.kind.in_(sorted(INDEXED_KINDS)))
         .order_by(ThreadEntry.id)
     )
     found: dict[int, Snippet] = {}
-    for ticket_id, body in rows:
+    for entry in entries:
+        ticket_id = entry.ticket_id
         if ticket_id in found:
             continue
-        flat = " ".join(body[:MAX_TEXT].split())
+        flat = " ".join(indexed_text(entry)[:MAX_TEXT].split())
         hit = pattern.search(flat)
         if hit is None:  # typed full-width, or without its accents: show the folded text
             flat = _fold(flat)

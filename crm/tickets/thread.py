@@ -148,12 +148,14 @@ def add_message(
     actor: Actor,
     author: User | None = None,
     uploads: list[Upload] = (),
+    subject: str | None = None,
     **audit_data,
 ) -> ThreadEntry:
     """A written message in the thread, its files, and its audit event (the body as a
-    digest): the one way a message is added, whoever writes it."""
+    digest): the one way a message is added, whoever writes it. ``subject``: an email's."""
+    details = {**via(actor), **({"subject": subject[:300]} if subject else {})}
     entry = add_entry(
-        ticket, kind, author_kind=author_kind_of(actor), author=author, body=body, details=via(actor)
+        ticket, kind, author_kind=author_kind_of(actor), author=author, body=body, details=details
     )
     message_added(ticket, entry, actor=actor, uploads=uploads, **audit_data)
     return entry
