@@ -2,6 +2,7 @@
 ticket and lead of the person, the details as given on each request, and the
 do-not-contact state; never another tenant's customer, never for auditors."""
 
+import io
 import re
 
 from sqlalchemy import select, update
@@ -19,6 +20,9 @@ from crm.tickets import service as tickets
 from crm.tickets import staff_actions
 from crm.tickets.models import Ticket
 from tests.conftest import acting_for, login, submit
+from tests.test_api import TICKET as API_TICKET
+from tests.test_api import call, make_key
+from tests.test_api_calls import dialer_call, wav_bytes
 from tests.test_ticket_service import PDF, refund_request
 
 OPERATOR = Actor.operator("test")
@@ -233,3 +237,35 @@ def test_another_tenants_customer_cannot_be_erased(app, make_tenant, make_user):
     assert response.status_code == 404
     with acting_for(app, other) as session:
         assert session.get(Customer, customer_id).erased_at is None
+
+
+def test_an_erased_customers_dialer_calls_lose_number_note_and_recording(app, make_tenant, make_user):
+    tenant = make_tenant()
+    key = make_key(app, tenant, "tickets:read,tickets:write,calls:write")
+    client = app.test_client()
+    assert call(client, "POST", tenant, "/tickets", key, API_TICKET).status_code == 201
+    fields = {name: str(value) for name, value in dialer_call().items()}
+    posted = client.post(
+        f"/t/{tenant.slug}/api/v1/calls",
+        data={**fields, "recording": (io.BytesIO(wav_bytes()), "call.wav")},
+        headers={"Authorization": f"Bearer {key}"},
+        content_type="multipart/form-data",
+    )
+    assert posted.status_code == 201, posted.json
+    with acting_for(app, tenant) as session:
+        recording = storage.blob_path(tenant.id, posted.json["recording"]["sha256"])
+        customer_id = session.scalars(select(Ticket.customer_id)).one()
+        session.execute(update(Ticket).values(status="closed"))
+        session.commit()
+    assert recording.exists()
+    manager = signed_in(app, tenant, make_user, "manager")
+    calls_page = f"/t/{tenant.slug}/calls?state=all"
+    before = manager.get(calls_page).text
+    assert "客户确认收到退款说明" in before and "+8613800138000" in before
+    page = f"/t/{tenant.slug}/customers/{customer_id}"
+    erased = submit(manager, f"{page}/erase", {"channel": "letter", "confirm": "yes"}, form_page=page)
+    assert erased.status_code == 302
+    calls = manager.get(calls_page)
+    assert calls.status_code == 200
+    assert "+8613800138000" not in calls.text and "客户确认收到退款说明" not in calls.text
+    assert not recording.exists()

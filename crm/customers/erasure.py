@@ -87,9 +87,9 @@ def _erase_ticket(ticket: Ticket) -> tuple[int, int]:
     for call in db.session.scalars(select(CallRecord).where(CallRecord.ticket_id == ticket.id)):
         if call.recording_sha256:
             storage.forget(call.tenant_id, call.recording_sha256)
-        call.from_number = call.to_number = ""
-        call.note = ""
-        call.recording_url = call.recording_name = call.recording_sha256 = None
+        call.from_number = call.to_number = call.note = ""
+        for column in ("state", "sha256", "url", "size", "type", "name", "error"):
+            setattr(call, f"recording_{column}", None)
     emails = list(db.session.scalars(select(OutboxMessage).where(OutboxMessage.ticket_id == ticket.id)))
     for email in emails:
         email.to_address, email.subject, email.body = ERASED_NAME, "", ""
