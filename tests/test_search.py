@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from crm.auth.models import User
 from crm.tickets import queue, search, staff_actions
 from crm.tickets import service as tickets
-from crm.tickets.models import Ticket
+from crm.tickets.models import EntryKind, ThreadEntry, Ticket
 from tests.conftest import acting_for
 from tests.test_api import call, make_key
 from tests.test_ticket_service import refund_request
@@ -37,12 +37,17 @@ def test_chinese_text_is_cut_into_pairs_and_other_text_into_folded_words():
     assert search.fts5_query(search.parse("\" OR * NEAR( ) -- ' :* & |")) == '"or" AND "near"*'
 
 
-def test_the_migration_indexes_existing_tickets_as_the_app_does():
-    """The migration carries its own copy of the tokenizer (a migration stands alone)."""
+def migration_module():
     path = ROOT / "migrations" / "versions" / "0040_ticket_search.py"
     spec = importlib.util.spec_from_file_location("search_migration", path)
     migration = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(migration)
+    return migration
+
+
+def test_the_migration_indexes_existing_tickets_as_the_app_does():
+    """The migration carries its own copy of the tokenizer (a migration stands alone)."""
+    migration = migration_module()
     text = "您好，我要申请退款：ＲＦ-1009 was charged TWICE, café 号码已停用。" * 3
     assert migration.tokens(text) == search.tokens(text)
     vector = search.tsvector_literal(search.tokens(text), 7)
@@ -197,3 +202,31 @@ def test_pages_are_whole_where_the_probe_ends_and_the_index_takes_over(app, make
         assert sorted(seen) == sorted(expected) and len(set(seen)) == len(seen)
     else:
         assert seen == expected
+
+
+def distinct_pairs(step: int, length: int = 19_990) -> str:
+    """Chinese text whose every pair of characters is new: character i is the
+    (i × step)-th ideograph, so each pair is (a, a + step)."""
+    return "".join(chr(0x4E00 + (i * step) % 20_992) for i in range(length))
+
+
+def test_a_ticket_with_more_text_than_the_index_holds_still_takes_every_message(app, make_tenant, make_user):
+    """A tsvector holds 1 MB of terms; eight notes of 20,000 characters, every pair new,
+    would pass it. Every note is kept; the terms beyond the ticket's limit are not searched."""
+    tenant = make_tenant()
+    agent = make_user(tenant, "agent")
+    ticket = new_ticket(app, tenant, description="第一条：发票抬头")
+    for step in (3, 5, 7, 9, 11, 13, 15, 17):
+        add_note(app, tenant, agent.id, ticket.number, distinct_pairs(step))
+    with acting_for(app, tenant) as session:
+        notes = session.scalar(
+            select(func.count()).select_from(ThreadEntry).where(ThreadEntry.kind == EntryKind.INTERNAL_NOTE)
+        )
+        assert notes == 8
+        found = queue.queue_page(queue.QueueQuery(view="all", q="抬头"), user_id=agent.id, country="CN")
+        assert [t.number for t in found.tickets] == [ticket.number]
+    terms = search.tokens(distinct_pairs(3)) + search.tokens(distinct_pairs(5))
+    assert len(set(terms)) > search.MAX_TERMS_PER_TICKET
+    capped = search.tsvector_literal(terms, 9)
+    assert capped.count("':") == search.MAX_TERMS_PER_TICKET
+    assert migration_module().tsvector_literal(terms, 9) == capped

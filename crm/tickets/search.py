@@ -44,9 +44,13 @@ TOKEN = re.compile(rf"([{CJK}]+)|([^\W_{CJK}]+)")
 MAX_WORD = 40  # longer "words" (hashes, base64) are cut; a search for one is cut alike
 MAX_TEXT = 20_000  # characters of one entry indexed; an email's tail rarely matters
 MAX_TERMS = 16
-# PostgreSQL's limits on a tsvector: positions up to 16,383, at most 256 per lexeme.
+# PostgreSQL's limits on a tsvector: positions up to 16,383, at most 256 per lexeme,
+# and 1 MB of lexemes, which a ticket's text must never reach (a message that would
+# push it there would fail): 20,000 distinct terms of at most 45 bytes each stay under
+# it. Text beyond them is kept, but not searched.
 MAX_POSITION = 16_383
 MAX_POSITIONS_PER_TOKEN = 255
+MAX_TERMS_PER_TICKET = 20_000
 SNIPPET_CONTEXT = 60  # characters either side of a match
 
 
@@ -99,9 +103,13 @@ def parse(q: str) -> list[Term]:
 def tsvector_literal(terms: Sequence[str], tenant_id: int) -> str:
     """``terms`` of a ticket of ``tenant_id`` as a tsvector's text form, with their
     positions (for phrases)."""
-    positions: dict[str, list[int]] = defaultdict(list)
+    positions: dict[str, list[int]] = {}
     for position, term in enumerate(terms, start=1):
-        places = positions[term]
+        places = positions.get(term)
+        if places is None:
+            if len(positions) == MAX_TERMS_PER_TICKET:
+                continue
+            places = positions[term] = []
         if len(places) < MAX_POSITIONS_PER_TOKEN:
             places.append(min(position, MAX_POSITION))
     # Tokens are letters and digits only, so quoting needs no escapes.
@@ -145,10 +153,21 @@ def add_text(session: Session, texts: dict[tuple[int, int], list[str]], *, repla
     for (tenant_id, ticket_id), parts in texts.items():
         terms = [token for part in parts for token in tokens(part)]
         if _postgres(session):
-            value = "CAST(:v AS tsvector)" if replace else "search_vector || CAST(:v AS tsvector)"
+            # More text joins the index while the ticket's terms stay within the limit.
+            value = (
+                "CAST(:v AS tsvector)"
+                if replace
+                else "CASE WHEN length(search_vector) + length(CAST(:v AS tsvector)) <= :most "
+                "THEN search_vector || CAST(:v AS tsvector) ELSE search_vector END"
+            )
             connection.execute(
                 text(f"UPDATE tickets SET search_vector = {value} WHERE tenant_id = :tenant AND id = :id"),
-                {"v": tsvector_literal(terms, tenant_id), "tenant": tenant_id, "id": ticket_id},
+                {
+                    "v": tsvector_literal(terms, tenant_id),
+                    "most": MAX_TERMS_PER_TICKET,
+                    "tenant": tenant_id,
+                    "id": ticket_id,
+                },
             )
             continue
         joined = " ".join(terms)

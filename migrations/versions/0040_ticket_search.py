@@ -46,10 +46,13 @@ def tokens(text: str) -> list[str]:
 
 
 def tsvector_literal(terms: list[str], tenant_id: int) -> str:
-    positions: dict[str, list[int]] = defaultdict(list)
+    positions: dict[str, list[int]] = {}
     for position, term in enumerate(terms, start=1):
-        if len(positions[term]) < 255:
-            positions[term].append(min(position, 16_383))
+        if term not in positions and len(positions) == 20_000:
+            continue  # a tsvector holds at most 1 MB of terms
+        places = positions.setdefault(term, [])
+        if len(places) < 255:
+            places.append(min(position, 16_383))
     return " ".join(f"'{tenant_id}:{term}':{','.join(map(str, places))}" for term, places in positions.items())
 
 
