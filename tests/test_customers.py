@@ -269,3 +269,18 @@ def test_an_erased_customers_dialer_calls_lose_number_note_and_recording(app, ma
     assert calls.status_code == 200
     assert "+8613800138000" not in calls.text and "客户确认收到退款说明" not in calls.text
     assert not recording.exists()
+
+
+def test_an_erasure_without_how_the_person_asked_is_refused(app, make_tenant, make_user):
+    tenant = make_tenant()
+    customer_id = file_requests(app, tenant)
+    with acting_for(app, tenant) as session:
+        session.execute(update(Ticket).values(status="closed"))
+        session.commit()
+    manager = signed_in(app, tenant, make_user, "manager")
+    page = f"/t/{tenant.slug}/customers/{customer_id}"
+    for channel in ("", "carrier-pigeon", "x" * 5000):
+        refused = submit(manager, f"{page}/erase", {"channel": channel, "confirm": "yes"}, form_page=page)
+        assert refused.status_code == 422 and "Say how the customer asked" in refused.text
+    with acting_for(app, tenant) as session:
+        assert session.get(Customer, customer_id).erased_at is None

@@ -205,3 +205,26 @@ def test_an_admin_sets_the_mailbox_on_its_page_checked_by_signing_in(app, client
 def test_only_admins_reach_the_mailbox_page(client, signed_in):
     tenant, _manager = signed_in("manager")
     assert client.get(f"/t/{tenant.slug}/admin/mailbox").status_code in (403, 404)
+
+
+@pytest.mark.parametrize(
+    ("fields", "status"),
+    [
+        ({"host": "", "user": "u", "password": "p"}, 400),
+        ({"host": "x" * 300, "user": "u", "password": "p"}, 400),
+        ({"host": "imap.example.test", "port": "imap", "user": "u", "password": "p"}, 400),
+        ({"host": "imap.example.test", "port": "70000", "user": "u", "password": "p"}, 400),
+        ({"host": "imap.example.test", "user": "u" * 300, "password": "p"}, 400),
+        ({"host": "imap.example.test", "user": "u", "password": "p", "security": "pop3"}, 400),
+        ({"host": "imap.example.test", "user": "u", "password": "p", "folder": ""}, 400),
+        ({"host": "bad host name!", "user": "u", "password": "p"}, 422),
+        ({"host": "imap.example.test", "user": "u", "password": ""}, 422),
+        ({"host": "imap.example.test", "user": "u\x00", "password": "p"}, 400),
+    ],
+)
+def test_bad_mailbox_settings_are_refused_and_nothing_is_kept(app, client, signed_in, fields, status):
+    tenant, _admin = signed_in("admin")
+    page = f"/t/{tenant.slug}/admin/mailbox"
+    response = submit(client, page, {"security": "imaps", "folder": "INBOX", **fields}, form_page=page)
+    assert response.status_code == status
+    assert "No mailbox: the desk reads none." in client.get(page).text
