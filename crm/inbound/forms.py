@@ -3,7 +3,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, PasswordField, SelectField, StringField
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
 from crm.webforms import label_choices
 
@@ -17,7 +17,15 @@ class MailboxForm(FlaskForm):
     security = SelectField(_l("Connection"), choices=label_choices(SECURITY_LABELS), default="imaps")
     host = StringField(
         _l("Mail server"),
-        validators=[DataRequired(), Length(max=253)],
+        validators=[
+            DataRequired(),
+            Length(max=253),
+            # A name or an IPv4 address, nothing a URL would read as more (an "@", a "/").
+            Regexp(
+                r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$",
+                message=_l("Give the server's name, such as imap.example.com."),
+            ),
+        ],
         render_kw={"placeholder": "imap.example.com"},
     )
     port = IntegerField(
