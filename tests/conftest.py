@@ -32,6 +32,7 @@ from crm.extensions import db
 from crm.provisioning import service as provisioning
 from tenants import CurrentTenant, roles, tenant_context
 from tests.browser import browser, live_server  # noqa: F401  (fixtures for the browser tests)
+from tests.imap import dovecot  # noqa: F401  (a real IMAP server)
 from tests.mail import make_app, smtp_down_url, smtp_server, smtp_url  # noqa: F401  (mail fixtures)
 
 PASSWORD = "correct horse battery"

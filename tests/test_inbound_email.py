@@ -18,11 +18,10 @@ from crm.tickets import service as tickets
 from crm.tickets.intake import EMAIL_RECEIPTS_PER_HOUR
 from crm.tickets.models import EntryKind, Status, ThreadEntry, Ticket
 from tests.conftest import acting_for, login
+from tests.imap import SUPPORT
 from tests.test_email import outbox_rows, submit_refund_form
 from tests.test_portal import PDF
 from tests.test_ticket_service import refund_request
-
-SUPPORT = "support@desk.example"
 
 
 def desk(app, make_tenant):
