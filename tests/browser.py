@@ -86,3 +86,15 @@ def sign_in(page, base: str, email: str, password: str) -> None:
     page.fill("input[name=password]", password)
     with page.expect_navigation():
         page.click("form:has(input[name=password]) button[type=submit]")
+
+
+def signed_in_page(
+    browser, base: str, email: str, password: str, *, locale: str, viewport: dict, confirm: bool = False
+):
+    """A new page in ``locale`` on a screen of ``viewport``, signed in; with ``confirm``,
+    every confirm() dialog is accepted."""
+    page = browser.new_context(locale=locale, viewport=viewport).new_page()
+    if confirm:
+        page.on("dialog", lambda dialog: dialog.accept())
+    sign_in(page, base, email, password)
+    return page

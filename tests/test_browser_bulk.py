@@ -11,7 +11,7 @@ from tests.browser import (
     assert_inputs_are_labelled,
     needs_browser,
     shoot,
-    sign_in,
+    signed_in_page,
 )
 from tests.conftest import PASSWORD, acting_for
 from tests.test_ticket_service import refund_request
@@ -38,9 +38,9 @@ def test_a_manager_assigns_two_tickets_at_once_and_saves_the_filter(
         session.commit()
     text = TEXT[locale]
     base = f"{live_server}/t/{tenant.slug}"
-    page = browser.new_context(locale=locale, viewport=viewport).new_page()
-    page.on("dialog", lambda dialog: dialog.accept())
-    sign_in(page, base, manager.email, PASSWORD)
+    page = signed_in_page(
+        browser, base, manager.email, PASSWORD, locale=locale, viewport=viewport, confirm=True
+    )
 
     page.goto(f"{base}/tickets?view=all")
     page.locator("input[name=tickets]").nth(0).check()

@@ -5,7 +5,7 @@ leaves the box, u goes back to the queue."""
 
 import pytest
 
-from tests.browser import DESK, needs_browser, shoot, sign_in
+from tests.browser import DESK, needs_browser, shoot, signed_in_page
 from tests.conftest import PASSWORD, acting_for
 from tests.test_ticket_service import refund_request
 
@@ -30,8 +30,7 @@ def test_an_agent_works_the_queue_without_the_mouse(
             tickets.submit_refund_request(refund_request(), nonce=f"keys-{n}", ip=None)
         session.commit()
     base = f"{live_server}/t/{tenant.slug}"
-    page = browser.new_context(locale=locale, viewport=DESK).new_page()
-    sign_in(page, base, agent.email, PASSWORD)
+    page = signed_in_page(browser, base, agent.email, PASSWORD, locale=locale, viewport=DESK)
     page.goto(f"{base}/tickets")
 
     page.keyboard.press("?")

@@ -11,7 +11,7 @@ from tests.browser import (
     assert_inputs_are_labelled,
     needs_browser,
     shoot,
-    sign_in,
+    signed_in_page,
 )
 from tests.conftest import PASSWORD
 from tests.imap import PASSWORD as MAILBOX_PASSWORD
@@ -41,8 +41,7 @@ def test_an_admin_sets_the_mailbox_and_fetches_its_mail(
     admin = make_user(tenant, "admin")
     text = TEXT[locale]
     base = f"{live_server}/t/{tenant.slug}"
-    page = browser.new_context(locale=locale, viewport=viewport).new_page()
-    sign_in(page, base, admin.email, PASSWORD)
+    page = signed_in_page(browser, base, admin.email, PASSWORD, locale=locale, viewport=viewport)
     app.config["WEBHOOKS_ALLOW_PRIVATE"] = True  # the test's Dovecot is on loopback
     try:
         page.goto(f"{base}/admin/mailbox")

@@ -11,7 +11,7 @@ from tests.browser import (
     assert_inputs_are_labelled,
     needs_browser,
     shoot,
-    sign_in,
+    signed_in_page,
 )
 from tests.conftest import PASSWORD, acting_for
 from tests.test_ticket_service import refund_request
@@ -49,9 +49,9 @@ def test_a_manager_finds_a_ticket_by_its_words_then_erases_its_customer(
         session.commit()
     text = TEXT[locale]
     base = f"{live_server}/t/{tenant.slug}"
-    page = browser.new_context(locale=locale, viewport=viewport).new_page()
-    page.on("dialog", lambda dialog: dialog.accept())
-    sign_in(page, base, manager.email, PASSWORD)
+    page = signed_in_page(
+        browser, base, manager.email, PASSWORD, locale=locale, viewport=viewport, confirm=True
+    )
 
     page.goto(f"{base}/tickets?view=all")
     page.fill("input[name=q]", "月租")

@@ -16,6 +16,7 @@ from tests.browser import (
     needs_browser,
     shoot,
     sign_in,
+    signed_in_page,
 )
 from tests.conftest import PASSWORD
 
@@ -39,8 +40,7 @@ def test_two_step_sign_in_is_set_up_and_used_and_other_sessions_signed_out(
     user = make_user(tenant, "manager")
     base = f"{live_server}/t/{tenant.slug}"
     text = TEXT[locale]
-    page = browser.new_context(locale=locale, viewport=viewport).new_page()
-    sign_in(page, base, user.email, PASSWORD)
+    page = signed_in_page(browser, base, user.email, PASSWORD, locale=locale, viewport=viewport)
 
     page.goto(f"{base}/account/two-factor")
     assert page.locator(".two-factor-qr svg").count() == 1
