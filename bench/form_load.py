@@ -245,21 +245,27 @@ def start_gunicorn(
         command, cwd=root, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
     )
     server = Server(name, port, process, log)
-    ready_path = "/healthz" if name == "form" else "/"
-    deadline = time.monotonic() + 60
+    wait_until_ready(server, "/healthz" if name == "form" else "/", seconds=60)
+    return server
+
+
+def wait_until_ready(server: Server, path: str, *, seconds: float, ready=lambda: True) -> None:
+    """Until ``path`` answers 200 and ``ready()`` holds; exits the bench if the server
+    dies or does not come up within ``seconds``."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"{name} gunicorn exited: see {log}")
+        if server.process.poll() is not None:
+            sys.exit(f"{server.name} gunicorn exited: see {server.log}")
         try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", ready_path)
-            if connection.getresponse().status == 200:
-                return server
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=2)
+            connection.request("GET", path)
+            if connection.getresponse().status == 200 and ready():
+                return
         except OSError:
             pass
         time.sleep(0.2)
     server.stop()
-    sys.exit(f"{name} gunicorn did not answer on {ready_path}: see {log}")
+    sys.exit(f"{server.name} gunicorn did not answer on {path}: see {server.log}")
 
 
 # --- the form's tenant and its tokens ------------------------------------------------------

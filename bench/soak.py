@@ -81,7 +81,14 @@ from rq import Queue, Worker
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from form_load import Customers, Server, customer_address, free_port, quantile  # a sibling script
+from form_load import (  # a sibling script
+    Customers,
+    Server,
+    customer_address,
+    free_port,
+    quantile,
+    wait_until_ready,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -571,20 +578,8 @@ def start_gunicorn(app: App, work: Path, port: int) -> Server:
     command = [str(BIN / "gunicorn"), "--workers", "4", "--bind", f"127.0.0.1:{port}"]
     process = app.start([*command, "--log-level", "warning", "wsgi:app"], log)
     server = Server("app", port, process, log)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"gunicorn exited: see {log}")
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/healthz")
-            if connection.getresponse().status == 200 and len(children_of(process.pid)) == 4:
-                return server
-        except OSError:
-            pass
-        time.sleep(0.3)
-    server.stop()
-    sys.exit(f"gunicorn did not answer on /healthz: see {log}")
+    wait_until_ready(server, "/healthz", seconds=90, ready=lambda: len(children_of(process.pid)) == 4)
+    return server
 
 
 # --- setting up ---------------------------------------------------------------------------
