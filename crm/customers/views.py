@@ -104,12 +104,11 @@ def _profile(customer: Customer, status: int = 200):
 @requires("customers.edit")
 def merge(customer_id: int):
     """Merge this record into another of the same person (by the other's number)."""
-    source = db.session.get(Customer, customer_id)
-    if source is None or source.merged_into_id is not None:
+    source = service.live_customer(customer_id)
+    if source is None:
         abort(404)
-    into = request.form.get("into", "")
-    target = db.session.get(Customer, int(into)) if into.isdigit() and len(into) <= 18 else None
-    if target is None or target.merged_into_id is not None:
+    target = service.live_customer(request.form.get("into", ""))
+    if target is None:
         flash(_("There is no customer with that number."), "danger")
         return redirect(url_for(".show", customer_id=customer_id))
     try:
@@ -132,8 +131,8 @@ def merge(customer_id: int):
 @requires("customers.edit")
 def erase(customer_id: int):
     """Erase the person's personal data at their request (managers and admins)."""
-    customer = db.session.get(Customer, customer_id)
-    if customer is None or customer.merged_into_id is not None:
+    customer = service.live_customer(customer_id)
+    if customer is None:
         abort(404)
     channel = request.form.get("channel", "")
     try:
