@@ -49,6 +49,14 @@ class Int32Converter(IntegerConverter):
         super().__init__(url_map, *args, **kwargs)
 
 
+def number_or_none(text: str | None, digits: int = 18) -> int | None:
+    """A number typed in a form (ASCII digits, at most ``digits`` of them), else None: an
+    id or a ticket's number that cannot exist is simply not found ("²" is a digit to
+    ``str.isdigit`` but not to ``int``)."""
+    text = text or ""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= digits else None
+
+
 def bounded_int(text: str, maximum: int = BIGINT_MAX) -> int:
     """``int(text)``, refused with a 400 past what the database can compare a column with."""
     value = int(text)

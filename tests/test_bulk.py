@@ -119,6 +119,11 @@ def test_a_change_that_no_longer_applies_leaves_each_ticket_as_it_was_and_says_w
             session.scalar(select(func.count()).select_from(Ticket).where(Ticket.assignee_id.is_not(None)))
             == 0
         )
+    client = app.test_client()
+    assert login(client, tenant, manager).status_code == 302
+    page = client.get(f"/t/{tenant.slug}/tickets/bulk/{run_id}")  # each ticket left, linked
+    assert page.status_code == 200
+    assert all(f'href="/t/{tenant.slug}/tickets/{n}">RF-{n}</a>' in page.text for n in numbers)
 
 
 def test_bad_bulk_requests_are_refused_and_nobody_reaches_another_tenants_tickets(

@@ -156,12 +156,13 @@ def test_merge_and_split_refuse_what_is_not_this_customers(app, make_tenant, mak
     foreign_id = file_requests(app, other)
     agent = signed_in(app, tenant, make_user, "agent")
     page = f"/t/{tenant.slug}/customers/{customer_id}"
-    for into in (str(foreign_id), str(customer_id), "abc", "9" * 30):
+    for into in (str(foreign_id), str(customer_id), "abc", "9" * 30, "²"):
         response = submit(agent, f"{page}/merge", {"into": into}, form_page=page, follow_redirects=True)
         assert response.status_code == 200 and "Merged:" not in response.text, into
     with acting_for(app, other) as session:
         foreign_number = session.scalars(select(Ticket.number)).first()
     assert submit(agent, f"{page}/split", {"ticket": "999999"}, form_page=page).status_code == 404
+    assert submit(agent, f"{page}/split", {"ticket": "²"}, form_page=page).status_code == 404
     with acting_for(app, tenant) as session:
         lilei = session.scalars(select(Ticket.number).where(Ticket.requester_name == "李雷")).one()
     assert (

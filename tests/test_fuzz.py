@@ -10,6 +10,7 @@ Bounded for CI: a fixed number of examples per surface, derandomised (the same e
 on every run, no example database), no deadline (PostgreSQL is slower than SQLite).
 """
 
+import functools
 import inspect
 import itertools
 import os
@@ -540,8 +541,9 @@ def query_parameters_read_by(app: Flask, endpoint: str) -> set[str]:
     source = inspect.getsource(view)
     names = set(re.findall(r'request\.args(?:\.get\(|\[)\s*"(\w+)"', source))
     names |= set(re.findall(r'query_int\(\s*"(\w+)"', source))
-    for form_name in re.findall(r"(\w+)\(request\.args\)", source):
-        reader = view.__globals__[form_name]
+    for form_name in re.findall(r"([\w.]+)\(request\.args\)", source):
+        module, *attributes = form_name.split(".")
+        reader = functools.reduce(getattr, attributes, view.__globals__[module])
         # A form class, or a function that builds one and returns it first (read_period).
         built = reader if isinstance(reader, type) else typing.get_type_hints(reader)["return"]
         form_class = built if isinstance(built, type) else typing.get_args(built)[0]

@@ -61,6 +61,8 @@ def test_set_up_then_every_sign_in_asks_for_a_code_that_works_once(app, client, 
         assert browser.get(f"/t/{tenant.slug}/").status_code == 302  # not signed in yet
         refused = enter(browser, tenant, "123456")
         assert refused.status_code == 401 and "That code is not right." in refused.text
+        superscripts = enter(browser, tenant, "²²²²²²")  # digits to str.isdigit, not to a code
+        assert superscripts.status_code == 401 and "That code is not right." in superscripts.text
         code = totp.now()
         assert enter(browser, tenant, code).status_code == 302
         assert browser.get(f"/t/{tenant.slug}/").status_code == 200

@@ -105,6 +105,11 @@ def list_users() -> list[User]:
     return list(db.session.scalars(select(User).order_by(User.active.desc(), User.email)))
 
 
+def staff_names() -> dict[int, str]:
+    """Every user's name as pages show it, by id."""
+    return {user.id: user.display_name for user in list_users()}
+
+
 @dataclass(frozen=True)
 class Access:
     """When an account may be used and, for an auditor, which tickets it reads, as an

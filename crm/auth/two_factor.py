@@ -71,7 +71,8 @@ def _matching_step(secret: str, code: str, after: int | None) -> int | None:
 
 
 def _clean(code: str | None) -> str:
-    return "".join(ch for ch in (code or "") if ch.isalnum()).lower()[:32]
+    """The code without spaces or dashes; ASCII only (codes are), so no "²" reads as a digit."""
+    return "".join(ch for ch in (code or "") if ch.isascii() and ch.isalnum()).lower()[:32]
 
 
 def _new_recovery_codes(user: User) -> list[str]:

@@ -122,14 +122,10 @@ def split_off(ticket: Ticket, *, actor: Actor) -> int:
     return customer_id
 
 
-def live_customer(customer_id: int | str) -> Customer | None:
+def live_customer(customer_id: int | None) -> Customer | None:
     """The tenant's customer record with that number, unless it was merged into another
-    (its page leads there instead). A number as typed (digits) is read safely."""
-    if isinstance(customer_id, str):
-        if not (customer_id.isdigit() and len(customer_id) <= 18):
-            return None
-        customer_id = int(customer_id)
-    customer = db.session.get(Customer, customer_id)
+    (its page leads there instead)."""
+    customer = db.session.get(Customer, customer_id) if customer_id is not None else None
     return customer if customer is not None and customer.merged_into_id is None else None
 
 

@@ -13,6 +13,7 @@ from crm.customers.models import Customer
 from crm.dnc import service as dnc
 from crm.errors import DomainError
 from crm.extensions import db
+from crm.input_guard import number_or_none
 from crm.leads.forms import STAGE_LABELS
 from crm.provisioning.service import tenant_settings
 from crm.tickets import service as tickets
@@ -107,7 +108,7 @@ def merge(customer_id: int):
     source = service.live_customer(customer_id)
     if source is None:
         abort(404)
-    target = service.live_customer(request.form.get("into", ""))
+    target = service.live_customer(number_or_none(request.form.get("into")))
     if target is None:
         flash(_("There is no customer with that number."), "danger")
         return redirect(url_for(".show", customer_id=customer_id))
@@ -163,8 +164,8 @@ def erase(customer_id: int):
 @requires("customers.edit")
 def split(customer_id: int):
     """Give one of this customer's tickets a record of its own."""
-    number = request.form.get("ticket", "")
-    ticket = tickets.ticket_by_number(int(number)) if number.isdigit() and len(number) <= 15 else None
+    number = number_or_none(request.form.get("ticket"), 15)
+    ticket = tickets.ticket_by_number(number) if number is not None else None
     if ticket is None or ticket.customer_id != customer_id:
         abort(404)
     new_id = in_one_transaction(lambda: service.split_off(ticket, actor=current_actor()))

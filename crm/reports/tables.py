@@ -40,18 +40,19 @@ def as_csv(tables: list[Table]) -> bytes:
         writer.writerow([table.title])
         writer.writerow([label for _, label in table.columns])
         for row in table.rows:
-            writer.writerow([_cell(row.get(key)) for key, _ in table.columns])
+            writer.writerow([spreadsheet_cell(row.get(key)) for key, _ in table.columns])
     return "\ufeff".encode() + out.getvalue().encode()
 
 
-def _cell(value) -> str:
+def spreadsheet_cell(value) -> str:
+    """A value as a spreadsheet should read it: text, never a formula (a customer's name
+    may begin with = or @); numbers stay numbers."""
     if value is None:
         return ""
     if isinstance(value, float):
         return f"{value:.1f}"
     text = str(value)
-    # A cell a spreadsheet would run as a formula is kept as text.
-    return "'" + text if text[:1] in ("=", "+", "-", "@") and not _number(text) else text
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _number(text) else text
 
 
 def _number(text: str) -> bool:

@@ -24,6 +24,7 @@ from crm.auth.models import User
 from crm.columns import utcnow
 from crm.errors import DomainError, NotFound
 from crm.extensions import db
+from crm.reports.tables import spreadsheet_cell
 from crm.tickets import queue, staff_actions
 from crm.tickets.input_checks import check_text
 from crm.tickets.lookup import list_assignable_users
@@ -42,7 +43,7 @@ def _checked_value(action: str, value: str | None) -> str | None:
     if action == "assign":
         if value == queue.UNASSIGNED:
             return value
-        if not (value or "").isdigit() or int(value) not in {user.id for user in list_assignable_users()}:
+        if value not in {str(user.id) for user in list_assignable_users()}:
             raise DomainError(_l("Choose who gets the tickets."), "assignee")
         return value
     if action == "priority":
@@ -85,7 +86,6 @@ def run_bulk(run_id: int, ip: str | None = None) -> None:
     if run is None or run.status == "done":
         return
     user = db.session.get(User, run.requested_by_id)
-    actor = Actor("user", str(user.id), user.email, ip)
     run.status = "running"
     db.session.commit()
     with force_locale(user.locale or current_tenant().locale or "en"):
@@ -101,10 +101,10 @@ def run_bulk(run_id: int, ip: str | None = None) -> None:
                     continue  # merged away or never this tenant's: nothing to change
                 try:
                     with db.session.begin_nested():
-                        run.changed += _apply(run, ticket, user, actor)
+                        run.changed += _apply(run, ticket, user, ip)
                 except DomainError as error:
                     skipped.append(
-                        {"ticket_id": ticket.id, "reference": ticket.reference, "reason": str(error.message)}
+                        {"number": ticket.number, "reference": ticket.reference, "reason": str(error.message)}
                     )
             run.skipped = [*run.skipped, *skipped]
             run.done += len(batch)
@@ -112,23 +112,23 @@ def run_bulk(run_id: int, ip: str | None = None) -> None:
     run.status, run.finished_at = "done", utcnow()
 
 
-def _apply(run: BulkRun, ticket: Ticket, user: User, actor: Actor) -> bool:
+def _apply(run: BulkRun, ticket: Ticket, user: User, ip: str | None) -> bool:
     """Make the run's change to one ticket; whether it changed anything."""
     if run.action == "assign":
         wanted = None if run.value == queue.UNASSIGNED else int(run.value)
         if ticket.assignee_id == wanted:
             return False
-        staff_actions.assign(ticket, wanted, user=user, ip=actor.ip, actor=actor)
+        staff_actions.assign(ticket, wanted, user=user, ip=ip)
     elif run.action == "priority":
         if ticket.priority == run.value:
             return False
-        staff_actions.set_priority(ticket, run.value, user=user, ip=actor.ip, actor=actor)
+        staff_actions.set_priority(ticket, run.value, user=user, ip=ip)
     elif run.action == "note":
-        staff_actions.add_note(ticket, run.value, user=user, ip=actor.ip, actor=actor)
+        staff_actions.add_note(ticket, run.value, user=user, ip=ip)
     else:
         if ticket.status == Status.CLOSED:
             return False
-        staff_actions.close(ticket, user=user, ip=actor.ip, actor=actor)
+        staff_actions.close(ticket, user=user, ip=ip)
     return True
 
 
@@ -187,7 +187,7 @@ def save_view(user: User, name: str, params: dict[str, str], *, actor: Actor) ->
         "saved_view",
         view.id,
         actor=actor,
-        data={"name_sha256": digest(name), "params": params},
+        data={"name_sha256": digest(name), "params": queue.audited_params(params)},
     )
     return view
 
@@ -205,15 +205,9 @@ def delete_view(user: User, view_id: int, *, actor: Actor) -> None:
 
 def record_export(params: dict[str, str], *, actor: Actor) -> None:
     """The export's audit event: who took which filter's tickets (the search as a digest)."""
-    shown = {**params, "q": digest(params["q"])} if "q" in params else params
-    record("tickets.exported", "ticket_queue", None, actor=actor, data={"params": shown})
-
-
-def _cell(value) -> str:
-    """A value as a spreadsheet should read it: text, never a formula (a customer's name
-    may begin with = or @)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    record(
+        "tickets.exported", "ticket_queue", None, actor=actor, data={"params": queue.audited_params(params)}
+    )
 
 
 def csv_lines(
@@ -227,7 +221,7 @@ def csv_lines(
     buffer.write("\ufeff")
     writer.writerow(header)
     for count, ticket in enumerate(_matching(query, user_id=user_id, country=country, limit=10**9), start=1):
-        writer.writerow([_cell(value) for value in row(ticket)])
+        writer.writerow([spreadsheet_cell(value) for value in row(ticket)])
         if count % EXPORT_BATCH == 0:
             yield buffer.getvalue()
             buffer.seek(0)

@@ -20,13 +20,13 @@ from flask_login import current_user
 from crm.access import Role, current_actor, requires
 from crm.auth import service as auth
 from crm.errors import DomainError, NotFound
+from crm.input_guard import number_or_none
 from crm.money import from_minor_units
 from crm.provisioning.service import tenant_settings
-from crm.tickets import bulk
+from crm.tickets import bulk, queue
 from crm.tickets.forms import QueueForm
 from crm.tickets.labels import KIND_LABELS, PRIORITY_LABELS, REASON_LABELS, STATUS_LABELS
 from crm.tickets.models import Ticket
-from crm.tickets.queue import QUEUE_PARAMS
 from crm.webforms import in_one_transaction
 from tenants import current_tenant, tenant_context
 from tenants.ext import URL_PREFIX
@@ -40,15 +40,11 @@ def _queue_form(source) -> QueueForm:
     return form
 
 
-def _kept(source) -> dict[str, str]:
-    return {key: source[key] for key in QUEUE_PARAMS if source.get(key)}
-
-
 @bp.route("/tickets/bulk", methods=["POST"])
 @requires("tickets.work")
 def start():
     """Change the chosen tickets, or every ticket the queue's filter matches."""
-    back = url_for("tickets.queue", **_kept(request.form))
+    back = url_for("tickets.queue", **queue.kept_params(request.form))
     if request.form.get("scope") == "all":
         form = _queue_form(request.form)
         if not form.validate():
@@ -58,7 +54,7 @@ def start():
             form.to_query(), user_id=current_user.id, country=tenant_settings().country
         )
     else:
-        numbers = [int(n) for n in request.form.getlist("tickets") if n.isdigit() and len(n) <= 15]
+        numbers = [n for n in map(number_or_none, request.form.getlist("tickets")) if n is not None]
         ticket_ids = bulk.ids_of_numbers(numbers)
     action = request.form.get("action", "")
     # Named apart from the queue's own filters (assignee, priority), which the form carries too.
@@ -85,14 +81,14 @@ def show(run_id: int):
     run = bulk.run_of(run_id)
     if run is None:
         abort(404)
-    staff = {user.id: user.display_name for user in auth.list_users()}
+    staff = auth.staff_names()
     return render_template("tickets/bulk_run.html", run=run, staff=staff, priority_labels=PRIORITY_LABELS)
 
 
 @bp.route("/tickets/views", methods=["POST"])
 @requires("tickets.view")
 def save_view():
-    params = _kept(request.form)
+    params = queue.kept_params(request.form)
     try:
         view = in_one_transaction(
             lambda: bulk.save_view(
@@ -129,10 +125,10 @@ def export_csv():
     form = _queue_form(request.args)
     if not form.validate():
         abort(400)
-    kept = _kept(request.args)
+    kept = queue.kept_params(request.args)
     in_one_transaction(lambda: bulk.record_export(kept, actor=current_actor()))
     zone = ZoneInfo(current_tenant().timezone)
-    staff = {user.id: user.display_name for user in auth.list_users()}
+    staff = auth.staff_names()
 
     def row(ticket: Ticket) -> list:
         return [

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, func, literal, literal_column, or_, select, tuple_, union_all
 
+from crm.audit.chain import digest
 from crm.columns import UTCDateTime, utcnow
 from crm.customers.models import Customer
 from crm.customers.service import normalise_phone
@@ -53,6 +54,18 @@ QUEUE_PARAMS = (
     *("view", "q", "status", "kind", "priority", "reason", "assignee", "sort"),
     *("clock", "outcome", "due_from", "due_to"),
 )
+
+
+def kept_params(source) -> dict[str, str]:
+    """The queue's parameters in ``source`` (an address's or a form's), without the rest."""
+    return {key: source[key] for key in QUEUE_PARAMS if source.get(key)}
+
+
+def audited_params(params: dict[str, str]) -> dict[str, str]:
+    """The queue's parameters as the audit trail keeps them: a search may be a phone
+    number or a name, so only its digest."""
+    return {**params, "q": digest(params["q"])} if "q" in params else params
+
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Where a ticket with no running deadline sorts under "due": last.

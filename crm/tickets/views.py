@@ -25,7 +25,6 @@ from crm.access import (
     record_auditor_reading,
     requires,
 )
-from crm.audit.chain import digest
 from crm.auth import service as auth
 from crm.columns import utcnow
 from crm.dnc import service as dnc
@@ -69,7 +68,6 @@ from crm.tickets.labels import (
     STATUS_LABELS,
 )
 from crm.tickets.models import Channel, Ticket
-from crm.tickets.queue import QUEUE_PARAMS
 from crm.webforms import in_one_transaction, show_error, uploads_of
 from tenants import current_tenant
 from tenants.ext import URL_PREFIX
@@ -167,9 +165,8 @@ def ticket_queue():
         status = 400
     # What the next page, the view tabs and the audit record carry over: the query, not
     # whatever else the address holds.
-    kept = {key: request.args[key] for key in QUEUE_PARAMS if request.args.get(key)}
-    viewed = {**kept, "q": digest(kept["q"])} if "q" in kept else kept
-    record_auditor_reading("audit.viewed", "ticket_queue", None, viewed)
+    kept = queue.kept_params(request.args)
+    record_auditor_reading("audit.viewed", "ticket_queue", None, queue.audited_params(kept))
     return (
         render_template(
             "tickets/queue.html",
@@ -187,14 +184,10 @@ def ticket_queue():
             kept=kept,
             saved_views=bulk.views_of(current_user),
             priority_labels=PRIORITY_LABELS,
-            assignable=[user for user in users if user.active and user.role != Role.AUDITOR],
+            assignable=service.list_assignable_users(),
         ),
         status,
     )
-
-
-def _staff_names() -> dict[int, str]:
-    return {user.id: user.display_name for user in auth.list_users()}
 
 
 # --- a ticket ----------------------------------------------------------------------------
@@ -223,7 +216,7 @@ def _render_ticket(ticket: Ticket, status: int = 200, **bound: FlaskForm):
             ticket=ticket,
             entries=service.thread(ticket, public_only=False),
             attachments=service.attachments_by_entry(ticket),
-            staff=_staff_names(),
+            staff=auth.staff_names(),
             other_tickets=service.customer_tickets(ticket.customer_id, excluding=ticket.id),
             sales_history=sales_history(ticket.customer_id),
             dnc_standing=dnc.standing(ticket.requester_phone, ticket.requester_email),
