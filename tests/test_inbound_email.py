@@ -8,11 +8,13 @@ import re
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 
+import pytest
 from sqlalchemy import func, select, update
 
 from crm.audit.models import AuditEvent
 from crm.files.models import Attachment
 from crm.inbound.addresses import reply_address
+from crm.notify.models import OutboxMessage
 from crm.provisioning.models import TenantSettings
 from crm.tickets import service as tickets
 from crm.tickets.intake import EMAIL_RECEIPTS_PER_HOUR
@@ -305,3 +307,29 @@ def test_a_replys_subject_is_kept_shown_and_searched(app, runner, make_tenant, m
     assert reference in found.text and "<mark>抬头</mark>" in found.text
     page = client.get(f"/t/{tenant.slug}/tickets/{reference.split('-')[1]}")
     assert "Re: 发票抬头写错了" in page.text
+
+
+def test_a_staff_members_answer_to_a_notice_is_not_filed_as_the_customers(app, runner, make_tenant):
+    tenant, ticket_id, _reference, _address = desk(app, make_tenant)
+    with acting_for(app, tenant) as session:
+        session.add(
+            OutboxMessage(
+                ticket_id=ticket_id,
+                to_address="agent@desk.example",
+                subject="New reply on RF-1001",
+                body="…",
+                locale="en",
+                status="sent",
+                message_id="<notice-1@desk.example>",
+            )
+        )
+        session.commit()
+    answer = mail(to=SUPPORT, body="I'll call them.", In_Reply_To="<notice-1@desk.example>")
+    assert deliver(runner, tenant, answer) == "new ticket RF-1002"  # not "filed on RF-1001"
+
+
+@pytest.mark.parametrize("header", ["Message-ID: <>", "Message-ID: <"])
+def test_mail_whose_headers_cannot_be_read_is_ignored_not_retried(app, runner, make_tenant, header):
+    tenant, *_ = desk(app, make_tenant)
+    raw = f"From: x@example.test\r\nTo: {SUPPORT}\r\nSubject: hi\r\n{header}\r\n\r\nbody\r\n".encode()
+    assert deliver(runner, tenant, raw) == "ignored: unreadable message"  # the MTA would retry a failure

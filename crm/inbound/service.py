@@ -33,7 +33,7 @@ from crm.inbound.parse import Parsed, parse
 from crm.notify.models import OutboxMessage
 from crm.tickets import intake
 from crm.tickets.customer_actions import customer_reply
-from crm.tickets.input_checks import MAX_FILE_BYTES, MAX_FILES
+from crm.tickets.input_checks import MAX_DESCRIPTION, MAX_FILE_BYTES, MAX_FILES
 from crm.tickets.lookup import ticket_by_number
 from crm.tickets.models import Ticket
 from crm.tickets.service import Upload
@@ -52,9 +52,14 @@ def _answered_ticket(parsed: Parsed) -> Ticket | None:
             ):
                 return ticket
     if parsed.answers:
+        # Only the desk's mail to the customer: staff answering a notice are not them.
         ticket_id = db.session.scalar(
             select(OutboxMessage.ticket_id)
-            .where(OutboxMessage.message_id.in_(parsed.answers[-20:]), OutboxMessage.ticket_id.is_not(None))
+            .join(Ticket, Ticket.id == OutboxMessage.ticket_id)
+            .where(
+                OutboxMessage.message_id.in_(parsed.answers[-20:]),
+                OutboxMessage.to_address == Ticket.requester_email,
+            )
             .limit(1)
         )
         if ticket_id is not None:
@@ -90,15 +95,18 @@ def deliver(raw: bytes) -> Delivery:
 
 
 def _deliver(raw: bytes) -> Delivery:
-    parsed = parse(raw)
-    unusable = parsed.machine or _no_sender(parsed)
+    try:
+        parsed = parse(raw)
+    except (IndexError, ValueError, LookupError):  # headers the standard library cannot read
+        parsed = None
+    unusable = "unreadable message" if parsed is None else parsed.machine or _no_sender(parsed)
     if unusable:
         record(
             "email.inbound_ignored",
             "email",
             None,
             actor=Actor.system(),
-            data={"reason": unusable, "from_sha256": digest(parsed.sender_address)},
+            data={"reason": unusable, "from_sha256": digest(parsed.sender_address) if parsed else None},
         )
         return Delivery("ignored", reason=unusable)
     key = digest(parsed.message_id) if parsed.message_id else hashlib.sha256(raw).hexdigest()
@@ -125,6 +133,7 @@ def _file(parsed: Parsed, raw: bytes) -> Delivery:
     body = parsed.trimmed or _("(The email had no text.)")
     if refused:
         body += "\n\n" + _("Not kept, not a type of file we accept: %(names)s", names=", ".join(refused))
+    body = body[:MAX_DESCRIPTION]  # a long email is kept whole in original.eml
     ticket = _answered_ticket(parsed)
     if ticket is not None and ticket.is_open:
         customer_reply(ticket, body, ip=None, uploads=uploads, subject=parsed.subject)

@@ -69,11 +69,12 @@ def mailbox():
         status = 400
         if form.validate():
             try:
-                box = imap.Mailbox.of(_url_of(form, saved))
+                url = _url_of(form, saved)
+                box = imap.Mailbox.of(url)
                 _check_reachable(box)
                 imap.check(box)
                 in_one_transaction(
-                    lambda: imap.set_mailbox(_url_of(form, saved), actor=current_actor()),
+                    lambda: imap.set_mailbox(url, actor=current_actor()),
                     done=_(
                         "Mailbox saved: the desk signed in to it and fetches its unread mail every minute."
                     ),

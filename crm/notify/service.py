@@ -263,10 +263,13 @@ def deliver(message: OutboxMessage, body: str) -> None:
 
 
 def _reply_address(message: OutboxMessage) -> str | None:
-    """Where the customer's reply goes: the tenant's support address, plus the ticket."""
+    """Where the customer's reply goes: the tenant's support address, plus the ticket.
+    Only on mail to the customer: a member of staff answering a notice about the ticket
+    must not be filed as the customer's message."""
     if message.ticket_id is None:
         return None
-    return reply_address(db.session.get(Ticket, message.ticket_id))
+    ticket = db.session.get(Ticket, message.ticket_id)
+    return reply_address(ticket) if message.to_address == ticket.requester_email else None
 
 
 def send_waiting() -> tuple[int, int]:
