@@ -15,6 +15,7 @@ from crm.auth.resets import PER_ACCOUNT_PER_HOUR, RESET_MINUTES
 from crm.columns import utcnow
 from tests.conftest import acting_for, login, submit
 from tests.test_email import outbox_rows, staff_client
+from tests.test_leads import send_trial, trial_fields
 
 RESET_LINK_RE = re.compile(r"https?://\S+/reset-password/[A-Za-z0-9_-]+")
 NEW_PASSWORD = "river kettle orchard 42"
@@ -148,3 +149,18 @@ def test_an_admin_sends_a_link_and_others_cannot(make_app, smtp_url, smtp_server
     assert across.status_code == 404
     with acting_for(desk, tenant) as session:
         assert len(session.scalars(select(PasswordReset).where(PasswordReset.user_id == user.id)).all()) == 1
+
+
+def test_a_name_that_reads_like_the_reset_slot_is_mailed_as_written(
+    make_app, smtp_url, smtp_server, make_tenant
+):
+    """An anonymous trial request named like the reset link's slot: its receipt goes out
+    with the name as typed; no link is minted and the outbox is not stuck."""
+    desk = make_app(smtp_url=smtp_url)
+    tenant = make_tenant()
+    client = desk.test_client()
+    fields = trial_fields(name="[password-reset-link]", email="slot@example.test")
+    assert send_trial(client, tenant.slug, fields).status_code == 302
+    [receipt] = [m for m in smtp_server.messages if m["To"] == "slot@example.test"]
+    assert "[password-reset-link]" in receipt.get_content()
+    assert [row.status for row in outbox_rows(desk, tenant)] == ["sent"]

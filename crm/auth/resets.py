@@ -104,12 +104,15 @@ def _send(user: User, *, requested_by: User | None, actor: Actor) -> None:
     )
 
 
-def link_for(message: OutboxMessage) -> str:
+def link_for(message: OutboxMessage) -> str | None:
     """The reset link to put in ``message`` as it is sent: a new token, working for
-    ``RESET_MINUTES`` from now (a message sent again gets a new one, and the old stops)."""
+    ``RESET_MINUTES`` from now (a message sent again gets a new one, and the old stops).
+    None for any other message, whatever its text says (a name typed on a public form)."""
     reset = db.session.scalars(
         select(PasswordReset).where(PasswordReset.outbox_message_id == message.id)
-    ).one()
+    ).one_or_none()
+    if reset is None:
+        return None
     token = secrets.token_urlsafe(32)
     reset.token_digest = digest(token)
     reset.expires_at = utcnow() + timedelta(minutes=RESET_MINUTES)

@@ -232,7 +232,8 @@ def _with_links(message: OutboxMessage) -> str:
     if message.ticket_id is None and RESET_LINK_SLOT in message.body:
         from crm.auth import resets  # it writes its mail through this module
 
-        return message.body.replace(RESET_LINK_SLOT, resets.link_for(message))
+        link = resets.link_for(message)
+        return message.body.replace(RESET_LINK_SLOT, link) if link else message.body
     return message.body
 
 
