@@ -39,6 +39,7 @@ from crm.leads import public as lead_public_views
 from crm.leads import views as lead_views
 from crm.notify import service as notify_service
 from crm.notify import views as notify_views
+from crm.policies import service as policies_service
 from crm.policies import views as policy_views
 from crm.portal import views as portal_views
 from crm.provisioning import service as provisioning_service
@@ -47,6 +48,7 @@ from crm.refunds import views as refund_views
 from crm.reports import digest as report_digest
 from crm.reports import views as report_views
 from crm.sla import sweep as sla_sweep
+from crm.sla import versions as sla_versions
 from crm.sla import views as sla_views
 from crm.templating import init_templating
 from crm.tickets import bulk_views
@@ -80,6 +82,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     api_keys.install(db.session.session_factory.class_)
     file_storage.install(db.session.session_factory.class_)
     auth_scope.install(db.session.session_factory.class_)
+    webhook_service.install(db.session.session_factory.class_)
+    policies_service.install(db.session.session_factory.class_)
+    sla_versions.install(db.session.session_factory.class_)
     jobs.init_app(app)
     jobs.on_worker_start(app, sla_sweep.schedule_next)
     jobs.on_worker_start(app, audit_service.schedule_chain_stragglers)

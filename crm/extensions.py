@@ -16,6 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
 from tenants import Base, TenantContextError, Tenants, current_tenant_id
+from tenants import cache as tenant_cache
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
@@ -125,7 +126,10 @@ def insert_new(model: type, rows: list[dict], *returning) -> list:
     connection = db.session.connection()
     insert = _INSERT_BY_DIALECT[connection.dialect.name]
     statement = insert(model.__table__).on_conflict_do_nothing().returning(*returning)
-    return connection.execute(statement, [{**row, "tenant_id": tenant_id} for row in rows]).all()
+    inserted = connection.execute(statement, [{**row, "tenant_id": tenant_id} for row in rows]).all()
+    if inserted:
+        tenant_cache.written(db.session(), model)
+    return inserted
 
 
 def insert_or_ignore(model: type, row: dict) -> bool:

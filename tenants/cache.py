@@ -9,8 +9,11 @@ its copies when one arrives. Copies are kept only while that listener is connect
 SQLite, or when the listener's connection is down, nothing is kept and every request
 reads the database, as without this module.
 
-Changes made outside the session (raw SQL, another program) are not seen: change tenants
-and their settings through the services.
+A transaction that changed a watched model neither uses nor fills the copies
+(``cached(..., session=)``): it reads its own changes, and they are not kept before they
+commit. Core statements a service runs on the session's connection are seen when it says
+so (``written``). Changes made outside the session (raw SQL, another program) are not
+seen: change what is kept through the services.
 """
 
 import os
@@ -20,9 +23,9 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 import psycopg
-from sqlalchemy import event, text
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import ORMExecuteState, Session, make_transient_to_detached
 
 CHANNEL = "ledgerdesk_tenant_config"
 CHANGED_KEY = "tenant_config_changed"
@@ -45,11 +48,12 @@ def keeping(engine: Engine) -> bool:
     return listener is not None and listener.live
 
 
-def cached(engine: Engine, key: Hashable, load: Callable[[], Any]) -> Any:
+def cached(engine: Engine, key: Hashable, load: Callable[[], Any], *, session: Session | None = None) -> Any:
     """``load()``, or this process's copy of what it returned for ``key``. ``None`` is
-    never kept (an unknown or suspended tenant is looked up each time)."""
+    never kept (an unknown or suspended tenant is looked up each time). With ``session``,
+    nothing is kept or used while its transaction has changed a watched model."""
     listener = _listener_for(engine)
-    if listener is None or not listener.live:
+    if listener is None or not listener.live or (session is not None and session.info.get(CHANGED_KEY)):
         return load()
     key = (listener.conninfo, key)
     generation = listener.generation
@@ -58,11 +62,22 @@ def cached(engine: Engine, key: Hashable, load: Callable[[], Any]) -> Any:
     except KeyError:
         pass
     value = load()
+    if session is not None and session.info.get(CHANGED_KEY):
+        return value  # the load flushed a change of this transaction's
     with _lock:
         # Kept only if no change arrived while it was read.
         if value is not None and listener.live and listener.generation == generation:
             _copies[key] = value
     return value
+
+
+def detached_copy(row: Any) -> Any:
+    """A copy of the mapped ``row`` (its columns) that belongs to no session, to keep;
+    ``session.merge(copy, load=False)`` brings it into a session without a read."""
+    model = type(row)
+    copy = model(**{attr.key: getattr(row, attr.key) for attr in inspect(model).column_attrs})
+    make_transient_to_detached(copy)
+    return copy
 
 
 def watch(session_class: type[Session], *models: type) -> None:
@@ -93,6 +108,13 @@ def _note_changes(session: Session, _flush_context) -> None:
         isinstance(obj, _watched) and (obj not in session.dirty or session.is_modified(obj))
         for obj in (*session.new, *session.deleted, *session.dirty)
     ):
+        _note_change(session)
+
+
+def written(session: Session, model: type) -> None:
+    """A Core statement on ``session``'s connection inserted, changed or deleted rows of
+    ``model``: if it is watched, the copies go at the commit, as for a flush."""
+    if issubclass(model, _watched):
         _note_change(session)
 
 

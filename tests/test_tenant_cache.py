@@ -5,16 +5,28 @@ notification in the others."""
 import time
 
 import psycopg
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import make_url
 
 from crm.audit.service import Actor
 from crm.extensions import db
+from crm.policies import service as policies
 from crm.provisioning import service as provisioning
 from crm.provisioning.models import TenantSettings
+from crm.sla import versions
+from crm.sla.clocks import clocks_of
+from crm.sla.models import ConfigKind
+from crm.sla.rules import Policy, Rule
+from crm.tickets import service as tickets
+from crm.webhooks import service as webhooks
+from crm.webhooks.models import WebhookDelivery
 from tenants import cache as tenant_cache
 from tests.conftest import acting_for, requires_postgres
 from tests.test_api import call, make_key
+from tests.test_policies import published
+from tests.test_ticket_service import refund_request
+
+OPERATOR = Actor.operator("test")
 
 
 def form_page(client, tenant):
@@ -86,3 +98,48 @@ def test_a_key_revoked_in_another_process_is_refused_once_it_notifies(app, clien
         assert call(client, "GET", tenant, check, secret).status_code == 200  # the kept copy
         other.execute("SELECT pg_notify(%s, '')", (tenant_cache.CHANNEL,))
     assert wait_until(lambda: call(client, "GET", tenant, check, secret).status_code == 401)
+
+
+def submitted(app, tenant, nonce: str):
+    """A form submission's ticket: (its pinned policy version, its clocks' SLA version,
+    the webhook deliveries it made)."""
+    with acting_for(app, tenant) as session:
+        deliveries = select(func.count()).select_from(WebhookDelivery)
+        before = session.scalar(deliveries)
+        ticket = tickets.submit_refund_request(refund_request(), nonce=nonce, ip=None).ticket
+        session.flush()
+        sla_versions = {c.config_version_id for c in clocks_of("ticket", ticket.id) if c.rule.isdigit()}
+        made = session.scalar(deliveries) - before
+        session.commit()
+        return ticket.policy_version_id, sla_versions, made
+
+
+@requires_postgres
+def test_what_a_submission_reads_is_kept_until_a_change_commits(app, make_tenant, monkeypatch):
+    """The policy in force, the SLA configuration and the webhook endpoints are read
+    from the process's copies, and a committed change reaches the next submission."""
+    monkeypatch.setitem(app.config, "WEBHOOKS_ALLOW_PRIVATE", True)  # nothing listens there
+    tenant = make_tenant()
+    with app.app_context():
+        engine = db.engine
+        assert wait_until(lambda: tenant_cache.keeping(engine)), "the listener never connected"
+    first = submitted(app, tenant, "kept-1")
+    assert first[2] == 0 and submitted(app, tenant, "kept-2") == first
+
+    number = published(app, tenant)
+    with acting_for(app, tenant) as session:
+        policy = policies.require(number)
+        stricter = Policy((Rule(first_response=30, resolution=600),)).to_json()
+        sla = versions.save(ConfigKind.SLA_POLICY, "default", stricter, actor=OPERATOR)
+        webhooks.create_endpoint("http://127.0.0.1:9/in", ["ticket.created"], actor=OPERATOR)
+        session.commit()
+        policy_id, sla_id = policy.id, sla.id
+    assert submitted(app, tenant, "kept-3") == (policy_id, {sla_id}, 1)
+
+    # Raw SQL is not seen until a commit notifies, as the services' commits do.
+    conninfo = make_url(app.config["OWNER_DATABASE_URI"]).set(drivername="postgresql")
+    with psycopg.connect(conninfo.render_as_string(hide_password=False)) as other:
+        other.execute("UPDATE webhook_endpoints SET active = false WHERE tenant_id = %s", (tenant.id,))
+        assert submitted(app, tenant, "kept-4")[2] == 1  # the kept copy
+        other.execute("SELECT pg_notify(%s, '')", (tenant_cache.CHANNEL,))
+    assert wait_until(lambda: submitted(app, tenant, f"kept-5-{time.monotonic()}")[2] == 0)

@@ -16,6 +16,7 @@ from flask_babel import lazy_gettext as _l
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from crm.audit.chain import canonical_text, digest, format_instant
 from crm.audit.service import Actor, record
@@ -25,6 +26,8 @@ from crm.extensions import db, insert_or_ignore
 from crm.i18n import LOCALE_NAMES
 from crm.policies.models import PolicyStatus, PolicyVersion
 from crm.policies.terms import Terms
+from tenants import cache as tenant_cache
+from tenants import current_tenant_id
 
 LOCALES = ("en", "zh_CN")
 # What a tenant's first draft says until someone writes the policy; never publishable.
@@ -99,8 +102,30 @@ def in_force(at: datetime | None = None) -> PolicyVersion | None:
 
 
 def in_force_id() -> int | None:
-    """The id of the version in force now, which a new ticket pins (without loading it)."""
-    return db.session.scalar(_in_force(PolicyVersion.id, None))
+    """The id of the version in force now, which a new ticket pins (without loading it),
+    from this process's copy of when each published version takes effect when it has
+    one (``tenants.cache``): every submission of the form asks."""
+    session = db.session()
+    schedule = tenant_cache.cached(
+        db.engine, ("policy_schedule", current_tenant_id()), _schedule, session=session
+    )
+    now = utcnow()
+    return next((version_id for version_id, effective_from in schedule if effective_from <= now), None)
+
+
+def _schedule() -> tuple[tuple[int, datetime], ...]:
+    """(id, effective_from) of each published version, in the order ``_in_force`` prefers."""
+    query = (
+        select(PolicyVersion.id, PolicyVersion.effective_from)
+        .where(PolicyVersion.status == PolicyStatus.PUBLISHED)
+        .order_by(PolicyVersion.effective_from.desc(), PolicyVersion.number.desc())
+    )
+    return tuple((version_id, effective_from) for version_id, effective_from in db.session.execute(query))
+
+
+def install(session_class: type[Session]) -> None:
+    """A process keeps when each version takes effect while it hears of every change."""
+    tenant_cache.watch(session_class, PolicyVersion)
 
 
 @dataclass(frozen=True)

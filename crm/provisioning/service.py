@@ -7,8 +7,8 @@ import phonenumbers
 from babel.numbers import list_currencies
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import inspect, select
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from crm.audit.chain import digest
 from crm.audit.service import Actor, record, start_chain
@@ -127,11 +127,7 @@ def tenant_settings() -> TenantSettings:
 
 def _settings_copy() -> TenantSettings:
     """A detached copy of the settings row, for the process to keep."""
-    row = db.session.scalars(select(TenantSettings)).one()
-    columns = inspect(TenantSettings).column_attrs
-    copy = TenantSettings(**{attr.key: getattr(row, attr.key) for attr in columns})
-    make_transient_to_detached(copy)
-    return copy
+    return tenant_cache.detached_copy(db.session.scalars(select(TenantSettings)).one())
 
 
 def accepted_currencies() -> tuple[str, ...]:

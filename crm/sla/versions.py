@@ -12,6 +12,7 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, tuple_
+from sqlalchemy.orm import Session
 
 from crm.audit.chain import canonical_text, digest
 from crm.audit.service import Actor, record
@@ -21,6 +22,7 @@ from crm.extensions import db, insert_or_ignore
 from crm.sla import rules
 from crm.sla.businesstime import CalendarError, CalendarSpec
 from crm.sla.models import Clock, ConfigKind, ConfigVersion
+from tenants import cache as tenant_cache
 from tenants import current_tenant, current_tenant_id
 
 CACHE_KEY = "sla_current_versions"
@@ -91,13 +93,29 @@ def current(kind: ConfigKind, key: str | None = None) -> ConfigVersion | None:
     return cache[cache_key]
 
 
+def install(session_class: type[Session]) -> None:
+    """A process keeps the newest versions while it hears of every new one."""
+    tenant_cache.watch(session_class, ConfigVersion)
+
+
 def prefetch(*pairs: tuple[ConfigKind, str]) -> None:
     """Read the newest version of each (kind, key) in one query into the session's cache,
-    for ``current`` (a ticket's creation asks for three)."""
+    for ``current`` (a ticket's creation asks for three), from this process's copies
+    when it has them (``tenants.cache``)."""
     tenant_id, cache = current_tenant_id(), _cache()
-    wanted = [(kind, key) for kind, key in pairs if (tenant_id, kind, key) not in cache]
+    wanted = tuple((kind, key) for kind, key in pairs if (tenant_id, kind, key) not in cache)
     if not wanted:
         return
+    session = db.session()
+    kept = tenant_cache.cached(
+        db.engine, ("config_versions", tenant_id, wanted), lambda: _newest_copies(wanted), session=session
+    )
+    for version in kept:
+        # load=False: versions never change, so the kept copy is the row.
+        cache[(tenant_id, version.kind, version.key)] = session.merge(version, load=False)
+
+
+def _newest_copies(wanted: tuple[tuple[ConfigKind, str], ...]) -> tuple[ConfigVersion, ...]:
     pair = tuple_(ConfigVersion.kind, ConfigVersion.key)
     newest = (
         select(ConfigVersion.kind, ConfigVersion.key, func.max(ConfigVersion.version).label("version"))
@@ -111,8 +129,7 @@ def prefetch(*pairs: tuple[ConfigKind, str]) -> None:
         & (ConfigVersion.key == newest.c.key)
         & (ConfigVersion.version == newest.c.version),
     )
-    for version in db.session.scalars(query):
-        cache[(tenant_id, version.kind, version.key)] = version
+    return tuple(tenant_cache.detached_copy(version) for version in db.session.scalars(query))
 
 
 def _newest(kind: ConfigKind, key: str) -> ConfigVersion | None:

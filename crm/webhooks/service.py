@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from flask import render_template
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
 from crm import jobs
@@ -35,6 +36,7 @@ from crm.outbound import check_public_url
 from crm.tickets.links import external_url
 from crm.tickets.models import Ticket
 from crm.webhooks.models import EVENTS, DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from tenants import cache as tenant_cache
 from tenants import current_tenant, spanning
 
 log = logging.getLogger(__name__)
@@ -166,16 +168,28 @@ def replay(delivery: WebhookDelivery, *, actor: Actor) -> None:
 # --- events become deliveries ---------------------------------------------------------------------
 
 
-def _subscribed() -> list[WebhookEndpoint]:
-    """The tenant's active endpoints, read once per transaction."""
+def install(session_class: type[Session]) -> None:
+    """A process keeps which endpoints each tenant has while it hears of every change."""
+    tenant_cache.watch(session_class, WebhookEndpoint)
+
+
+def _subscribed() -> tuple[tuple[int, frozenset[str]], ...]:
+    """The id and events of each of the tenant's active endpoints, read once per
+    transaction, and from this process's copy when it has one (``tenants.cache``):
+    every audit event asks, and most tenants have none."""
     session = db.session()
     cache = session.info.setdefault(ENDPOINTS_KEY, {})
     tenant_id = current_tenant().id
     if tenant_id not in cache:
-        cache[tenant_id] = list(
-            db.session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.active.is_(True)))
+        cache[tenant_id] = tenant_cache.cached(
+            db.engine, ("webhook_endpoints", tenant_id), _active_endpoints, session=session
         )
     return cache[tenant_id]
+
+
+def _active_endpoints() -> tuple[tuple[int, frozenset[str]], ...]:
+    query = select(WebhookEndpoint.id, WebhookEndpoint.events).where(WebhookEndpoint.active.is_(True))
+    return tuple((endpoint_id, frozenset(events)) for endpoint_id, events in db.session.execute(query))
 
 
 def _subject(subject_type: str, subject_id: str | None) -> dict:
@@ -207,7 +221,7 @@ def on_audit_event(action: str, subject_type: str, subject_id: str | None, data:
         event = "refund.decided"  # final at once
     if event is None:
         return
-    endpoints = [endpoint for endpoint in _subscribed() if event in endpoint.events]
+    endpoints = [endpoint_id for endpoint_id, events in _subscribed() if event in events]
     if not endpoints:
         return
     now = utcnow()
@@ -216,9 +230,9 @@ def on_audit_event(action: str, subject_type: str, subject_id: str | None, data:
         "timestamp": format_instant(now),
         "data": {"subject": _subject(subject_type, subject_id), "audit": {"action": action, **data}},
     }
-    for endpoint in endpoints:
+    for endpoint_id in endpoints:
         delivery = WebhookDelivery(
-            endpoint_id=endpoint.id,
+            endpoint_id=endpoint_id,
             message_id="msg_" + secrets.token_hex(12),
             event=event,
             payload=payload,
