@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select
 
 from crm.auth.models import User
 from crm.tickets import queue, search, staff_actions
 from crm.tickets import service as tickets
 from crm.tickets.models import EntryKind, ThreadEntry, Ticket
-from tests.conftest import acting_for
+from tests.conftest import acting_for, requires_postgres
 from tests.test_api import call, make_key
 from tests.test_ticket_service import refund_request
 from tests.test_workspace import references
@@ -208,6 +208,26 @@ def distinct_pairs(step: int, length: int = 19_990) -> str:
     """Chinese text whose every pair of characters is new: character i is the
     (i × step)-th ideograph, so each pair is (a, a + step)."""
     return "".join(chr(0x4E00 + (i * step) % 20_992) for i in range(length))
+
+
+@requires_postgres
+def test_a_new_ticket_is_written_with_its_request_indexed_once_and_later_text_joins_it(
+    app, make_tenant, make_user
+):
+    """The request's terms go in with the ticket's INSERT, not again with its message."""
+    tenant = make_tenant()
+    agent = make_user(tenant, "agent")
+    ticket = new_ticket(app, tenant, description="申请退款 refund")
+
+    def stored() -> str:
+        with acting_for(app, tenant) as session:
+            return session.scalar(
+                select(literal_column("search_vector::text")).where(Ticket.number == ticket.number)
+            )
+
+    assert stored() == "'%s:refund':5 '%s:款':4 '%s:申请':1 '%s:请退':2 '%s:退款':3" % ((tenant.id,) * 5)
+    add_note(app, tenant, agent.id, ticket.number, "发票")
+    assert stored().count(f"'{tenant.id}:申请':1 ") == 1 and f"'{tenant.id}:发票':" in stored()
 
 
 def test_a_ticket_with_more_text_than_the_index_holds_still_takes_every_message(app, make_tenant, make_user):

@@ -22,6 +22,7 @@ from crm.provisioning.models import TenantSettings
 from crm.provisioning.service import tenant_settings
 from crm.sla import clocks
 from crm.sla.models import Clock
+from crm.tickets import search
 from crm.tickets.actors import staff_actor
 from crm.tickets.input_checks import (
     MAX_DESCRIPTION,
@@ -139,12 +140,10 @@ def _create_ticket(
 ) -> tuple[Ticket, list[Clock]]:
     """The ticket, the clocks it started and its first message (``description``, with
     ``uploads``); ``requester`` is checked and normalised. The clocks and the message
-    are written in one flush."""
-    number, reference = _allocate_number()
+    are written in one flush. What needs no number is done before the tenant's counter
+    is taken: its row stays locked until the commit, and other submissions wait."""
     now = utcnow()
     ticket = Ticket(
-        number=number,
-        reference=reference,
         kind=kind,
         channel=channel,
         priority=priority,
@@ -164,6 +163,8 @@ def _create_ticket(
         updated_at=now,
     )
     planned = clocks.plan_ticket_clocks(ticket)  # sets its deadlines before the INSERT
+    search.index_on_insert(db.session(), ticket, description)
+    ticket.number, ticket.reference = _allocate_number()
     db.session.add(ticket)
     db.session.flush()
     pending_in_transaction(RECEIVED_KEY).append(ticket.id)
@@ -183,7 +184,7 @@ def _create_ticket(
         ticket.id,
         actor=actor,
         data={
-            "reference": reference,
+            "reference": ticket.reference,
             "created_at": format_instant(now),
             "kind": kind,
             "channel": channel,

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm.columns import UTCDateTime, utcnow
@@ -113,6 +114,8 @@ class Ticket(TenantScoped, db.Model):
         # "Breached", "breaching soon" and the sort by next due time.
         Index(None, "tenant_id", "due_at", "id"),
     )
+    # Server defaults are not read back: the only one is the search index's.
+    __mapper_args__ = {"eager_defaults": False}  # noqa: RUF012
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     number: Mapped[int] = mapped_column(BigInteger)
@@ -151,6 +154,13 @@ class Ticket(TenantScoped, db.Model):
     received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The search index's terms (``crm.tickets.search``), on PostgreSQL only (SQLite keeps
+    # them in a table of its own). Never read through the ORM; mapped so that a new
+    # ticket's INSERT can carry its first message's terms.
+    # (The server default keeps it out of the INSERTs that do not set it.)
+    search_vector: Mapped[str] = mapped_column(
+        TSVECTOR().with_variant(Text(), "sqlite"), server_default="", deferred=True, deferred_raiseload=True
+    )
 
     # History only: who else asked under the same record. Ids are unique across tenants,
     # so the id alone joins; the composite key above keeps the reference inside the tenant.

@@ -52,6 +52,7 @@ MAX_POSITION = 16_383
 MAX_POSITIONS_PER_TOKEN = 255
 MAX_TERMS_PER_TICKET = 20_000
 SNIPPET_CONTEXT = 60  # characters either side of a match
+PREINDEXED_KEY = "search_preindexed"  # (ticket, text) whose INSERT indexed the text
 
 
 def _fold(text: str) -> str:
@@ -207,11 +208,36 @@ def reindex(session: Session, ticket_ids: Iterable[int]) -> None:
     add_text(session, texts, replace=True)
 
 
+def index_on_insert(session: Session, ticket: Ticket, first_text: str) -> None:
+    """Let a new ticket's INSERT carry the terms of ``first_text``, the message it is
+    opened with, on PostgreSQL: an UPDATE of the row just written would write it and
+    each of its indexes again. That message is then not indexed a second time."""
+    if not _postgres(session):
+        return
+    ticket.search_vector = tsvector_literal(tokens(first_text), current_tenant_id())
+    session.info.setdefault(PREINDEXED_KEY, []).append((ticket, first_text))
+
+
+def _preindexed(session: Session, entry: ThreadEntry, text: str) -> bool:
+    """Whether ``text`` of ``entry`` went in with its ticket's INSERT (then forgotten)."""
+    waiting = session.info.get(PREINDEXED_KEY)
+    for item in waiting or ():
+        ticket, first_text = item
+        if ticket.id == entry.ticket_id and first_text == text:
+            waiting.remove(item)
+            return True
+    return False
+
+
 @event.listens_for(Session, "after_flush")
 def _index_new_entries(session: Session, _context) -> None:
     texts: dict[tuple[int, int], list[str]] = defaultdict(list)
     for instance in session.new:
-        if isinstance(instance, ThreadEntry) and (body := indexed_text(instance)):
+        if (
+            isinstance(instance, ThreadEntry)
+            and (body := indexed_text(instance))
+            and not _preindexed(session, instance, body)
+        ):
             texts[instance.tenant_id, instance.ticket_id].append(body)
     if texts:
         add_text(session, texts)
@@ -302,7 +328,7 @@ def snippets(ticket_ids: Sequence[int], q: str) -> dict[int, Snippet]:
 
 def in_models(_object, name: str | None, type_: str, _reflected: bool, _compare_to) -> bool:
     """Whether Alembic should compare this part of the schema with the models: not the
-    search index, which the ORM does not map (an ``include_object`` hook)."""
+    search index, which exists on PostgreSQL only (an ``include_object`` hook)."""
     if type_ == "table":
         return not (name or "").startswith("ticket_search")
     return name not in ("search_vector", "ix_tickets_search_vector")
