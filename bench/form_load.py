@@ -1,7 +1,8 @@
 """Load test of the hosted refund form (POST /t/<slug>/refund) against a bare Flask
 endpoint doing one INSERT on the same stack, measured in the same run.
 
-It starts two gunicorns with 2 sync workers each on free loopback ports: the real app
+It starts two gunicorns with --workers sync workers each (4, as the Procfile deploys) on
+free loopback ports: the real app
 (``wsgi:app``; DATABASE_URL, REDIS_URL, a fixed SECRET_KEY, CRM_ENV unset) and
 ``bench/bare_app.py``. For the real form it first GETs the form N times, each with a
 fresh cookie jar, and keeps every (session cookie, CSRF token, submission token), so
@@ -226,14 +227,14 @@ def free_port() -> int:
 
 
 def start_gunicorn(
-    name: str, app_spec: str, env: dict[str, str], work: Path, *extra: str, root: Path = ROOT
+    name: str, app_spec: str, env: dict[str, str], work: Path, *extra: str, root: Path = ROOT, workers: int
 ) -> Server:
     port = free_port()
     log = work / f"{name}-gunicorn.log"
     command = [
         str(Path(sys.executable).parent / "gunicorn"),
         "--workers",
-        "2",
+        str(workers),
         "--bind",
         f"127.0.0.1:{port}",
         "--log-level",
@@ -672,6 +673,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--latency-seconds", type=float, default=15)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=4,
+        help="sync workers of each gunicorn, the same for both (4: the Procfile's, as deployed)",
+    )
     parser.add_argument("--rounds", type=int, default=2, help="form max runs, each followed by a bare one")
     parser.add_argument("--latency-connections", default="1,2")
     parser.add_argument(
@@ -699,8 +706,12 @@ def main() -> None:
     form_env = {**env, "TRUSTED_PROXIES": "1", "PYTHONPATH": str(args.app_root.resolve())}
     print(f"form served from {args.app_root.resolve()}, AUDIT_CHAINING={env.get('AUDIT_CHAINING', 'inline')}")
     servers = [
-        start_gunicorn("form", "wsgi:app", form_env, work, root=args.app_root.resolve()),
-        start_gunicorn("bare", "bare_app:create_app()", env, work, "--chdir", str(ROOT / "bench")),
+        start_gunicorn(
+            "form", "wsgi:app", form_env, work, root=args.app_root.resolve(), workers=args.workers
+        ),
+        start_gunicorn(
+            "bare", "bare_app:create_app()", env, work, "--chdir", str(ROOT / "bench"), workers=args.workers
+        ),
     ]
     form_server, bare_server = servers
     customers = Customers(seed=7)
