@@ -1,5 +1,6 @@
 """What every template can use: the tenant, role checks, languages, local times."""
 
+import functools
 import re
 from datetime import datetime, timedelta
 
@@ -84,7 +85,13 @@ def weekday_time(moment: datetime | None) -> str:
 
 def time_zone_label() -> str:
     """The zone staff pages' times are in, as people name it: "China Time", "中国时间"."""
-    return get_timezone_name(get_timezone(), locale=get_locale())
+    return _zone_label(str(get_timezone()), str(get_locale()))
+
+
+@functools.lru_cache(maxsize=1024)
+def _zone_label(zone: str, locale: str) -> str:
+    # Babel looks through its locale data each time; a receipt names the zone per deadline.
+    return get_timezone_name(zone, locale=locale)
 
 
 def init_templating(app: Flask) -> None:

@@ -106,13 +106,15 @@ def prefetch(*pairs: tuple[ConfigKind, str]) -> None:
     wanted = tuple((kind, key) for kind, key in pairs if (tenant_id, kind, key) not in cache)
     if not wanted:
         return
-    session = db.session()
     kept = tenant_cache.cached(
-        db.engine, ("config_versions", tenant_id, wanted), lambda: _newest_copies(wanted), session=session
+        db.engine,
+        ("config_versions", tenant_id, wanted),
+        lambda: _newest_copies(wanted),
+        session=db.session(),
     )
     for version in kept:
-        # load=False: versions never change, so the kept copy is the row.
-        cache[(tenant_id, version.kind, version.key)] = session.merge(version, load=False)
+        # The kept copy itself, outside the session: a version never changes.
+        cache[(tenant_id, version.kind, version.key)] = version
 
 
 def _newest_copies(wanted: tuple[tuple[ConfigKind, str], ...]) -> tuple[ConfigVersion, ...]:
