@@ -1,8 +1,8 @@
 """Load test of the hosted refund form (POST /t/<slug>/refund) against a bare Flask
 endpoint doing one INSERT on the same stack, measured in the same run.
 
-It starts two gunicorns with --workers sync workers each (4, as the Procfile deploys) on
-free loopback ports: the real app
+It starts two gunicorns with --workers sync workers each (default 2) on free loopback
+ports: the real app
 (``wsgi:app``; DATABASE_URL, REDIS_URL, a fixed SECRET_KEY, CRM_ENV unset) and
 ``bench/bare_app.py``. For the real form it first GETs the form N times, each with a
 fresh cookie jar, and keeps every (session cookie, CSRF token, submission token), so
@@ -676,8 +676,9 @@ def main() -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        default=4,
-        help="sync workers of each gunicorn, the same for both (4: the Procfile's, as deployed)",
+        default=2,
+        help="sync workers of each gunicorn, the same for both (the Procfile deploys 4: with as many "
+        "workers as cores, the tenant's ticket counter is less often waited for)",
     )
     parser.add_argument("--rounds", type=int, default=2, help="form max runs, each followed by a bare one")
     parser.add_argument("--latency-connections", default="1,2")

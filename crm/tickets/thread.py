@@ -10,7 +10,7 @@ from crm.audit.service import Actor, record
 from crm.auth.models import User
 from crm.columns import utcnow
 from crm.errors import DomainError
-from crm.extensions import at_outermost, db
+from crm.extensions import at_outermost, db, insert_new
 from crm.files.models import Attachment
 from crm.files.storage import RefusedFile, store
 from crm.notify import service as notify
@@ -87,9 +87,15 @@ def add_entry(
     db.session.add(entry)
     if flush:
         db.session.flush()
-    if ticket.id not in db.session.info.get(RECEIVED_KEY, ()):
-        ticket.updated_at = utcnow()  # received in this transaction: created_at says it
+    _touch(ticket)
     return entry
+
+
+def _touch(ticket: Ticket) -> None:
+    """Its last activity is now (for a ticket received in this transaction, created_at
+    says it already)."""
+    if ticket.id not in db.session.info.get(RECEIVED_KEY, ()):
+        ticket.updated_at = utcnow()
 
 
 def attach(ticket: Ticket, entry: ThreadEntry, uploads: list[Upload], actor: Actor) -> list[Attachment]:
@@ -220,14 +226,17 @@ def notify_customer(
         ticket_id=ticket.id,
         actor=actor,
     )
-    add_entry(
-        ticket,
-        EntryKind.OUTBOUND_EMAIL,
-        author_kind="system",
-        body=outbox.readable_body,
-        details={"outbox_id": outbox.id, "to": requester.email, "subject": subject},
-        flush=False,  # nothing needs its id: written with the next flush or the commit
-    )
+    # The email's copy in the thread: nothing reads it back in this request, so one Core
+    # INSERT, without an object for the session to flush (every receipt writes one).
+    copy = {
+        "ticket_id": ticket.id,
+        "kind": EntryKind.OUTBOUND_EMAIL,
+        "author_kind": "system",
+        "body": outbox.readable_body,
+        "details": {"outbox_id": outbox.id, "to": requester.email, "subject": subject},
+    }
+    insert_new(ThreadEntry, [copy], ThreadEntry.id)
+    _touch(ticket)
 
 
 @event.listens_for(Session, "after_commit")
