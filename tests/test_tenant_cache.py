@@ -5,6 +5,7 @@ notification in the others."""
 import time
 
 import psycopg
+import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import make_url
 
@@ -19,7 +20,7 @@ from crm.sla.models import ConfigKind
 from crm.sla.rules import Policy, Rule
 from crm.tickets import service as tickets
 from crm.webhooks import service as webhooks
-from crm.webhooks.models import WebhookDelivery
+from crm.webhooks.models import DeliveryStatus, WebhookDelivery
 from tenants import cache as tenant_cache
 from tests.conftest import acting_for, requires_postgres
 from tests.test_api import call, make_key
@@ -114,12 +115,23 @@ def submitted(app, tenant, nonce: str):
         return ticket.policy_version_id, sla_versions, made
 
 
-@requires_postgres
-def test_what_a_submission_reads_is_kept_until_a_change_commits(app, make_tenant, monkeypatch):
-    """The policy in force, the SLA configuration and the webhook endpoints are read
-    from the process's copies, and a committed change reaches the next submission."""
+@pytest.fixture
+def tenant_with_deliveries(app, make_tenant, monkeypatch):
+    """A tenant whose webhook deliveries go nowhere, given up afterwards: another test's
+    sweep of every tenant's due deliveries must not find them."""
     monkeypatch.setitem(app.config, "WEBHOOKS_ALLOW_PRIVATE", True)  # nothing listens there
     tenant = make_tenant()
+    yield tenant
+    with acting_for(app, tenant) as session:
+        session.execute(update(WebhookDelivery).values(status=DeliveryStatus.FAILED))
+        session.commit()
+
+
+@requires_postgres
+def test_what_a_submission_reads_is_kept_until_a_change_commits(app, tenant_with_deliveries):
+    """The policy in force, the SLA configuration and the webhook endpoints are read
+    from the process's copies, and a committed change reaches the next submission."""
+    tenant = tenant_with_deliveries
     with app.app_context():
         engine = db.engine
         assert wait_until(lambda: tenant_cache.keeping(engine)), "the listener never connected"
