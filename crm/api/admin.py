@@ -7,7 +7,6 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from wtforms import DateField, SelectChoice, SelectMultipleField, StringField, widgets
 from wtforms.validators import DataRequired, Length, Optional
 
@@ -15,13 +14,14 @@ from crm.access import current_actor, requires
 from crm.api import keys
 from crm.api.models import SCOPES
 from crm.errors import DomainError
+from crm.forms import Form
 from crm.webforms import in_one_transaction, show_error
 from tenants.ext import URL_PREFIX
 
 bp = Blueprint("api_keys", __name__, url_prefix=URL_PREFIX + "/admin/api-keys")
 
 
-class KeyForm(FlaskForm):
+class KeyForm(Form):
     name = StringField(
         _l("Name"), validators=[DataRequired(), Length(max=100)], description=_l("e.g. Dialer, Billing")
     )
@@ -35,7 +35,7 @@ class KeyForm(FlaskForm):
     expires = DateField(_l("Expires after (optional)"), validators=[Optional()])
 
 
-class RevokeForm(FlaskForm):
+class RevokeForm(Form):
     """Only the CSRF token."""
 
 

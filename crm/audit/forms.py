@@ -2,14 +2,14 @@
 
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, StringField, TextAreaField
 from wtforms.validators import Length, NumberRange, Optional, ValidationError
 
+from crm.forms import Form
 from crm.input_guard import BIGINT_MAX, sane_date
 
 
-class AuditFilterForm(FlaskForm):
+class AuditFilterForm(Form):
     class Meta:
         csrf = False
 
@@ -46,7 +46,7 @@ def _witness_addresses(form, field) -> None:
     field.addresses = addresses
 
 
-class WitnessForm(FlaskForm):
+class WitnessForm(Form):
     witnesses = TextAreaField(
         _l("Witness addresses"),
         validators=[Length(max=3000), _witness_addresses],

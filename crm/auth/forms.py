@@ -1,7 +1,6 @@
 """Sign-in, account and user-admin forms."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
@@ -18,6 +17,7 @@ from wtforms.validators import DataRequired, EqualTo, Length, Optional
 from crm.access import ROLE_LABELS
 from crm.auth.passwords import PASSWORD_MAX, PASSWORD_MIN
 from crm.auth.scope import MAX_SCOPE_TICKETS, ScopeKind
+from crm.forms import Form
 from crm.i18n import LOCALE_NAMES
 
 PASSWORD_LENGTH = Length(
@@ -31,23 +31,23 @@ def role_choices():
     return [SelectChoice(role.value, label) for role, label in ROLE_LABELS.items()]
 
 
-class LoginForm(FlaskForm):
+class LoginForm(Form):
     email = EmailField(_l("Email"), validators=[DataRequired(_l("Enter your email.")), Length(max=254)])
     password = PasswordField(
         _l("Password"), validators=[DataRequired(_l("Enter your password.")), Length(max=128)]
     )
 
 
-class LogoutForm(FlaskForm):
+class LogoutForm(Form):
     """Only the CSRF token: signing out is a POST."""
 
 
-class PasswordForm(FlaskForm):
+class PasswordForm(Form):
     current_password = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=128)])
     new_password = PasswordField(_l("New password"), validators=[DataRequired(), PASSWORD_LENGTH])
 
 
-class LanguageForm(FlaskForm):
+class LanguageForm(Form):
     locale = SelectField(
         _l("Language"),
         choices=[SelectChoice("", _l("Organisation default"))]
@@ -65,7 +65,7 @@ SCOPE_LABELS = {
 SCOPE_TICKETS_MAX_CHARS = MAX_SCOPE_TICKETS * 16
 
 
-class AccessForm(FlaskForm):
+class AccessForm(Form):
     """A user's access window and, for an auditor, the tickets they may read. Days are
     the organisation's: access starts at the start of the first day and ends at the end
     of the last; a receipt range includes both of its days."""
@@ -119,11 +119,11 @@ class EditUserForm(AccessForm):
     )
 
 
-class ForgotPasswordForm(FlaskForm):
+class ForgotPasswordForm(Form):
     email = EmailField(_l("Email"), validators=[DataRequired(_l("Enter your email.")), Length(max=254)])
 
 
-class ResetPasswordForm(FlaskForm):
+class ResetPasswordForm(Form):
     new_password = PasswordField(_l("New password"), validators=[DataRequired(), PASSWORD_LENGTH])
     confirm = PasswordField(
         _l("New password, again"),
@@ -131,7 +131,7 @@ class ResetPasswordForm(FlaskForm):
     )
 
 
-class SecondStepForm(FlaskForm):
+class SecondStepForm(Form):
     code = StringField(
         _l("Sign-in code"),
         validators=[DataRequired(_l("Enter the code.")), Length(max=32)],
@@ -139,13 +139,13 @@ class SecondStepForm(FlaskForm):
     )
 
 
-class TwoFactorSetupForm(FlaskForm):
+class TwoFactorSetupForm(Form):
     code = StringField(
         _l("The code your app shows"), validators=[DataRequired(_l("Enter the code.")), Length(max=32)]
     )
 
 
-class TwoFactorOffForm(FlaskForm):
+class TwoFactorOffForm(Form):
     password = PasswordField(
         _l("Your password"), validators=[DataRequired(_l("Enter your password.")), Length(max=128)]
     )

@@ -5,7 +5,6 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
@@ -15,6 +14,7 @@ from crm.calls import service
 from crm.calls.models import CallState, RecordingState
 from crm.errors import DomainError
 from crm.files.storage import blob_path
+from crm.forms import Form
 from crm.tickets.labels import DIRECTION_LABELS, OUTCOME_LABELS
 from crm.webforms import in_one_transaction
 from tenants.ext import URL_PREFIX
@@ -28,11 +28,11 @@ STATE_LABELS = {
 }
 
 
-class FileForm(FlaskForm):
+class FileForm(Form):
     reference = StringField(_l("Ticket or lead"), validators=[DataRequired(), Length(max=30)])
 
 
-class DismissForm(FlaskForm):
+class DismissForm(Form):
     reason = StringField(_l("Why dismiss it?"), validators=[DataRequired(), Length(max=500)])
 
 
@@ -72,7 +72,7 @@ def index():
     return _render()
 
 
-def _act(call_id: int, form: FlaskForm, perform, done: str, missing: str):
+def _act(call_id: int, form: Form, perform, done: str, missing: str):
     call_record = service.call_by_id(call_id)
     if call_record is None:
         abort(404)

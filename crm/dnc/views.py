@@ -5,7 +5,6 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from wtforms import SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
@@ -14,6 +13,7 @@ from crm.auth import service as auth
 from crm.dnc import service
 from crm.dnc.models import EntrySource
 from crm.errors import DomainError
+from crm.forms import Form
 from crm.webforms import in_one_transaction, show_error
 from tenants.ext import URL_PREFIX
 
@@ -29,13 +29,13 @@ SOURCE_LABELS = {
 ADDABLE = (EntrySource.STAFF, EntrySource.CALL, EntrySource.REPORT_12321)
 
 
-class AddForm(FlaskForm):
+class AddForm(Form):
     value = StringField(_l("Phone number or email"), validators=[DataRequired(), Length(max=254)])
     reason = StringField(_l("Reason"), validators=[DataRequired(), Length(max=500)])
     source = SelectField(_l("Source"), choices=[SelectChoice(s.value, SOURCE_LABELS[s]) for s in ADDABLE])
 
 
-class RemoveForm(FlaskForm):
+class RemoveForm(Form):
     reason = StringField(_l("Why remove it?"), validators=[DataRequired(), Length(max=500)])
 
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, send_file, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
 
 from crm.access import current_actor, requires
 from crm.audit.service import record
@@ -15,6 +14,7 @@ from crm.exports import runs
 from crm.exports.case_file import write_case_file
 from crm.exports.models import ExportStatus
 from crm.extensions import db
+from crm.forms import Form
 from crm.tickets import service as tickets
 from tenants import current_tenant
 from tenants.ext import URL_PREFIX
@@ -57,7 +57,7 @@ def export_runs():
 @bp.route("/admin/exports", methods=["POST"])
 @requires("settings.manage")
 def start_export():
-    form = FlaskForm()
+    form = Form()
     if not form.validate_on_submit():
         abort(400)
     try:

@@ -1,10 +1,10 @@
 """The admin's form for the IMAP mailbox the desk fetches inbound mail from."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import IntegerField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
+from crm.forms import Form
 from crm.webforms import label_choices
 
 SECURITY_LABELS = {
@@ -13,7 +13,7 @@ SECURITY_LABELS = {
 }
 
 
-class MailboxForm(FlaskForm):
+class MailboxForm(Form):
     security = SelectField(_l("Connection"), choices=label_choices(SECURITY_LABELS), default="imaps")
     host = StringField(
         _l("Mail server"),

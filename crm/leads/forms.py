@@ -2,7 +2,6 @@
 and the lead page's forms."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
@@ -21,6 +20,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional, Vali
 from crm.auth.service import check_email
 from crm.customers.service import normalise_phone
 from crm.errors import DomainError
+from crm.forms import Form
 from crm.leads.intake import MAX_COMPANY, MAX_NAME, MAX_NEED, MAX_UTM
 from crm.leads.models import CallOutcome, Source, Stage
 from crm.provisioning.service import tenant_settings
@@ -66,7 +66,7 @@ def _as_field_error(check, *args) -> None:
         raise ValidationError(error.message) from None
 
 
-class TrialForm(FlaskForm):
+class TrialForm(Form):
     name = StringField(_l("Your name"), validators=[DataRequired(REQUIRED), _too_long(MAX_NAME)])
     company = StringField(_l("Company (optional)"), validators=[Optional(), _too_long(MAX_COMPANY)])
     phone = TelField(
@@ -102,7 +102,7 @@ class TrialForm(FlaskForm):
         return [(field, field.errors[0]) for field in self if field.errors and field.name in PERSON_FIELDS]
 
 
-class CallForm(FlaskForm):
+class CallForm(Form):
     direction = SelectField(
         _l("Direction"),
         choices=[SelectChoice("outbound", _l("We called")), SelectChoice("inbound", _l("They called"))],
@@ -125,20 +125,20 @@ class CallForm(FlaskForm):
     recording = FileField(_l("Recording (optional)"), render_kw={"accept": "audio/*"})
 
 
-class NoteForm(FlaskForm):
+class NoteForm(Form):
     body = TextAreaField(
         _l("Note"), validators=[DataRequired(REQUIRED), _too_long(20_000)], render_kw={"rows": 3}
     )
 
 
-class EmailForm(FlaskForm):
+class EmailForm(Form):
     subject = StringField(_l("Subject"), validators=[DataRequired(REQUIRED), _too_long(200)])
     body = TextAreaField(
         _l("Message"), validators=[DataRequired(REQUIRED), _too_long(20_000)], render_kw={"rows": 5}
     )
 
 
-class StageForm(FlaskForm):
+class StageForm(Form):
     stage = SelectField(_l("Move to"), validators=[DataRequired(REQUIRED)])
     lost_reason = StringField(
         _l("Why was it lost?"), validators=[Optional(), _too_long(200)], description=_l("Required for Lost.")
@@ -154,11 +154,11 @@ class StageForm(FlaskForm):
     )
 
 
-class AssignForm(FlaskForm):
+class AssignForm(Form):
     assignee_id = SelectField(_l("Owner"), coerce=str)
 
 
-class ConsentForm(FlaskForm):
+class ConsentForm(Form):
     evidence_ref = StringField(
         _l("Where is the proof of consent?"),
         validators=[DataRequired(REQUIRED), _too_long(200)],
@@ -166,5 +166,5 @@ class ConsentForm(FlaskForm):
     )
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(Form):
     """Only the CSRF token: one-button actions."""

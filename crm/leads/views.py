@@ -8,7 +8,6 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import SelectChoice, SelectField
 
@@ -19,6 +18,7 @@ from crm.columns import utcnow
 from crm.dnc import service as dnc
 from crm.errors import Conflict, DomainError
 from crm.files.storage import blob_path
+from crm.forms import Form
 from crm.leads import consent, import_runs, imports, intake, listing, pipeline
 from crm.leads.forms import (
     OUTCOME_LABELS,
@@ -47,7 +47,7 @@ VIEW_LABELS = {
     "overdue": _l("Overdue for first contact"),
     "all": _l("All"),
 }
-ACTION_FORMS: dict[str, type[FlaskForm]] = {
+ACTION_FORMS: dict[str, type[Form]] = {
     "call": CallForm,
     "note": NoteForm,
     "email": EmailForm,
@@ -118,7 +118,7 @@ def index():
     )
 
 
-class ImportForm(FlaskForm):
+class ImportForm(Form):
     kind = SelectField(
         _l("The file holds"),
         choices=[
@@ -175,7 +175,7 @@ def _assignee_choices() -> list[SelectChoice]:
     ]
 
 
-def _prepare(name: str, form: FlaskForm, lead: Lead) -> FlaskForm:
+def _prepare(name: str, form: Form, lead: Lead) -> Form:
     if name == "stage":
         form.stage.choices = _stage_choices(lead)
     elif name == "assign":
@@ -183,7 +183,7 @@ def _prepare(name: str, form: FlaskForm, lead: Lead) -> FlaskForm:
     return form
 
 
-def _render_lead(lead: Lead, status: int = 200, **bound: FlaskForm):
+def _render_lead(lead: Lead, status: int = 200, **bound: Form):
     forms = {}
     if can(current_user, "leads.work"):
         forms = {
@@ -252,7 +252,7 @@ def recording(reference: str, activity_id: int):
     )
 
 
-def _act(reference: str, perform: Callable[[Lead, FlaskForm], object], done: str, *, slot: str | None = None):
+def _act(reference: str, perform: Callable[[Lead, Form], object], done: str, *, slot: str | None = None):
     lead = _lead_or_404(reference)
     form = _prepare(slot, ACTION_FORMS[slot](prefix=slot), lead) if slot else ConfirmForm()
     bound = {slot: form} if slot else {}

@@ -1,9 +1,10 @@
 """The staff member's choice of how notifications reach them (on the account page)."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, RadioField, SelectChoice
 from wtforms.validators import InputRequired
+
+from crm.forms import Form
 
 NOTIFICATION_CHOICES = [
     SelectChoice("on", _l("In the app and by email")),
@@ -11,7 +12,7 @@ NOTIFICATION_CHOICES = [
 ]
 
 
-class NotificationsForm(FlaskForm):
+class NotificationsForm(Form):
     email_notifications = RadioField(
         _l("Notifications"),
         choices=NOTIFICATION_CHOICES,

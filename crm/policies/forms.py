@@ -1,15 +1,15 @@
 """Forms of the refund policy pages."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateTimeLocalField, IntegerField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from crm.errors import DomainError
+from crm.forms import Form
 from crm.policies.service import MAX_TEXT
 
 
-class DraftForm(FlaskForm):
+class DraftForm(Form):
     text_en = TextAreaField(
         _l("Policy text, English (Markdown)"), validators=[Length(max=MAX_TEXT)], render_kw={"rows": 12}
     )
@@ -89,7 +89,7 @@ class DraftForm(FlaskForm):
         self.required_evidence.data = "\n".join(terms.get("required_evidence", ()))
 
 
-class PublishForm(FlaskForm):
+class PublishForm(Form):
     effective_from = DateTimeLocalField(
         _l("Takes effect"),
         validators=[Optional()],

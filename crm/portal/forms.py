@@ -2,7 +2,6 @@
 embed the form."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
@@ -21,6 +20,7 @@ from crm.auth.service import check_email
 from crm.customers.service import normalise_phone
 from crm.errors import DomainError
 from crm.files.sniff import ACCEPTED_FILES
+from crm.forms import Form
 from crm.provisioning.service import tenant_settings
 from crm.tickets import service as tickets
 from crm.tickets.models import Reason
@@ -47,7 +47,7 @@ PERSON_FIELDS = frozenset(
 )
 
 
-class RefundForm(FlaskForm):
+class RefundForm(Form):
     name = StringField(_l("Your name"), validators=[DataRequired(REQUIRED), _too_long(200)])
     phone = TelField(
         _l("Phone number"),
@@ -128,18 +128,18 @@ def _as_field_error(check, *args) -> None:
         raise ValidationError(error.message) from None
 
 
-class CustomerReplyForm(FlaskForm):
+class CustomerReplyForm(Form):
     body = TextAreaField(
         _l("Your message"), validators=[DataRequired(REQUIRED), _too_long(20_000)], render_kw={"rows": 4}
     )
     attachments = MultipleFileField(_l("Add evidence (optional)"), render_kw={"accept": ACCEPTED_FILES})
 
 
-class NotSatisfiedForm(FlaskForm):
+class NotSatisfiedForm(Form):
     body = TextAreaField(
         _l("What is wrong with the result? (optional)"), validators=[Optional(), _too_long(20_000)]
     )
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(Form):
     """Only the CSRF token: for one-button actions such as withdrawing."""

@@ -1,10 +1,10 @@
 """The admin's settings form for their organisation."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
+from crm.forms import Form
 from crm.provisioning.models import (
     CONSENT_RETENTION_DAYS_MIN,
     IDLE_MINUTES_MAX,
@@ -13,7 +13,7 @@ from crm.provisioning.models import (
 )
 
 
-class SettingsForm(FlaskForm):
+class SettingsForm(Form):
     ticket_prefix = StringField(
         _l("Ticket number prefix"),
         validators=[InputRequired(), Length(max=8)],

@@ -1,7 +1,6 @@
 """Forms of a ticket's refund page."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
     DateField,
@@ -14,12 +13,13 @@ from wtforms import (
 )
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
+from crm.forms import Form
 from crm.refunds.labels import BODY_LABELS, ESCALATION_OUTCOME_LABELS, METHOD_LABELS, OUTCOME_LABELS
 from crm.refunds.service import Inputs
 from crm.webforms import label_choices
 
 
-class DecisionForm(FlaskForm):
+class DecisionForm(Form):
     version_number = SelectField(_l("Policy version"), coerce=int, choices=[])
     version_reason = TextAreaField(
         _l("Why another version"),
@@ -61,7 +61,7 @@ class DecisionForm(FlaskForm):
         )
 
 
-class ApprovalForm(FlaskForm):
+class ApprovalForm(Form):
     note = TextAreaField(
         _l("Note"),
         validators=[Length(max=5000)],
@@ -71,7 +71,7 @@ class ApprovalForm(FlaskForm):
     previewed = HiddenField()
 
 
-class PayoutForm(FlaskForm):
+class PayoutForm(Form):
     amount = StringField(_l("Amount paid"), validators=[InputRequired(), Length(max=20)])
     method = SelectField(_l("Method"), choices=label_choices(METHOD_LABELS))
     reference = StringField(_l("Payment reference"), validators=[InputRequired(), Length(max=100)])
@@ -79,14 +79,14 @@ class PayoutForm(FlaskForm):
     receipt = FileField(_l("Receipt (optional)"))
 
 
-class EscalationForm(FlaskForm):
+class EscalationForm(Form):
     body = SelectField(_l("Outside body"), choices=label_choices(BODY_LABELS, blank="—"), default="")
     case_number = StringField(_l("Its case number"), validators=[InputRequired(), Length(max=100)])
     received_on = DateField(_l("Received on"), validators=[InputRequired()])
     deadline_on = DateField(_l("Deadline it set"), validators=[InputRequired()])
 
 
-class EscalationOutcomeForm(FlaskForm):
+class EscalationOutcomeForm(Form):
     """What an outside body concluded on one escalation (the page shows one per pending
     escalation, each with its own field ids)."""
 

@@ -7,13 +7,13 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from wtforms import SelectChoice
 
 from crm.access import can, client_ip, requires
 from crm.auth import service as auth
 from crm.errors import Conflict, DomainError
 from crm.extensions import db
+from crm.forms import Form
 from crm.money import from_minor_units
 from crm.policies import service as policies
 from crm.policies.models import PolicyVersion
@@ -97,7 +97,7 @@ def _decision_lines(ticket: Ticket, decision) -> list[tuple[str, int, int]]:
     return [(line.text, line.amount_minor, line.total_minor) for line in again.lines]
 
 
-def _render(ticket: Ticket, status: int = 200, *, calculation=None, **bound: FlaskForm):
+def _render(ticket: Ticket, status: int = 200, *, calculation=None, **bound: Form):
     applicable = service.applicable_version(ticket)
     decision_form = _decision_form(ticket, bound.get("decision"), applicable)
     forms = {name: bound.get(name) or form(prefix=name, formdata=None) for name, form in FORMS.items()}
@@ -131,7 +131,7 @@ def _render(ticket: Ticket, status: int = 200, *, calculation=None, **bound: Fla
     ), status
 
 
-def _refused(ticket: Ticket, name: str, form: FlaskForm, error: DomainError, **extra):
+def _refused(ticket: Ticket, name: str, form: Form, error: DomainError, **extra):
     db.session.rollback()  # a no-op after in_one_transaction, which rolled back already
     if isinstance(error, Conflict):
         # About the ticket's state, whose form may no longer be on the page (a denial has

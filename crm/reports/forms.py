@@ -1,7 +1,6 @@
 """The reports' period picker and filters: a GET form, so a report can be bookmarked."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import DateField, SelectChoice, SelectField
 from wtforms.validators import Optional
 
@@ -9,6 +8,7 @@ from crm.access import Role
 from crm.auth import service as auth
 from crm.columns import utcnow
 from crm.errors import DomainError
+from crm.forms import Form
 from crm.reports import periods, sla
 from crm.tickets.forms import ANY
 from crm.tickets.labels import CHANNEL_LABELS, KIND_LABELS, PRIORITY_LABELS, REASON_LABELS
@@ -24,7 +24,7 @@ GROUP_LABELS = {
 }
 
 
-class ReportForm(FlaskForm):
+class ReportForm(Form):
     class Meta:
         csrf = False
 

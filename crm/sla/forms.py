@@ -3,7 +3,6 @@
 from datetime import date
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
@@ -21,6 +20,7 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional, Val
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from crm.errors import DomainError
+from crm.forms import Form as PageForm
 from crm.sla import rules
 from crm.sla.businesstime import CalendarError, parse_intervals
 from crm.sla.labels import ACTION_LABELS, COUNTRY_LABELS, UNIT_LABELS
@@ -35,7 +35,7 @@ def _any_of(labels: dict) -> list[SelectChoice]:
     return [SelectChoice(rules.ANY, ANY)] + [SelectChoice(str(key), label) for key, label in labels.items()]
 
 
-class NewCalendarForm(FlaskForm):
+class NewCalendarForm(PageForm):
     name = StringField(_l("Calendar name"), validators=[InputRequired(), Length(max=60)])
     timezone = StringField(
         _l("Time zone"),
@@ -44,7 +44,7 @@ class NewCalendarForm(FlaskForm):
     )
 
 
-class CalendarForm(FlaskForm):
+class CalendarForm(PageForm):
     timezone = StringField(_l("Time zone"), validators=[InputRequired(), Length(max=64)])
     hours = TextAreaField(
         _l("Weekly hours"),
@@ -89,11 +89,11 @@ class CalendarForm(FlaskForm):
         return holidays, workdays
 
 
-class ImportChinaForm(FlaskForm):
+class ImportChinaForm(PageForm):
     year = IntegerField(_l("Year"), validators=[InputRequired(), NumberRange(min=2004, max=2100)])
 
 
-class ImportIcsForm(FlaskForm):
+class ImportIcsForm(PageForm):
     ics = FileField(_l("iCalendar file (.ics)"), validators=[InputRequired()])
 
 
@@ -156,10 +156,10 @@ class RuleForm(Form):
         }
 
 
-def policy_form(count: int) -> type[FlaskForm]:
+def policy_form(count: int) -> type[PageForm]:
     """The policy editor with ``count`` rule rows (the policy's rules and a blank one)."""
 
-    class PolicyForm(FlaskForm):
+    class PolicyForm(PageForm):
         rule_rows = FieldList(FormField(RuleForm), min_entries=count, max_entries=rules.MAX_RULES + NEW_ROWS)
 
         def set_choices(self, calendars: list[str], users) -> None:
@@ -217,8 +217,8 @@ class CustomProfileForm(Form):
             raise ValidationError(_l("Give the number of days."))
 
 
-def deadlines_form(assignments: int, custom: int) -> type[FlaskForm]:
-    class DeadlinesForm(FlaskForm):
+def deadlines_form(assignments: int, custom: int) -> type[PageForm]:
+    class DeadlinesForm(PageForm):
         calendar = SelectField(_l("Business days are counted on"), choices=[])
         assignments_ = FieldList(FormField(AssignmentForm), min_entries=assignments, max_entries=200)
         custom_ = FieldList(FormField(CustomProfileForm), min_entries=custom, max_entries=100)

@@ -2,10 +2,10 @@
 before it is sent), Merge and Close (each confirmed, without JavaScript)."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField
 from wtforms.validators import DataRequired
 
+from crm.forms import Form
 from crm.tickets import forms
 from crm.tickets.resolution import NO_REFUND_REQUESTED
 
@@ -32,7 +32,7 @@ class MergeForm(forms.MergeForm):
     )
 
 
-class CloseForm(FlaskForm):
+class CloseForm(Form):
     confirm = BooleanField(
         _l("I confirm: close this ticket for good (a closed ticket cannot be reopened)."),
         validators=[DataRequired(_l("Tick the box to confirm closing the ticket."))],

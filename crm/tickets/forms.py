@@ -5,7 +5,6 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     DateField,
     DateTimeLocalField,
@@ -22,6 +21,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
 from crm.files.sniff import ACCEPTED_FILES
+from crm.forms import Form
 from crm.i18n import LOCALE_NAMES
 from crm.sla.labels import METRIC_LABELS
 from crm.tickets import queue
@@ -122,7 +122,7 @@ def _local_midnight(day: date | None) -> datetime | None:
 # --- the queue ---------------------------------------------------------------------------
 
 
-class QueueForm(FlaskForm):
+class QueueForm(Form):
     """The queue's view, search and filters: a GET form, so a queue can be bookmarked."""
 
     class Meta:
@@ -190,33 +190,33 @@ class QueueForm(FlaskForm):
 # --- a ticket's actions ------------------------------------------------------------------
 
 
-class ReplyForm(FlaskForm):
+class ReplyForm(Form):
     body = _message_field(_l("Reply to the customer"), rows=6)
     attachments = MultipleFileField(_l("Attach files"), render_kw={"accept": ACCEPTED_FILES})
 
 
-class NoteForm(FlaskForm):
+class NoteForm(Form):
     body = _message_field(
         _l("Internal note"), description=_l("Only staff see notes. The customer never does.")
     )
     attachments = MultipleFileField(_l("Attach files"), render_kw={"accept": ACCEPTED_FILES})
 
 
-class RequestInfoForm(FlaskForm):
+class RequestInfoForm(Form):
     body = _message_field(
         _l("What do you need from the customer?"),
         description=_l("The ticket waits for the customer's answer."),
     )
 
 
-class ResolveForm(FlaskForm):
+class ResolveForm(Form):
     body = _message_field(
         _l("Final answer to the customer"),
         description=_l("The outcome and the reason for it. The customer can say they are not satisfied."),
     )
 
 
-class CallForm(FlaskForm):
+class CallForm(Form):
     direction = SelectField(
         _l("Direction"), choices=label_choices({d: DIRECTION_LABELS[d] for d in CALL_DIRECTIONS})
     )
@@ -236,7 +236,7 @@ class CallForm(FlaskForm):
     recording = FileField(_l("Recording (optional)"), render_kw={"accept": ".mp3,.wav,.m4a"})
 
 
-class AssignForm(FlaskForm):
+class AssignForm(Form):
     # Choices are the tenant's active staff, set by the view.
     assignee_id = SelectField(_l("Assignee"), choices=[])
 
@@ -246,11 +246,11 @@ class AssignForm(FlaskForm):
         ]
 
 
-class PriorityForm(FlaskForm):
+class PriorityForm(Form):
     priority = SelectField(_l("Priority"), choices=label_choices(PRIORITY_LABELS))
 
 
-class ReceivedAtForm(FlaskForm):
+class ReceivedAtForm(Form):
     """When a complaint a staff member logged late truly came in."""
 
     received_at = DateTimeLocalField(
@@ -266,7 +266,7 @@ class ReceivedAtForm(FlaskForm):
     )
 
 
-class MergeForm(FlaskForm):
+class MergeForm(Form):
     target = StringField(
         _l("Merge into ticket"),
         validators=[DataRequired(REQUIRED), _too_long(30)],
@@ -277,7 +277,7 @@ class MergeForm(FlaskForm):
 # --- tickets staff open, canned replies --------------------------------------------------
 
 
-class NewTicketForm(FlaskForm):
+class NewTicketForm(Form):
     channel = SelectField(
         _l("Came in by"), choices=label_choices({c: CHANNEL_LABELS[c] for c in STAFF_CHANNELS})
     )
@@ -307,7 +307,7 @@ class NewTicketForm(FlaskForm):
     referral_deadline_on = DateField(_l("Deadline it set"), validators=[Optional()])
 
 
-class CannedReplyForm(FlaskForm):
+class CannedReplyForm(Form):
     title = StringField(_l("Title"), validators=[DataRequired(REQUIRED), _too_long(100)])
     body = _message_field(
         _l("Text"),

@@ -13,7 +13,6 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import format_decimal, format_timedelta, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from wtforms import SelectChoice
 
 from crm.access import (
@@ -30,6 +29,7 @@ from crm.columns import utcnow
 from crm.dnc import service as dnc
 from crm.errors import Conflict, DomainError
 from crm.files.storage import send_attachment
+from crm.forms import Form
 from crm.i18n import SUPPORTED_LOCALES
 from crm.leads.pipeline import sales_history
 from crm.money import format_money
@@ -86,7 +86,7 @@ LABELS = {
     "sort": SORT_LABELS,
 }
 # A ticket page's action forms; each one's name is its field prefix and its slot on the page.
-ACTION_FORMS: dict[str, type[FlaskForm]] = {
+ACTION_FORMS: dict[str, type[Form]] = {
     "reply": ReplyForm,
     "info": RequestInfoForm,
     "note": NoteForm,
@@ -193,10 +193,10 @@ def ticket_queue():
 # --- a ticket ----------------------------------------------------------------------------
 
 
-def _render_ticket(ticket: Ticket, status: int = 200, **bound: FlaskForm):
+def _render_ticket(ticket: Ticket, status: int = 200, **bound: Form):
     """The ticket page; ``bound`` holds the action form that was just sent, if any, so
     it shows what was typed and its errors."""
-    forms: dict[str, FlaskForm] = {}
+    forms: dict[str, Form] = {}
     canned_replies = []
     if can(current_user, "tickets.work"):
         forms = {
@@ -267,7 +267,7 @@ def download(number: int, attachment_id: int):
 
 def _act(
     number: int,
-    perform: Callable[[Ticket, FlaskForm], object],
+    perform: Callable[[Ticket, Form], object],
     done: Callable[[Ticket], str],
     *,
     slot: str | None = None,
@@ -299,7 +299,7 @@ def _act(
     return redirect(url_for(".show", number=number))
 
 
-def _show_error(form: FlaskForm, error: DomainError, aliases: dict[str, str] | None = None) -> None:
+def _show_error(form: Form, error: DomainError, aliases: dict[str, str] | None = None) -> None:
     """The error beside its field (``aliases`` maps the service's field names to the
     form's)."""
     field = (aliases or {}).get(error.field, error.field)

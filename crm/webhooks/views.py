@@ -5,12 +5,12 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from wtforms import SelectChoice, SelectMultipleField, URLField, widgets
 from wtforms.validators import DataRequired, Length
 
 from crm.access import current_actor, requires
 from crm.errors import DomainError
+from crm.forms import Form
 from crm.webforms import in_one_transaction, show_error
 from crm.webhooks import service
 from crm.webhooks.models import EVENTS
@@ -19,7 +19,7 @@ from tenants.ext import URL_PREFIX
 bp = Blueprint("webhooks", __name__, url_prefix=URL_PREFIX + "/admin/webhooks")
 
 
-class EndpointForm(FlaskForm):
+class EndpointForm(Form):
     url = URLField(
         _l("URL"), validators=[DataRequired(), Length(max=500)], description=_l("Where events are POSTed.")
     )
@@ -32,7 +32,7 @@ class EndpointForm(FlaskForm):
     )
 
 
-class ButtonForm(FlaskForm):
+class ButtonForm(Form):
     """Only the CSRF token."""
 
 
