@@ -263,8 +263,9 @@ DEFAULTS = {
     "LOGIN_SOURCE_WINDOW_MINUTES": 15,
     "LOGIN_SOURCE_LOCK_MINUTES": 15,
     "WTF_CSRF_TIME_LIMIT": None,
-    # A 429 from a rate limit says when to come back (Retry-After).
-    "RATELIMIT_HEADERS_ENABLED": True,
+    # No X-RateLimit-* headers: each costs Redis reads on every limited request. A 429
+    # still says when to come back (Retry-After, crm.http_edge).
+    "RATELIMIT_HEADERS_ENABLED": False,
     # If Redis (the limits' storage) goes down, the limits hold in each process's memory
     # until it is back, rather than failing every request (fault drill 1).
     "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,

@@ -3,7 +3,6 @@ tenant, the per-key rate limit, RFC 9457 problem responses, ETags and idempotenc
 
 import hashlib
 import json
-import time
 from collections.abc import Callable
 from functools import wraps
 
@@ -18,6 +17,7 @@ from crm.api.models import IdempotentResult
 from crm.columns import utcnow
 from crm.errors import DomainError, problem
 from crm.extensions import db, insert_or_ignore, limiter
+from crm.http_edge import seconds_until_reset
 from crm.tickets.input_checks import MAX_FILE_BYTES, Upload
 from tenants import current_tenant
 
@@ -70,7 +70,7 @@ def api_rate() -> str:
 
 
 def _limited(limit: RequestLimit) -> Response:
-    seconds = max(1, limit.reset_at - int(time.time()))
+    seconds = seconds_until_reset(limit)
     return problem(429, _("Too many requests for this key."), headers={"Retry-After": str(seconds)})
 
 

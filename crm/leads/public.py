@@ -1,7 +1,6 @@
 """Public lead pages, no account: the hosted free-trial form and its receipt, and the
 "stop contacting me" page a lead's secret link opens."""
 
-import time
 from math import ceil
 
 from flask import (
@@ -24,6 +23,7 @@ from crm.access import client_ip
 from crm.audit.service import Actor
 from crm.errors import DomainError
 from crm.extensions import db, limiter
+from crm.http_edge import seconds_until_reset
 from crm.i18n import page_locale
 from crm.leads import consent, intake, pipeline
 from crm.leads.forms import ConfirmForm, TrialForm
@@ -58,7 +58,7 @@ def _render_form(form: TrialForm, **context) -> str:
 
 
 def _refused_for_now(limit: RequestLimit) -> Response:
-    seconds = max(1, limit.reset_at - int(time.time()))
+    seconds = seconds_until_reset(limit)
     response = make_response(_render_form(TrialForm(), rate_limited_minutes=ceil(seconds / 60)), 429)
     response.headers["Retry-After"] = str(seconds)
     return response

@@ -1,7 +1,6 @@
 """Public pages, no account: the tenant's hosted refund form and receipt, and the
 customer's tracking page reached by their secret link."""
 
-import time
 from math import ceil
 
 from flask import (
@@ -23,6 +22,7 @@ from crm.access import client_ip
 from crm.errors import Conflict, DomainError
 from crm.extensions import limiter
 from crm.files.storage import send_attachment
+from crm.http_edge import seconds_until_reset
 from crm.i18n import page_locale
 from crm.policies import service as policies
 from crm.portal.forms import ConfirmForm, CustomerReplyForm, NotSatisfiedForm, RefundForm
@@ -66,7 +66,7 @@ def tracking_link_key() -> str:
 
 def _form_refused_for_now(limit: RequestLimit) -> Response:
     """The hosted form's 429: what they typed, kept (not files), and when to try again."""
-    seconds = max(1, limit.reset_at - int(time.time()))
+    seconds = seconds_until_reset(limit)
     form = RefundForm()
     response = make_response(_render_form(form, rate_limited_minutes=ceil(seconds / 60)), 429)
     response.headers["Retry-After"] = str(seconds)
