@@ -4,7 +4,7 @@ A customer record never decides where mail goes (see ``link_customer``)."""
 
 import phonenumbers
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, exists, func, insert, literal, or_, select
 
 from crm.audit.chain import digest
 from crm.audit.service import Actor, record
@@ -27,16 +27,16 @@ def normalise_phone(raw: str, region: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def find_customer_id(name: str, phone: str | None, email: str | None) -> int | None:
-    """The id of the tenant's customer with this name and phone, else this name and email
-    (one query)."""
+def _match_query(name: str, phone: str | None, email: str | None) -> Select | None:
+    """The id of the tenant's customer with this name and phone, else this name and
+    email; None without either."""
     matches = [
         column == value for column, value in ((Customer.phone, phone), (Customer.email, email)) if value
     ]
     if not matches:
         return None
     by_phone_first = (Customer.phone == phone).desc() if phone else Customer.id
-    query = (
+    return (
         select(Customer.id)
         .where(
             Customer.tenant_id == current_tenant_id(),
@@ -47,10 +47,6 @@ def find_customer_id(name: str, phone: str | None, email: str | None) -> int | N
         .order_by(by_phone_first, Customer.id)
         .limit(1)
     )
-    # A Core statement on the session's connection, scoped to the tenant here: every
-    # form submission asks, and the ORM's per-statement work was most of its cost.
-    db.session.flush()  # as the ORM would first
-    return db.session.connection().execute(query).scalar()
 
 
 def create_customer(
@@ -60,18 +56,22 @@ def create_customer(
     object in the session: a request files a customer under a ticket and reads no more."""
     row = {"name": name, "phone": phone, "email": email, "account_ref": account_ref, "locale": locale}
     ((customer_id,),) = insert_new(Customer, [row], Customer.id)
+    _created(customer_id, row, actor)
+    return customer_id
+
+
+def _created(customer_id: int, row: dict, actor: Actor) -> None:
     record(
         "customer.created",
         "customer",
         customer_id,
         actor=actor,
         data={
-            "name_sha256": digest(name),
-            "phone_sha256": digest(phone) if phone else None,
-            "email_sha256": digest(email) if email else None,
+            "name_sha256": digest(row["name"]),
+            "phone_sha256": digest(row["phone"]) if row["phone"] else None,
+            "email_sha256": digest(row["email"]) if row["email"] else None,
         },
     )
-    return customer_id
 
 
 def link_customer(
@@ -82,10 +82,31 @@ def link_customer(
 
     Never changes an existing record: anyone can type anyone's phone number, and a
     recycled virtual number reaches a new person. Mail about a ticket goes to the details
-    given for that ticket, never to the record's."""
-    return find_customer_id(name, phone, email) or create_customer(
-        name=name, phone=phone, email=email, account_ref=account_ref, locale=locale, actor=actor
+    given for that ticket, never to the record's.
+
+    Core statements on the session's connection, scoped to the tenant here: every form
+    submission asks. A new person's record (most requests) is written by the statement
+    that finds none, INSERT … SELECT … WHERE NOT EXISTS; a known one is then read."""
+    match = _match_query(name, phone, email)
+    if match is None:
+        return create_customer(
+            name=name, phone=phone, email=email, account_ref=account_ref, locale=locale, actor=actor
+        )
+    row = {"name": name, "phone": phone, "email": email, "account_ref": account_ref, "locale": locale}
+    columns = Customer.__table__.c
+    values = {**row, "tenant_id": current_tenant_id()}
+    unless_known = select(*(literal(value, columns[key].type) for key, value in values.items())).where(
+        ~exists(match)
     )
+    db.session.flush()  # as the ORM would first
+    connection = db.session.connection()
+    customer_id = connection.execute(
+        insert(Customer.__table__).from_select(list(values), unless_known).returning(Customer.id)
+    ).scalar()
+    if customer_id is None:
+        return connection.execute(match).scalar_one()
+    _created(customer_id, row, actor)
+    return customer_id
 
 
 def merge_customers(source: Customer, target: Customer, *, actor: Actor) -> dict[str, list[int]]:
