@@ -16,6 +16,7 @@ so (``written``). Changes made outside the session (raw SQL, another program) ar
 seen: change what is kept through the services.
 """
 
+import functools
 import os
 import threading
 import time
@@ -24,7 +25,7 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import event, inspect, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import ORMExecuteState, Session, make_transient_to_detached
 
 CHANNEL = "ledgerdesk_tenant_config"
@@ -145,7 +146,7 @@ def _forget_changes(session: Session) -> None:
 def _listener_for(engine: Engine) -> "_Listener | None":
     if engine.dialect.name != "postgresql":
         return None
-    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    url = _conninfo(engine.url)
     listener = _listeners.get(url)
     if listener is None or listener.pid != os.getpid():  # a forked worker listens itself
         with _lock:
@@ -153,6 +154,12 @@ def _listener_for(engine: Engine) -> "_Listener | None":
             if listener is None or listener.pid != os.getpid():
                 listener = _listeners[url] = _Listener(url)
     return listener
+
+
+@functools.lru_cache(maxsize=16)
+def _conninfo(url: URL) -> str:
+    """libpq's form of the engine's URL; rendered once, not on every ``cached()`` call."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class _Listener:
