@@ -25,7 +25,7 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import event, inspect, text
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import ORMExecuteState, Session, make_transient_to_detached
 
 CHANNEL = "ledgerdesk_tenant_config"
@@ -146,7 +146,7 @@ def _forget_changes(session: Session) -> None:
 def _listener_for(engine: Engine) -> "_Listener | None":
     if engine.dialect.name != "postgresql":
         return None
-    url = _conninfo(engine.url)
+    url = _conninfo(engine)
     listener = _listeners.get(url)
     if listener is None or listener.pid != os.getpid():  # a forked worker listens itself
         with _lock:
@@ -157,9 +157,10 @@ def _listener_for(engine: Engine) -> "_Listener | None":
 
 
 @functools.lru_cache(maxsize=16)
-def _conninfo(url: URL) -> str:
-    """libpq's form of the engine's URL; rendered once, not on every ``cached()`` call."""
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+def _conninfo(engine: Engine) -> str:
+    """libpq's form of the engine's URL, rendered once per engine rather than on every
+    ``cached()`` call (a URL's own hash renders it)."""
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class _Listener:
