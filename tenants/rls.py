@@ -4,7 +4,8 @@ Every tenant-owned table has a policy (migration 0029) that lets a row be read o
 only when its ``tenant_id`` equals the transaction's setting ``ledgerdesk.tenant_id``.
 Here each transaction is given that setting: before a statement runs, if the tenant in
 context is not the one the transaction already carries, ``set_config(..., true)`` sets
-it for the rest of the transaction (one round trip per transaction and tenant). With no
+it for the rest of the transaction (sent with the transaction's BEGIN when it is the
+first statement, else in a round trip of its own). With no
 tenant in context the setting is empty, and tenant tables read as empty to a role the
 policies apply to.
 
@@ -17,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+import psycopg
+from psycopg import errors, pq
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import Pool
@@ -63,11 +66,35 @@ def _carry_tenant(connection: Connection, cursor, statement, parameters, context
     wanted = named if named is not None else current_tenant_id()
     if connection.info.get(_CARRIED) == wanted:
         return
-    # On a cursor of its own: ``cursor`` may be a server-side one (``yield_per``), which
-    # only declares its query, so the setting would never be made.
-    with cursor.connection.cursor() as setter:
-        setter.execute("SELECT set_config(%s, %s, true)", (SETTING, "" if wanted is None else str(wanted)))
+    value = "" if wanted is None else str(int(wanted))
+    raw = cursor.connection
+    if _opens_plain_transaction(raw):
+        # The transaction's first statement: psycopg would send BEGIN in a round trip of
+        # its own, then the setting in another. One simple query does both; psycopg
+        # reads the server's transaction status and sends no BEGIN of its own.
+        result = raw.pgconn.exec_(f"BEGIN; SELECT set_config('{SETTING}', '{value}', true)".encode())
+        if result.status != pq.ExecStatus.TUPLES_OK:
+            raise errors.error_from_result(result, encoding=raw.info.encoding)
+    else:
+        # On a cursor of its own: ``cursor`` may be a server-side one (``yield_per``),
+        # which only declares its query, so the setting would never be made.
+        with raw.cursor() as setter:
+            setter.execute("SELECT set_config(%s, %s, true)", (SETTING, value))
     connection.info[_CARRIED] = wanted
+
+
+def _opens_plain_transaction(raw) -> bool:
+    """Whether psycopg's next statement on ``raw`` would begin a transaction with a
+    plain BEGIN (no isolation level, access mode or pipeline of its own)."""
+    return (
+        isinstance(raw, psycopg.Connection)
+        and raw.pgconn.transaction_status == pq.TransactionStatus.IDLE
+        and raw.pgconn.pipeline_status == pq.PipelineStatus.OFF
+        and not raw.autocommit
+        and raw.isolation_level is None
+        and raw.read_only is None
+        and raw.deferrable is None
+    )
 
 
 def _forget(connection: Connection) -> None:
