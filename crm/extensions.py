@@ -111,25 +111,38 @@ def install_savepoint_rewind(session_class) -> None:
 _INSERT_BY_DIALECT = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
 
 
-def insert_new(model: type, rows: list[dict], *returning) -> list:
-    """Insert ``rows`` for the tenant in context, skipping those whose key (or another
-    unique key) exists; the ``returning`` columns of the rows inserted.
+def insert_rows(model: type, rows: list[dict], *returning, skip_existing: bool = False) -> list:
+    """Insert ``rows`` for the tenant in context; the ``returning`` columns of the rows
+    inserted. With ``skip_existing``, rows whose key (or another unique key) exists are
+    skipped: on PostgreSQL a concurrent insert of the same key waits for the other
+    transaction, so exactly one caller inserts it.
 
-    On PostgreSQL a concurrent insert of the same key waits for the other transaction,
-    so exactly one caller inserts it. A Core statement on the session's connection (the
-    same transaction, after a flush of what is pending), without the ORM's per-statement
-    work: the rows are stamped with the tenant here, which is what the guard checks."""
+    A Core statement on the session's connection (the same transaction, after a flush
+    of what is pending), without the ORM's per-statement work, for rows the request
+    does not read back as objects: the rows are stamped with the tenant here, which is
+    what the guard checks."""
     tenant_id = current_tenant_id()
     if tenant_id is None:
         raise TenantContextError(f"insert into {model.__name__} with no tenant in context")
     db.session.flush()
     connection = db.session.connection()
-    insert = _INSERT_BY_DIALECT[connection.dialect.name]
-    statement = insert(model.__table__).on_conflict_do_nothing().returning(*returning)
-    inserted = connection.execute(statement, [{**row, "tenant_id": tenant_id} for row in rows]).all()
-    if inserted:
+    statement = _INSERT_BY_DIALECT[connection.dialect.name](model.__table__)
+    if skip_existing:
+        statement = statement.on_conflict_do_nothing()
+    stamped = [{**row, "tenant_id": tenant_id} for row in rows]
+    if returning:
+        inserted = connection.execute(statement.returning(*returning), stamped).all()
+        written = bool(inserted)
+    else:
+        inserted, written = [], connection.execute(statement, stamped).rowcount != 0
+    if written:
         tenant_cache.written(db.session(), model)
     return inserted
+
+
+def insert_new(model: type, rows: list[dict], *returning) -> list:
+    """``insert_rows`` skipping rows whose key exists."""
+    return insert_rows(model, rows, *returning, skip_existing=True)
 
 
 def insert_or_ignore(model: type, row: dict) -> bool:

@@ -91,10 +91,9 @@ def _send(user: User, *, requested_by: User | None, actor: Actor) -> None:
             tenant=current_tenant(),
         )
         subject = str(subject)
-    message = queue_email(
+    reset.outbox_message_id = queue_email(
         to=user.email, subject=subject, body=body, locale=locale, ticket_id=None, actor=actor
     )
-    reset.outbox_message_id = message.id
     record(
         "auth.password_reset_sent",
         "user",

@@ -218,16 +218,16 @@ def send_email(lead: Lead, subject: str, body: str, *, user: User, actor: Actor)
         text = render_template(
             "emails/lead_message.txt", body=body, lead=lead, tenant=current_tenant(), stop_link=stop_url(lead)
         )
-    message = queue_email(
+    outbox_id = queue_email(
         to=lead.email, subject=subject, body=text, locale=lead.locale, ticket_id=None, actor=actor
     )
-    entry = _activity(lead, ActivityKind.EMAIL, user, body, subject=subject, outbox_id=message.id)
+    entry = _activity(lead, ActivityKind.EMAIL, user, body, subject=subject, outbox_id=outbox_id)
     record(
         "lead.email_sent",
         "lead",
         lead.id,
         actor=actor,
-        data={"activity_id": entry.id, "outbox_id": message.id, "to_sha256": digest(lead.email)},
+        data={"activity_id": entry.id, "outbox_id": outbox_id, "to_sha256": digest(lead.email)},
     )
     _meet_first_contact(lead, actor, entry.created_at)
     if lead.stage in (Stage.NEW, Stage.UNREACHABLE):

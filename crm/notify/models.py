@@ -77,5 +77,9 @@ class OutboxMessage(TenantScoped, db.Model):
 
     @property
     def readable_body(self) -> str:
-        """The body as staff may read it: the link's place marked, not filled."""
-        return self.body.replace(TRACKING_LINK_SLOT, "[…]").replace(RESET_LINK_SLOT, "[…]")
+        return readable(self.body)
+
+
+def readable(body: str) -> str:
+    """An outbox body as staff may read it: the link's place marked, not filled."""
+    return body.replace(TRACKING_LINK_SLOT, "[…]").replace(RESET_LINK_SLOT, "[…]")

@@ -23,7 +23,7 @@ from crm.audit.chain import digest
 from crm.audit.service import Actor, record
 from crm.columns import utcnow
 from crm.errors import DomainError, NotFound
-from crm.extensions import db
+from crm.extensions import db, insert_rows
 from crm.inbound.addresses import reply_address
 from crm.notify.models import RESET_LINK_SLOT, TRACKING_LINK_SLOT, OutboxMessage, OutboxStatus
 from crm.tickets.links import mint_tracking_link, tracking_url
@@ -36,26 +36,24 @@ STRANDED_JOB_PREFIX = "outbox-stranded-"
 MAIL_POLICY = SMTP.clone(cte_type="7bit")
 
 
-def queue_email(
-    *, to: str, subject: str, body: str, locale: str, ticket_id: int | None, actor: Actor
-) -> OutboxMessage:
+def queue_email(*, to: str, subject: str, body: str, locale: str, ticket_id: int | None, actor: Actor) -> int:
     """Write the message to the outbox; it is sent after the transaction commits. A
-    ``TRACKING_LINK_SLOT`` in ``body`` becomes a new tracking link to the ticket when sent."""
+    ``TRACKING_LINK_SLOT`` in ``body`` becomes a new tracking link to the ticket when
+    sent. Its id: one INSERT, without an object in the session (every receipt writes one)."""
     held = not current_app.config.get("SMTP_URL")
-    message = OutboxMessage(
-        ticket_id=ticket_id,
-        to_address=to,
-        subject=subject[:300],
-        body=body,
-        locale=locale,
-        status=OutboxStatus.HELD if held else OutboxStatus.QUEUED,
-    )
-    db.session.add(message)
-    db.session.flush()
+    row = {
+        "ticket_id": ticket_id,
+        "to_address": to,
+        "subject": subject[:300],
+        "body": body,
+        "locale": locale,
+        "status": OutboxStatus.HELD if held else OutboxStatus.QUEUED,
+    }
+    ((message_id,),) = insert_rows(OutboxMessage, [row], OutboxMessage.id)
     record(
         "email.queued",
         "email",
-        message.id,
+        message_id,
         actor=actor,
         data={
             "ticket_id": ticket_id,
@@ -66,8 +64,8 @@ def queue_email(
         },
     )
     if not held:
-        jobs.enqueue(send_outbox_message, message.id)
-    return message
+        jobs.enqueue(send_outbox_message, message_id)
+    return message_id
 
 
 @dataclass(frozen=True)

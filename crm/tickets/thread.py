@@ -10,11 +10,11 @@ from crm.audit.service import Actor, record
 from crm.auth.models import User
 from crm.columns import utcnow
 from crm.errors import DomainError
-from crm.extensions import at_outermost, db, insert_new
+from crm.extensions import at_outermost, db, insert_rows
 from crm.files.models import Attachment
 from crm.files.storage import RefusedFile, store
 from crm.notify import service as notify
-from crm.notify.models import TRACKING_LINK_SLOT
+from crm.notify.models import TRACKING_LINK_SLOT, readable
 from crm.provisioning.models import AgentDisplay
 from crm.provisioning.service import tenant_settings
 from crm.sla.models import Clock
@@ -218,7 +218,7 @@ def notify_customer(
     subject, body = emails.compose(
         template, ticket=ticket, message=message, link=TRACKING_LINK_SLOT, clocks=ticket_clocks
     )
-    outbox = notify.queue_email(
+    outbox_id = notify.queue_email(
         to=requester.email,
         subject=subject,
         body=body,
@@ -232,10 +232,10 @@ def notify_customer(
         "ticket_id": ticket.id,
         "kind": EntryKind.OUTBOUND_EMAIL,
         "author_kind": "system",
-        "body": outbox.readable_body,
-        "details": {"outbox_id": outbox.id, "to": requester.email, "subject": subject},
+        "body": readable(body),
+        "details": {"outbox_id": outbox_id, "to": requester.email, "subject": subject},
     }
-    insert_new(ThreadEntry, [copy], ThreadEntry.id)
+    insert_rows(ThreadEntry, [copy])
     _touch(ticket)
 
 
