@@ -87,12 +87,10 @@ def link_customer(
     Core statements on the session's connection, scoped to the tenant here: every form
     submission asks. A new person's record (most requests) is written by the statement
     that finds none, INSERT … SELECT … WHERE NOT EXISTS; a known one is then read."""
+    row = {"name": name, "phone": phone, "email": email, "account_ref": account_ref, "locale": locale}
     match = _match_query(name, phone, email)
     if match is None:
-        return create_customer(
-            name=name, phone=phone, email=email, account_ref=account_ref, locale=locale, actor=actor
-        )
-    row = {"name": name, "phone": phone, "email": email, "account_ref": account_ref, "locale": locale}
+        return create_customer(**row, actor=actor)
     columns = Customer.__table__.c
     values = {**row, "tenant_id": current_tenant_id()}
     unless_known = select(*(literal(value, columns[key].type) for key, value in values.items())).where(
