@@ -16,10 +16,10 @@ so (``written``). Changes made outside the session (raw SQL, another program) ar
 seen: change what is kept through the services.
 """
 
-import functools
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -35,6 +35,7 @@ _RETRY_SECONDS = 1.0
 _lock = threading.Lock()
 _copies: dict[Hashable, Any] = {}
 _listeners: dict[str, "_Listener"] = {}  # by database URL, in this process
+_conninfos: "weakref.WeakKeyDictionary[Engine, str]" = weakref.WeakKeyDictionary()
 _watched: tuple[type, ...] = ()
 
 
@@ -156,11 +157,15 @@ def _listener_for(engine: Engine) -> "_Listener | None":
     return listener
 
 
-@functools.lru_cache(maxsize=16)
 def _conninfo(engine: Engine) -> str:
     """libpq's form of the engine's URL, rendered once per engine rather than on every
-    ``cached()`` call (a URL's own hash renders it)."""
-    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    ``cached()`` call (a URL's own hash renders it); kept no longer than the engine."""
+    conninfo = _conninfos.get(engine)
+    if conninfo is None:
+        conninfo = _conninfos[engine] = engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False
+        )
+    return conninfo
 
 
 class _Listener:
