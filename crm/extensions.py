@@ -126,18 +126,26 @@ def insert_rows(model: type, rows: list[dict], *returning, skip_existing: bool =
         raise TenantContextError(f"insert into {model.__name__} with no tenant in context")
     db.session.flush()
     connection = db.session.connection()
-    statement = _INSERT_BY_DIALECT[connection.dialect.name](model.__table__)
-    if skip_existing:
-        statement = statement.on_conflict_do_nothing()
+    statement = _insert_statement(model.__table__, connection.dialect.name, skip_existing, returning)
     stamped = [{**row, "tenant_id": tenant_id} for row in rows]
     if returning:
-        inserted = connection.execute(statement.returning(*returning), stamped).all()
+        inserted = connection.execute(statement, stamped).all()
         written = bool(inserted)
     else:
         inserted, written = [], connection.execute(statement, stamped).rowcount != 0
     if written:
         tenant_cache.written(db.session(), model)
     return inserted
+
+
+@functools.cache
+def _insert_statement(table, dialect: str, skip_existing: bool, returning: tuple):
+    """One statement object per shape, so SQLAlchemy computes its cache key once rather
+    than on every execution (the hosted form runs four of these per submission)."""
+    statement = _INSERT_BY_DIALECT[dialect](table)
+    if skip_existing:
+        statement = statement.on_conflict_do_nothing()
+    return statement.returning(*returning) if returning else statement
 
 
 def insert_new(model: type, rows: list[dict], *returning) -> list:

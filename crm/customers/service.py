@@ -2,9 +2,11 @@
 record, for history: the same name with the same normalised phone number, else email.
 A customer record never decides where mail goes (see ``link_customer``)."""
 
+import functools
+
 import phonenumbers
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, exists, func, insert, literal, or_, select
+from sqlalchemy import BindParameter, Insert, Select, bindparam, exists, func, insert, or_, select
 
 from crm.audit.chain import digest
 from crm.audit.service import Actor, record
@@ -27,26 +29,39 @@ def normalise_phone(raw: str, region: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def _match_query(name: str, phone: str | None, email: str | None) -> Select | None:
+_COLUMNS = Customer.__table__.c
+_NEW_ROW = ("tenant_id", "name", "phone", "email", "account_ref", "locale")
+
+
+def _given(key: str) -> BindParameter:
+    """The value given for column ``key`` (named apart from it: an INSERT reserves the
+    columns' own names)."""
+    return bindparam(f"given_{key}", type_=_COLUMNS[key].type)
+
+
+@functools.cache
+def _link_statements(by_phone: bool, by_email: bool) -> tuple[Select, Insert]:
     """The id of the tenant's customer with this name and phone, else this name and
-    email; None without either."""
-    matches = [
-        column == value for column, value in ((Customer.phone, phone), (Customer.email, email)) if value
-    ]
-    if not matches:
-        return None
-    by_phone_first = (Customer.phone == phone).desc() if phone else Customer.id
-    return (
-        select(Customer.id)
+    email; and the INSERT of a new record that writes only when that finds none. Built
+    once per shape (the parameters are bound per request), so SQLAlchemy builds and keys
+    them once: every form submission runs one."""
+    wanted = {"phone": by_phone, "email": by_email}
+    matches = [_COLUMNS[key] == _given(key) for key, asked in wanted.items() if asked]
+    by_phone_first = (_COLUMNS.phone == _given("phone")).desc() if by_phone else _COLUMNS.id
+    match = (
+        select(_COLUMNS.id)
         .where(
-            Customer.tenant_id == current_tenant_id(),
-            Customer.name == name,
+            _COLUMNS.tenant_id == _given("tenant_id"),
+            _COLUMNS.name == _given("name"),
             or_(*matches),
-            Customer.merged_into_id.is_(None),
+            _COLUMNS.merged_into_id.is_(None),
         )
-        .order_by(by_phone_first, Customer.id)
+        .order_by(by_phone_first, _COLUMNS.id)
         .limit(1)
     )
+    new_row = select(*(_given(key) for key in _NEW_ROW))
+    unless_known = new_row.where(~exists(match))
+    return match, insert(Customer.__table__).from_select(_NEW_ROW, unless_known).returning(_COLUMNS.id)
 
 
 def create_customer(
@@ -88,21 +103,15 @@ def link_customer(
     submission asks. A new person's record (most requests) is written by the statement
     that finds none, INSERT … SELECT … WHERE NOT EXISTS; a known one is then read."""
     row = {"name": name, "phone": phone, "email": email, "account_ref": account_ref, "locale": locale}
-    match = _match_query(name, phone, email)
-    if match is None:
+    if not (phone or email):
         return create_customer(**row, actor=actor)
-    columns = Customer.__table__.c
-    values = {**row, "tenant_id": current_tenant_id()}
-    unless_known = select(*(literal(value, columns[key].type) for key, value in values.items())).where(
-        ~exists(match)
-    )
+    match, insert_unless_known = _link_statements(bool(phone), bool(email))
+    values = {f"given_{key}": value for key, value in {**row, "tenant_id": current_tenant_id()}.items()}
     db.session.flush()  # as the ORM would first
     connection = db.session.connection()
-    customer_id = connection.execute(
-        insert(Customer.__table__).from_select(list(values), unless_known).returning(Customer.id)
-    ).scalar()
+    customer_id = connection.execute(insert_unless_known, values).scalar()
     if customer_id is None:
-        return connection.execute(match).scalar_one()
+        return connection.execute(match, values).scalar_one()
     _created(customer_id, row, actor)
     return customer_id
 

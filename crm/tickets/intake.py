@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from crm.audit.chain import digest, format_instant
 from crm.audit.service import Actor, record
@@ -105,19 +105,19 @@ def _link_customer(requester: CustomerDetails, *, actor: Actor) -> int:
     )
 
 
+_SETTINGS = TenantSettings.__table__.c
+_TAKE_NUMBER = (
+    update(TenantSettings.__table__)
+    .where(_SETTINGS.tenant_id == bindparam("of_tenant"))
+    .values(next_ticket_number=_SETTINGS.next_ticket_number + 1)
+    .returning(_SETTINGS.next_ticket_number, _SETTINGS.ticket_prefix)
+)
+
+
 def _allocate_number() -> tuple[int, str]:
     """The tenant's next ticket number; the settings row's lock serialises it. A Core
     statement on the session's connection, scoped to the tenant here."""
-    number, prefix = (
-        db.session.connection()
-        .execute(
-            update(TenantSettings.__table__)
-            .where(TenantSettings.tenant_id == current_tenant_id())
-            .values(next_ticket_number=TenantSettings.next_ticket_number + 1)
-            .returning(TenantSettings.next_ticket_number, TenantSettings.ticket_prefix)
-        )
-        .one()
-    )
+    number, prefix = db.session.connection().execute(_TAKE_NUMBER, {"of_tenant": current_tenant_id()}).one()
     return number - 1, f"{prefix}-{number - 1}"
 
 
@@ -216,6 +216,14 @@ def _repeated_submission(nonce: str) -> Submission | None:
     return Submission(ticket, None, repeated=True)
 
 
+_USES = SubmissionUse.__table__.c
+_FILE_SUBMISSION = (
+    update(SubmissionUse.__table__)
+    .where(_USES.tenant_id == bindparam("of_tenant"), _USES.nonce == bindparam("of_nonce"))
+    .values(ticket_id=bindparam("filed_under"))
+)
+
+
 def submit_refund_request(
     request: RefundRequest, *, nonce: str, ip: str | None, via: Actor | None = None
 ) -> Submission:
@@ -254,9 +262,7 @@ def submit_refund_request(
         uploads=request.uploads,
     )
     db.session.connection().execute(
-        update(SubmissionUse.__table__)
-        .where(SubmissionUse.tenant_id == ticket.tenant_id, SubmissionUse.nonce == nonce)
-        .values(ticket_id=ticket.id)
+        _FILE_SUBMISSION, {"of_tenant": ticket.tenant_id, "of_nonce": nonce, "filed_under": ticket.id}
     )
     token = mint_tracking_link(ticket)
     notify_customer(ticket, "receipt", actor=actor, ticket_clocks=started)
