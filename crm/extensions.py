@@ -113,7 +113,7 @@ _INSERT_BY_DIALECT = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
 
 def insert_rows(model: type, rows: list[dict], *returning, skip_existing: bool = False) -> list:
     """Insert ``rows`` for the tenant in context; the ``returning`` columns of the rows
-    inserted. With ``skip_existing``, rows whose key (or another unique key) exists are
+    inserted, in the rows' order. With ``skip_existing``, rows whose key (or another unique key) exists are
     skipped: on PostgreSQL a concurrent insert of the same key waits for the other
     transaction, so exactly one caller inserts it.
 
@@ -145,7 +145,10 @@ def _insert_statement(table, dialect: str, skip_existing: bool, returning: tuple
     statement = _INSERT_BY_DIALECT[dialect](table)
     if skip_existing:
         statement = statement.on_conflict_do_nothing()
-    return statement.returning(*returning) if returning else statement
+    if not returning:
+        return statement
+    # Several rows' values come back in the rows' order (skipped rows have none to give).
+    return statement.returning(*returning, sort_by_parameter_order=not skip_existing)
 
 
 def insert_new(model: type, rows: list[dict], *returning) -> list:

@@ -17,7 +17,7 @@ from crm.audit.chain import format_instant
 from crm.audit.service import Actor, record
 from crm.columns import utcnow
 from crm.errors import DomainError
-from crm.extensions import db
+from crm.extensions import db, insert_rows
 from crm.sla import breaches, official, rules, versions
 from crm.sla.businesstime import CalendarSpec, timeline_for
 from crm.sla.deadlines import DayDeadline, day_deadline
@@ -346,14 +346,25 @@ def plan_ticket_clocks(ticket: Ticket, *, received_at: datetime | None = None) -
     return planned
 
 
+# What a planned clock's INSERT writes: every column but its id and tenant (stamped by
+# insert_rows). ``_new_clock`` sets each column that has a default.
+_CLOCK_COLUMNS = tuple(
+    column.key for column in Clock.__table__.columns if column.key not in ("id", "tenant_id")
+)
+
+
 def start_ticket_clocks(ticket: Ticket, planned: list[Clock], *, actor: Actor) -> None:
-    """Store the planned clocks of a ticket just inserted, and record their start."""
+    """Store the planned clocks of a ticket just inserted, and record their start. One
+    Core INSERT: the clocks stay objects outside the session, for the caller to read
+    (a receipt states their deadlines); nothing changes them in the request that makes
+    them. Every ticket received writes them."""
     if not planned:
         return
     for clock in planned:
         clock.subject_id = ticket.id
-    db.session.add_all(planned)
-    db.session.flush()
+    rows = [{key: getattr(clock, key) for key in _CLOCK_COLUMNS} for clock in planned]
+    for clock, (clock_id,) in zip(planned, insert_rows(Clock, rows, Clock.id), strict=True):
+        clock.id = clock_id
     record("clock.started", "ticket", ticket.id, actor=actor, data={"clocks": [summary(c) for c in planned]})
 
 

@@ -34,8 +34,14 @@ from crm.tickets.input_checks import (
     check_uploads,
 )
 from crm.tickets.links import mint_tracking_link
-from crm.tickets.models import Channel, EntryKind, Kind, Priority, Reason, Status, SubmissionUse, Ticket
-from crm.tickets.thread import RECEIVED_KEY, add_entry, author_kind_of, message_added, notify_customer
+from crm.tickets.models import Channel, Kind, Priority, Reason, Status, SubmissionUse, Ticket
+from crm.tickets.thread import (
+    RECEIVED_KEY,
+    author_kind_of,
+    message_added,
+    notify_customer,
+    write_first_message,
+)
 from tenants import current_tenant, current_tenant_id
 
 # An acknowledgement for at most this many emails an hour from one address: beyond it
@@ -139,9 +145,9 @@ def _create_ticket(
     **message_audit,
 ) -> tuple[Ticket, list[Clock]]:
     """The ticket, the clocks it started and its first message (``description``, with
-    ``uploads``); ``requester`` is checked and normalised. The clocks and the message
-    are written in one flush. What needs no number is done before the tenant's counter
-    is taken: its row stays locked until the commit, and other submissions wait."""
+    ``uploads``); ``requester`` is checked and normalised. What needs no number is done
+    before the tenant's counter is taken: its row stays locked until the commit, and
+    other submissions wait."""
     now = utcnow()
     ticket = Ticket(
         kind=kind,
@@ -168,16 +174,8 @@ def _create_ticket(
     db.session.add(ticket)
     db.session.flush()
     pending_in_transaction(RECEIVED_KEY).append(ticket.id)
-    message = add_entry(
-        ticket,
-        EntryKind.INBOUND_MESSAGE,
-        author_kind=author_kind_of(actor),
-        author=author,
-        body=description,
-        flush=False,
-    )
-    clocks.start_ticket_clocks(ticket, planned, actor=actor)  # its flush writes the message too
-    db.session.flush()  # (a ticket without clocks)
+    message = write_first_message(ticket, description, author_kind=author_kind_of(actor), author=author)
+    clocks.start_ticket_clocks(ticket, planned, actor=actor)
     record(
         "ticket.created",
         "ticket",

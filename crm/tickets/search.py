@@ -52,7 +52,6 @@ MAX_POSITION = 16_383
 MAX_POSITIONS_PER_TOKEN = 255
 MAX_TERMS_PER_TICKET = 20_000
 SNIPPET_CONTEXT = 60  # characters either side of a match
-PREINDEXED_KEY = "search_preindexed"  # (ticket, text) whose INSERT indexed the text
 
 
 def _fold(text: str) -> str:
@@ -211,33 +210,23 @@ def reindex(session: Session, ticket_ids: Iterable[int]) -> None:
 def index_on_insert(session: Session, ticket: Ticket, first_text: str) -> None:
     """Let a new ticket's INSERT carry the terms of ``first_text``, the message it is
     opened with, on PostgreSQL: an UPDATE of the row just written would write it and
-    each of its indexes again. That message is then not indexed a second time."""
+    each of its indexes again."""
+    if _postgres(session):
+        ticket.search_vector = tsvector_literal(tokens(first_text), current_tenant_id())
+
+
+def index_inserted(session: Session, ticket: Ticket, first_text: str) -> None:
+    """Index ``first_text`` of a ticket just inserted, where its INSERT could not carry
+    it (SQLite's index is a table of its own)."""
     if not _postgres(session):
-        return
-    ticket.search_vector = tsvector_literal(tokens(first_text), current_tenant_id())
-    session.info.setdefault(PREINDEXED_KEY, []).append((ticket, first_text))
-
-
-def _preindexed(session: Session, entry: ThreadEntry, text: str) -> bool:
-    """Whether ``text`` of ``entry`` went in with its ticket's INSERT (then forgotten)."""
-    waiting = session.info.get(PREINDEXED_KEY)
-    for item in waiting or ():
-        ticket, first_text = item
-        if ticket.id == entry.ticket_id and first_text == text:
-            waiting.remove(item)
-            return True
-    return False
+        add_text(session, {(ticket.tenant_id, ticket.id): [first_text]})
 
 
 @event.listens_for(Session, "after_flush")
 def _index_new_entries(session: Session, _context) -> None:
     texts: dict[tuple[int, int], list[str]] = defaultdict(list)
     for instance in session.new:
-        if (
-            isinstance(instance, ThreadEntry)
-            and (body := indexed_text(instance))
-            and not _preindexed(session, instance, body)
-        ):
+        if isinstance(instance, ThreadEntry) and (body := indexed_text(instance)):
             texts[instance.tenant_id, instance.ticket_id].append(body)
     if texts:
         add_text(session, texts)

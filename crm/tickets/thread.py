@@ -18,7 +18,7 @@ from crm.notify.models import TRACKING_LINK_SLOT, readable
 from crm.provisioning.models import AgentDisplay
 from crm.provisioning.service import tenant_settings
 from crm.sla.models import Clock
-from crm.tickets import emails
+from crm.tickets import emails, search
 from crm.tickets.input_checks import Upload, check_uploads
 from crm.tickets.models import EntryKind, ThreadEntry, Ticket
 
@@ -89,6 +89,25 @@ def add_entry(
         db.session.flush()
     _touch(ticket)
     return entry
+
+
+def write_first_message(ticket: Ticket, body: str, *, author_kind: str, author: User | None) -> ThreadEntry:
+    """The message a ticket just inserted is opened with: one Core INSERT, and an object
+    outside the session for the caller to read (nothing changes it in this request;
+    every ticket received writes one). Indexed for search with the ticket
+    (``search.index_on_insert``, ``search.index_inserted``)."""
+    row = {
+        "ticket_id": ticket.id,
+        "kind": EntryKind.INBOUND_MESSAGE,
+        "author_kind": author_kind,
+        "author_user_id": author.id if author else None,
+        "body": body,
+        "details": {},
+        "created_at": ticket.created_at,
+    }
+    ((entry_id,),) = insert_rows(ThreadEntry, [row], ThreadEntry.id)
+    search.index_inserted(db.session(), ticket, body)
+    return ThreadEntry(id=entry_id, tenant_id=ticket.tenant_id, **row)
 
 
 def _touch(ticket: Ticket) -> None:
