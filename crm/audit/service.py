@@ -239,15 +239,16 @@ def chain_pending(engine: Engine, tenant_id: int, batch: int = 5000) -> int:
 _ANY_WAITING = select(_INBOX.c.id).where(_INBOX.c.tenant_id == bindparam("tenant")).limit(1)
 
 
+# An advisory lock writes no row and no WAL: a chainer that gives up costs nothing.
+_TRY_CHAIN_LOCK = text("SELECT pg_try_advisory_xact_lock(:class, :tenant)")
+# SQLite: taking the database's write lock first serialises chainers.
+_TAKE_WRITE_LOCK = update(_HEADS).where(_HEADS.c.tenant_id == bindparam("tenant")).values(seq=_HEADS.c.seq)
+
+
 def _take_chain_lock(connection: Connection, tenant_id: int) -> bool:
     if connection.dialect.name == "postgresql":
-        # An advisory lock writes no row and no WAL: a chainer that gives up costs nothing.
-        return connection.execute(
-            text("SELECT pg_try_advisory_xact_lock(:class, :tenant)"),
-            {"class": CHAIN_LOCK_CLASS, "tenant": tenant_id},
-        ).scalar()
-    # SQLite: taking the database's write lock first serialises chainers.
-    connection.execute(update(_HEADS).where(_HEADS.c.tenant_id == tenant_id).values(seq=_HEADS.c.seq))
+        return connection.execute(_TRY_CHAIN_LOCK, {"class": CHAIN_LOCK_CLASS, "tenant": tenant_id}).scalar()
+    connection.execute(_TAKE_WRITE_LOCK, {"tenant": tenant_id})
     return True
 
 
@@ -295,17 +296,25 @@ def _hashed_content(table) -> tuple:
 _WAITING = (_INBOX.c.id, *_hashed_content(_INBOX))
 
 
+# Built once, as every commit's chaining runs them (a new statement object is keyed anew).
+_WAITING_BATCH = (
+    select(*_WAITING)
+    .where(_INBOX.c.tenant_id == bindparam("tenant"))
+    .order_by(_INBOX.c.id)
+    .limit(bindparam("batch"))
+)
+_HEAD_FOR_UPDATE = (
+    select(_HEADS.c.seq, _HEADS.c.hash, _HEADS.c.chained_at)
+    .where(_HEADS.c.tenant_id == bindparam("tenant"))
+    .with_for_update()
+)
+
+
 def _chain_batch(connection: Connection, tenant_id: int, batch: int) -> int:
-    waiting = connection.execute(
-        select(*_WAITING).where(_INBOX.c.tenant_id == tenant_id).order_by(_INBOX.c.id).limit(batch)
-    ).all()
+    waiting = connection.execute(_WAITING_BATCH, {"tenant": tenant_id, "batch": batch}).all()
     if not waiting:
         return 0
-    seq, prev_hash, last_chained_at = connection.execute(
-        select(_HEADS.c.seq, _HEADS.c.hash, _HEADS.c.chained_at)
-        .where(_HEADS.c.tenant_id == tenant_id)
-        .with_for_update()
-    ).one()
+    seq, prev_hash, last_chained_at = connection.execute(_HEAD_FOR_UPDATE, {"tenant": tenant_id}).one()
     # One chaining time for the batch, never earlier than the last one: another process's
     # clock may run behind this one's.
     chained_at = utcnow()
