@@ -146,7 +146,7 @@ def _insert_statement(table, dialect: str, skip_existing: bool, returning: tuple
     if skip_existing:
         statement = statement.on_conflict_do_nothing()
     if not returning:
-        return statement
+        return statement.inline()  # else a single row's INSERT reads back its id, unasked
     # Several rows' values come back in the rows' order (skipped rows have none to give).
     return statement.returning(*returning, sort_by_parameter_order=not skip_existing)
 

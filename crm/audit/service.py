@@ -206,7 +206,7 @@ def _chain_after_commit(session: Session) -> None:
 
 
 _INBOX = AuditInbox.__table__
-_INBOX_INSERT = insert(_INBOX)
+_INBOX_INSERT = insert(_INBOX).inline()  # nothing read back (a single row's id, else)
 _HEADS = AuditHead.__table__
 _INBOX_COLUMNS = tuple(column for column in _INBOX.c if column.key not in ("id", "tenant_id"))
 CHAIN_LOCK_CLASS = 0x4C44  # pg_advisory_xact_lock(class, tenant): "LD", the audit chains
