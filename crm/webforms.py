@@ -19,12 +19,12 @@ T = TypeVar("T")
 
 def in_one_transaction(action: Callable[[], T], *, done: str | None = None) -> T:
     """Run a view's service call as the request's one transaction: commit what it changed
-    and say ``done``; if the service refuses, roll everything back and raise its
-    DomainError for the view to show. ``action`` returns what the page needs afterwards,
-    read before the commit expires the objects it loaded."""
+    and say ``done``; if the service raises (a refusal, DomainError, for the view to
+    show), roll everything back and raise it again. ``action`` returns what the page
+    needs afterwards, read before the commit expires the objects it loaded."""
     try:
         result = action()
-    except DomainError:
+    except Exception:
         db.session.rollback()
         raise
     db.session.commit()

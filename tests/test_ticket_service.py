@@ -13,7 +13,7 @@ from crm.audit.service import verify_chain
 from crm.auth.models import User
 from crm.errors import Conflict, DomainError
 from crm.tickets import service as tickets
-from crm.tickets.models import Status, ThreadEntry
+from crm.tickets.models import Status, SubmissionUse, ThreadEntry
 from tests.conftest import acting_for, requires_postgres
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n"
@@ -66,9 +66,16 @@ def test_the_same_submission_token_makes_one_ticket(app, desk):
     with acting_for(app, tenant) as session:
         first = tickets.submit_refund_request(refund_request(), nonce="same", ip=None)
         session.commit()
-        again = tickets.submit_refund_request(refund_request(), nonce="same", ip=None)
+        with pytest.raises(tickets.RepeatedSubmission):
+            tickets.submit_refund_request(refund_request(), nonce="same", ip=None)
+        session.rollback()
+        again = tickets.repeated_submission("same")
         session.commit()
         assert again.repeated and again.ticket.id == first.ticket.id and again.tracking_token is None
+        # Nothing of the repeat was kept: no second ticket, and the next number is the next.
+        assert tickets.ticket_by_number(1002) is None
+        assert session.scalar(select(SubmissionUse.attempts).where(SubmissionUse.nonce == "same")) == 2
+        assert tickets.submit_refund_request(refund_request(), nonce="other", ip=None).ticket.number == 1002
 
 
 @pytest.mark.parametrize(
@@ -156,9 +163,13 @@ def test_two_simultaneous_submits_of_one_form_make_one_ticket(app, desk):
     def submit_once() -> None:
         with acting_for(app, tenant) as session:
             start.wait()
-            submission = tickets.submit_refund_request(refund_request(), nonce="clicked-twice", ip=None)
-            session.commit()
+            try:
+                submission = tickets.submit_refund_request(refund_request(), nonce="clicked-twice", ip=None)
+            except tickets.RepeatedSubmission:
+                session.rollback()
+                submission = tickets.repeated_submission("clicked-twice")
             references.append(submission.ticket.reference)
+            session.commit()
 
     threads = [threading.Thread(target=submit_once) for _ in range(2)]
     for thread in threads:

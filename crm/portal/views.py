@@ -116,7 +116,6 @@ def refund():
         form.submission_token.data = TOKENS.new()
         flash(_("This form has expired. Please check your details and send it again."), "warning")
         return _render_form(form), 400
-    status = 400
     if form.validate():
         refund_request = tickets.RefundRequest(
             customer=tickets.CustomerDetails(
@@ -138,16 +137,20 @@ def refund():
             submission = tickets.submit_refund_request(refund_request, nonce=nonce, ip=client_ip())
             return submission.ticket.number, submission.tracking_token  # before the commit expires them
 
+        def first_submit() -> int:
+            return tickets.repeated_submission(nonce).ticket.number
+
         try:
             number, token = in_one_transaction(submit)
+        except tickets.RepeatedSubmission:  # sent again: the first one's receipt
+            number, token = in_one_transaction(first_submit), None
         except DomainError as error:
             show_error(form, error)
-            status = error.status
-        else:
-            if token:
-                session[RECEIPT_KEY] = {"ticket": number, "token": token}
-            return redirect(url_for("portal.receipt", number=number))
-    return _render_form(form), status
+            return _render_form(form), error.status
+        if token:
+            session[RECEIPT_KEY] = {"ticket": number, "token": token}
+        return redirect(url_for("portal.receipt", number=number))
+    return _render_form(form), 400
 
 
 @bp.context_processor

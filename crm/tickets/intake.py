@@ -205,29 +205,27 @@ def _create_ticket(
     return ticket, planned
 
 
-def _repeated_submission(nonce: str) -> Submission | None:
-    used = db.session.scalars(select(SubmissionUse).where(SubmissionUse.nonce == nonce)).one_or_none()
-    if used is None or used.ticket_id is None:
-        return None
+class RepeatedSubmission(Exception):
+    """The form was submitted before with this token (a double click, a resent form):
+    roll back what this submit wrote, then ask ``repeated_submission`` for the ticket
+    the first one made."""
+
+
+def repeated_submission(nonce: str) -> Submission:
+    """The ticket an earlier submit of this token made (the repeat is counted)."""
+    used = db.session.scalars(select(SubmissionUse).where(SubmissionUse.nonce == nonce)).one()
     used.attempts += 1
     ticket = db.session.scalars(select(Ticket).where(Ticket.id == used.ticket_id)).one()
     return Submission(ticket, None, repeated=True)
-
-
-_USES = SubmissionUse.__table__.c
-_FILE_SUBMISSION = (
-    update(SubmissionUse.__table__)
-    .where(_USES.tenant_id == bindparam("of_tenant"), _USES.nonce == bindparam("of_nonce"))
-    .values(ticket_id=bindparam("filed_under"))
-)
 
 
 def submit_refund_request(
     request: RefundRequest, *, nonce: str, ip: str | None, via: Actor | None = None
 ) -> Submission:
     """The hosted form's submit. A repeated ``nonce`` (a double click, a resent form)
-    returns the ticket the first submit made instead of making another. ``via``: the
-    API key that sent it (channel ``api``); the customer otherwise (the form)."""
+    raises RepeatedSubmission: the caller rolls back and asks ``repeated_submission``
+    for the ticket the first submit made. ``via``: the API key that sent it (channel
+    ``api``); the customer otherwise (the form)."""
     requester = checked_requester(request.customer, phone_required=True)
     description = check_text(request.description, "description", MAX_DESCRIPTION, required=True)
     try:
@@ -238,11 +236,6 @@ def submit_refund_request(
     currency = check_currency(request.currency)
     amount_minor = check_claimed_amount(request.amount, currency)
     check_uploads(request.uploads)
-    # Claim the token before creating anything: a concurrent submit of the same form
-    # waits here for this one's commit, then finds its ticket.
-    if not insert_or_ignore(SubmissionUse, {"nonce": nonce, "used_at": utcnow(), "attempts": 1}):
-        return _repeated_submission(nonce)
-
     customer_id = _link_customer(requester, actor=Actor.system())
     actor = via or Actor("customer", str(customer_id), f"customer:{customer_id}", ip)
     ticket, started = _create_ticket(
@@ -259,9 +252,12 @@ def submit_refund_request(
         description=description,
         uploads=request.uploads,
     )
-    db.session.connection().execute(
-        _FILE_SUBMISSION, {"of_tenant": ticket.tenant_id, "of_nonce": nonce, "filed_under": ticket.id}
-    )
+    # The token is claimed with the ticket it made, in one INSERT. A submit of the same
+    # form in flight at once waits here (or already at the tenant's counter) for the
+    # first one's commit, then finds the token taken, as a later one does.
+    claim = {"nonce": nonce, "used_at": utcnow(), "attempts": 1, "ticket_id": ticket.id}
+    if not insert_or_ignore(SubmissionUse, claim):
+        raise RepeatedSubmission(nonce)
     token = mint_tracking_link(ticket)
     notify_customer(ticket, "receipt", actor=actor, ticket_clocks=started)
     return Submission(ticket, token)

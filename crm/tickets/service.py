@@ -27,10 +27,12 @@ from crm.tickets.input_checks import (
 from crm.tickets.intake import (
     CustomerDetails,
     RefundRequest,
+    RepeatedSubmission,
     Submission,
     checked_requester,
     new_nonce,
     open_ticket,
+    repeated_submission,
     submit_refund_request,
 )
 from crm.tickets.lookup import (
@@ -84,6 +86,7 @@ __all__ = [
     "RECEIVED_KEY",
     "CustomerDetails",
     "RefundRequest",
+    "RepeatedSubmission",
     "Submission",
     "Upload",
     "add_event_entry",
@@ -111,6 +114,7 @@ __all__ = [
     "open_ticket",
     "public_author_names",
     "reopen",
+    "repeated_submission",
     "reply",
     "request_information",
     "resolve",
