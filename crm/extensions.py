@@ -113,9 +113,9 @@ _INSERT_BY_DIALECT = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
 
 def insert_rows(model: type, rows: list[dict], *returning, skip_existing: bool = False) -> list:
     """Insert ``rows`` for the tenant in context; the ``returning`` columns of the rows
-    inserted, in the rows' order. With ``skip_existing``, rows whose key (or another unique key) exists are
-    skipped: on PostgreSQL a concurrent insert of the same key waits for the other
-    transaction, so exactly one caller inserts it.
+    inserted, in the rows' order. With ``skip_existing``, rows whose key (or another
+    unique key) exists are skipped: on PostgreSQL a concurrent insert of the same key
+    waits for the other transaction, so exactly one caller inserts it.
 
     A Core statement on the session's connection (the same transaction, after a flush
     of what is pending), without the ORM's per-statement work, for rows the request

@@ -252,7 +252,7 @@ class SubmissionUse(TenantScoped, db.Model):
     )
 
     nonce: Mapped[str] = mapped_column(String(64))
-    ticket_id: Mapped[int | None] = mapped_column(BigIntId)  # set once the ticket exists
+    ticket_id: Mapped[int | None] = mapped_column(BigIntId)  # the ticket it made, claimed with it
     used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=1)
 

@@ -72,10 +72,8 @@ def add_entry(
     author: User | None = None,
     body: str = "",
     details: dict | None = None,
-    flush: bool = True,
 ) -> ThreadEntry:
-    """An entry in the ticket's thread. ``flush=False``: written with the next flush (or
-    the commit), for an entry whose id nothing needs at once."""
+    """An entry in the ticket's thread, flushed (its id is known)."""
     entry = ThreadEntry(
         ticket_id=ticket.id,
         kind=kind,
@@ -85,8 +83,7 @@ def add_entry(
         details=details or {},
     )
     db.session.add(entry)
-    if flush:
-        db.session.flush()
+    db.session.flush()
     _touch(ticket)
     return entry
 
