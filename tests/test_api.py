@@ -448,3 +448,17 @@ def test_a_lead_moves_on_through_the_api_with_if_match(app, client, make_tenant)
         **{"If-Match": moved.headers["ETag"]},
     )
     assert no_reason.status_code == 422 and no_reason.json["errors"][0]["field"] == "lost_reason"
+
+
+def test_a_form_key_the_test_client_made_none_is_a_refusal_not_a_server_error(app, client, make_tenant):
+    """Werkzeug's test client parses a multipart field named "\\n" into a key of None
+    (schemathesis found it, posting to /calls): the input guard must not fail on it."""
+    tenant = make_tenant()
+    key = make_key(app, tenant, "calls:write")
+    response = client.post(
+        f"/t/{tenant.slug}/api/v1/calls",
+        data={"\n": None},
+        content_type="multipart/form-data",
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert 400 <= response.status_code < 500
