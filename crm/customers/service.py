@@ -33,10 +33,14 @@ _COLUMNS = Customer.__table__.c
 _NEW_ROW = ("tenant_id", "name", "phone", "email", "account_ref", "locale")
 
 
+def _given_name(key: str) -> str:
+    """The parameter for the value given for column ``key``, named apart from it: an
+    INSERT reserves the columns' own names."""
+    return f"given_{key}"
+
+
 def _given(key: str) -> BindParameter:
-    """The value given for column ``key`` (named apart from it: an INSERT reserves the
-    columns' own names)."""
-    return bindparam(f"given_{key}", type_=_COLUMNS[key].type)
+    return bindparam(_given_name(key), type_=_COLUMNS[key].type)
 
 
 @functools.cache
@@ -106,7 +110,7 @@ def link_customer(
     if not (phone or email):
         return create_customer(**row, actor=actor)
     match, insert_unless_known = _link_statements(bool(phone), bool(email))
-    values = {f"given_{key}": value for key, value in {**row, "tenant_id": current_tenant_id()}.items()}
+    values = {_given_name(key): value for key, value in {**row, "tenant_id": current_tenant_id()}.items()}
     db.session.flush()  # as the ORM would first
     connection = db.session.connection()
     customer_id = connection.execute(insert_unless_known, values).scalar()
