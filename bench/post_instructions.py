@@ -45,6 +45,7 @@ def inner(count: int, url: str, redis_url: str) -> None:
         {
             "SQLALCHEMY_DATABASE_URI": url,
             "REDIS_URL": redis_url,
+            "RATELIMIT_STORAGE_URI": redis_url,  # the limits count in Redis, as deployed
             "AUDIT_CHAINING": "inline",
             "SECRET_KEY": "bench-post-instructions-secret-key-0123",
         }

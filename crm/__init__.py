@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import Flask
 
-from crm import access, cli, errors, http_edge, input_guard, jobs, site
+from crm import access, cli, errors, http_edge, input_guard, jobs, ratelimit, site
 from crm.api import admin as api_admin
 from crm.api import keys as api_keys
 from crm.api import views as api_views
@@ -25,7 +25,6 @@ from crm.extensions import (
     csrf,
     db,
     install_savepoint_rewind,
-    limiter,
     login_manager,
     migrate,
     tenants,
@@ -69,8 +68,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(DEFAULTS)
     app.config.from_mapping(from_environment(Path(app.instance_path)))
     app.config.from_mapping(config or {})
-    # First: the trusted hosts and proxies, and the response headers; before the limiter,
-    # whose Retry-After the edge must see (see http_edge.init_app).
+    # First: the trusted hosts and proxies, and the response headers.
     http_edge.init_app(app)
 
     db.init_app(app)
@@ -96,7 +94,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if webhook_service.on_audit_event not in audit_service.RECORD_OBSERVERS:
         audit_service.RECORD_OBSERVERS.append(webhook_service.on_audit_event)
     csrf.init_app(app)
-    limiter.init_app(app)
+    ratelimit.init_app(app)
     bootstrap.init_app(app)
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     login_manager.init_app(app)

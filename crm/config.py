@@ -213,6 +213,8 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         "TRUSTED_HOSTS": host_list(env.get("TRUSTED_HOSTS")),
         # Proxies in front of the app whose X-Forwarded-For/-Proto are believed.
         "TRUSTED_PROXIES": proxy_count(env.get("TRUSTED_PROXIES")),
+        # Where rate limits count (crm.ratelimit); while it is unreachable, each process
+        # counts in its own memory rather than failing every request (fault drill 1).
         "RATELIMIT_STORAGE_URI": env.get("REDIS_URL") or "memory://",
         # The rq queue jobs go to and workers take from (several deployments on one Redis).
         "JOBS_QUEUE": env.get("JOBS_QUEUE") or "crm",
@@ -232,7 +234,7 @@ def from_environment(instance_path: Path, env: dict[str, str] | None = None) -> 
         # Lead and do-not-contact CSVs between their upload and their import; default
         # instance/imports. With several machines, a shared volume.
         "IMPORT_FOLDER": env.get("IMPORT_FOLDER") or None,
-        # Calls per key (flask-limiter's notation); default 600/minute.
+        # Calls per key (the limits library's notation: 600/minute, 10/second); default 600/minute.
         "API_RATE_LIMIT": env.get("API_RATE_LIMIT") or None,
         # Webhooks may reach private, loopback and link-local addresses (a receiver on
         # the same host or network); refused by default.
@@ -263,10 +265,4 @@ DEFAULTS = {
     "LOGIN_SOURCE_WINDOW_MINUTES": 15,
     "LOGIN_SOURCE_LOCK_MINUTES": 15,
     "WTF_CSRF_TIME_LIMIT": None,
-    # No X-RateLimit-* headers: each costs Redis reads on every limited request. A 429
-    # still says when to come back (Retry-After, crm.http_edge).
-    "RATELIMIT_HEADERS_ENABLED": False,
-    # If Redis (the limits' storage) goes down, the limits hold in each process's memory
-    # until it is back, rather than failing every request (fault drill 1).
-    "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
 }

@@ -4,8 +4,6 @@ import functools
 
 from flask_babel import Babel
 from flask_bootstrap import Bootstrap5
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -25,8 +23,6 @@ csrf = CSRFProtect()
 babel = Babel()
 bootstrap = Bootstrap5()
 tenants = Tenants()
-# Limits are declared per view (the hosted forms); nothing is limited by default.
-limiter = Limiter(get_remote_address)
 
 
 @event.listens_for(Engine, "connect")

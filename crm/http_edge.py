@@ -3,17 +3,14 @@ response carries (content security policy, framing, referrer, sniffing, HSTS, ca
 
 Set once here, not per view, so a new page is covered without anyone remembering."""
 
-import math
-import time
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, request
 from flask.globals import request_ctx
-from flask_limiter import RequestLimit
 from werkzeug.exceptions import BadRequest, SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from crm.extensions import limiter
+from crm.ratelimit import breach_of_request
 from crm.tickets.links import external_url
 
 # Pages load only our own scripts, styles and fonts (templates carry no inline script,
@@ -92,25 +89,13 @@ def add_edge_headers(response: Response) -> Response:
 
 
 def _retry_after() -> int:
-    """Seconds until the breached rate limit's window ends, else the default.
-
-    Flask-Limiter's own headers are off (RATELIMIT_HEADERS_ENABLED): they read the
-    limit's window from Redis after every limited request (two round trips per public
-    form post), to say on a 429 what only a 429 needs."""
-    limit = limiter.current_limit
-    if limit is None or not limit.breached:
-        return DEFAULT_RETRY_AFTER_SECONDS
-    return seconds_until_reset(limit)
-
-
-def seconds_until_reset(limit: RequestLimit) -> int:
-    """Whole seconds, at least 1, until the window of a breached ``limit`` ends."""
-    return max(1, math.ceil(limit.window.reset_time - time.time()))
+    """Seconds until the breached rate limit's window ends, else the default."""
+    breach = breach_of_request()
+    return DEFAULT_RETRY_AFTER_SECONDS if breach is None else breach.seconds_left()
 
 
 def init_app(app: Flask) -> None:
-    """Call before ``limiter.init_app``: after-request hooks run in reverse order, so this
-    one runs after Flask-Limiter's has made its conditional deductions."""
+    """The trusted hosts and proxies, and the edge's headers on every response."""
     app.config["TRUSTED_HOSTS"] = trusted_hosts(app.config)
     proxies = app.config.get("TRUSTED_PROXIES") or 0
     if proxies:

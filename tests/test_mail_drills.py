@@ -22,9 +22,8 @@ from redis import Redis
 from rq import SimpleWorker
 from sqlalchemy import func, select, update
 
-from crm import jobs
+from crm import jobs, ratelimit
 from crm.columns import utcnow
-from crm.extensions import limiter
 from crm.notify import service as notify
 from crm.provisioning.models import TenantSettings
 from crm.tickets.models import Ticket
@@ -87,14 +86,13 @@ class RedisServer:
 
 
 @pytest.fixture
-def own_redis(app) -> Iterator[RedisServer]:
+def own_redis() -> Iterator[RedisServer]:
     if shutil.which("redis-server") is None:
         pytest.skip("needs redis-server")
     server = RedisServer(free_port())
     server.start()
     yield server
     server.stop()
-    limiter.init_app(app)  # the limiter is one object: give it back the suite's storage
 
 
 def test_with_redis_stopped_every_receipt_has_its_ticket_and_its_mail_goes_once_redis_is_back(
@@ -150,6 +148,19 @@ def test_with_redis_stopped_every_receipt_has_its_ticket_and_its_mail_goes_once_
     assert sorted(address for address in sent_to if address in before + during) == sorted(before + during)
     assert [row.status for row in outbox_rows(desk, tenant)] == ["sent"] * 5
     assert audit_actions(desk, tenant).count("email.sent") == 5
+
+
+def test_the_limits_count_in_redis_again_once_it_is_back(own_redis, make_app, make_tenant, monkeypatch):
+    desk = make_app(RATELIMIT_STORAGE_URI=own_redis.url)
+    tenant = make_tenant()
+    client = desk.test_client()
+    monkeypatch.setattr(ratelimit, "RECHECK_SECONDS", 0)  # try Redis again at the next request
+    own_redis.stop()
+    submit_refund_form(client, tenant, email="during@example.test")  # counted in memory
+    own_redis.start()  # back, empty
+    submit_refund_form(client, tenant, email="after@example.test")
+    counted = Redis.from_url(own_redis.url).keys(f"LIMITS:*{tenant.slug}*")
+    assert counted, "the submission after Redis came back was not counted in Redis"
 
 
 def test_the_outbox_sweep_leaves_messages_that_are_still_being_retried(make_app, make_tenant):

@@ -141,6 +141,17 @@ def test_replies_are_limited_per_link(app, client, make_tenant):
     assert inbound == 21  # the request itself and 20 replies
 
 
+def test_a_links_replies_and_its_withdrawal_share_one_budget(app, client, make_tenant):
+    tenant = make_tenant()
+    tracking = submitted(client, tenant.slug)
+    assert [reply_on(client, tracking, f"补充 {n}").status_code for n in range(20)] == [302] * 20
+    page = client.get(tracking)
+    withdrawn = client.post(f"{tracking}/withdraw", data={"csrf_token": CSRF_RE.search(page.text).group(1)})
+    assert withdrawn.status_code == 429 and int(withdrawn.headers["Retry-After"]) > 60
+    with acting_for(app, tenant):
+        assert tickets.ticket_by_number(1001).status == "new"  # not withdrawn
+
+
 def test_a_ticket_takes_a_bounded_number_of_customer_files(app, client, make_tenant):
     tenant = make_tenant()
     tracking = submitted(client, tenant.slug)

@@ -8,7 +8,6 @@ from functools import wraps
 
 from flask import Response, current_app, g, request
 from flask_babel import gettext as _
-from flask_limiter import RequestLimit
 from pydantic import BaseModel, ValidationError
 
 from crm.access import client_ip
@@ -16,8 +15,8 @@ from crm.api import keys
 from crm.api.models import IdempotentResult
 from crm.columns import utcnow
 from crm.errors import DomainError, problem
-from crm.extensions import db, insert_or_ignore, limiter
-from crm.http_edge import seconds_until_reset
+from crm.extensions import db, insert_or_ignore
+from crm.ratelimit import Breach, limit
 from crm.tickets.input_checks import MAX_FILE_BYTES, Upload
 from tenants import current_tenant
 
@@ -69,9 +68,8 @@ def api_rate() -> str:
     return current_app.config.get("API_RATE_LIMIT") or API_RATE
 
 
-def _limited(limit: RequestLimit) -> Response:
-    seconds = seconds_until_reset(limit)
-    return problem(429, _("Too many requests for this key."), headers={"Retry-After": str(seconds)})
+def _limited(breach: Breach) -> Response:
+    return problem(429, _("Too many requests for this key."))
 
 
 def api_call(scope: str) -> Callable:
@@ -80,7 +78,7 @@ def api_call(scope: str) -> Callable:
 
     def decorate(view: Callable) -> Callable:
         @wraps(view)
-        @limiter.limit(api_rate, key_func=rate_key, on_breach=_limited)
+        @limit(api_rate, key=rate_key, on_breach=_limited)
         def checked(*args, **kwargs):
             secret = _bearer()
             key = keys.find_key(secret) if secret else None

@@ -46,11 +46,12 @@ from crm.auth.passwords import PASSWORD_MIN
 from crm.auth.scope import ScopeKind
 from crm.columns import utcnow
 from crm.errors import DomainError
-from crm.extensions import db, limiter
+from crm.extensions import db
 from crm.i18n import SESSION_KEY, SUPPORTED_LOCALES
 from crm.leads.listing import lead_summary
 from crm.notify import staff as staff_notices
 from crm.notify.forms import NotificationsForm
+from crm.ratelimit import limit
 from crm.reports import digest as report_digest
 from crm.templating import local_time
 from crm.tickets.queue import desk_summary
@@ -529,7 +530,7 @@ def _tenant_address() -> str:
 
 
 @bp.route("/login/forgot", methods=["GET", "POST"])
-@limiter.limit(FORGOT_POSTS_PER_ADDRESS, key_func=_tenant_address, methods=["POST"])
+@limit(FORGOT_POSTS_PER_ADDRESS, key=_tenant_address, methods=("POST",))
 def forgot_password():
     """Ask for a link to choose a new password. The answer is the same whether or not an
     account has the address."""

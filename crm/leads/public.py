@@ -5,10 +5,8 @@ from math import ceil
 
 from flask import (
     Blueprint,
-    Response,
     abort,
     flash,
-    make_response,
     redirect,
     render_template,
     request,
@@ -17,13 +15,11 @@ from flask import (
 )
 from flask_babel import format_decimal
 from flask_babel import gettext as _
-from flask_limiter import RequestLimit
 
 from crm.access import client_ip
 from crm.audit.service import Actor
 from crm.errors import DomainError
-from crm.extensions import db, limiter
-from crm.http_edge import seconds_until_reset
+from crm.extensions import db
 from crm.i18n import page_locale
 from crm.leads import consent, intake, pipeline
 from crm.leads.forms import ConfirmForm, TrialForm
@@ -31,6 +27,7 @@ from crm.leads.models import Lead, Purpose
 from crm.notify.service import queue_email
 from crm.portal.views import FORM_ATTEMPTS_RATE, form_rate, tenant_client_key
 from crm.provisioning.service import tenant_settings
+from crm.ratelimit import Breach, limit
 from crm.webforms import SubmissionTokens, accepted, in_one_transaction, show_error
 from tenants import current_tenant
 from tenants.ext import URL_PREFIX
@@ -57,18 +54,13 @@ def _render_form(form: TrialForm, **context) -> str:
     )
 
 
-def _refused_for_now(limit: RequestLimit) -> Response:
-    seconds = seconds_until_reset(limit)
-    response = make_response(_render_form(TrialForm(), rate_limited_minutes=ceil(seconds / 60)), 429)
-    response.headers["Retry-After"] = str(seconds)
-    return response
+def _refused_for_now(breach: Breach) -> str:
+    return _render_form(TrialForm(), rate_limited_minutes=ceil(breach.seconds_left() / 60))
 
 
 @bp.route("/trial", methods=["GET", "POST"])
-@limiter.limit(
-    form_rate, key_func=tenant_client_key, methods=["POST"], deduct_when=accepted, on_breach=_refused_for_now
-)
-@limiter.limit(FORM_ATTEMPTS_RATE, key_func=tenant_client_key, methods=["POST"], on_breach=_refused_for_now)
+@limit(form_rate, key=tenant_client_key, methods=("POST",), counts=accepted, on_breach=_refused_for_now)
+@limit(FORM_ATTEMPTS_RATE, key=tenant_client_key, methods=("POST",), on_breach=_refused_for_now)
 def trial():
     form = TrialForm()
     if request.method == "GET":
@@ -169,7 +161,7 @@ def _lead_of_stop_token(token: str) -> Lead:
 
 
 @bp.route("/stop/<token>", methods=["GET", "POST"])
-@limiter.limit(STOP_POSTS_PER_ADDRESS, key_func=tenant_client_key, methods=["POST"])
+@limit(STOP_POSTS_PER_ADDRESS, key=tenant_client_key, methods=("POST",))
 def stop(token: str):
     """The page asks for one click (a mail scanner opening the link changes nothing);
     the click puts the number and address on the do-not-contact list at once."""

@@ -5,10 +5,8 @@ from math import ceil
 
 from flask import (
     Blueprint,
-    Response,
     abort,
     flash,
-    make_response,
     redirect,
     render_template,
     request,
@@ -16,17 +14,15 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from flask_limiter import RequestLimit
 
 from crm.access import client_ip
 from crm.errors import Conflict, DomainError
-from crm.extensions import limiter
 from crm.files.storage import send_attachment
-from crm.http_edge import seconds_until_reset
 from crm.i18n import page_locale
 from crm.policies import service as policies
 from crm.portal.forms import ConfirmForm, CustomerReplyForm, NotSatisfiedForm, RefundForm
 from crm.provisioning.service import accepted_currencies, tenant_settings
+from crm.ratelimit import Breach, limit
 from crm.sla.clocks import clocks_of
 from crm.sla.explain import public_deadlines
 from crm.tickets import service as tickets
@@ -64,13 +60,9 @@ def tracking_link_key() -> str:
     return f"{current_tenant().slug}:{token_digest(request.view_args.get('token', ''))}"
 
 
-def _form_refused_for_now(limit: RequestLimit) -> Response:
+def _form_refused_for_now(breach: Breach) -> str:
     """The hosted form's 429: what they typed, kept (not files), and when to try again."""
-    seconds = seconds_until_reset(limit)
-    form = RefundForm()
-    response = make_response(_render_form(form, rate_limited_minutes=ceil(seconds / 60)), 429)
-    response.headers["Retry-After"] = str(seconds)
-    return response
+    return _render_form(RefundForm(), rate_limited_minutes=ceil(breach.seconds_left() / 60))
 
 
 def _render_form(form: RefundForm, **context) -> str:
@@ -83,27 +75,17 @@ def _render_form(form: RefundForm, **context) -> str:
     )
 
 
-tracking_posts_per_link = limiter.shared_limit(
-    TRACKING_POSTS_PER_LINK, scope="tracking-posts", key_func=tracking_link_key
-)
-tracking_posts_per_address = limiter.shared_limit(
-    TRACKING_POSTS_PER_ADDRESS, scope="tracking-posts-address", key_func=tenant_client_key
+tracking_posts_per_link = limit(TRACKING_POSTS_PER_LINK, key=tracking_link_key, scope="tracking-posts")
+tracking_posts_per_address = limit(
+    TRACKING_POSTS_PER_ADDRESS, key=tenant_client_key, scope="tracking-posts-address"
 )
 
 
 @bp.route("/refund", methods=["GET", "POST"])
 # Only accepted submissions count towards the tenant's hourly limit, so a customer who
 # mistypes is not locked out; a separate, generous limit stops floods of bad posts.
-@limiter.limit(
-    form_rate,
-    key_func=tenant_client_key,
-    methods=["POST"],
-    deduct_when=accepted,
-    on_breach=_form_refused_for_now,
-)
-@limiter.limit(
-    FORM_ATTEMPTS_RATE, key_func=tenant_client_key, methods=["POST"], on_breach=_form_refused_for_now
-)
+@limit(form_rate, key=tenant_client_key, methods=("POST",), counts=accepted, on_breach=_form_refused_for_now)
+@limit(FORM_ATTEMPTS_RATE, key=tenant_client_key, methods=("POST",), on_breach=_form_refused_for_now)
 def refund():
     form = RefundForm(currency=current_tenant().currency)
     if request.method == "GET":
@@ -205,8 +187,8 @@ def _render_tracking(ticket, token: str, status: int = 200, **forms):
 
 
 @bp.route("/track/<token>")
-@limiter.limit(TRACKING_READS_PER_LINK, key_func=tracking_link_key)
-@limiter.limit(TRACKING_READS_PER_ADDRESS, key_func=tenant_client_key)
+@limit(TRACKING_READS_PER_LINK, key=tracking_link_key)
+@limit(TRACKING_READS_PER_ADDRESS, key=tenant_client_key)
 def track(token: str):
     return _render_tracking(_ticket_of_link(token), token)
 
@@ -270,8 +252,8 @@ def track_not_satisfied(token: str):
 
 
 @bp.route("/track/<token>/files/<int:attachment_id>")
-@limiter.limit(TRACKING_READS_PER_LINK, key_func=tracking_link_key)
-@limiter.limit(TRACKING_READS_PER_ADDRESS, key_func=tenant_client_key)
+@limit(TRACKING_READS_PER_LINK, key=tracking_link_key)
+@limit(TRACKING_READS_PER_ADDRESS, key=tenant_client_key)
 def track_file(token: str, attachment_id: int):
     """An attachment of a public entry, served as a download of its detected type."""
     ticket = _ticket_of_link(token)
