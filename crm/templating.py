@@ -4,7 +4,8 @@ import functools
 import re
 from datetime import datetime, timedelta
 
-from babel.dates import format_skeleton, get_timezone_name
+from babel import Locale
+from babel.dates import DateTimePattern, get_timezone_name, match_skeleton, parse_pattern
 from flask import Flask, current_app, has_request_context, request
 from flask_babel import format_datetime, get_locale, get_timezone
 from flask_babel import lazy_gettext as _l
@@ -39,8 +40,23 @@ def link_own_urls(text: str | None) -> Markup:
 
 def _day_and_time(local: datetime, *, with_year: bool) -> str:
     """The one way times read on our pages: "Thu, Dec 3, 2026 16:31" / "2026年12月3日周四 16:31"."""
-    day = format_skeleton("yMMMEd" if with_year else "MMMEd", local, locale=get_locale())
-    return f"{day} {local:%H:%M}"
+    return f"{_day(local, 'yMMMEd' if with_year else 'MMMEd')} {local:%H:%M}"
+
+
+def _day(local: datetime, skeleton: str) -> str:
+    """``local``'s day as the page's language writes ``skeleton`` (Babel's format_skeleton)."""
+    locale = get_locale()
+    return _skeleton_pattern(skeleton, str(locale)).apply(local, locale)
+
+
+@functools.lru_cache(maxsize=64)
+def _skeleton_pattern(skeleton: str, locale: str) -> DateTimePattern:
+    # Babel matches the skeleton against the locale's patterns on every call; a page
+    # of tickets formats a hundred times.
+    patterns = Locale.parse(locale).datetime_skeletons
+    if skeleton not in patterns:
+        skeleton = match_skeleton(skeleton, patterns) or skeleton
+    return parse_pattern(patterns[skeleton])
 
 
 def local_time(moment: datetime | None, style: str = "medium") -> str:
@@ -79,7 +95,7 @@ def weekday_time(moment: datetime | None) -> str:
         # A deadline "within N days" ends at midnight: say the day it ends.
         day = local - timedelta(days=1)
         skeleton = "MMMEd" if this_year else "yMMMEd"
-        return str(_l("end of %(day)s", day=format_skeleton(skeleton, day, locale=get_locale())))
+        return str(_l("end of %(day)s", day=_day(day, skeleton)))
     return _day_and_time(local, with_year=not this_year)
 
 
