@@ -105,6 +105,8 @@ def limit(
             counters: _Counters = current_app.extensions[EXTENSION]
             item = _rate(rate() if callable(rate) else rate)
             identifiers = (key(), scope or request.endpoint or "")
+            if counts is not None:  # apart from a limit of every request with the same rate
+                identifiers += ("accepted",)
             if not counters.count("test" if counts else "hit", item, *identifiers):
                 return _refuse(counters, item, identifiers, on_breach)
             if counts is None:

@@ -106,6 +106,15 @@ def test_only_accepted_submissions_count_towards_the_hourly_limit(app, client, m
     assert send_form(client, tenant.slug, good_fields()).status_code == 302
 
 
+def test_an_hourly_limit_equal_to_the_attempts_limit_counts_each_submission_once(app, client, make_tenant):
+    tenant = make_tenant()
+    with acting_for(app, tenant) as session:  # the same rate as the limit on every post
+        session.execute(update(TenantSettings).values(form_submissions_per_hour=60))
+        session.commit()
+    statuses = [send_form(client, tenant.slug, good_fields(name=f"客户 {n}")).status_code for n in range(31)]
+    assert statuses == [302] * 31
+
+
 def test_a_flood_of_bad_posts_is_stopped_with_the_form_and_a_time_to_come_back(app, client, make_tenant):
     tenant = make_tenant()
     statuses = [send_form(client, tenant.slug, good_fields(phone="1")).status_code for _ in range(61)]
