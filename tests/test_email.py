@@ -22,6 +22,7 @@ from crm.tickets import service as tickets
 from tenants import CurrentTenant
 from tests.conftest import CSRF_RE, REDIS_URL, acting_for, login, requires_redis
 from tests.mail import Mailbox
+from tests.test_requester_details import staff_reply, submit_request
 
 SUBMISSION_TOKEN_RE = re.compile(r'name="submission_token" type="hidden" value="([^"]+)"')
 TRACKING_LINK_RE = re.compile(r"https?://\S+/track/[A-Za-z0-9_-]+")
@@ -154,6 +155,20 @@ def test_the_receipt_reaches_the_customer_after_commit_in_their_language(
 
     body = assert_receipt_delivered(mail_app, tenant, smtp_server, to="lilei@example.test", locale=locale)
     assert_written_in(body, smtp_server.messages[0]["Subject"], locale)
+
+
+def test_what_the_desk_sends_by_itself_says_so_and_a_staff_reply_does_not(
+    make_app, smtp_url, smtp_server, make_tenant, make_user
+):
+    """RFC 3834: a customer's out-of-office must not answer a receipt; it may answer a
+    person."""
+    mail_app = make_app(smtp_url=smtp_url)
+    tenant = make_tenant()
+    number = submit_request(mail_app.test_client(), tenant.slug, name="陈静", email="chen@example.test")
+    staff_reply(mail_app, tenant, make_user, number, "请补充您的付款截图。")
+    receipt, reply = smtp_server.messages
+    assert "RF-" in str(receipt["Subject"]) and receipt["Auto-Submitted"] == "auto-generated"
+    assert "请补充您的付款截图" in reply.get_content() and reply["Auto-Submitted"] is None
 
 
 def test_the_outbox_shows_a_sent_receipt_without_its_secret_link(
@@ -318,6 +333,7 @@ def test_the_outbox_pages_newest_first_and_filters_by_status(make_app, make_tena
                 locale="en",
                 ticket_id=None,
                 actor=Actor.system(),
+                automatic=None,
             )
         session.commit()
     admin = staff_client(held_app, tenant, make_user, "admin")

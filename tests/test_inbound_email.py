@@ -281,6 +281,7 @@ def test_new_mail_is_acknowledged_with_its_reference_but_not_a_flood_from_one_ad
     assert deliver(runner, tenant, new) == "new ticket RF-1002"
     ack = smtp_server.messages[-1]
     assert ack["To"] == "lilei@example.test" and "RF-1002" in str(ack["Subject"])
+    assert ack["Auto-Submitted"] == "auto-replied"  # RFC 3834: no out-of-office answers it
     assert re.fullmatch(r".*<support\+1002-[0-9a-f]{12}@desk\.example>", str(ack["Reply-To"]))
     text = ack.get_body().get_content()
     assert "李雷，您好" in text and "已为您创建申请 RF-1002" in text and "/track/" in text

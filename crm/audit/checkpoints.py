@@ -137,6 +137,7 @@ def set_witnesses(addresses: list[str], *, actor: Actor) -> None:
 
 
 def _mail_witnesses(checkpoint: AuditCheckpoint, tenant, actor: Actor) -> None:
+    from crm.notify.models import Automatic
     from crm.notify.service import queue_email
 
     addresses = witnesses()
@@ -162,7 +163,15 @@ def _mail_witnesses(checkpoint: AuditCheckpoint, tenant, actor: Actor) -> None:
             )
         )
     for address in addresses:
-        queue_email(to=address, subject=subject, body=body, locale=locale, ticket_id=None, actor=actor)
+        queue_email(
+            to=address,
+            subject=subject,
+            body=body,
+            locale=locale,
+            ticket_id=None,
+            actor=actor,
+            automatic=Automatic.GENERATED,
+        )
 
 
 # --- every few minutes, for every tenant ------------------------------------------------------

@@ -26,7 +26,7 @@ from crm.auth.sessions import EndReason, end_sessions
 from crm.columns import utcnow
 from crm.errors import DomainError
 from crm.extensions import db
-from crm.notify.models import RESET_LINK_SLOT, OutboxMessage
+from crm.notify.models import RESET_LINK_SLOT, Automatic, OutboxMessage
 from crm.notify.service import queue_email
 from crm.tickets.links import external_url
 from tenants import current_tenant
@@ -92,7 +92,13 @@ def _send(user: User, *, requested_by: User | None, actor: Actor) -> None:
         )
         subject = str(subject)
     reset.outbox_message_id = queue_email(
-        to=user.email, subject=subject, body=body, locale=locale, ticket_id=None, actor=actor
+        to=user.email,
+        subject=subject,
+        body=body,
+        locale=locale,
+        ticket_id=None,
+        actor=actor,
+        automatic=Automatic.GENERATED,
     )
     record(
         "auth.password_reset_sent",

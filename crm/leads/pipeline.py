@@ -219,7 +219,13 @@ def send_email(lead: Lead, subject: str, body: str, *, user: User, actor: Actor)
             "emails/lead_message.txt", body=body, lead=lead, tenant=current_tenant(), stop_link=stop_url(lead)
         )
     outbox_id = queue_email(
-        to=lead.email, subject=subject, body=text, locale=lead.locale, ticket_id=None, actor=actor
+        to=lead.email,
+        subject=subject,
+        body=text,
+        locale=lead.locale,
+        ticket_id=None,
+        actor=actor,
+        automatic=None,  # what the member of staff wrote
     )
     entry = _activity(lead, ActivityKind.EMAIL, user, body, subject=subject, outbox_id=outbox_id)
     record(

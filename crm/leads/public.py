@@ -24,6 +24,7 @@ from crm.i18n import page_locale
 from crm.leads import consent, intake, pipeline
 from crm.leads.forms import ConfirmForm, TrialForm
 from crm.leads.models import Lead, Purpose
+from crm.notify.models import Automatic
 from crm.notify.service import queue_email
 from crm.portal.views import FORM_ATTEMPTS_RATE, form_rate, tenant_client_key
 from crm.provisioning.service import tenant_settings
@@ -128,6 +129,7 @@ def _send_receipt(lead: Lead) -> None:
         locale=lead.locale,
         ticket_id=None,
         actor=Actor("anonymous", None, "trial-form", client_ip()),
+        automatic=Automatic.GENERATED,
     )
 
 

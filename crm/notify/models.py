@@ -33,6 +33,15 @@ class OutboxStatus(enum.StrEnum):
     FAILED = "failed"  # retries exhausted
 
 
+class Automatic(enum.StrEnum):
+    """RFC 3834's Auto-Submitted: mail the desk sends by itself says so, so that the
+    recipient's autoresponder (an out-of-office) does not answer it; mail a person
+    wrote (a staff reply) carries no such header."""
+
+    GENERATED = "auto-generated"  # not in answer to a message: a receipt, a notice
+    REPLIED = "auto-replied"  # the receipt of an emailed request
+
+
 QUEUED = "status = 'queued'"
 
 
@@ -66,6 +75,8 @@ class OutboxMessage(TenantScoped, db.Model):
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The Message-ID it was sent with: a reply's In-Reply-To finds the ticket by it.
     message_id: Mapped[str | None] = mapped_column(String(250))
+    # Its Auto-Submitted header (an Automatic); none for what a person wrote.
+    auto_submitted: Mapped[str | None] = mapped_column(String(20))
 
     def interrupted(self, now: datetime) -> bool:
         """Left ``sending`` by a sender that never finished (killed, or its host lost)."""

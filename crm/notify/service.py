@@ -25,7 +25,13 @@ from crm.columns import utcnow
 from crm.errors import DomainError, NotFound
 from crm.extensions import db, insert_rows
 from crm.inbound.addresses import reply_address
-from crm.notify.models import RESET_LINK_SLOT, TRACKING_LINK_SLOT, OutboxMessage, OutboxStatus
+from crm.notify.models import (
+    RESET_LINK_SLOT,
+    TRACKING_LINK_SLOT,
+    Automatic,
+    OutboxMessage,
+    OutboxStatus,
+)
 from crm.tickets.links import mint_tracking_link, tracking_url
 from crm.tickets.models import Ticket
 from tenants import current_tenant, spanning
@@ -36,10 +42,20 @@ STRANDED_JOB_PREFIX = "outbox-stranded-"
 MAIL_POLICY = SMTP.clone(cte_type="7bit")
 
 
-def queue_email(*, to: str, subject: str, body: str, locale: str, ticket_id: int | None, actor: Actor) -> int:
+def queue_email(
+    *,
+    to: str,
+    subject: str,
+    body: str,
+    locale: str,
+    ticket_id: int | None,
+    actor: Actor,
+    automatic: Automatic | None,
+) -> int:
     """Write the message to the outbox; it is sent after the transaction commits. A
     ``TRACKING_LINK_SLOT`` in ``body`` becomes a new tracking link to the ticket when
-    sent. Its id: one INSERT, without an object in the session (every receipt writes one)."""
+    sent. ``automatic``: how the desk sent it by itself, else None (a person wrote it).
+    Its id: one INSERT, without an object in the session (every receipt writes one)."""
     held = not current_app.config.get("SMTP_URL")
     row = {
         "ticket_id": ticket_id,
@@ -48,6 +64,7 @@ def queue_email(*, to: str, subject: str, body: str, locale: str, ticket_id: int
         "body": body,
         "locale": locale,
         "status": OutboxStatus.HELD if held else OutboxStatus.QUEUED,
+        "auto_submitted": automatic,
     }
     ((message_id,),) = insert_rows(OutboxMessage, [row], OutboxMessage.id)
     record(
@@ -249,6 +266,8 @@ def deliver(message: OutboxMessage, body: str) -> None:
     reply_to = _reply_address(message)
     if reply_to:
         email["Reply-To"] = formataddr((current_tenant().name, reply_to))
+    if message.auto_submitted:
+        email["Auto-Submitted"] = message.auto_submitted
     email.set_content(body)
     smtp_class = smtplib.SMTP_SSL if url.scheme == "smtps" else smtplib.SMTP
     with smtp_class(

@@ -16,6 +16,7 @@ from crm.access import Role
 from crm.audit.service import Actor, record
 from crm.auth.models import User
 from crm.extensions import db
+from crm.notify.models import Automatic
 from crm.notify.service import queue_email
 from crm.sla.models import Notification
 from crm.tickets.links import external_url
@@ -102,7 +103,13 @@ def _email(user: User, ticket: Ticket, event: TicketEvent, link: str) -> None:
             tenant=current_tenant(),
         )
     queue_email(
-        to=user.email, subject=subject, body=body, locale=locale, ticket_id=ticket.id, actor=Actor.system()
+        to=user.email,
+        subject=subject,
+        body=body,
+        locale=locale,
+        ticket_id=ticket.id,
+        actor=Actor.system(),
+        automatic=Automatic.GENERATED,
     )
 
 

@@ -17,6 +17,7 @@ from crm.audit.service import Actor, record
 from crm.auth.models import User
 from crm.columns import utcnow
 from crm.extensions import db
+from crm.notify.models import Automatic
 from crm.notify.service import queue_email
 from crm.reports import periods, service
 from crm.sla.models import Clock, ClockState, Metric
@@ -111,7 +112,13 @@ def _send_for_tenant(now: datetime) -> int:
                 metric_label=service.metric_label,
             )
         queue_email(
-            to=user.email, subject=subject, body=body, locale=locale, ticket_id=None, actor=Actor.system()
+            to=user.email,
+            subject=subject,
+            body=body,
+            locale=locale,
+            ticket_id=None,
+            actor=Actor.system(),
+            automatic=Automatic.GENERATED,
         )
         user.digest_week = period.first_day
         record(

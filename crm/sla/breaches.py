@@ -27,6 +27,7 @@ from crm.columns import utcnow
 from crm.extensions import db, insert_new
 from crm.leads.models import Lead
 from crm.notify import staff as staff_notices
+from crm.notify.models import Automatic
 from crm.notify.service import queue_email
 from crm.sla import rules, versions
 from crm.sla.labels import EVENT_LABELS, METRIC_LABELS
@@ -354,4 +355,5 @@ def _email(user: User, items: list[tuple[Clock, str]], batch: _Batch) -> None:
         locale=locale,
         ticket_id=lines[0]["ticket_id"] if len(lines) == 1 else None,
         actor=Actor.system(),
+        automatic=Automatic.GENERATED,
     )

@@ -4,6 +4,7 @@ from flask import render_template
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 
+from crm.notify.models import Automatic
 from crm.sla.clocks import clocks_of
 from crm.sla.explain import public_deadlines
 from crm.sla.models import Clock
@@ -20,6 +21,8 @@ SUBJECTS = {
 }
 
 RECEIPTS = ("receipt", "email_receipt")  # these state the deadlines
+# The desk sends these by itself (RFC 3834); the others carry what a member of staff wrote.
+AUTOMATIC = {"receipt": Automatic.GENERATED, "email_receipt": Automatic.REPLIED}
 
 
 def compose(

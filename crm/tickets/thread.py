@@ -241,6 +241,7 @@ def notify_customer(
         locale=requester.locale,
         ticket_id=ticket.id,
         actor=actor,
+        automatic=emails.AUTOMATIC.get(template),
     )
     # The email's copy in the thread: nothing reads it back in this request, so one Core
     # INSERT, without an object for the session to flush (every receipt writes one).

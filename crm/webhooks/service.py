@@ -31,6 +31,7 @@ from crm.columns import utcnow
 from crm.errors import DomainError, NotFound
 from crm.extensions import db
 from crm.leads.models import Lead
+from crm.notify.models import Automatic
 from crm.notify.service import queue_email
 from crm.outbound import check_public_url
 from crm.tickets.links import external_url
@@ -333,6 +334,7 @@ def _disable_failing(endpoint: WebhookEndpoint, now: datetime) -> None:
             locale=admin.locale or "en",
             ticket_id=None,
             actor=Actor.system(),
+            automatic=Automatic.GENERATED,
         )
 
 
