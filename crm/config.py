@@ -23,6 +23,10 @@ from sqlalchemy.exc import ArgumentError
 from crm.audit.chain import canonical_text
 
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
+# Seconds a Redis command may take to connect or answer. A healthy server answers in
+# well under a millisecond; one that hangs (or a network that drops its packets) held a
+# form post 16 s with redis-py 8's defaults, and for good with redis-py 5's.
+REDIS_TIMEOUT_SECONDS = 2
 
 
 class ConfigError(Exception):

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from werkzeug.utils import import_string
 
 from crm.columns import utcnow
+from crm.config import REDIS_TIMEOUT_SECONDS
 from crm.extensions import at_outermost, db, pending_in_transaction
 from tenants import Tenant, current_tenant_id, tenant_context
 
@@ -154,7 +155,11 @@ def _drop(session: Session, *args) -> None:
 
 def init_app(app: Flask) -> None:
     if app.config.get("REDIS_URL"):
-        app.extensions["redis"] = Redis.from_url(app.config["REDIS_URL"])
+        app.extensions["redis"] = Redis.from_url(
+            app.config["REDIS_URL"],
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,  # rq raises it for a worker's blocking wait
+        )
     session_class = db.session.session_factory.class_
     for name, listener in (
         ("after_commit", _hand_over),

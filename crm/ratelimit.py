@@ -22,6 +22,8 @@ from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests
 
+from crm.config import REDIS_TIMEOUT_SECONDS
+
 log = logging.getLogger(__name__)
 
 EXTENSION = "ledgerdesk_rate_limits"
@@ -44,7 +46,7 @@ class _Counters:
     """One app's counters: the configured storage, and memory while it is unreachable."""
 
     def __init__(self, storage_uri: str) -> None:
-        self.shared = FixedWindowRateLimiter(storage_from_string(storage_uri))
+        self.shared = FixedWindowRateLimiter(_storage(storage_uri))
         self.memory = FixedWindowRateLimiter(MemoryStorage())
         self.unreachable_since: float | None = None
         self.last_try = 0.0
@@ -67,6 +69,13 @@ class _Counters:
             log.info("Rate limit storage reachable again")
             self.unreachable_since = None
         return result
+
+
+def _storage(uri: str):
+    if uri.startswith(("redis://", "rediss://", "unix://")):
+        timeouts = {"socket_connect_timeout": REDIS_TIMEOUT_SECONDS, "socket_timeout": REDIS_TIMEOUT_SECONDS}
+        return storage_from_string(uri, **timeouts)
+    return storage_from_string(uri)
 
 
 @functools.lru_cache(maxsize=64)

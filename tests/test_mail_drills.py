@@ -6,6 +6,7 @@ an SMTP server on loopback that answers as it is told."""
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -161,6 +162,38 @@ def test_the_limits_count_in_redis_again_once_it_is_back(own_redis, make_app, ma
     submit_refund_form(client, tenant, email="after@example.test")
     counted = Redis.from_url(own_redis.url).keys(f"LIMITS:*{tenant.slug}*")
     assert counted, "the submission after Redis came back was not counted in Redis"
+
+
+@pytest.fixture
+def silent_redis() -> Iterator[str]:
+    """A Redis address whose server takes connections and never answers: one that hangs,
+    or a network that drops what it is sent. The kernel completes the handshakes."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+    yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+    listener.close()
+
+
+def test_a_redis_that_never_answers_delays_a_submission_by_seconds(
+    silent_redis, make_app, smtp_url, make_tenant
+):
+    desk = make_app(smtp_url=smtp_url, redis_url=silent_redis, RATELIMIT_STORAGE_URI=silent_redis)
+    tenant = make_tenant()
+    # In a thread, so that a hang fails the test instead of stopping the suite.
+    submitted = threading.Thread(
+        target=submit_refund_form,
+        args=(desk.test_client(), tenant),
+        kwargs={"email": "hung@example.test"},
+        daemon=True,
+    )
+    submitted.start()
+    # Two waits of REDIS_TIMEOUT_SECONDS: the limits (then counted in memory) and the
+    # receipt's job. The client's own defaults wait 16 s here (redis-py 8), or forever.
+    submitted.join(timeout=10)
+    assert not submitted.is_alive(), "the submission still waits on Redis after 10 s"
+    assert ticket_count(desk, tenant) == 1
+    # The limits counted in memory; the receipt waits in the outbox for the sweep.
+    assert [row.status for row in outbox_rows(desk, tenant)] == ["queued"]
+    desk.config["REDIS_URL"] = None  # the fixture would empty this app's queue on that server
 
 
 def test_the_outbox_sweep_leaves_messages_that_are_still_being_retried(make_app, make_tenant):
