@@ -12,11 +12,14 @@ import pytest
 from sqlalchemy import func, select, update
 
 from crm.audit.models import AuditEvent
+from crm.auth.models import User
 from crm.files.models import Attachment
 from crm.inbound.addresses import reply_address
 from crm.notify.models import OutboxMessage
 from crm.provisioning.models import TenantSettings
 from crm.tickets import service as tickets
+from crm.tickets.customer_actions import CUSTOMER_FILES_PER_TICKET
+from crm.tickets.input_checks import Upload
 from crm.tickets.intake import EMAIL_RECEIPTS_PER_HOUR
 from crm.tickets.models import EntryKind, Status, ThreadEntry, Ticket
 from tests.conftest import acting_for, login
@@ -216,6 +219,41 @@ def test_a_reply_to_a_closed_ticket_or_another_tenants_token_makes_a_new_ticket(
         follow_up = session.scalars(select(Ticket).where(Ticket.number == 1003)).one()
         body = session.scalars(select(ThreadEntry.body).where(ThreadEntry.ticket_id == follow_up.id)).first()
     assert f"这是对已关闭的 {reference} 的后续来信。" in body
+
+
+def test_a_reply_to_a_merged_ticket_opens_a_follow_up_naming_where_it_went(
+    app, runner, make_tenant, make_user
+):
+    tenant, target_id, target_reference, _address = desk(app, make_tenant)
+    agent = make_user(tenant, "agent")
+    with acting_for(app, tenant) as session:
+        duplicate = tickets.submit_refund_request(refund_request(), nonce="in-2", ip=None).ticket
+        tickets.merge(duplicate, session.get(Ticket, target_id), user=session.get(User, agent.id), ip=None)
+        session.commit()
+        duplicate_reference, duplicate_address = duplicate.reference, reply_address(duplicate)
+    assert deliver(runner, tenant, mail(to=duplicate_address, body="还有进展吗？")) == "new ticket RF-1003"
+    with acting_for(app, tenant) as session:
+        follow_up = session.scalars(select(Ticket).where(Ticket.number == 1003)).one()
+        body = session.scalars(select(ThreadEntry.body).where(ThreadEntry.ticket_id == follow_up.id)).first()
+    assert f"这是对 {duplicate_reference} 的后续来信，该申请已合并到 {target_reference}。" in body
+
+
+def test_a_reply_is_filed_when_its_ticket_holds_all_the_files_it_may(app, runner, make_tenant):
+    tenant, ticket_id, reference, address = desk(app, make_tenant)
+    with acting_for(app, tenant) as session:
+        ticket = session.get(Ticket, ticket_id)
+        for n in range(CUSTOMER_FILES_PER_TICKET // 5):
+            files = [Upload(f"note-{n}-{i}.txt", f"evidence {n} {i}".encode()) for i in range(5)]
+            tickets.customer_reply(ticket, f"证据 {n}", ip=None, uploads=files)
+        session.commit()
+    late = mail(to=address, body="银行回单见附件。")
+    late.add_attachment(PDF, maintype="application", subtype="pdf", filename="slip.pdf")
+    assert deliver(runner, tenant, late) == f"filed on {reference}"
+    last = messages(app, tenant, ticket_id)[-1]
+    assert last.body.startswith("银行回单见附件。")
+    assert "original.eml, slip.pdf" in last.body  # named as not kept, in the tenant's language
+    with acting_for(app, tenant) as session:
+        assert session.scalar(select(func.count()).select_from(Attachment)) == CUSTOMER_FILES_PER_TICKET
 
 
 def test_the_pipe_refuses_what_is_not_a_message(app, runner, make_tenant):

@@ -32,9 +32,9 @@ from crm.inbound.models import InboundMessage
 from crm.inbound.parse import Parsed, parse
 from crm.notify.models import OutboxMessage
 from crm.tickets import intake
-from crm.tickets.customer_actions import customer_reply
+from crm.tickets.customer_actions import customer_reply, customer_room
 from crm.tickets.input_checks import MAX_DESCRIPTION, MAX_FILE_BYTES, MAX_FILES
-from crm.tickets.lookup import ticket_by_number
+from crm.tickets.lookup import merged_into, ticket_by_number
 from crm.tickets.models import Ticket
 from crm.tickets.service import Upload
 from tenants import current_tenant
@@ -128,18 +128,54 @@ def _no_sender(parsed: Parsed) -> str | None:
     return None
 
 
+def _within_room(uploads: list[Upload], files_left: int, bytes_left: int) -> tuple[list[Upload], list[str]]:
+    """The uploads a ticket can still take, in order (the whole message first), and the
+    names of the others."""
+    kept, over = [], []
+    for upload in uploads:
+        if len(kept) < files_left and len(upload.content) <= bytes_left:
+            kept.append(upload)
+            bytes_left -= len(upload.content)
+        else:
+            over.append(upload.filename or "?")
+    return kept, over
+
+
+def _follow_up_note(ticket: Ticket) -> str:
+    """The first line of a new ticket opened by a reply to a closed one: which one, and
+    where a merged one went, so staff can file it there."""
+    survivor = merged_into(ticket)
+    if survivor is not None:
+        return _(
+            "A follow-up to %(reference)s, which was merged into %(survivor)s.",
+            reference=ticket.reference,
+            survivor=survivor.reference,
+        )
+    return _("A follow-up to %(reference)s, which is closed.", reference=ticket.reference)
+
+
 def _file(parsed: Parsed, raw: bytes) -> Delivery:
+    ticket = _answered_ticket(parsed)
+    filed_on = ticket if ticket is not None and ticket.is_open else None
     uploads, refused = _uploads(parsed, raw)
     body = parsed.trimmed or _("(The email had no text.)")
     if refused:
         body += "\n\n" + _("Not kept, not a type of file we accept: %(names)s", names=", ".join(refused))
+    if filed_on is not None:
+        # A reply is never refused for its files: the text is filed, the files beyond
+        # what the ticket may hold are named (else the MTA would retry it, then bounce it).
+        uploads, over = _within_room(uploads, *customer_room(filed_on))
+        if over:
+            body += "\n\n" + _(
+                "Not kept, the request already holds as many files as it can take: %(names)s",
+                names=", ".join(over),
+            )
     body = body[:MAX_DESCRIPTION]  # a long email is kept whole in original.eml
-    ticket = _answered_ticket(parsed)
-    if ticket is not None and ticket.is_open:
-        customer_reply(ticket, body, ip=None, uploads=uploads, subject=parsed.subject)
-        return Delivery("filed", ticket.reference)
+    if filed_on is not None:
+        customer_reply(filed_on, body, ip=None, uploads=uploads, subject=parsed.subject)
+        return Delivery("filed", filed_on.reference)
     if ticket is not None:
-        body = _("A follow-up to %(reference)s, which is closed.", reference=ticket.reference) + "\n\n" + body
+        body = _follow_up_note(ticket) + "\n\n" + body
     locale = "zh_CN" if CJK.search(parsed.text + parsed.subject) else "en"
     customer = intake.CustomerDetails(
         name=(parsed.sender_name or parsed.sender_address.partition("@")[0])[:200],

@@ -21,20 +21,23 @@ CUSTOMER_FILES_PER_TICKET = 20
 CUSTOMER_BYTES_PER_TICKET = 50 * 2**20
 
 
-def _check_customer_quota(ticket: Ticket, uploads: list[Upload]) -> None:
-    """What a tracking link may add to one ticket, in all: a leaked link cannot fill the
-    disk, and no real case needs more."""
-    if not uploads:
-        return
+def customer_room(ticket: Ticket) -> tuple[int, int]:
+    """How many more files, and bytes, the customer may add to ``ticket``: what a tracking
+    link (or a reply address) may add to one ticket, in all, so that a leaked one cannot
+    fill the disk. No real case needs more."""
     count, size = db.session.execute(
         select(func.count(Attachment.id), func.coalesce(func.sum(Attachment.size), 0))
         .join(ThreadEntry, ThreadEntry.id == Attachment.entry_id)
         .where(Attachment.ticket_id == ticket.id, ThreadEntry.author_kind == "customer")
     ).one()
-    if (
-        count + len(uploads) > CUSTOMER_FILES_PER_TICKET
-        or size + sum(len(upload.content) for upload in uploads) > CUSTOMER_BYTES_PER_TICKET
-    ):
+    return CUSTOMER_FILES_PER_TICKET - count, CUSTOMER_BYTES_PER_TICKET - size
+
+
+def _check_customer_quota(ticket: Ticket, uploads: list[Upload]) -> None:
+    if not uploads:
+        return
+    files_left, bytes_left = customer_room(ticket)
+    if len(uploads) > files_left or sum(len(upload.content) for upload in uploads) > bytes_left:
         raise DomainError(
             _l(
                 "This request already holds as many files as it can take (%(n)d files or %(mb)d MB). "
