@@ -292,6 +292,23 @@ def test_an_admin_sets_the_support_address_and_a_bad_one_is_refused(app, client,
         assert session.scalars(select(TenantSettings.support_address)).one() == "support@desk.example"
 
 
+def test_a_support_address_on_a_test_domain_is_taken_as_every_address_is(app, client, signed_in):
+    """The demo's desk is demo.test; the desk takes *.test addresses everywhere else."""
+    tenant, _admin = signed_in("admin")
+    page = client.get(f"/t/{tenant.slug}/admin/settings")
+    form = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page.text))
+    form.pop("require_two_factor", None)  # a checkbox: its value is there, ticked or not
+    selects = dict(
+        re.findall(r'<select[^>]*name="([^"]+)".*?<option[^>]*selected[^>]*value="([^"]*)"', page.text, re.S)
+    )
+    saved = client.post(
+        f"/t/{tenant.slug}/admin/settings", data={**form, **selects, "support_address": "help@demo.test"}
+    )
+    assert saved.status_code == 302, saved.text
+    with acting_for(app, tenant) as session:
+        assert session.scalars(select(TenantSettings.support_address)).one() == "help@demo.test"
+
+
 def test_mail_without_a_usable_sender_files_nothing_and_is_not_retried(app, runner, make_tenant):
     tenant, *_ = desk(app, make_tenant)
     for raw in (
