@@ -108,6 +108,34 @@ def test_an_admin_sets_the_mailbox_on_its_page_checked_by_signing_in(app, client
         assert [event.data["mailbox"] is None for event in events] == [False, False, True]
 
 
+def test_a_mailbox_set_on_the_page_is_checked_again_at_every_poll(app, client, runner, signed_in, dovecot):
+    """A name can be made to resolve to a private address after it was checked, to reach
+    our own network through the poller: it checks the server again. Here the operator's
+    allowance, under which the admin saved the test's loopback Dovecot, is withdrawn
+    before the poll: the server is private by then."""
+    tenant, _admin = signed_in("admin")
+    page = f"/t/{tenant.slug}/admin/mailbox"
+    fields = {"security": "imap", "host": "127.0.0.1", "port": str(dovecot), "user": SUPPORT}
+    app.config["WEBHOOKS_ALLOW_PRIVATE"] = True
+    try:
+        saved = submit(
+            client,
+            page,
+            {**fields, "folder": "INBOX", "password": PASSWORD},
+            form_page=page,
+            follow_redirects=True,
+        )
+        assert "Mailbox saved" in saved.text
+    finally:
+        app.config.pop("WEBHOOKS_ALLOW_PRIVATE")
+    put(dovecot, mail(to=SUPPORT, body="A question by mail.", sender=("Zhao", "zhao@example.test")))
+    polled = runner.invoke(args=["mail", "poll", "--tenant", tenant.slug])
+    assert polled.exit_code != 0 and "private or local address" in polled.output
+    fetched = submit(client, f"{page}/fetch", {}, form_page=page, follow_redirects=True)
+    assert "private or local address" in fetched.text
+    assert len(unread(dovecot)) == 1  # not fetched, not marked read
+
+
 def test_only_admins_reach_the_mailbox_page(client, signed_in):
     tenant, _manager = signed_in("manager")
     assert client.get(f"/t/{tenant.slug}/admin/mailbox").status_code in (403, 404)

@@ -51,7 +51,8 @@ def imap(tenant: Tenant, url: str | None, clear: bool) -> None:
     if not clear and not url:
         url = click.prompt("mailbox URL", hide_input=True)
     with tenant_context(tenant):
-        box = imap_poller.set_mailbox(None if clear else url, actor=operator_actor())
+        # The operator's choice: a mail server on their own network is theirs to name.
+        box = imap_poller.set_mailbox(None if clear else url, actor=operator_actor(), public_only=False)
         db.session.commit()
     click.echo(f"mailbox: {box.shown()}" if box else "mailbox: none")
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import unquote, urlsplit
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
@@ -23,6 +24,7 @@ from crm.audit.service import Actor, record
 from crm.errors import DomainError
 from crm.extensions import db
 from crm.inbound import service
+from crm.outbound import is_public_host
 from crm.provisioning.models import TenantSettings
 from crm.provisioning.service import tenant_settings
 from crm.sealed import seal, unseal
@@ -70,17 +72,36 @@ class Mailbox:
         return f"{'imaps' if self.secure else 'imap'}://{self.user}@{self.host}:{self.port}/{self.folder}"
 
 
-def set_mailbox(url: str | None, *, actor: Actor) -> Mailbox | None:
-    """Fetch the tenant's mail from ``url`` from now on (None: stop)."""
+def check_reachable(box: Mailbox) -> None:
+    """The desk connects only to public mail servers (unless the operator allows private
+    ones, WEBHOOKS_ALLOW_PRIVATE), and sends a password unencrypted to none of them."""
+    if current_app.config.get("WEBHOOKS_ALLOW_PRIVATE"):
+        return
+    if not is_public_host(box.host, box.port, "host"):
+        raise DomainError(
+            _l("This server has a private or local address, which the desk may not reach."), "host"
+        )
+    if not box.secure:
+        raise DomainError(
+            _l("A server on the internet needs IMAP over TLS: the password would cross it readable."),
+            "security",
+        )
+
+
+def set_mailbox(url: str | None, *, actor: Actor, public_only: bool = True) -> Mailbox | None:
+    """Fetch the tenant's mail from ``url`` from now on (None: stop). ``public_only``: its
+    server is checked again at every poll, as when it was set (a name can be made to
+    resolve elsewhere later); False only for an operator's, who may choose a private one."""
     mailbox = Mailbox.of(url) if url else None
     settings = tenant_settings()
     settings.imap_url_sealed = seal(SEAL_PURPOSE, url) if url else None
+    settings.imap_public_only = public_only
     record(
         "tenant.imap_set",
         "tenant",
         settings.tenant_id,
         actor=actor,
-        data={"mailbox": mailbox.shown() if mailbox else None},
+        data={"mailbox": mailbox.shown() if mailbox else None, "public_only": public_only},
     )
     return mailbox
 
@@ -142,6 +163,8 @@ def poll() -> Round:
     box = mailbox()
     if box is None:
         raise DomainError(_l("No IMAP mailbox is set for this organisation."))
+    if tenant_settings().imap_public_only:
+        check_reachable(box)
     result = Round()
     with _opened(box) as client:
         _typ, found = client.uid("SEARCH", None, "UNSEEN")

@@ -4,7 +4,7 @@ signing in before it is kept), fetch now, or stop."""
 import imaplib
 from urllib.parse import quote
 
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -12,7 +12,6 @@ from crm.access import current_actor, requires
 from crm.errors import DomainError
 from crm.inbound import imap
 from crm.inbound.forms import MailboxForm
-from crm.outbound import is_public_host
 from crm.webforms import in_one_transaction, show_error
 from tenants.ext import URL_PREFIX
 
@@ -38,22 +37,6 @@ def _url_of(form: MailboxForm, saved: imap.Mailbox | None) -> str:
     )
 
 
-def _check_reachable(box: imap.Mailbox) -> None:
-    """The desk connects only to public mail servers (unless the operator allows private
-    ones, WEBHOOKS_ALLOW_PRIVATE), and sends a password unencrypted to none of them."""
-    if current_app.config.get("WEBHOOKS_ALLOW_PRIVATE"):
-        return
-    if not is_public_host(box.host, box.port, "host"):
-        raise DomainError(
-            _l("This server has a private or local address, which the desk may not reach."), "host"
-        )
-    if not box.secure:
-        raise DomainError(
-            _l("A server on the internet needs IMAP over TLS: the password would cross it readable."),
-            "security",
-        )
-
-
 @bp.route("/admin/mailbox", methods=["GET", "POST"])
 @requires("settings.manage")
 def mailbox():
@@ -71,7 +54,7 @@ def mailbox():
             try:
                 url = _url_of(form, saved)
                 box = imap.Mailbox.of(url)
-                _check_reachable(box)
+                imap.check_reachable(box)
                 imap.check(box)
                 in_one_transaction(
                     lambda: imap.set_mailbox(url, actor=current_actor()),

@@ -48,6 +48,9 @@ class TenantSettings(TenantScoped, db.Model):
     # The IMAP mailbox inbound mail is fetched from, imap(s)://user:password@host/INBOX,
     # sealed (crm.sealed): set with flask mail imap, read by the poller.
     imap_url_sealed: Mapped[str | None] = mapped_column(Text)
+    # Whether that mailbox's server must still resolve to public addresses when polled (one
+    # an admin set on the page; an operator's, set from the command line, may be private).
+    imap_public_only: Mapped[bool] = mapped_column(Boolean, default=True)
     # Managers and admins must sign in with a second step (crm.auth.two_factor).
     require_two_factor: Mapped[bool] = mapped_column(Boolean, default=False)
     # Currencies accepted besides the tenant's own, as "USD,HKD" ("": only its own).
