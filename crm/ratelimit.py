@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import wraps
 
 from flask import Flask, Response, current_app, g, request
+from flask.typing import ResponseReturnValue
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
@@ -72,7 +73,7 @@ class _Counters:
 
 
 def _storage(uri: str):
-    if uri.startswith(("redis://", "rediss://", "unix://")):
+    if uri.startswith(("redis://", "rediss://", "redis+unix://")):
         timeouts = {"socket_connect_timeout": REDIS_TIMEOUT_SECONDS, "socket_timeout": REDIS_TIMEOUT_SECONDS}
         return storage_from_string(uri, **timeouts)
     return storage_from_string(uri)
@@ -93,7 +94,7 @@ def limit(
     key: Callable[[], str],
     methods: tuple[str, ...] | None = None,
     counts: Callable[[Response], bool] | None = None,
-    on_breach: Callable[[Breach], Response] | None = None,
+    on_breach: Callable[[Breach], ResponseReturnValue] | None = None,
     scope: str | None = None,
 ) -> Callable:
     """A decorator: at most ``rate`` ("60/hour", or a function that says) requests per
