@@ -21,11 +21,12 @@ from sqlalchemy import func, select, update
 from crm.audit.chain import digest
 from crm.audit.service import Actor, record
 from crm.auth.models import PasswordReset, User, new_session_token
-from crm.auth.service import check_password, hash_password, normalise_email, user_by_email
+from crm.auth.service import check_password, hash_password, user_by_email
 from crm.auth.sessions import EndReason, end_sessions
 from crm.columns import utcnow
 from crm.errors import DomainError
 from crm.extensions import db
+from crm.mail_addresses import normalise_email
 from crm.notify.models import RESET_LINK_SLOT, Automatic, OutboxMessage
 from crm.notify.service import queue_email
 from crm.tickets.links import external_url

@@ -7,7 +7,6 @@ from datetime import datetime
 from functools import cache
 from typing import NoReturn
 
-from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
@@ -25,6 +24,7 @@ from crm.columns import utcnow
 from crm.errors import Conflict, DomainError
 from crm.extensions import db
 from crm.i18n import SUPPORTED_LOCALES
+from crm.mail_addresses import check_email, normalise_email
 from crm.tickets.models import Ticket
 from crm.tickets.queue import ticket_number_in
 from tenants import current_tenant
@@ -35,23 +35,6 @@ def _decoy_hash(method: str) -> str:
     """Checked against when the email is unknown, so a miss costs as much as a wrong
     password."""
     return generate_password_hash("not-a-real-password", method=method)
-
-
-def normalise_email(email: str) -> str:
-    return (email or "").strip().lower()
-
-
-def check_email(email: str) -> str:
-    """The normalised address, or a DomainError saying what is wrong with it."""
-    email = normalise_email(email)
-    if not email:
-        raise DomainError(_l("Enter an email address."), "email")
-    try:
-        # test_environment admits *.test addresses, which the demo tenant uses.
-        checked = validate_email(email, check_deliverability=False, test_environment=True)
-    except EmailNotValidError:
-        raise DomainError(_l("Enter a valid email address."), "email") from None
-    return checked.normalized.lower()
 
 
 def check_password(password: str, *, email: str, display_name: str = "", field: str = "password") -> str:

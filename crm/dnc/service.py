@@ -16,12 +16,12 @@ from crm.access import Role
 from crm.audit.chain import digest
 from crm.audit.service import Actor, record
 from crm.auth.models import User
-from crm.auth.service import check_email
 from crm.columns import utcnow
 from crm.customers.service import normalise_phone
 from crm.dnc.models import DoNotContact, EntryKind, EntrySource
 from crm.errors import DomainError, NotFound
 from crm.extensions import db, insert_new
+from crm.mail_addresses import check_email
 from crm.provisioning.service import tenant_settings
 from crm.tickets.input_checks import check_text
 

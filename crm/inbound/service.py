@@ -23,13 +23,13 @@ from sqlalchemy import select
 
 from crm.audit.chain import digest
 from crm.audit.service import Actor, record
-from crm.auth.service import check_email
 from crm.errors import DomainError
 from crm.extensions import db
 from crm.files.sniff import detect
 from crm.inbound.addresses import TOKEN_RE, signature
 from crm.inbound.models import InboundMessage
 from crm.inbound.parse import Parsed, parse
+from crm.mail_addresses import check_email
 from crm.notify.models import OutboxMessage
 from crm.tickets import intake
 from crm.tickets.customer_actions import customer_reply, customer_room

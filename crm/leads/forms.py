@@ -17,12 +17,12 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
-from crm.auth.service import check_email
 from crm.customers.service import normalise_phone
 from crm.errors import DomainError
 from crm.forms import Form
 from crm.leads.intake import MAX_COMPANY, MAX_NAME, MAX_NEED, MAX_UTM
 from crm.leads.models import CallOutcome, Source, Stage
+from crm.mail_addresses import check_email
 from crm.provisioning.service import tenant_settings
 
 REQUIRED = _l("This field is required.")

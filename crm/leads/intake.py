@@ -13,7 +13,6 @@ from sqlalchemy import select, update
 from crm.audit.chain import digest
 from crm.audit.service import Actor, record
 from crm.auth.models import User
-from crm.auth.service import check_email
 from crm.columns import utcnow
 from crm.customers.service import normalise_phone
 from crm.errors import DomainError
@@ -30,6 +29,7 @@ from crm.leads.models import (
     Source,
     Stage,
 )
+from crm.mail_addresses import check_email
 from crm.provisioning.models import TenantSettings
 from crm.provisioning.service import tenant_settings
 from crm.sla import clocks, versions

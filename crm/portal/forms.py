@@ -16,11 +16,11 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
-from crm.auth.service import check_email
 from crm.customers.service import normalise_phone
 from crm.errors import DomainError
 from crm.files.sniff import ACCEPTED_FILES
 from crm.forms import Form
+from crm.mail_addresses import check_email
 from crm.provisioning.service import tenant_settings
 from crm.tickets import service as tickets
 from crm.tickets.models import Reason

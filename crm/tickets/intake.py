@@ -12,11 +12,11 @@ from sqlalchemy import bindparam, func, select, update
 from crm.audit.chain import digest, format_instant
 from crm.audit.service import Actor, record
 from crm.auth.models import User
-from crm.auth.service import check_email
 from crm.columns import utcnow
 from crm.customers import service as customers
 from crm.errors import DomainError
 from crm.extensions import db, insert_or_ignore, pending_in_transaction
+from crm.mail_addresses import check_email
 from crm.policies import service as policies
 from crm.provisioning.models import TenantSettings
 from crm.provisioning.service import tenant_settings
