@@ -103,7 +103,7 @@ def limit(
     ``methods``: only these are counted. ``counts``: only responses it accepts are
     counted, after the view (a form's accepted submissions), though each request is
     refused once the limit is reached. Over the limit: ``on_breach(breach)``'s response,
-    else a 429; either way with Retry-After."""
+    else the 429 page; either way with Retry-After."""
 
     def decorate(view: Callable) -> Callable:
         @wraps(view)
@@ -132,14 +132,15 @@ def limit(
 
 
 def _refuse(counters: _Counters, item: RateLimitItem, identifiers: tuple, on_breach) -> Response:
+    """The 429 (``on_breach``'s page, else the error page). Its Retry-After, from the
+    breach kept for the request, is the edge's, as for every 429 (crm.http_edge)."""
     window = counters.count("get_window_stats", item, *identifiers)
     breach = g.rate_limit_breach = Breach(item, window.reset_time)
-    if on_breach is not None:
-        response = current_app.make_response(on_breach(breach))
-        response.status_code = 429
-        response.headers["Retry-After"] = str(breach.seconds_left())
-        return response
-    raise TooManyRequests(retry_after=breach.seconds_left())
+    if on_breach is None:
+        raise TooManyRequests()
+    response = current_app.make_response(on_breach(breach))
+    response.status_code = 429
+    return response
 
 
 def breach_of_request() -> Breach | None:

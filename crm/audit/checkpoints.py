@@ -22,6 +22,7 @@ from crm.audit.service import Actor, chain_head, record
 from crm.audit.signing import current_key
 from crm.columns import utcnow
 from crm.extensions import db, insert_or_ignore
+from crm.notify.models import Automatic
 from tenants import Tenant, current_tenant, tenant_context
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,6 @@ def set_witnesses(addresses: list[str], *, actor: Actor) -> None:
 
 
 def _mail_witnesses(checkpoint: AuditCheckpoint, tenant, actor: Actor) -> None:
-    from crm.notify.models import Automatic
     from crm.notify.service import queue_email
 
     addresses = witnesses()
